@@ -1,0 +1,196 @@
+//! The JobQueue trait: at-least-once jobs with leases, retries, dead letters and fencing.
+
+use std::fmt::{Debug, Display};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::Result;
+use crate::ids::{JobId, RunId};
+use crate::time::Timestamp;
+
+/// Priorities: higher runs first.
+pub mod priority {
+    /// A live cache miss that a reader waits for.
+    pub const LIVE: i32 = 100;
+    /// A new-build job.
+    pub const NEW_BUILD: i32 = 30;
+    /// A producer job.
+    pub const PRODUCER: i32 = 20;
+    /// A render job of a reheat.
+    pub const RENDER: i32 = 10;
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The opaque payload (kiln-reheat encodes the job type and its references).
+    pub payload: Bytes,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Not before this time (a delayed job).
+    pub not_before: Option<Timestamp>,
+    /// Attempts before the job becomes a dead letter (at least 1).
+    pub max_attempts: u32,
+    /// The run the job belongs to, for its tallies.
+    pub run: Option<RunId>,
+    /// The fence the job is subject to: (key, generation); see [`JobQueue::fence`].
+    pub fence: Option<(String, u64)>,
+}
+
+/// A leased job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// The job's id.
+    pub id: JobId,
+    /// The lease: acks and retries must present it.
+    pub lease: Lease,
+    /// The payload as enqueued.
+    pub payload: Bytes,
+    /// 1 on the first delivery.
+    pub attempt: u32,
+    /// As enqueued.
+    pub max_attempts: u32,
+    /// As enqueued.
+    pub run: Option<RunId>,
+    /// As enqueued.
+    pub priority: i32,
+}
+
+/// Proof of a lease: the job id and the token of this delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The job.
+    pub job: JobId,
+    /// Changes with every delivery, so a stale holder's ack is refused.
+    pub token: i64,
+}
+
+/// Options of [`JobQueue::lease`].
+#[derive(Debug, Clone)]
+pub struct LeaseOptions {
+    /// At most this many jobs.
+    pub max_jobs: usize,
+    /// The visibility timeout: the job is delivered again after it unless acked or extended.
+    pub visibility: Duration,
+}
+
+/// Options of [`JobQueue::retry`].
+#[derive(Debug, Clone)]
+pub struct RetryOptions {
+    /// Deliver again after this delay.
+    pub delay: Duration,
+    /// Why the attempt failed (kept for the dead letter).
+    pub error: String,
+}
+
+/// What [`JobQueue::retry`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Scheduled again.
+    Retrying,
+    /// Out of attempts: now a dead letter.
+    Dead,
+    /// The lease was no longer valid; nothing changed.
+    LeaseLost,
+}
+
+/// A job that ran out of attempts or failed permanently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The job's id.
+    pub id: JobId,
+    /// Its payload.
+    pub payload: Bytes,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last error.
+    pub error: String,
+    /// Its run.
+    pub run: Option<RunId>,
+    /// When it died.
+    pub failed_at: Timestamp,
+}
+
+/// A run's job counts, kept by the queue in the same transaction as each transition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Jobs enqueued for the run.
+    pub enqueued: u64,
+    /// Jobs acked.
+    pub done: u64,
+    /// Failed attempts (each retry counts once).
+    pub failed: u64,
+    /// Jobs that became dead letters (and were not redriven).
+    pub dead: u64,
+    /// Jobs dropped by a fence.
+    pub dropped: u64,
+}
+
+impl Tally {
+    /// Jobs neither done, dead nor dropped.
+    pub fn pending(&self) -> u64 {
+        self.enqueued
+            .saturating_sub(self.done + self.dead + self.dropped)
+    }
+}
+
+/// A durable job queue.
+///
+/// # Contract
+/// - **At-least-once**: an enqueued job is delivered until it is acked, dies or is fenced;
+///   a lease that is neither acked nor extended within its visibility timeout expires and
+///   the job is delivered again with a new token and `attempt + 1`.
+/// - **Ordering**: `lease` returns ready jobs by priority (higher first), then by id; a job
+///   with `not_before` in the future is not ready.
+/// - **Leases**: `ack`, `extend`, `retry`, `fail` and `release` take effect only with the
+///   current token; a stale token changes nothing and is reported (counts / `LeaseLost`).
+/// - **Dead letters**: `retry` at `max_attempts`, or `fail`, makes a dead letter; `redrive`
+///   makes it ready again with a fresh attempt count.
+/// - **Fencing**: `fence(key, g)` drops every job fenced by `key` with a generation below
+///   `g`, pending or leased (a later ack of a dropped job changes nothing), and refuses to
+///   enqueue such jobs afterwards (they are dropped at once).
+/// - **Tallies**: every transition updates its run's [`Tally`] in the same transaction.
+/// - **Atomicity**: `enqueue` of a batch is all or nothing.
+#[async_trait]
+pub trait JobQueue: Send + Sync + Debug + Display + 'static {
+    /// Enqueues a batch atomically; returns the ids in order.
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>>;
+
+    /// Leases up to `max_jobs` ready jobs.
+    async fn lease(&self, opts: &LeaseOptions) -> Result<Vec<Job>>;
+
+    /// Extends leases by `visibility` from now (the heartbeat); returns how many were valid.
+    async fn extend(&self, leases: &[Lease], visibility: Duration) -> Result<u64>;
+
+    /// Completes jobs; returns how many leases were valid.
+    async fn ack(&self, leases: &[Lease]) -> Result<u64>;
+
+    /// Schedules another attempt, or makes a dead letter after the last one.
+    async fn retry(&self, lease: Lease, opts: RetryOptions) -> Result<RetryOutcome>;
+
+    /// Makes a dead letter at once (a permanent failure); false if the lease was stale.
+    async fn fail(&self, lease: Lease, error: &str) -> Result<bool>;
+
+    /// Gives leases back without spending an attempt (graceful shutdown).
+    async fn release(&self, leases: &[Lease]) -> Result<u64>;
+
+    /// Drops jobs fenced by `key` with a generation below `generation`; returns how many.
+    async fn fence(&self, key: &str, generation: u64) -> Result<u64>;
+
+    /// Dead letters, oldest first.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
+
+    /// Makes dead letters ready again (all when `ids` is `None`); returns how many.
+    async fn redrive(&self, ids: Option<&[JobId]>) -> Result<u64>;
+
+    /// A run's tallies (zeros for a run with no jobs).
+    async fn tally(&self, run: RunId) -> Result<Tally>;
+
+    /// Ready or leased jobs in the whole queue.
+    async fn pending(&self) -> Result<u64>;
+
+    /// Returns when work may be ready, or after `max`; cancel-safe.
+    async fn wait_for_work(&self, max: Duration);
+}

@@ -1,0 +1,1 @@
+//! course_gen (to be written).

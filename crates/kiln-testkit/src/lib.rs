@@ -1,0 +1,10 @@
+//! kiln-testkit: the conformance suites of kiln's backend traits, and course generators.
+//!
+//! Each suite is a module of plain `pub async fn` checks plus a macro that stamps out one
+//! `#[tokio::test]` per check for a backend's `setup()` (see STYLE.md section 3).
+
+pub mod catalog;
+pub mod course_gen;
+pub mod queue;
+pub mod render_cache;
+pub mod services;
