@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# README's first command: kiln's main job end to end on the embedded default.
+# Syncs the example course, shows its chunks, serves a file through `kiln serve`, reheats.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kiln-target}"
+export KILN_DATA_DIR="${KILN_DATA_DIR:-$PWD/kiln-data}"
+export KILN_CONFIG="${KILN_CONFIG:-$PWD/docs/demo.toml}"
+port="${KILN_DEMO_PORT:-7878}"
+
+echo "== building kiln"
+cargo build --release -q -p kiln-cli
+kiln="$CARGO_TARGET_DIR/release/kiln"
+
+echo "== kiln sync: the example course, from this repository's git history"
+if git rev-parse --verify -q HEAD >/dev/null 2>&1 && [ -z "$(git status --porcelain examples/course)" ]; then
+  "$kiln" sync . --subdir examples/course --course demo
+else
+  # A copy without git history, or local edits: sync the directory as it is.
+  "$kiln" sync examples/course --course demo
+fi
+
+echo "== kiln chunks demo"
+"$kiln" chunks demo
+
+echo "== kiln serve, and a question file through it"
+"$kiln" serve --listen "127.0.0.1:$port" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$port/v1/courses/demo/files/questions/algebra/linear/question.html"
+echo
+
+echo "== kiln reheat question-cards --wait"
+"$kiln" reheat question-cards --build demo --wait
+"$kiln" runs question-cards --limit 3
