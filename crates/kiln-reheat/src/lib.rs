@@ -1,1 +1,28 @@
-//! kiln-reheat.
+//! kiln-reheat: render-cache reheating: job payloads, library handlers, runs and the worker.
+//!
+//! A reheat of a library (the seed's "component library") is a **run** with a new
+//! generation: [`Reheat::start`] fences older runs and enqueues a new-build job; workers
+//! ([`Worker`]) turn it into producer jobs, producer jobs into render jobs, and render jobs
+//! into cache entries, through the library's [`Handler`]; when every job is settled the run
+//! is finished and the entries it no longer produces are pruned. [`Reheat::read`] is the
+//! read path, with optional render-through on a miss.
+
+pub mod backoff;
+pub mod command;
+pub mod config;
+pub mod course;
+pub mod declarative;
+pub mod handler;
+pub mod http;
+pub mod library;
+pub mod metrics;
+pub mod payload;
+mod read;
+pub mod reheat;
+pub mod worker;
+
+pub use config::{LibraryConfig, LibrarySettings, Prune, parse_libraries};
+pub use handler::{BuildContext, Handler, RenderError, RenderItem, Rendered, Work};
+pub use library::{Libraries, Library};
+pub use reheat::{Reheat, RunStatus, StartOptions};
+pub use worker::{Worker, WorkerOptions, WorkerState};

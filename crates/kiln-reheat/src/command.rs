@@ -1,0 +1,120 @@
+//! The declarative command renderer: props as JSON on stdin, the entry on stdout.
+//!
+//! The key and library are in `KILN_KEY` and `KILN_LIBRARY`. Exit 0 is success; exit 75
+//! (`EX_TEMPFAIL`) and a timeout are transient; any other exit is permanent and the dead
+//! letter quotes the end of stderr.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kiln_core::ids::LibraryName;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use crate::handler::{RenderError, Rendered};
+
+/// The exit status a command uses to ask for a retry (`EX_TEMPFAIL`).
+pub const EXIT_TEMPFAIL: i32 = 75;
+
+/// Renders by running a program.
+#[derive(Debug, Clone)]
+pub struct CommandRenderer {
+    library: LibraryName,
+    argv: Vec<String>,
+    content_type: String,
+    timeout: Duration,
+}
+
+impl CommandRenderer {
+    /// A renderer running `argv` (non-empty; checked by the config) for `library`.
+    pub fn new(
+        library: LibraryName,
+        argv: Vec<String>,
+        content_type: String,
+        timeout: Duration,
+    ) -> Self {
+        CommandRenderer {
+            library,
+            argv,
+            content_type,
+            timeout,
+        }
+    }
+
+    /// Renders `key`.
+    pub async fn render(&self, key: &str, props: &Value) -> Result<Rendered, RenderError> {
+        let Some((prog, args)) = self.argv.split_first() else {
+            return Err(RenderError::Fail("renderer.command is empty".into()));
+        };
+        let mut child = tokio::process::Command::new(prog)
+            .args(args)
+            .env("KILN_KEY", key)
+            .env("KILN_LIBRARY", self.library.as_str())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A timed-out render drops the child: kill it rather than leak it.
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                RenderError::Fail(format!("renderer command {prog:?} cannot start: {e}"))
+            })?;
+        let input = serde_json::to_vec(props).unwrap_or_default();
+        let mut stdin = child.stdin.take();
+        let run = async move {
+            if let Some(stdin) = stdin.as_mut() {
+                // A program that exits without reading its input is not an error here.
+                let _ = stdin.write_all(&input).await;
+            }
+            drop(stdin);
+            child.wait_with_output().await
+        };
+        let out = match tokio::time::timeout(self.timeout, run).await {
+            Err(_) => {
+                return Err(RenderError::Retry {
+                    after: None,
+                    reason: format!(
+                        "renderer command {prog:?} timed out after {:?} for {key:?}",
+                        self.timeout
+                    ),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(RenderError::Retry {
+                    after: None,
+                    reason: format!("renderer command {prog:?} for {key:?}: {e}"),
+                });
+            }
+            Ok(Ok(out)) => out,
+        };
+        if out.status.success() {
+            return Ok(Rendered {
+                bytes: Bytes::from(out.stdout),
+                content_type: self.content_type.clone(),
+            });
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: String = stderr
+            .trim_end()
+            .chars()
+            .rev()
+            .take(200)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let reason = format!(
+            "renderer command {prog:?} {} for {key:?}: {tail}",
+            out.status
+        );
+        if out.status.code() == Some(EXIT_TEMPFAIL) {
+            Err(RenderError::Retry {
+                after: None,
+                reason,
+            })
+        } else {
+            Err(RenderError::Fail(reason))
+        }
+    }
+}

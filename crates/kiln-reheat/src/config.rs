@@ -1,0 +1,281 @@
+//! Library configuration: the `[[library]]` tables of the config file, parsed and validated.
+//!
+//! Parsing is pure ([`parse_libraries`], or serde from the caller's own config tree);
+//! [`LibraryConfig::settings`] validates the values and names the offending key.
+
+use std::time::Duration;
+
+use kiln_core::ids::LibraryName;
+use kiln_core::{Error, Result};
+use serde::Deserialize;
+
+/// One `[[library]]` table, as written:
+///
+/// ```toml
+/// [[library]]
+/// name = "guides"
+/// source   = { http = "http://127.0.0.1:9000/items" }   # or { course = "COURSE-ID" }
+/// renderer = { http = "http://127.0.0.1:9000/render" }  # or { command = ["prog", "arg"] }
+/// page_size = 1000
+/// prune = "on-complete"                                  # or { ttl = "2h" }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LibraryConfig {
+    /// The library's name (`[A-Za-z0-9._-]`).
+    pub name: String,
+    /// Where the items to render come from.
+    pub source: SourceConfig,
+    /// How an item is rendered.
+    pub renderer: RendererConfig,
+    /// Items per producer page (default 1000).
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// How entries that a build no longer produces are removed (default `on-complete`).
+    #[serde(default)]
+    pub prune: PruneConfig,
+    /// Attempts per job before it becomes a dead letter (default 5).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Whether a read that misses renders the key at once (default false).
+    #[serde(default)]
+    pub render_through: bool,
+    /// Timeout of one listing request or render, e.g. `"30s"` (default 30s).
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    /// The media type of a command renderer's output (default `text/html; charset=utf-8`).
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+/// Where a library's items come from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// A paginated JSON listing: `GET URL?page=N` ->
+    /// `{"items":[{"key","group","props"}],"next":N+1|null}`.
+    Http(String),
+    /// The questions of a course's current version: key = qid, group = course.
+    Course(String),
+}
+
+/// How an item is rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum RendererConfig {
+    /// `POST URL` with the props as JSON; the response body is the entry.
+    Http(String),
+    /// Runs the program with the props as JSON on stdin; stdout is the entry.
+    Command(Vec<String>),
+}
+
+/// Pruning: `"on-complete"` (sweep older entries when the run completes) or
+/// `{ ttl = "2h" }` (the seed's option b: mark them to expire at the start).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum PruneConfig {
+    /// Sweep-on-complete.
+    #[default]
+    OnComplete,
+    /// Mark-to-expire with this TTL (a humantime duration such as `"2h"`).
+    Ttl(String),
+}
+
+fn default_page_size() -> u32 {
+    1000
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_timeout() -> String {
+    "30s".to_string()
+}
+
+/// A library's validated settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibrarySettings {
+    /// Items per producer page.
+    pub page_size: u32,
+    /// The pruning mode.
+    pub prune: Prune,
+    /// Attempts per job.
+    pub max_attempts: u32,
+    /// Whether a read miss renders through.
+    pub render_through: bool,
+    /// Timeout of one listing request or render.
+    pub timeout: Duration,
+}
+
+impl Default for LibrarySettings {
+    fn default() -> Self {
+        LibrarySettings {
+            page_size: default_page_size(),
+            prune: Prune::OnComplete,
+            max_attempts: default_max_attempts(),
+            render_through: false,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The pruning mode of a library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prune {
+    /// Sweep the scope's older entries when a run completes.
+    OnComplete,
+    /// Mark the scope's older entries to expire after this TTL when a run starts.
+    Ttl(Duration),
+}
+
+impl LibraryConfig {
+    /// The library's name, checked.
+    pub fn library_name(&self) -> Result<LibraryName> {
+        LibraryName::new(&self.name).map_err(|e| Error::invalid(format!("library.name: {e}")))
+    }
+
+    /// Validates the values; the error names the library and the key.
+    pub fn settings(&self) -> Result<LibrarySettings> {
+        let name = self.library_name()?;
+        let bad =
+            |key: &str, why: String| Error::invalid(format!("library {name:?}: {key}: {why}"));
+        if self.page_size == 0 {
+            return Err(bad("page_size", "must be at least 1".into()));
+        }
+        if self.max_attempts == 0 {
+            return Err(bad("max_attempts", "must be at least 1".into()));
+        }
+        let timeout = humantime::parse_duration(&self.timeout).map_err(|e| {
+            bad(
+                "timeout",
+                format!("invalid duration {:?}: {e}", self.timeout),
+            )
+        })?;
+        if timeout.is_zero() {
+            return Err(bad("timeout", "must be more than 0".into()));
+        }
+        let prune = match &self.prune {
+            PruneConfig::OnComplete => Prune::OnComplete,
+            PruneConfig::Ttl(s) => {
+                let d = humantime::parse_duration(s)
+                    .map_err(|e| bad("prune.ttl", format!("invalid duration {s:?}: {e}")))?;
+                if d.is_zero() {
+                    return Err(bad("prune.ttl", "must be more than 0".into()));
+                }
+                Prune::Ttl(d)
+            }
+        };
+        match &self.source {
+            SourceConfig::Http(url) => check_url(url).map_err(|why| bad("source.http", why))?,
+            SourceConfig::Course(c) => {
+                kiln_core::ids::CourseId::new(c)
+                    .map_err(|e| bad("source.course", e.to_string()))?;
+            }
+        }
+        match &self.renderer {
+            RendererConfig::Http(url) => check_url(url).map_err(|why| bad("renderer.http", why))?,
+            RendererConfig::Command(argv) => {
+                if argv.first().is_none_or(|p| p.is_empty()) {
+                    return Err(bad(
+                        "renderer.command",
+                        "needs a program: [\"prog\", \"arg\"...]".into(),
+                    ));
+                }
+            }
+        }
+        Ok(LibrarySettings {
+            page_size: self.page_size,
+            prune,
+            max_attempts: self.max_attempts,
+            render_through: self.render_through,
+            timeout,
+        })
+    }
+}
+
+fn check_url(url: &str) -> std::result::Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(()),
+        Ok(u) => Err(format!("unsupported scheme {:?} in {url:?}", u.scheme())),
+        Err(e) => Err(format!("invalid URL {url:?}: {e}")),
+    }
+}
+
+/// Reads the `[[library]]` tables of a TOML config file (other keys are ignored) and
+/// validates each; an error names the key path and line, e.g.
+/// `library[0].page_size: invalid type: string "x", expected u32 (line 5)`.
+pub fn parse_libraries(text: &str) -> Result<Vec<LibraryConfig>> {
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        library: Vec<LibraryConfig>,
+    }
+    let line_of = |span: Option<std::ops::Range<usize>>| {
+        span.map(|s| {
+            format!(
+                " (line {})",
+                text[..s.start.min(text.len())].lines().count().max(1)
+            )
+        })
+        .unwrap_or_default()
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        Error::invalid(format!(
+            "invalid config: {}{}",
+            e.message(),
+            line_of(e.span())
+        ))
+    })?;
+    let file: File = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        Error::invalid(format!(
+            "invalid config: {path}: {}{}",
+            inner.message().trim_end(),
+            line_of(inner.span())
+        ))
+    })?;
+    let mut seen = std::collections::HashSet::new();
+    for (i, lib) in file.library.iter().enumerate() {
+        lib.settings()
+            .map_err(|e| Error::invalid(format!("invalid config: library[{i}]: {e}")))?;
+        if !seen.insert(lib.name.clone()) {
+            return Err(Error::invalid(format!(
+                "invalid config: library[{i}].name: library {:?} is declared twice",
+                lib.name
+            )));
+        }
+    }
+    Ok(file.library)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_example_parses() {
+        let libs = parse_libraries(
+            r#"
+            [[library]]
+            name = "guides"
+            source   = { http = "http://127.0.0.1:9000/items" }
+            renderer = { http = "http://127.0.0.1:9000/render" }
+            page_size = 1000
+            prune = "on-complete"
+
+            [[library]]
+            name = "questions"
+            source = { course = "demo" }
+            renderer = { command = ["cat"] }
+            prune = { ttl = "2h" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(libs.len(), 2);
+        assert_eq!(
+            libs[1].settings().unwrap().prune,
+            Prune::Ttl(Duration::from_secs(7200))
+        );
+        assert_eq!(libs[0].settings().unwrap().page_size, 1000);
+    }
+}

@@ -1,0 +1,106 @@
+//! Worker metrics: job counters and a render-latency histogram, as lock-free atomics that
+//! the server's `/metrics` endpoint reads through [`Metrics::snapshot`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the render-latency buckets, in microseconds (100 µs .. ~100 s, x4 each).
+pub const LATENCY_BUCKETS_US: [u64; 11] = [
+    100,
+    400,
+    1_600,
+    6_400,
+    25_600,
+    102_400,
+    409_600,
+    1_638_400,
+    6_553_600,
+    26_214_400,
+    104_857_600,
+];
+
+/// A worker's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    jobs_done: AtomicU64,
+    jobs_retried: AtomicU64,
+    jobs_dead: AtomicU64,
+    leases_lost: AtomicU64,
+    renders: AtomicU64,
+    render_errors: AtomicU64,
+    stale_puts: AtomicU64,
+    render_us_sum: AtomicU64,
+    render_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Jobs acked.
+    pub jobs_done: u64,
+    /// Failed attempts scheduled again.
+    pub jobs_retried: u64,
+    /// Jobs that became dead letters.
+    pub jobs_dead: u64,
+    /// Acks, retries or fails refused because the lease was stale.
+    pub leases_lost: u64,
+    /// Renders attempted.
+    pub renders: u64,
+    /// Renders that failed.
+    pub render_errors: u64,
+    /// Puts refused because a newer generation was stored.
+    pub stale_puts: u64,
+    /// Total render time in microseconds.
+    pub render_us_sum: u64,
+    /// Renders per latency bucket: `buckets[i]` counts renders up to
+    /// `LATENCY_BUCKETS_US[i]` (not cumulative); the last one counts the rest.
+    pub render_buckets: Vec<u64>,
+}
+
+impl Metrics {
+    pub(crate) fn add_done(&self, n: u64) {
+        self.jobs_done.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn add_retried(&self) {
+        self.jobs_retried.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_dead(&self) {
+        self.jobs_dead.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add_lost(&self, n: u64) {
+        self.leases_lost.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn add_stale(&self, n: u64) {
+        self.stale_puts.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_render(&self, took: Duration, ok: bool) {
+        self.renders.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.render_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let us = took.as_micros().min(u64::MAX as u128) as u64;
+        self.render_us_sum.fetch_add(us, Ordering::Relaxed);
+        let i = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.render_buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            jobs_done: get(&self.jobs_done),
+            jobs_retried: get(&self.jobs_retried),
+            jobs_dead: get(&self.jobs_dead),
+            leases_lost: get(&self.leases_lost),
+            renders: get(&self.renders),
+            render_errors: get(&self.render_errors),
+            stale_puts: get(&self.stale_puts),
+            render_us_sum: get(&self.render_us_sum),
+            render_buckets: self.render_buckets.iter().map(get).collect(),
+        }
+    }
+}
