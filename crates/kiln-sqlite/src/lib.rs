@@ -1,1 +1,11 @@
-//! kiln-sqlite.
+//! kiln-sqlite: the embedded backends of kiln's three traits on SQLite (sqlx, WAL mode,
+//! embedded migrations): [`SqliteCatalog`].
+//!
+//! Each backend lives in its own database file with its own migrations, so that the
+//! queue's write load never waits on the catalog's or the cache's writer.
+
+mod catalog;
+mod db;
+mod manifest_codec;
+
+pub use catalog::SqliteCatalog;

@@ -1,1 +1,565 @@
-//! catalog (to be written).
+//! The conformance suite of [`Catalog`]: one `pub async fn` per contract clause, and
+//! [`catalog_tests!`](crate::catalog_tests) to stamp out one test per check for a backend.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use kiln_core::Error;
+use kiln_core::catalog::{BeginRun, Catalog, MemoEntry, NewVersion, PublishOutcome, RunState};
+use kiln_core::ids::{ChunkId, ChunkKind, CourseId, LibraryName, RunId, VersionId};
+use kiln_core::manifest::{Manifest, ManifestEntry};
+
+/// How long a check polls for something that must happen soon (a lease expiring).
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A course id.
+pub fn course(s: &str) -> CourseId {
+    CourseId::new(s).expect("valid course id")
+}
+
+/// A version id.
+pub fn version(s: &str) -> VersionId {
+    VersionId::new(s).expect("valid version id")
+}
+
+/// A library name.
+pub fn library(s: &str) -> LibraryName {
+    LibraryName::new(s).expect("valid library name")
+}
+
+/// A chunk id derived from two numbers, distinct for distinct pairs.
+pub fn chunk_id(seed: u64, i: u64) -> ChunkId {
+    let mut b = [0u8; 32];
+    b[..8].copy_from_slice(&seed.to_le_bytes());
+    b[8..16].copy_from_slice(&i.to_le_bytes());
+    b[31] = 1;
+    ChunkId(b)
+}
+
+/// A manifest of `n` question chunks plus one gathered chunk; `seed` varies the ids.
+pub fn manifest(n: usize, seed: u64) -> Manifest {
+    let mut entries: Vec<ManifestEntry> = (0..n as u64)
+        .map(|i| ManifestEntry {
+            kind: ChunkKind::Question,
+            name: format!("topic/q{i}"),
+            id: chunk_id(seed, i),
+            size: 1000 + i,
+            root: format!("questions/topic/q{i}"),
+        })
+        .collect();
+    entries.push(ManifestEntry {
+        kind: ChunkKind::CourseInfo,
+        name: String::new(),
+        id: chunk_id(seed, u64::MAX),
+        size: 7,
+        root: String::new(),
+    });
+    Manifest::new(entries).expect("distinct chunk names")
+}
+
+fn new_version(c: &str, v: &str, m: Manifest) -> NewVersion {
+    NewVersion {
+        course: course(c),
+        version: version(v),
+        manifest: m,
+    }
+}
+
+/// Contract (atomicity, round trip): a published version is current and its manifest reads
+/// back identical.
+pub async fn publish_then_read(c: &dyn Catalog) {
+    let m = manifest(20, 1);
+    let out = c
+        .publish(new_version("demo", "v1", m.clone()))
+        .await
+        .unwrap();
+    assert_eq!(out, PublishOutcome::Published);
+    let cur = c
+        .current(&course("demo"))
+        .await
+        .unwrap()
+        .expect("a current version");
+    assert_eq!(cur.version, version("v1"));
+    assert_eq!(cur.course, course("demo"));
+    assert!(cur.current);
+    assert_eq!(
+        c.manifest(&course("demo"), &version("v1")).await.unwrap(),
+        m
+    );
+}
+
+/// Contract (idempotency): publishing the current version again is `Unchanged`.
+pub async fn publish_current_again_is_unchanged(c: &dyn Catalog) {
+    c.publish(new_version("demo", "v1", manifest(3, 1)))
+        .await
+        .unwrap();
+    let out = c
+        .publish(new_version("demo", "v1", manifest(3, 1)))
+        .await
+        .unwrap();
+    assert_eq!(out, PublishOutcome::Unchanged);
+    assert_eq!(c.versions(&course("demo")).await.unwrap().len(), 1);
+}
+
+/// Contract (idempotency): an older version published again becomes current
+/// (`Reinstated`) and keeps its first manifest.
+pub async fn publish_older_version_reinstates(c: &dyn Catalog) {
+    let m1 = manifest(3, 1);
+    c.publish(new_version("demo", "v1", m1.clone()))
+        .await
+        .unwrap();
+    c.publish(new_version("demo", "v2", manifest(4, 2)))
+        .await
+        .unwrap();
+    let out = c
+        .publish(new_version("demo", "v1", manifest(9, 9)))
+        .await
+        .unwrap();
+    assert_eq!(out, PublishOutcome::Reinstated);
+    let cur = c.current(&course("demo")).await.unwrap().unwrap();
+    assert_eq!(cur.version, version("v1"));
+    assert_eq!(
+        c.manifest(&course("demo"), &version("v1")).await.unwrap(),
+        m1
+    );
+}
+
+/// Contract (ordering): `versions` lists newest first, with exactly the current one marked.
+pub async fn versions_newest_first(c: &dyn Catalog) {
+    for v in ["v1", "v2", "v3"] {
+        c.publish(new_version("demo", v, manifest(2, 1)))
+            .await
+            .unwrap();
+    }
+    c.publish(new_version("demo", "v2", manifest(2, 1)))
+        .await
+        .unwrap();
+    let vs = c.versions(&course("demo")).await.unwrap();
+    let names: Vec<&str> = vs.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(names, ["v3", "v2", "v1"]);
+    let current: Vec<bool> = vs.iter().map(|v| v.current).collect();
+    assert_eq!(current, [false, true, false]);
+    assert!(vs.windows(2).all(|w| w[0].created_at >= w[1].created_at));
+}
+
+/// Contract (not found): unknown courses, versions and runs are `NotFound`; `current` of
+/// an unknown course is `None`.
+pub async fn unknown_things_are_not_found(c: &dyn Catalog) {
+    c.publish(new_version("demo", "v1", manifest(1, 1)))
+        .await
+        .unwrap();
+    let err = c.versions(&course("nope")).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let err = c
+        .manifest(&course("nope"), &version("v1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let err = c
+        .manifest(&course("demo"), &version("v9"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let err = c.run(RunId(987_654_321)).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert_eq!(c.current(&course("nope")).await.unwrap(), None);
+}
+
+/// Contract: `courses` lists every published course, sorted.
+pub async fn courses_are_sorted(c: &dyn Catalog) {
+    assert!(c.courses().await.unwrap().is_empty());
+    for name in ["beta", "alpha", "gamma"] {
+        c.publish(new_version(name, "v1", manifest(1, 1)))
+            .await
+            .unwrap();
+    }
+    let names: Vec<String> = c
+        .courses()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(names, ["alpha", "beta", "gamma"]);
+}
+
+/// Contract (atomicity): a reader polling while a large version is published sees either
+/// the old version or the whole new one, never a current version without its manifest.
+pub async fn publish_is_atomic_for_readers(c: &dyn Catalog) {
+    let small = manifest(1, 1);
+    let big = manifest(10_000, 2);
+    c.publish(new_version("demo", "v1", small.clone()))
+        .await
+        .unwrap();
+    let reader = async {
+        let start = Instant::now();
+        loop {
+            let cur = c.current(&course("demo")).await.unwrap().unwrap();
+            let m = c.manifest(&course("demo"), &cur.version).await.unwrap();
+            match cur.version.as_str() {
+                "v1" => assert_eq!(m.entries().len(), small.entries().len()),
+                "v2" => {
+                    assert_eq!(m.entries().len(), big.entries().len());
+                    return;
+                }
+                other => panic!("unexpected version {other}"),
+            }
+            assert!(start.elapsed() < DEADLINE, "v2 never became visible");
+            tokio::task::yield_now().await;
+        }
+    };
+    let writer = async {
+        c.publish(new_version("demo", "v2", big.clone()))
+            .await
+            .unwrap();
+    };
+    tokio::join!(reader, writer);
+    assert_eq!(
+        c.manifest(&course("demo"), &version("v2")).await.unwrap(),
+        big
+    );
+}
+
+/// Contract: memo entries round trip, a second put of a key keeps one (the newest) entry,
+/// and unknown keys are absent.
+pub async fn memo_put_get(c: &dyn Catalog) {
+    assert!(c.memo_get(&[]).await.unwrap().is_empty());
+    let a = MemoEntry {
+        id: chunk_id(1, 1),
+        size: 10,
+    };
+    let b = MemoEntry {
+        id: chunk_id(1, 2),
+        size: 20,
+    };
+    c.memo_put(&[("git:a".into(), a), ("git:b".into(), b)])
+        .await
+        .unwrap();
+    let b2 = MemoEntry {
+        id: chunk_id(1, 3),
+        size: 30,
+    };
+    c.memo_put(&[("git:b".into(), b2)]).await.unwrap();
+    let got = c
+        .memo_get(&["git:a".into(), "git:b".into(), "git:zzz".into()])
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got["git:a"], a);
+    assert_eq!(got["git:b"], b2);
+}
+
+/// Contract: `memo_forget` removes exactly the entries that point at the given ids.
+pub async fn memo_forget_by_chunk(c: &dyn Catalog) {
+    let shared = MemoEntry {
+        id: chunk_id(2, 1),
+        size: 1,
+    };
+    let other = MemoEntry {
+        id: chunk_id(2, 2),
+        size: 2,
+    };
+    c.memo_put(&[
+        ("k1".into(), shared),
+        ("k2".into(), shared),
+        ("k3".into(), other),
+    ])
+    .await
+    .unwrap();
+    c.memo_forget(&[shared.id, chunk_id(9, 9)]).await.unwrap();
+    let got = c
+        .memo_get(&["k1".into(), "k2".into(), "k3".into()])
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got["k3"], other);
+}
+
+/// Contract: a large memo batch (a full sync's worth) round trips.
+pub async fn memo_large_batch(c: &dyn Catalog) {
+    let entries: Vec<(String, MemoEntry)> = (0..5_000u64)
+        .map(|i| {
+            (
+                format!("git:{i:040x}"),
+                MemoEntry {
+                    id: chunk_id(3, i),
+                    size: i,
+                },
+            )
+        })
+        .collect();
+    c.memo_put(&entries).await.unwrap();
+    let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+    let got = c.memo_get(&keys).await.unwrap();
+    assert_eq!(got.len(), entries.len());
+    for (k, e) in &entries {
+        assert_eq!(&got[k], e);
+    }
+}
+
+/// Contract: `referenced_chunks` is the union of every version's chunk ids.
+pub async fn referenced_chunks_of_every_version(c: &dyn Catalog) {
+    let m1 = manifest(3, 1);
+    let m2 = manifest(2, 2);
+    let m3 = manifest(4, 1);
+    c.publish(new_version("a", "v1", m1.clone())).await.unwrap();
+    c.publish(new_version("a", "v2", m2.clone())).await.unwrap();
+    c.publish(new_version("b", "v1", m3.clone())).await.unwrap();
+    let want: HashSet<ChunkId> = [&m1, &m2, &m3]
+        .iter()
+        .flat_map(|m| m.entries().iter().map(|e| e.id))
+        .collect();
+    assert_eq!(c.referenced_chunks().await.unwrap(), want);
+}
+
+/// Contract (concurrency): a lock has one owner at a time; the owner may renew it; only
+/// the owner's unlock frees it.
+pub async fn lock_is_exclusive_and_renewable(c: &dyn Catalog) {
+    let long = Duration::from_secs(600);
+    assert!(c.try_lock("sync:demo", "a", long).await.unwrap());
+    assert!(!c.try_lock("sync:demo", "b", long).await.unwrap());
+    assert!(
+        c.try_lock("sync:demo", "a", long).await.unwrap(),
+        "owner renews"
+    );
+    assert!(
+        c.try_lock("sync:other", "b", long).await.unwrap(),
+        "locks are per name"
+    );
+    c.unlock("sync:demo", "b").await.unwrap();
+    assert!(
+        !c.try_lock("sync:demo", "b", long).await.unwrap(),
+        "non-owner unlock is a no-op"
+    );
+    c.unlock("sync:demo", "a").await.unwrap();
+    assert!(c.try_lock("sync:demo", "b", long).await.unwrap());
+    assert!(!c.try_lock("sync:demo", "a", long).await.unwrap());
+}
+
+/// Contract (concurrency): a lease that is not renewed expires and another owner gets it.
+pub async fn lock_expires(c: &dyn Catalog) {
+    assert!(
+        c.try_lock("sync:demo", "a", Duration::from_millis(1))
+            .await
+            .unwrap()
+    );
+    let start = Instant::now();
+    while !c
+        .try_lock("sync:demo", "b", Duration::from_secs(600))
+        .await
+        .unwrap()
+    {
+        assert!(start.elapsed() < DEADLINE, "the lock never expired");
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !c.try_lock("sync:demo", "a", Duration::from_secs(600))
+            .await
+            .unwrap()
+    );
+}
+
+/// Contract (ordering, atomicity): generations increase strictly per library, and a
+/// library-wide run supersedes every older running run of its library only.
+pub async fn begin_run_supersedes_older_runs(c: &dyn Catalog) {
+    let lib = library("guides");
+    let r1 = c
+        .begin_run(
+            &lib,
+            BeginRun {
+                build: "b1".into(),
+                group: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r1.state, RunState::Running);
+    assert_eq!(r1.library, lib);
+    assert_eq!(r1.build, "b1");
+    assert_eq!(r1.finished_at, None);
+    let other = c
+        .begin_run(
+            &library("other"),
+            BeginRun {
+                build: "x".into(),
+                group: None,
+            },
+        )
+        .await
+        .unwrap();
+    let group = BeginRun {
+        build: "b2".into(),
+        group: Some("g1".into()),
+    };
+    let r2 = c.begin_run(&lib, group).await.unwrap();
+    assert_eq!(r2.group.as_deref(), Some("g1"));
+    assert!(r2.generation > r1.generation);
+    assert_eq!(
+        c.run(r1.id).await.unwrap().state,
+        RunState::Running,
+        "a group run supersedes nothing"
+    );
+    let r3 = c
+        .begin_run(
+            &lib,
+            BeginRun {
+                build: "b3".into(),
+                group: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(r3.generation > r2.generation);
+    for old in [r1.id, r2.id] {
+        let run = c.run(old).await.unwrap();
+        assert_eq!(run.state, RunState::Superseded);
+        assert!(run.finished_at.is_some());
+    }
+    assert_eq!(c.run(r3.id).await.unwrap(), r3);
+    assert_eq!(
+        c.run(other.id).await.unwrap().state,
+        RunState::Running,
+        "other libraries untouched"
+    );
+}
+
+/// Contract (ordering, atomicity): concurrent `begin_run`s get distinct generations.
+pub async fn concurrent_begin_runs_get_distinct_generations(c: &dyn Catalog) {
+    let lib = library("guides");
+    let runs = futures::future::join_all((0..8).map(|i| {
+        c.begin_run(
+            &lib,
+            BeginRun {
+                build: format!("b{i}"),
+                group: None,
+            },
+        )
+    }))
+    .await;
+    let mut gens: Vec<u64> = runs.into_iter().map(|r| r.unwrap().generation).collect();
+    gens.sort_unstable();
+    gens.dedup();
+    assert_eq!(gens.len(), 8);
+    let all = c.runs(Some(&lib), 100).await.unwrap();
+    assert_eq!(
+        all.iter().filter(|r| r.state == RunState::Running).count(),
+        1
+    );
+}
+
+/// Contract (idempotency): `finish_run` moves a running run only, and only once.
+pub async fn finish_run_only_from_running(c: &dyn Catalog) {
+    let lib = library("guides");
+    let r = c
+        .begin_run(
+            &lib,
+            BeginRun {
+                build: "b1".into(),
+                group: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(c.finish_run(r.id, RunState::Complete).await.unwrap());
+    let done = c.run(r.id).await.unwrap();
+    assert_eq!(done.state, RunState::Complete);
+    assert!(done.finished_at.is_some());
+    assert!(!c.finish_run(r.id, RunState::Failed).await.unwrap());
+    assert_eq!(c.run(r.id).await.unwrap().state, RunState::Complete);
+    let old = c
+        .begin_run(
+            &lib,
+            BeginRun {
+                build: "b2".into(),
+                group: None,
+            },
+        )
+        .await
+        .unwrap();
+    c.begin_run(
+        &lib,
+        BeginRun {
+            build: "b3".into(),
+            group: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        !c.finish_run(old.id, RunState::Complete).await.unwrap(),
+        "superseded stays"
+    );
+    assert_eq!(c.run(old.id).await.unwrap().state, RunState::Superseded);
+}
+
+/// Contract (ordering): `runs` lists the newest first, filtered by library and limited.
+pub async fn runs_newest_first(c: &dyn Catalog) {
+    let (a, b) = (library("a"), library("b"));
+    let mut ids = Vec::new();
+    for (i, lib) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
+        let r = c
+            .begin_run(
+                lib,
+                BeginRun {
+                    build: format!("{i}"),
+                    group: None,
+                },
+            )
+            .await
+            .unwrap();
+        ids.push(r.id);
+    }
+    let of_a: Vec<RunId> = c
+        .runs(Some(&a), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(of_a, [ids[4], ids[2], ids[0]]);
+    let newest: Vec<RunId> = c
+        .runs(None, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(newest, [ids[4], ids[3]]);
+}
+
+/// Stamps out one `#[tokio::test]` per catalog check. `$setup` is an expression that
+/// evaluates to a future of `Arc<dyn Catalog>` (or any smart pointer to a `Catalog`); it is
+/// evaluated once per test and must give an isolated, empty catalog.
+#[macro_export]
+macro_rules! catalog_tests {
+    ($setup:expr) => {
+        $crate::catalog_tests!(@ $setup;
+            publish_then_read,
+            publish_current_again_is_unchanged,
+            publish_older_version_reinstates,
+            versions_newest_first,
+            unknown_things_are_not_found,
+            courses_are_sorted,
+            publish_is_atomic_for_readers,
+            memo_put_get,
+            memo_forget_by_chunk,
+            memo_large_batch,
+            referenced_chunks_of_every_version,
+            lock_is_exclusive_and_renewable,
+            lock_expires,
+            begin_run_supersedes_older_runs,
+            concurrent_begin_runs_get_distinct_generations,
+            finish_run_only_from_running,
+            runs_newest_first,
+        );
+    };
+    (@ $setup:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $check() {
+                let catalog = $setup.await;
+                $crate::catalog::$check(&*catalog).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,396 @@
+//! `SqliteCatalog`: the [`Catalog`] on SQLite (the embedded default).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kiln_core::catalog::{
+    BeginRun, Catalog, MemoEntry, NewVersion, PublishOutcome, Run, RunState, VersionInfo,
+};
+use kiln_core::ids::{ChunkId, CourseId, LibraryName, RunId, VersionId};
+use kiln_core::manifest::Manifest;
+use kiln_core::time::Timestamp;
+use kiln_core::{Error, Result};
+use sqlx::Row;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::SqliteRow;
+
+use crate::db::{self, Db, err};
+use crate::manifest_codec;
+
+fn migrator() -> Migrator {
+    db::migrator(&[(
+        1,
+        "catalog",
+        include_str!("../migrations/catalog/0001_catalog.sql"),
+    )])
+}
+
+/// The catalog in one SQLite file (WAL mode, one writer connection and a read pool).
+///
+/// The file holds only the catalog's tables; give the queue and the render cache their
+/// own files (each has its own migrations).
+#[derive(Debug, Clone)]
+pub struct SqliteCatalog {
+    db: Db,
+}
+
+impl SqliteCatalog {
+    /// Opens the catalog at `path`, creating the file and its parent directories, and
+    /// brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self> {
+        Ok(SqliteCatalog {
+            db: Db::open(path, &migrator()).await?,
+        })
+    }
+
+    /// A private catalog in memory, for tests; it lives as long as the value.
+    pub async fn open_in_memory() -> Result<Self> {
+        Ok(SqliteCatalog {
+            db: Db::open_in_memory(&migrator()).await?,
+        })
+    }
+}
+
+impl fmt::Display for SqliteCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sqlite({})", self.db.label)
+    }
+}
+
+fn corrupt(what: &str, value: &str) -> Error {
+    db::Error::Corrupt(format!("stored {what} {value:?} is invalid")).into()
+}
+
+fn version_info(course: &CourseId, row: &SqliteRow) -> Result<VersionInfo> {
+    let version: String = row.try_get("version").map_err(err)?;
+    Ok(VersionInfo {
+        course: course.clone(),
+        version: VersionId::new(&version).map_err(|_| corrupt("version id", &version))?,
+        created_at: Timestamp(row.try_get("created_at").map_err(err)?),
+        current: row.try_get::<i64, _>("current").map_err(err)? != 0,
+    })
+}
+
+fn run_from_row(row: &SqliteRow) -> Result<Run> {
+    let library: String = row.try_get("library").map_err(err)?;
+    let state: String = row.try_get("state").map_err(err)?;
+    Ok(Run {
+        id: RunId(row.try_get("id").map_err(err)?),
+        library: LibraryName::new(&library).map_err(|_| corrupt("library", &library))?,
+        build: row.try_get("build").map_err(err)?,
+        generation: row.try_get::<i64, _>("generation").map_err(err)? as u64,
+        group: row.try_get("grp").map_err(err)?,
+        state: RunState::parse(&state).ok_or_else(|| corrupt("run state", &state))?,
+        created_at: Timestamp(row.try_get("created_at").map_err(err)?),
+        finished_at: row
+            .try_get::<Option<i64>, _>("finished_at")
+            .map_err(err)?
+            .map(Timestamp),
+    })
+}
+
+fn hex(id: &ChunkId) -> String {
+    id.to_hex()
+}
+
+/// A JSON array of strings, for `json_each(?)`: one bind however long the list.
+fn json_list<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
+    let items: Vec<T> = items.into_iter().collect();
+    let strs: Vec<&str> = items.iter().map(|s| s.as_ref()).collect();
+    // Serialising a list of strings cannot fail.
+    serde_json::to_string(&strs).unwrap_or_else(|_| "[]".into())
+}
+
+const RUN_COLUMNS: &str = "id, library, build, generation, grp, state, created_at, finished_at";
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    async fn publish(&self, v: NewVersion) -> Result<PublishOutcome> {
+        let blob = manifest_codec::encode(&v.manifest);
+        let mut tx = self.db.begin().await?;
+        let current: Option<Option<String>> =
+            sqlx::query_scalar("SELECT current_version FROM courses WHERE course = ?")
+                .bind(v.course.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+        if current.flatten().as_deref() == Some(v.version.as_str()) {
+            tx.rollback().await.map_err(err)?;
+            return Ok(PublishOutcome::Unchanged);
+        }
+        sqlx::query("INSERT INTO courses (course) VALUES (?) ON CONFLICT DO NOTHING")
+            .bind(v.course.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO versions (course, version, created_at, manifest) VALUES (?, ?, ?, ?)
+             ON CONFLICT (course, version) DO NOTHING",
+        )
+        .bind(v.course.as_str())
+        .bind(v.version.as_str())
+        .bind(Timestamp::now().0)
+        .bind(&blob)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?
+        .rows_affected();
+        sqlx::query("UPDATE courses SET current_version = ? WHERE course = ?")
+            .bind(v.version.as_str())
+            .bind(v.course.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(if inserted == 1 {
+            PublishOutcome::Published
+        } else {
+            PublishOutcome::Reinstated
+        })
+    }
+
+    async fn current(&self, course: &CourseId) -> Result<Option<VersionInfo>> {
+        let row = sqlx::query(
+            "SELECT v.version, v.created_at, 1 AS current FROM courses c
+             JOIN versions v ON v.course = c.course AND v.version = c.current_version
+             WHERE c.course = ?",
+        )
+        .bind(course.as_str())
+        .fetch_optional(&self.db.reader)
+        .await
+        .map_err(err)?;
+        row.map(|r| version_info(course, &r)).transpose()
+    }
+
+    async fn versions(&self, course: &CourseId) -> Result<Vec<VersionInfo>> {
+        let rows = sqlx::query(
+            "SELECT v.version, v.created_at,
+                    coalesce(v.version = c.current_version, 0) AS current
+             FROM courses c JOIN versions v ON v.course = c.course
+             WHERE c.course = ? ORDER BY v.seq DESC",
+        )
+        .bind(course.as_str())
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(err)?;
+        if rows.is_empty() {
+            return Err(Error::not_found(format!("course {:?}", course.as_str())));
+        }
+        rows.iter().map(|r| version_info(course, r)).collect()
+    }
+
+    async fn courses(&self) -> Result<Vec<CourseId>> {
+        let names: Vec<String> = sqlx::query_scalar("SELECT course FROM courses ORDER BY course")
+            .fetch_all(&self.db.reader)
+            .await
+            .map_err(err)?;
+        names
+            .iter()
+            .map(|n| CourseId::new(n).map_err(|_| corrupt("course id", n)))
+            .collect()
+    }
+
+    async fn manifest(&self, course: &CourseId, version: &VersionId) -> Result<Manifest> {
+        let blob: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT manifest FROM versions WHERE course = ? AND version = ?")
+                .bind(course.as_str())
+                .bind(version.as_str())
+                .fetch_optional(&self.db.reader)
+                .await
+                .map_err(err)?;
+        match blob {
+            Some(b) => Ok(manifest_codec::decode(&b)?),
+            None => Err(Error::not_found(format!(
+                "version {:?} of course {:?}",
+                version.as_str(),
+                course.as_str()
+            ))),
+        }
+    }
+
+    async fn memo_get(&self, keys: &[String]) -> Result<HashMap<String, MemoEntry>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = sqlx::query(
+            "SELECT key, chunk_id, size FROM memo
+             WHERE key IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json_list(keys))
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(err)?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let key: String = r.try_get(0).map_err(err)?;
+            let id: Vec<u8> = r.try_get(1).map_err(err)?;
+            let id: [u8; 32] = id
+                .try_into()
+                .map_err(|_| corrupt("memo chunk id of", &key))?;
+            let size = r.try_get::<i64, _>(2).map_err(err)? as u64;
+            out.insert(
+                key,
+                MemoEntry {
+                    id: ChunkId(id),
+                    size,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    async fn memo_put(&self, entries: &[(String, MemoEntry)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|(k, e)| serde_json::json!([k, hex(&e.id), e.size as i64]))
+            .collect();
+        let json = serde_json::Value::Array(rows).to_string();
+        // One statement for the whole batch; `WHERE true` disambiguates the upsert clause.
+        sqlx::query(
+            "INSERT INTO memo (key, chunk_id, size)
+             SELECT value ->> 0, unhex(value ->> 1), value ->> 2 FROM json_each(?) WHERE true
+             ON CONFLICT (key) DO UPDATE SET chunk_id = excluded.chunk_id, size = excluded.size",
+        )
+        .bind(json)
+        .execute(&self.db.writer)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn memo_forget(&self, ids: &[ChunkId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("DELETE FROM memo WHERE chunk_id IN (SELECT unhex(value) FROM json_each(?))")
+            .bind(json_list(ids.iter().map(hex)))
+            .execute(&self.db.writer)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn referenced_chunks(&self) -> Result<HashSet<ChunkId>> {
+        let blobs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT manifest FROM versions")
+            .fetch_all(&self.db.reader)
+            .await
+            .map_err(err)?;
+        let mut out = HashSet::new();
+        for b in blobs {
+            manifest_codec::for_each_id(&b, |id| {
+                out.insert(id);
+            })?;
+        }
+        Ok(out)
+    }
+
+    async fn try_lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let now = Timestamp::now();
+        let done = sqlx::query(
+            "INSERT INTO locks (name, owner, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,
+                 expires_at = excluded.expires_at
+             WHERE locks.owner = excluded.owner OR locks.expires_at <= ?4",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now.plus(ttl).0)
+        .bind(now.0)
+        .execute(&self.db.writer)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn unlock(&self, name: &str, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM locks WHERE name = ? AND owner = ?")
+            .bind(name)
+            .bind(owner)
+            .execute(&self.db.writer)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn begin_run(&self, library: &LibraryName, opts: BeginRun) -> Result<Run> {
+        let now = Timestamp::now();
+        let mut tx = self.db.begin().await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO runs (library, build, generation, grp, state, created_at)
+             SELECT ?1, ?2, coalesce(max(generation), 0) + 1, ?3, 'running', ?4
+             FROM runs WHERE library = ?1
+             RETURNING {RUN_COLUMNS}"
+        ))
+        .bind(library.as_str())
+        .bind(&opts.build)
+        .bind(&opts.group)
+        .bind(now.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        let run = run_from_row(&row)?;
+        if run.group.is_none() {
+            sqlx::query(
+                "UPDATE runs SET state = 'superseded', finished_at = ?
+                 WHERE library = ? AND state = 'running' AND id <> ?",
+            )
+            .bind(now.0)
+            .bind(library.as_str())
+            .bind(run.id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(run)
+    }
+
+    async fn run(&self, id: RunId) -> Result<Run> {
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"))
+            .bind(id.0)
+            .fetch_optional(&self.db.reader)
+            .await
+            .map_err(err)?;
+        match row {
+            Some(r) => run_from_row(&r),
+            None => Err(Error::not_found(format!("run {id}"))),
+        }
+    }
+
+    async fn runs(&self, library: Option<&LibraryName>, limit: usize) -> Result<Vec<Run>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE ?1 IS NULL OR library = ?1
+             ORDER BY id DESC LIMIT ?2"
+        ))
+        .bind(library.map(|l| l.as_str()))
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(err)?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn finish_run(&self, id: RunId, state: RunState) -> Result<bool> {
+        if state == RunState::Running {
+            return Err(Error::invalid(format!(
+                "cannot finish run {id} as \"running\": choose complete, failed or superseded"
+            )));
+        }
+        let done = sqlx::query(
+            "UPDATE runs SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'",
+        )
+        .bind(state.as_str())
+        .bind(Timestamp::now().0)
+        .bind(id.0)
+        .execute(&self.db.writer)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected() == 1)
+    }
+}

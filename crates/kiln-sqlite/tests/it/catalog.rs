@@ -1,0 +1,73 @@
+//! The catalog conformance suite on SQLite files and in memory, and file handling.
+
+use std::sync::Arc;
+
+use kiln_core::catalog::{Catalog, NewVersion};
+use kiln_sqlite::SqliteCatalog;
+use kiln_testkit::catalog::{course, manifest, version};
+
+/// A fresh catalog in its own temporary directory (kept alive for the test's duration by
+/// leaking the guard: the OS temp cleaner removes it).
+async fn setup() -> Arc<dyn Catalog> {
+    let dir = tempfile::tempdir().unwrap().keep();
+    Arc::new(
+        SqliteCatalog::open(&dir.join("nested/catalog.sqlite"))
+            .await
+            .unwrap(),
+    )
+}
+
+mod file {
+    kiln_testkit::catalog_tests!(super::setup());
+}
+
+mod memory {
+    use super::*;
+
+    async fn setup() -> Arc<dyn Catalog> {
+        Arc::new(SqliteCatalog::open_in_memory().await.unwrap())
+    }
+
+    kiln_testkit::catalog_tests!(setup());
+}
+
+#[tokio::test]
+async fn reopening_keeps_the_data_and_display_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.sqlite");
+    let c = SqliteCatalog::open(&path).await.unwrap();
+    assert_eq!(c.to_string(), format!("Sqlite({})", path.display()));
+    let m = manifest(5, 1);
+    c.publish(NewVersion {
+        course: course("demo"),
+        version: version("v1"),
+        manifest: m.clone(),
+    })
+    .await
+    .unwrap();
+    drop(c);
+    let c = SqliteCatalog::open(&path).await.unwrap();
+    assert_eq!(
+        c.manifest(&course("demo"), &version("v1")).await.unwrap(),
+        m
+    );
+}
+
+#[tokio::test]
+async fn a_path_that_cannot_be_created_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = SqliteCatalog::open(&file.join("catalog.sqlite"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("plain-file"), "{err}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.sqlite");
+    std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+    assert!(SqliteCatalog::open(&path).await.is_err());
+}
