@@ -1,0 +1,258 @@
+//! The bundle format: a deterministic tar of a chunk's files, compressed with zstd.
+//!
+//! A bundle's tar holds regular files and symlinks only, in ascending byte order of their
+//! paths, with mtime 0, uid/gid 0, empty user and group names, and mode 0644 or 0755. Its chunk
+//! id is the BLAKE3 of the uncompressed tar, so the same files always give the same id. The
+//! writer streams: the tar is hashed and compressed as it is written and never held whole.
+//! kiln-load's tests build bundles with [`bundle_files`].
+
+use std::io::{self, Write};
+
+use kiln_core::ids::ChunkId;
+
+/// The zstd level of stored bundles.
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// What one entry of a bundle is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleEntry {
+    /// A regular file; `exec` gives mode 0755 instead of 0644.
+    File {
+        /// The file's bytes.
+        data: Vec<u8>,
+        /// Whether the file is executable.
+        exec: bool,
+    },
+    /// A symbolic link to `target` (relative, inside the chunk).
+    Symlink {
+        /// The link's target as stored.
+        target: String,
+    },
+}
+
+/// A finished bundle: its id, the uncompressed size, and the compressed output.
+#[derive(Debug)]
+pub struct Finished<W> {
+    /// BLAKE3 of the uncompressed tar.
+    pub id: ChunkId,
+    /// Size of the uncompressed tar in bytes.
+    pub size: u64,
+    /// The writer the compressed bundle went to.
+    pub out: W,
+}
+
+/// Hashes and counts the uncompressed tar on its way to the compressor.
+struct Tee<W: Write> {
+    hasher: blake3::Hasher,
+    size: u64,
+    inner: zstd::Encoder<'static, W>,
+}
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes one bundle, entry by entry, in ascending path order.
+pub struct BundleWriter<W: Write> {
+    tar: tar::Builder<Tee<W>>,
+    last: Option<String>,
+}
+
+impl<W: Write> BundleWriter<W> {
+    /// A writer whose compressed output goes to `out`.
+    pub fn new(out: W) -> io::Result<Self> {
+        let inner = zstd::Encoder::new(out, ZSTD_LEVEL)?;
+        let tee = Tee {
+            hasher: blake3::Hasher::new(),
+            size: 0,
+            inner,
+        };
+        let mut tar = tar::Builder::new(tee);
+        tar.follow_symlinks(false);
+        Ok(BundleWriter { tar, last: None })
+    }
+
+    fn check_order(&mut self, path: &str) -> io::Result<()> {
+        if let Some(last) = &self.last {
+            if last.as_str() >= path {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("bundle paths out of order: {path:?} after {last:?}"),
+                ));
+            }
+        }
+        self.last = Some(path.to_string());
+        Ok(())
+    }
+
+    fn header(mode: u32) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(mode);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    }
+
+    /// Appends a regular file; paths must come in ascending byte order.
+    pub fn add_file(&mut self, path: &str, exec: bool, data: &[u8]) -> io::Result<()> {
+        self.check_order(path)?;
+        let mut h = Self::header(if exec { 0o755 } else { 0o644 });
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(data.len() as u64);
+        self.tar.append_data(&mut h, path, data)
+    }
+
+    /// Appends a symlink; paths must come in ascending byte order.
+    pub fn add_symlink(&mut self, path: &str, target: &str) -> io::Result<()> {
+        self.check_order(path)?;
+        let mut h = Self::header(0o777);
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        self.tar.append_link(&mut h, path, target)
+    }
+
+    /// Appends an entry of either kind.
+    pub fn add(&mut self, path: &str, entry: &BundleEntry) -> io::Result<()> {
+        match entry {
+            BundleEntry::File { data, exec } => self.add_file(path, *exec, data),
+            BundleEntry::Symlink { target } => self.add_symlink(path, target),
+        }
+    }
+
+    /// Ends the tar and the zstd frame; returns the id, the size and the output.
+    pub fn finish(self) -> io::Result<Finished<W>> {
+        let tee = self.tar.into_inner()?;
+        let id = ChunkId(*tee.hasher.finalize().as_bytes());
+        let out = tee.inner.finish()?;
+        Ok(Finished {
+            id,
+            size: tee.size,
+            out,
+        })
+    }
+}
+
+/// Bundles `files` (any order) into memory: the id, the uncompressed size and the compressed
+/// bytes, exactly as sync stores them.
+pub fn bundle_files(files: &[(String, BundleEntry)]) -> io::Result<Finished<Vec<u8>>> {
+    let mut sorted: Vec<&(String, BundleEntry)> = files.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut w = BundleWriter::new(Vec::new())?;
+    for (path, entry) in sorted {
+        w.add(path, entry)?;
+    }
+    w.finish()
+}
+
+/// Reads a compressed bundle back into its entries, checking that its BLAKE3 is `expected`.
+pub fn read_bundle(compressed: &[u8], expected: ChunkId) -> io::Result<Vec<(String, BundleEntry)>> {
+    let tar_bytes = zstd::decode_all(compressed)?;
+    let actual = ChunkId(*blake3::hash(&tar_bytes).as_bytes());
+    if actual != expected {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bundle {expected} has the content of {actual}"),
+        ));
+    }
+    let mut archive = tar::Archive::new(&tar_bytes[..]);
+    let mut out = Vec::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() {
+            let target = entry
+                .link_name()?
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            out.push((path, BundleEntry::Symlink { target }));
+        } else {
+            let exec = entry.header().mode()? & 0o111 != 0;
+            let mut data = Vec::with_capacity(entry.size() as usize);
+            io::Read::read_to_end(&mut entry, &mut data)?;
+            out.push((path, BundleEntry::File { data, exec }));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(s: &str) -> BundleEntry {
+        BundleEntry::File {
+            data: s.as_bytes().to_vec(),
+            exec: false,
+        }
+    }
+
+    #[test]
+    fn same_files_same_id_in_any_order() {
+        let a = vec![
+            ("b.txt".to_string(), file("b")),
+            ("a.txt".to_string(), file("a")),
+        ];
+        let mut b = a.clone();
+        b.reverse();
+        let (x, y) = (bundle_files(&a).unwrap(), bundle_files(&b).unwrap());
+        assert_eq!(x.id, y.id);
+        assert_eq!(x.out, y.out);
+        let back = read_bundle(&x.out, x.id).unwrap();
+        assert_eq!(back[0].0, "a.txt");
+        assert_eq!(back[1].1, file("b"));
+    }
+
+    #[test]
+    fn mode_and_content_change_the_id() {
+        let plain = bundle_files(&[("run.sh".into(), file("x"))]).unwrap();
+        let exec = bundle_files(&[(
+            "run.sh".into(),
+            BundleEntry::File {
+                data: b"x".to_vec(),
+                exec: true,
+            },
+        )])
+        .unwrap();
+        assert_ne!(plain.id, exec.id);
+        assert!(
+            read_bundle(&plain.out, exec.id).is_err(),
+            "a wrong id is detected"
+        );
+    }
+
+    #[test]
+    fn out_of_order_paths_are_refused() {
+        let mut w = BundleWriter::new(Vec::new()).unwrap();
+        w.add_file("b", false, b"").unwrap();
+        assert!(w.add_file("a", false, b"").is_err());
+    }
+
+    #[test]
+    fn long_paths_and_symlinks_round_trip() {
+        let long = format!("{}/file.txt", "d".repeat(150));
+        let files = vec![
+            (long.clone(), file("deep")),
+            (
+                "link".to_string(),
+                BundleEntry::Symlink {
+                    target: "x/y".into(),
+                },
+            ),
+        ];
+        let b = bundle_files(&files).unwrap();
+        let back = read_bundle(&b.out, b.id).unwrap();
+        assert_eq!(back[0].0, long);
+        assert_eq!(back[1].1, files[1].1);
+    }
+}

@@ -1,0 +1,490 @@
+//! One sync from start to publish: lock, early exits, walk, plan (memo and reuse), bundle and
+//! upload, publish.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use futures::StreamExt;
+use kiln_core::catalog::{Catalog, MemoEntry, NewVersion, PublishOutcome};
+use kiln_core::ids::{ChunkId, ChunkKind, ChunkRef, CourseId, VersionId};
+use kiln_core::layout::{Layout, Shape};
+use kiln_core::manifest::{Manifest, ManifestEntry};
+use kiln_core::{Error, Result};
+use object_store::ObjectStore;
+use object_store::path::Path;
+
+use crate::build::{self, Built, Job};
+use crate::lock::CourseLock;
+use crate::source::{self, Oid, Opened, Source};
+use crate::upload::{self, retry, store_err};
+use crate::walk::{self, Walk};
+use crate::{Progress, SyncOptions, SyncReport};
+
+/// Memo keys per catalog call.
+const MEMO_BATCH: usize = 500;
+
+fn join_err(e: tokio::task::JoinError) -> Error {
+    Error::backend("kiln-sync", format!("a sync task failed: {e}"))
+}
+
+/// The previous version to sync against: its course root tree and its manifest.
+struct Basis {
+    root: Oid,
+    manifest: Manifest,
+}
+
+/// Runs one sync (see [`crate::sync`]).
+pub(crate) async fn run(
+    opts: SyncOptions,
+    catalog: Arc<dyn Catalog>,
+    store: Arc<dyn ObjectStore>,
+    progress: Arc<dyn Progress>,
+) -> Result<SyncReport> {
+    let started = Instant::now();
+    let opened = {
+        let (path, rev, sub) = (opts.source.clone(), opts.rev.clone(), opts.subdir.clone());
+        tokio::task::spawn_blocking(move || source::open(&path, rev.as_deref(), sub.as_deref()))
+            .await
+            .map_err(join_err)??
+    };
+    let course = match &opts.course {
+        Some(c) => c.clone(),
+        None => CourseId::new(source::default_course_name(&opts.source))?,
+    };
+    let lock = CourseLock::acquire(catalog.clone(), &course, opts.lock_wait).await?;
+    let ctx = Ctx {
+        opts: &opts,
+        course: &course,
+        catalog: &catalog,
+        store: &store,
+        progress: &progress,
+        lock: &lock,
+        started,
+    };
+    let result = ctx.run_locked(opened).await;
+    lock.release().await;
+    result
+}
+
+struct Ctx<'a> {
+    opts: &'a SyncOptions,
+    course: &'a CourseId,
+    catalog: &'a Arc<dyn Catalog>,
+    store: &'a Arc<dyn ObjectStore>,
+    progress: &'a Arc<dyn Progress>,
+    lock: &'a CourseLock,
+    started: Instant,
+}
+
+/// Counters of the upload phase.
+#[derive(Default)]
+struct Uploaded {
+    chunks: usize,
+    bytes: u64,
+}
+
+impl Ctx<'_> {
+    fn report(
+        &self,
+        version: VersionId,
+        total: usize,
+        up: &Uploaded,
+        outcome: PublishOutcome,
+    ) -> SyncReport {
+        SyncReport {
+            course: self.course.clone(),
+            version,
+            chunks_total: total,
+            chunks_uploaded: up.chunks,
+            bytes_uploaded: up.bytes,
+            elapsed: self.started.elapsed(),
+            outcome,
+        }
+    }
+
+    async fn run_locked(&self, opened: Opened) -> Result<SyncReport> {
+        let current = self.catalog.current(self.course).await?;
+        if let Some(version) = &opened.version {
+            // Early exits, before any bundling: the current commit again, or an older one.
+            if current.as_ref().is_some_and(|c| &c.version == version) {
+                let m = self.catalog.manifest(self.course, version).await?;
+                let none = Uploaded::default();
+                return Ok(self.report(
+                    version.clone(),
+                    m.entries().len(),
+                    &none,
+                    PublishOutcome::Unchanged,
+                ));
+            }
+            let known = match self.catalog.versions(self.course).await {
+                Ok(vs) => vs.iter().any(|v| &v.version == version),
+                Err(Error::NotFound { .. }) => false,
+                Err(e) => return Err(e),
+            };
+            if known {
+                let manifest = self.catalog.manifest(self.course, version).await?;
+                return self
+                    .publish(version.clone(), manifest, Vec::new(), Uploaded::default())
+                    .await;
+            }
+        }
+        let basis = match (&opened.git, &current) {
+            (Some(git), Some(cur)) => self.basis(git.clone(), &cur.version).await?,
+            _ => None,
+        };
+        let walked = {
+            let (source, layout) = (opened.source.clone(), self.opts.layout.clone());
+            let old_root = basis.as_ref().map(|b| b.root);
+            tokio::task::spawn_blocking(move || {
+                let mut reader = source.reader()?;
+                walk::walk(&layout, &mut *reader, source.root_id(), old_root)
+            })
+            .await
+            .map_err(join_err)??
+        };
+        check_root(&self.opts.layout, &walked, &*opened.source)?;
+        let (mut entries, jobs) = self.plan(&walked, basis.as_ref()).await?;
+        let (built, up) = self.build_and_upload(opened.source.clone(), jobs).await?;
+        let mut memo = Vec::new();
+        for (entry, key) in built {
+            if let Some(key) = key {
+                memo.push((
+                    key,
+                    MemoEntry {
+                        id: entry.id,
+                        size: entry.size,
+                    },
+                ));
+            }
+            entries.push(entry);
+        }
+        let manifest = Manifest::new(entries)?;
+        let version = match opened.version {
+            Some(v) => {
+                memo.push((basis_key(self.course, &v), fingerprint(self.opts)));
+                v
+            }
+            None => dir_version(&manifest)?,
+        };
+        self.publish(version, manifest, memo, up).await
+    }
+
+    async fn publish(
+        &self,
+        version: VersionId,
+        manifest: Manifest,
+        memo: Vec<(String, MemoEntry)>,
+        up: Uploaded,
+    ) -> Result<SyncReport> {
+        self.lock.confirm().await?;
+        for batch in memo.chunks(MEMO_BATCH) {
+            self.catalog.memo_put(batch).await?;
+        }
+        let total = manifest.entries().len();
+        let outcome = self
+            .catalog
+            .publish(NewVersion {
+                course: self.course.clone(),
+                version: version.clone(),
+                manifest,
+            })
+            .await?;
+        Ok(self.report(version, total, &up, outcome))
+    }
+
+    /// The previous version to diff against, if it was synced from this repository with the
+    /// same subdirectory and layout (its basis memo entry says so) and is still readable.
+    async fn basis(
+        &self,
+        git: Arc<source::git::GitSource>,
+        previous: &VersionId,
+    ) -> Result<Option<Basis>> {
+        let key = basis_key(self.course, previous);
+        let memo = self.catalog.memo_get(std::slice::from_ref(&key)).await?;
+        if memo.get(&key) != Some(&fingerprint(self.opts)) {
+            return Ok(None);
+        }
+        let hex = previous.as_str().to_string();
+        let root = tokio::task::spawn_blocking(move || git.root_of(&hex))
+            .await
+            .map_err(join_err)?;
+        let Some(root) = root else { return Ok(None) };
+        let manifest = self.catalog.manifest(self.course, previous).await?;
+        Ok(Some(Basis { root, manifest }))
+    }
+
+    /// Splits the course's chunks into known entries (reused or memoised) and jobs to build.
+    async fn plan(
+        &self,
+        walked: &Walk,
+        basis: Option<&Basis>,
+    ) -> Result<(Vec<ManifestEntry>, Vec<Job>)> {
+        let mut entries = Vec::new();
+        if let Some(b) = basis {
+            entries.extend(reused_entries(&b.manifest, &walked.reused));
+        }
+        let mut keys: Vec<String> = walked
+            .dir_chunks
+            .iter()
+            .filter_map(|c| c.tree.map(|t| format!("git:{t}")))
+            .collect();
+        let kinds: BTreeSet<ChunkKind> = walked
+            .members
+            .keys()
+            .chain(walked.old_members.keys())
+            .copied()
+            .chain(basis.iter().flat_map(|b| {
+                b.manifest
+                    .entries()
+                    .iter()
+                    .filter(|e| e.is_gathered())
+                    .map(|e| e.kind)
+            }))
+            .collect();
+        let empty = Vec::new();
+        let mut gathered_keys = HashMap::new();
+        if basis.is_none() {
+            for kind in &kinds {
+                let members = walked.members.get(kind).unwrap_or(&empty);
+                if let Some(k) = build::members_key(*kind, members) {
+                    keys.push(k.clone());
+                    gathered_keys.insert(*kind, k);
+                }
+            }
+        }
+        let mut memo = HashMap::new();
+        keys.sort();
+        keys.dedup();
+        for batch in keys.chunks(MEMO_BATCH) {
+            memo.extend(self.catalog.memo_get(batch).await?);
+        }
+        let mut gathered_jobs = Vec::new();
+        for kind in kinds {
+            let new = walked.members.get(&kind).unwrap_or(&empty);
+            let Some(b) = basis else {
+                if new.is_empty() {
+                    continue;
+                }
+                let key = gathered_keys.remove(&kind);
+                match key.as_ref().and_then(|k| memo.get(k)) {
+                    Some(m) => entries.push(gathered_entry(kind, m.id, m.size)),
+                    None => gathered_jobs.push(Job::Gathered {
+                        kind,
+                        members: new.clone(),
+                        memo_key: key,
+                    }),
+                }
+                continue;
+            };
+            let old = walked.old_members.get(&kind).unwrap_or(&empty);
+            let old_entry = b.manifest.get(&ChunkRef {
+                kind,
+                name: String::new(),
+            });
+            match old_entry {
+                Some(e) if build::same_members(new, old) => entries.push(e.clone()),
+                None if new.is_empty() => {}
+                // No previous chunk of this kind: every member is in the walked part.
+                None => gathered_jobs.push(Job::Gathered {
+                    kind,
+                    members: new.clone(),
+                    memo_key: None,
+                }),
+                Some(e) => {
+                    let key = Path::from(e.id.object_key());
+                    let got = retry(|| async { self.store.get(&key).await?.bytes().await })
+                        .await
+                        .map_err(|err| {
+                            store_err(&format!("reading the previous {kind} bundle {key}"), err)
+                        })?;
+                    gathered_jobs.push(Job::Patch {
+                        kind,
+                        old_id: e.id,
+                        old: got,
+                        remove: old.iter().map(|m| m.path.clone()).collect(),
+                        add: new.clone(),
+                    });
+                }
+            }
+        }
+        // Gathered chunks first: they are the largest single jobs.
+        let mut jobs = gathered_jobs;
+        for c in &walked.dir_chunks {
+            match c.tree.and_then(|t| memo.get(&format!("git:{t}"))) {
+                Some(m) => entries.push(ManifestEntry {
+                    kind: c.kind,
+                    name: c.name.clone(),
+                    id: m.id,
+                    size: m.size,
+                    root: c.root.clone(),
+                }),
+                None => jobs.push(Job::Dir(c.clone())),
+            }
+        }
+        Ok((entries, jobs))
+    }
+
+    /// Bundles `jobs` on worker threads and uploads each result as it comes, with bounded
+    /// parallelism; returns the new entries with their memo keys.
+    async fn build_and_upload(
+        &self,
+        source: Arc<dyn Source>,
+        jobs: Vec<Job>,
+    ) -> Result<(Vec<(ManifestEntry, Option<String>)>, Uploaded)> {
+        let threads = match self.opts.bundle_threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        self.progress.start(jobs.len() as u64);
+        let (tx, rx) = tokio::sync::mpsc::channel(threads * 2);
+        let cancel = Arc::new(AtomicBool::new(false));
+        build::spawn(
+            source,
+            jobs,
+            threads,
+            self.opts.max_file_size,
+            tx,
+            cancel.clone(),
+        );
+        let results =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+        let store = self.store.clone();
+        let mut uploads = std::pin::pin!(
+            results
+                .map(|r: Result<Built>| {
+                    let store = store.clone();
+                    async move {
+                        let b = r?;
+                        let n = upload::upload(&*store, b.id, b.data).await?;
+                        let entry = ManifestEntry {
+                            kind: b.kind,
+                            name: b.name,
+                            id: b.id,
+                            size: b.size,
+                            root: b.root,
+                        };
+                        Ok::<_, Error>((entry, b.memo_key, b.files, n))
+                    }
+                })
+                .buffer_unordered(self.opts.upload_concurrency.max(1))
+        );
+        let mut out = Vec::new();
+        let mut up = Uploaded::default();
+        while let Some(r) = uploads.next().await {
+            match r {
+                Ok((entry, key, files, n)) => {
+                    if n > 0 {
+                        up.chunks += 1;
+                        up.bytes += n;
+                    }
+                    // A gathered chunk whose every member went away is no chunk.
+                    if files > 0 || !entry.is_gathered() {
+                        out.push((entry, key));
+                    }
+                    self.progress.inc(1);
+                }
+                Err(e) => {
+                    cancel.store(true, Ordering::SeqCst);
+                    self.progress.finish();
+                    return Err(e);
+                }
+            }
+        }
+        self.progress.finish();
+        Ok((out, up))
+    }
+}
+
+fn gathered_entry(kind: ChunkKind, id: ChunkId, size: u64) -> ManifestEntry {
+    ManifestEntry {
+        kind,
+        name: String::new(),
+        id,
+        size,
+        root: String::new(),
+    }
+}
+
+/// The previous manifest's directory chunks at or below each reused path.
+fn reused_entries(old: &Manifest, reused: &[String]) -> Vec<ManifestEntry> {
+    let mut dirs: Vec<&ManifestEntry> = old.entries().iter().filter(|e| !e.is_gathered()).collect();
+    dirs.sort_by(|a, b| a.root.cmp(&b.root));
+    let mut out = Vec::new();
+    for p in reused {
+        if p.is_empty() {
+            out.extend(dirs.iter().map(|e| (*e).clone()));
+            continue;
+        }
+        let below = format!("{p}/");
+        // Every root at or below `p` sorts in [p, p + '0'): '0' follows '/'.
+        let end = format!("{p}0");
+        let start = dirs.partition_point(|e| e.root.as_str() < p.as_str());
+        for e in &dirs[start..] {
+            if e.root.as_str() >= end.as_str() {
+                break;
+            }
+            if e.root == *p || e.root.starts_with(&below) {
+                out.push((*e).clone());
+            }
+        }
+    }
+    out
+}
+
+/// The file whose presence at the root marks a course: the layout's root-level, literal
+/// files rule (`infoCourse.json` for PrairieLearn).
+fn course_marker(layout: &Layout) -> Option<&str> {
+    layout.rules.iter().find_map(|r| match &r.shape {
+        Shape::Files(g) if r.root.is_empty() && !g.0.contains('*') => Some(g.0.as_str()),
+        _ => None,
+    })
+}
+
+fn check_root(layout: &Layout, walked: &Walk, source: &dyn Source) -> Result<()> {
+    let Some(names) = &walked.root_names else {
+        return Ok(());
+    };
+    if names.is_empty() {
+        return Err(Error::invalid(format!(
+            "course {} is empty: no files to sync",
+            source.describe()
+        )));
+    }
+    if let Some(marker) = course_marker(layout) {
+        if !names.iter().any(|n| n == marker) {
+            return Err(Error::invalid(format!(
+                "no {marker} in {}: not a course root (is it in a subdirectory? use --subdir)",
+                source.describe()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The memo key recording what `version` of `course` was synced with.
+fn basis_key(course: &CourseId, version: &VersionId) -> String {
+    format!("basis:{course}:{version}")
+}
+
+/// What makes two syncs comparable: the subdirectory, the layout and the bundle format.
+fn fingerprint(opts: &SyncOptions) -> MemoEntry {
+    let text = format!(
+        "kiln-sync basis 1\n{:?}\n{:?}\n{}",
+        opts.subdir.as_deref().map(|s| s.trim_matches('/')),
+        opts.layout,
+        crate::bundle::ZSTD_LEVEL
+    );
+    let id = ChunkId(*blake3::hash(text.as_bytes()).as_bytes());
+    MemoEntry { id, size: 0 }
+}
+
+/// A directory's version id: `dir-` and a hash of its manifest.
+fn dir_version(m: &Manifest) -> Result<VersionId> {
+    let mut h = blake3::Hasher::new();
+    for e in m.entries() {
+        h.update(format!("{}\t{}\t{}\t{}\t{}\n", e.kind, e.name, e.id, e.size, e.root).as_bytes());
+    }
+    VersionId::new(format!("dir-{}", &h.finalize().to_hex()[..40]))
+}

@@ -1,0 +1,207 @@
+//! Sources of course content behind one small trait: a git revision or a plain directory.
+//!
+//! A [`Source`] is shared by the walker and the bundling threads; each thread asks it for its
+//! own [`Reader`] (gix repositories are not `Sync`, and a reader that is dropped now and then
+//! releases the pack pages it mapped, which keeps the resident set small on a large course).
+
+pub(crate) mod dir;
+pub(crate) mod git;
+
+use std::path::{Path, PathBuf};
+
+use kiln_core::ids::VersionId;
+use kiln_core::{Error, Result};
+
+/// A git object id, as the git source names trees and blobs.
+pub(crate) type Oid = gix::ObjectId;
+
+/// What a directory entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File {
+        /// Whether git's exec bit (or the file's x bit) is set.
+        exec: bool,
+    },
+    /// A symbolic link.
+    Symlink,
+}
+
+/// One entry of a listed directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Node {
+    /// The entry's name (UTF-8: listing fails on any other name).
+    pub(crate) name: String,
+    /// Directory, file or symlink.
+    pub(crate) kind: NodeKind,
+    /// The git object id; `None` for a plain directory.
+    pub(crate) id: Option<Oid>,
+}
+
+/// A course's content at one version.
+pub(crate) trait Source: Send + Sync {
+    /// A short description for messages, e.g. `/srv/course.git at 1a2b3c`.
+    fn describe(&self) -> String;
+
+    /// The git tree id of the course root, if the source has one.
+    fn root_id(&self) -> Option<Oid>;
+
+    /// A reader for the calling thread.
+    fn reader(&self) -> Result<Box<dyn Reader>>;
+}
+
+/// Reads directories and files of a [`Source`] (or of an older commit of the same repo).
+pub(crate) trait Reader {
+    /// Lists the directory at course-relative `path` (`""` is the root) with git tree `id`.
+    /// Fails with an error naming the path on a name that is not UTF-8.
+    fn list(&mut self, path: &str, id: Option<Oid>) -> Result<Vec<Node>>;
+
+    /// Reads the file at course-relative `path` into `buf`; fails naming the path if it is
+    /// larger than `limit` bytes.
+    fn read(&mut self, path: &str, node: &Node, limit: u64, buf: &mut Vec<u8>) -> Result<()>;
+
+    /// The target of the symlink at course-relative `path`.
+    fn link_target(&mut self, path: &str, node: &Node) -> Result<String>;
+}
+
+/// An opened source and what sync needs to know about it.
+pub(crate) struct Opened {
+    /// The source.
+    pub(crate) source: std::sync::Arc<dyn Source>,
+    /// The version id, known up front for git (`None` for a directory: computed at the end).
+    pub(crate) version: Option<VersionId>,
+    /// The git source, for incremental sync against an older commit.
+    pub(crate) git: Option<std::sync::Arc<git::GitSource>>,
+}
+
+/// Opens `path` as a git repository (bare or not) at `rev`, else as a plain directory.
+pub(crate) fn open(path: &Path, rev: Option<&str>, subdir: Option<&str>) -> Result<Opened> {
+    let subdir = match subdir {
+        Some(s) => Some(clean_subdir(s)?),
+        None => None,
+    };
+    if !path.is_dir() {
+        return Err(Error::invalid(format!(
+            "{}: neither a git repository nor a directory",
+            path.display()
+        )));
+    }
+    match gix::open(path) {
+        Ok(repo) => {
+            let git = std::sync::Arc::new(git::GitSource::open(
+                repo,
+                path,
+                rev.unwrap_or("HEAD"),
+                subdir.as_deref(),
+            )?);
+            Ok(Opened {
+                version: Some(git.version().clone()),
+                source: git.clone(),
+                git: Some(git),
+            })
+        }
+        Err(_) => {
+            if let Some(rev) = rev {
+                return Err(Error::invalid(format!(
+                    "{}: not a git repository, so --rev {rev:?} cannot apply",
+                    path.display()
+                )));
+            }
+            let root = match &subdir {
+                Some(s) => path.join(s),
+                None => path.to_path_buf(),
+            };
+            if !root.is_dir() {
+                return Err(Error::not_found(format!(
+                    "subdirectory {:?} of {}",
+                    subdir.unwrap_or_default(),
+                    path.display()
+                )));
+            }
+            Ok(Opened {
+                source: std::sync::Arc::new(dir::DirSource::new(root)),
+                version: None,
+                git: None,
+            })
+        }
+    }
+}
+
+/// Checks a `--subdir` value: relative, `/`-separated, no `.` or `..` segments.
+fn clean_subdir(s: &str) -> Result<String> {
+    let trimmed = s.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    kiln_core::manifest::normalize_path(trimmed)
+        .map_err(|_| Error::invalid(format!("invalid --subdir {s:?}: use a relative path")))
+}
+
+/// The default course id of a source: its directory name, made a valid [`kiln_core::ids::CourseId`].
+pub(crate) fn default_course_name(path: &Path) -> String {
+    let abs: PathBuf = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let name = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = name.strip_suffix(".git").unwrap_or(&name);
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.starts_with('.') {
+        out.remove(0);
+    }
+    out.truncate(200);
+    if out.is_empty() {
+        "course".to_string()
+    } else {
+        out
+    }
+}
+
+/// Joins a course-relative directory and a name.
+pub(crate) fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// The error for a file name that is not UTF-8.
+pub(crate) fn not_utf8(dir: &str, lossy: &str) -> Error {
+    Error::invalid(format!(
+        "path is not UTF-8: {:?} (kiln ships UTF-8 paths only)",
+        join(dir, lossy)
+    ))
+}
+
+/// The error for a file over the size limit.
+pub(crate) fn too_large(path: &str, size: u64, limit: u64) -> Error {
+    Error::invalid(format!(
+        "file {path} is {size} bytes, over the limit of {limit} bytes"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn course_names_are_sanitised() {
+        assert_eq!(
+            default_course_name(Path::new("/x/my course.git")),
+            "my-course"
+        );
+        assert_eq!(default_course_name(Path::new("/x/.hidden")), "hidden");
+    }
+}
