@@ -35,5 +35,5 @@ curl -fsS "http://127.0.0.1:$port/v1/courses/demo/files/questions/algebra/linear
 echo
 
 echo "== kiln reheat question-cards --wait"
-"$kiln" reheat question-cards --build demo --wait
+"$kiln" reheat question-cards --build demo --wait --work
 "$kiln" runs question-cards --limit 3

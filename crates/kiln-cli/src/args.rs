@@ -1,0 +1,164 @@
+//! The command line: every subcommand and flag of DESIGN.md's contract, parsed by clap.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// kiln: course content on demand and render-cache reheating.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// The data directory of the embedded backends (SQLite + local objects).
+    #[arg(long, global = true, env = "KILN_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// A kiln.toml config file (backends, libraries, courses).
+    #[arg(long, global = true, env = "KILN_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of a human summary.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Sync a course from a git repository or a directory.
+    Sync(SyncArgs),
+    /// List a course's versions.
+    Versions {
+        /// The course id.
+        course: String,
+    },
+    /// Show a version's manifest.
+    Chunks {
+        /// The course id.
+        course: String,
+        /// The version (default: current).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Load chunks into the local cache.
+    Ensure {
+        /// The course id.
+        course: String,
+        /// Chunks as KIND:NAME (or KIND for a course-wide chunk).
+        #[arg(required = true)]
+        chunks: Vec<String>,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Write a course file's bytes to stdout.
+    Cat {
+        /// The course id.
+        course: String,
+        /// The course-relative path.
+        path: String,
+        /// The version (default: current).
+        #[arg(long)]
+        version: Option<String>,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Serve the HTTP API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Run reheat jobs.
+    Worker {
+        /// Jobs run at once.
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Stop once the queue stays empty this long (e.g. `2s`); run forever without it.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        exit_when_idle: Option<std::time::Duration>,
+    },
+    /// Start a reheat of a library.
+    Reheat {
+        /// The library.
+        library: String,
+        /// A label for the build (a commit hash, a version).
+        #[arg(long)]
+        build: Option<String>,
+        /// Only this producer group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Wait for the run to end, with a progress bar.
+        #[arg(long)]
+        wait: bool,
+        /// Also run jobs in this process (no separate `kiln worker` needed).
+        #[arg(long)]
+        work: bool,
+    },
+    /// List reheat runs.
+    Runs {
+        /// Only this library.
+        library: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Dead letters.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Delete store objects that no version references.
+    Gc {
+        /// Only objects older than this (e.g. `1h`).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
+        grace: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    /// A git repository (bare or not) or a plain directory.
+    pub(crate) path: PathBuf,
+    /// The course id (default: the directory's name).
+    #[arg(long)]
+    pub(crate) course: Option<String>,
+    /// The git revision (default: HEAD).
+    #[arg(long)]
+    pub(crate) rev: Option<String>,
+    /// The course's directory inside the repository.
+    #[arg(long)]
+    pub(crate) subdir: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CacheArgs {
+    /// The local chunk cache directory.
+    #[arg(long)]
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// The cache's byte budget.
+    #[arg(long)]
+    pub(crate) cache_budget: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// List dead letters.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Make dead letters ready again (all, or the given ids).
+    Redrive {
+        /// Job ids.
+        ids: Vec<i64>,
+    },
+}

@@ -1,0 +1,95 @@
+//! `kiln ensure` and `kiln cat`: the local chunk cache from the command line.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use kiln_core::ids::{ChunkRef, CourseId, VersionId};
+use kiln_load::{ChunkCache, LoadConfig};
+use serde_json::json;
+
+use crate::args::CacheArgs;
+use crate::backends::Env;
+use crate::output::emit;
+
+/// The chunk cache the config and flags describe.
+pub(crate) async fn open_cache(env: &Env, args: &CacheArgs) -> anyhow::Result<Arc<ChunkCache>> {
+    open_cache_with(env, args, env.catalog().await?).await
+}
+
+/// The chunk cache over an opened catalog.
+pub(crate) async fn open_cache_with(
+    env: &Env,
+    args: &CacheArgs,
+    catalog: Arc<dyn kiln_core::catalog::Catalog>,
+) -> anyhow::Result<Arc<ChunkCache>> {
+    let store = env.store()?;
+    let mut config = LoadConfig::new(env.cache_dir(args.cache_dir.as_deref()));
+    let load = &env.config.load;
+    if let Some(b) = args.cache_budget.or(load.budget) {
+        config.budget_bytes = b;
+    }
+    if let Some(d) = load.refresh_interval {
+        config.refresh_interval = d;
+    }
+    if let Some(d) = load.version_grace {
+        config.version_grace = d;
+    }
+    Ok(Arc::new(ChunkCache::open(config, catalog, store).await?))
+}
+
+/// `kiln ensure COURSE KIND:NAME...`.
+pub(crate) async fn ensure(
+    env: &Env,
+    course: &str,
+    chunks: &[String],
+    args: &CacheArgs,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let course = CourseId::new(course)?;
+    let refs = chunks
+        .iter()
+        .map(|c| c.parse::<ChunkRef>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache = open_cache(env, args).await?;
+    let ensured = cache.ensure(&course, &refs).await?;
+    let paths: Vec<String> = ensured.paths.iter().map(|p| p.display().to_string()).collect();
+    let downloaded: Vec<String> = ensured.downloaded.iter().map(ToString::to_string).collect();
+    emit(
+        as_json,
+        json!({
+            "course": course.as_str(),
+            "version": ensured.version.as_str(),
+            "root": ensured.root.display().to_string(),
+            "paths": paths,
+            "downloaded": downloaded,
+        }),
+        || {
+            let mut s = format!("{course} @ {}: {}\n", ensured.version, ensured.root.display());
+            for p in &paths {
+                s.push_str(&format!("  {p}\n"));
+            }
+            s.push_str(&format!("{} chunks downloaded", downloaded.len()));
+            s
+        },
+    );
+    Ok(())
+}
+
+/// `kiln cat COURSE PATH [--version V]`.
+pub(crate) async fn cat(
+    env: &Env,
+    course: &str,
+    path: &str,
+    version: Option<&str>,
+    args: &CacheArgs,
+) -> anyhow::Result<()> {
+    let course = CourseId::new(course)?;
+    let version = version.map(VersionId::new).transpose()?;
+    let cache = open_cache(env, args).await?;
+    let resolved = cache.resolve_file(&course, version.as_ref(), path).await?;
+    let bytes = tokio::fs::read(&resolved.file).await?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&bytes)?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! Subcommand dispatch: each command opens only the backends it needs.
+
+mod catalog;
+mod load;
+pub(crate) mod reheat;
+mod serve;
+mod sync;
+
+use std::path::PathBuf;
+
+use crate::args::{Cli, Command};
+use crate::backends::Env;
+use crate::config::Config;
+
+/// Runs one command line.
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.global.config.as_deref(), std::env::vars())?;
+    let data_dir = cli
+        .global
+        .data_dir
+        .clone()
+        .or_else(|| config.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("kiln-data"));
+    let env = Env {
+        config,
+        data_dir,
+        announce: std::env::var_os("KILN_QUIET").is_none(),
+    };
+    let json = cli.global.json;
+    match cli.command {
+        Command::Sync(args) => sync::sync(&env, args, json).await,
+        Command::Versions { course } => catalog::versions(&env, &course, json).await,
+        Command::Chunks { course, version } => {
+            catalog::chunks(&env, &course, version.as_deref(), json).await
+        }
+        Command::Ensure {
+            course,
+            chunks,
+            cache,
+        } => load::ensure(&env, &course, &chunks, &cache, json).await,
+        Command::Cat {
+            course,
+            path,
+            version,
+            cache,
+        } => load::cat(&env, &course, &path, version.as_deref(), &cache).await,
+        Command::Serve { listen, cache } => serve::serve(&env, listen, &cache).await,
+        Command::Worker {
+            concurrency,
+            exit_when_idle,
+        } => reheat::worker(&env, concurrency, exit_when_idle).await,
+        Command::Reheat {
+            library,
+            build,
+            group,
+            wait,
+            work,
+        } => reheat::reheat(&env, &library, build, group, wait, work, json).await,
+        Command::Runs { library, limit } => {
+            reheat::runs(&env, library.as_deref(), limit, json).await
+        }
+        Command::Dlq { command } => reheat::dlq(&env, command, json).await,
+        Command::Gc { grace } => catalog::gc(&env, grace, json).await,
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,275 @@
+//! `kiln reheat`, `kiln worker`, `kiln runs`, `kiln dlq`, and the reheat a sync triggers.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kiln_core::catalog::RunState;
+use kiln_core::ids::{CourseId, JobId, LibraryName, RunId};
+use kiln_reheat::{Libraries, Reheat, StartOptions, Worker, WorkerOptions};
+use serde_json::json;
+
+use crate::args::DlqCommand;
+use crate::backends::Env;
+use crate::output::emit;
+use crate::progress::bar;
+
+/// The reheat service over the configured backends and libraries.
+pub(crate) async fn service(env: &Env) -> anyhow::Result<Reheat> {
+    let catalog = env.catalog().await?;
+    let queue = env.queue().await?;
+    let cache = env.render_cache().await?;
+    let libraries = Libraries::from_configs(&env.config.libraries, catalog.clone())
+        .context("invalid config: [[library]]")?;
+    Ok(Reheat::new(catalog, queue, cache, libraries))
+}
+
+fn worker_options(env: &Env, concurrency: Option<usize>) -> WorkerOptions {
+    let mut opts = WorkerOptions::default();
+    if let Some(c) = concurrency.or(env.config.worker.concurrency) {
+        opts.concurrency = c;
+    }
+    opts
+}
+
+/// Starts a reheat of every library that reheats after `course` publishes a version:
+/// those the course's `[[course]] reheat` names, and those whose source is the course.
+pub(crate) async fn after_sync(
+    env: &Env,
+    course: &CourseId,
+    version: &str,
+) -> anyhow::Result<Option<RunId>> {
+    let mut names: Vec<String> = env
+        .config
+        .courses
+        .iter()
+        .filter(|c| c.id == course.as_str())
+        .filter_map(|c| c.reheat.clone())
+        .collect();
+    let sourced = env.config.libraries.iter().filter(|l| {
+        matches!(&l.source, kiln_reheat::config::SourceConfig::Course(c) if c == course.as_str())
+    });
+    names.extend(sourced.map(|l| l.name.clone()));
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let reheat = service(env).await?;
+    let mut first = None;
+    for name in names {
+        let opts = StartOptions {
+            build: Some(version.to_string()),
+            group: None,
+        };
+        let run = reheat
+            .start(&name, opts)
+            .await
+            .with_context(|| format!("starting the reheat of library {name} after the sync"))?;
+        first.get_or_insert(run.id);
+    }
+    Ok(first)
+}
+
+/// `kiln reheat LIBRARY [--build ID] [--group G] [--wait] [--work]`.
+pub(crate) async fn reheat(
+    env: &Env,
+    library: &str,
+    build: Option<String>,
+    group: Option<String>,
+    wait: bool,
+    work: bool,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let reheat = service(env).await?;
+    let run = reheat.start(library, StartOptions { build, group }).await?;
+    let worker = work.then(|| Worker::new(reheat.clone(), worker_options(env, None)));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker_task = async {
+        if let Some(w) = &worker {
+            w.run(async {
+                let _ = stop_rx.await;
+            })
+            .await?;
+        }
+        anyhow::Ok(())
+    };
+    let watch = async {
+        let status = if wait {
+            let bar = bar("{spinner} {msg} [{bar:40}] {pos}/{len} jobs {per_sec} ETA {eta}");
+            bar.set_message(format!("run {}", run.id));
+            loop {
+                let s = reheat.status(run.id).await?;
+                bar.set_length(s.tally.enqueued);
+                bar.set_position(s.tally.done + s.tally.dead + s.tally.dropped);
+                if s.run.state != RunState::Running {
+                    bar.finish_and_clear();
+                    break s;
+                }
+                if s.tally.pending() == 0 {
+                    reheat.finalize(run.id).await?;
+                    continue;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        } else {
+            reheat.status(run.id).await?
+        };
+        let _ = stop_tx.send(());
+        anyhow::Ok(status)
+    };
+    let (w, status) = tokio::join!(worker_task, watch);
+    w?;
+    let s = status?;
+    emit(
+        as_json,
+        json!({
+            "run": s.run.id.0,
+            "library": s.run.library.as_str(),
+            "build": s.run.build,
+            "generation": s.run.generation,
+            "state": s.run.state.as_str(),
+            "jobs_enqueued": s.tally.enqueued,
+            "jobs_done": s.tally.done,
+            "jobs_failed": s.tally.failed,
+            "jobs_dead": s.tally.dead,
+            "elapsed_ms": started.elapsed().as_millis() as u64,
+        }),
+        || {
+            format!(
+                "run {} of {} (build {}, generation {}): {}; {} done, {} failed attempts, {} dead",
+                s.run.id,
+                s.run.library,
+                s.run.build,
+                s.run.generation,
+                s.run.state.as_str(),
+                s.tally.done,
+                s.tally.failed,
+                s.tally.dead
+            )
+        },
+    );
+    if wait && s.run.state == RunState::Failed {
+        anyhow::bail!("run {} failed: {} dead letters (see `kiln dlq list`)", s.run.id, s.tally.dead);
+    }
+    Ok(())
+}
+
+/// `kiln worker [--concurrency N] [--exit-when-idle D]`.
+pub(crate) async fn worker(
+    env: &Env,
+    concurrency: Option<usize>,
+    exit_when_idle: Option<Duration>,
+) -> anyhow::Result<()> {
+    let reheat = service(env).await?;
+    let queue = reheat.queue().clone();
+    let worker = Worker::new(reheat, worker_options(env, concurrency));
+    let idle = async {
+        match exit_when_idle {
+            None => std::future::pending::<()>().await,
+            Some(d) => {
+                let mut idle_since = Instant::now();
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    match queue.pending().await {
+                        Ok(0) if idle_since.elapsed() >= d => break,
+                        Ok(0) => {}
+                        _ => idle_since = Instant::now(),
+                    }
+                }
+            }
+        }
+    };
+    worker
+        .run(async {
+            tokio::select! {
+                () = crate::cmd::shutdown_signal() => {}
+                () = idle => {}
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// `kiln runs [LIBRARY] [--limit N]`.
+pub(crate) async fn runs(
+    env: &Env,
+    library: Option<&str>,
+    limit: usize,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let library = library.map(LibraryName::new).transpose()?;
+    let catalog = env.catalog().await?;
+    let queue = env.queue().await?;
+    let mut rows = Vec::new();
+    for run in catalog.runs(library.as_ref(), limit).await? {
+        let tally = queue.tally(run.id).await?;
+        rows.push((run, tally));
+    }
+    let json_rows: Vec<_> = rows
+        .iter()
+        .map(|(r, t)| {
+            json!({
+                "run": r.id.0, "library": r.library.as_str(), "build": r.build,
+                "generation": r.generation, "group": r.group, "state": r.state.as_str(),
+                "created_at": r.created_at.0, "finished_at": r.finished_at.map(|t| t.0),
+                "jobs_enqueued": t.enqueued, "jobs_done": t.done, "jobs_failed": t.failed,
+                "jobs_dead": t.dead, "jobs_dropped": t.dropped,
+            })
+        })
+        .collect();
+    emit(as_json, json!({ "runs": json_rows }), || {
+        rows.iter()
+            .map(|(r, t)| {
+                format!(
+                    "run {:<5} {:<20} gen {:<4} {:<10} {}/{} done, {} dead, {} dropped  build {}",
+                    r.id.0,
+                    r.library,
+                    r.generation,
+                    r.state.as_str(),
+                    t.done,
+                    t.enqueued,
+                    t.dead,
+                    t.dropped,
+                    r.build
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+/// `kiln dlq list|redrive`.
+pub(crate) async fn dlq(env: &Env, command: DlqCommand, as_json: bool) -> anyhow::Result<()> {
+    let queue = env.queue().await?;
+    match command {
+        DlqCommand::List { limit } => {
+            let dead = queue.dead_letters(limit).await?;
+            let rows: Vec<_> = dead
+                .iter()
+                .map(|d| {
+                    json!({
+                        "id": d.id.0, "run": d.run.map(|r| r.0), "attempts": d.attempts,
+                        "error": d.error, "failed_at": d.failed_at.0,
+                        "payload": String::from_utf8_lossy(&d.payload),
+                    })
+                })
+                .collect();
+            emit(as_json, json!({ "dead_letters": rows }), || {
+                dead.iter()
+                    .map(|d| format!("job {} (run {:?}, {} attempts): {}", d.id, d.run.map(|r| r.0), d.attempts, d.error))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        DlqCommand::Redrive { ids } => {
+            let ids: Vec<JobId> = ids.into_iter().map(JobId).collect();
+            let n = queue
+                .redrive(if ids.is_empty() { None } else { Some(&ids) })
+                .await?;
+            emit(as_json, json!({ "redriven": n }), || format!("{n} dead letters redriven"));
+        }
+    }
+    Ok(())
+}

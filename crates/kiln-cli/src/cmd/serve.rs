@@ -1,0 +1,51 @@
+//! `kiln serve`: the HTTP API beside an app server, with the cache's background upkeep.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::StreamExt;
+
+use crate::args::CacheArgs;
+use crate::backends::Env;
+use crate::cmd::load::open_cache_with;
+
+/// `kiln serve [--listen ADDR] [--cache-dir DIR] [--cache-budget BYTES]`.
+pub(crate) async fn serve(
+    env: &Env,
+    listen: Option<SocketAddr>,
+    args: &CacheArgs,
+) -> anyhow::Result<()> {
+    let (catalog, events) = env.catalog_with_events().await?;
+    let cache = open_cache_with(env, args, catalog.clone()).await?;
+    let mut state = kiln_server::AppState::new(cache.clone(), catalog);
+    if !env.config.libraries.is_empty() {
+        state = state.with_reheat(crate::cmd::reheat::service(env).await?);
+    }
+    let addr = listen
+        .or(env.config.server.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7878)));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    // The first line of stdout is the address, for scripts that listen on port 0.
+    println!("listening on http://{}", listener.local_addr()?);
+
+    let upkeep = tokio::spawn(Arc::unwrap_or_clone(cache.clone()).maintain_forever());
+    let notified = events.map(|mut events| {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            while let Some(course) = events.next().await {
+                if let Err(e) = cache.refresh_now(&course).await {
+                    tracing::warn!(%course, error = %e, "refreshing the current version");
+                }
+            }
+        })
+    });
+    kiln_server::run(listener, state, crate::cmd::shutdown_signal()).await?;
+    upkeep.abort();
+    if let Some(n) = notified {
+        n.abort();
+    }
+    Ok(())
+}

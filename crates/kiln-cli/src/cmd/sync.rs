@@ -1,0 +1,89 @@
+//! `kiln sync`: cut a course into chunks, upload the missing ones, publish the version.
+
+use std::sync::Arc;
+
+use kiln_core::ids::CourseId;
+use kiln_core::layout::{Layout, PrairieLearnOptions};
+use serde_json::json;
+
+use crate::args::SyncArgs;
+use crate::backends::Env;
+use crate::output::{bytes, emit};
+use crate::progress::bar;
+
+/// Adapts kiln-sync's progress callbacks to a terminal bar.
+struct Bar(indicatif::ProgressBar);
+
+impl kiln_sync::Progress for Bar {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+    }
+    fn inc(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// `kiln sync PATH [--course ID] [--rev REV] [--subdir DIR]`.
+pub(crate) async fn sync(env: &Env, args: SyncArgs, as_json: bool) -> anyhow::Result<()> {
+    let catalog = env.catalog().await?;
+    let store = env.store()?;
+    let sync_cfg = &env.config.sync;
+    let mut layout_opts = PrairieLearnOptions::default();
+    if let Some(g) = &sync_cfg.thumbnail_glob {
+        layout_opts.thumbnail_glob = g.clone();
+    }
+    let mut opts = kiln_sync::SyncOptions::new(args.path.clone());
+    opts.course = args.course.as_deref().map(CourseId::new).transpose()?;
+    opts.rev = args.rev.clone();
+    opts.subdir = args.subdir.clone();
+    opts.layout = Layout::prairielearn(&layout_opts);
+    if let Some(n) = sync_cfg.max_file_size {
+        opts.max_file_size = n;
+    }
+    if let Some(n) = sync_cfg.upload_concurrency {
+        opts.upload_concurrency = n;
+    }
+    let progress = Arc::new(Bar(bar(
+        "{spinner} syncing [{bar:40}] {pos}/{len} chunks {per_sec} ETA {eta}",
+    )));
+    let report = kiln_sync::sync(opts, catalog, store, progress).await?;
+    let published = !matches!(report.outcome, kiln_core::catalog::PublishOutcome::Unchanged);
+    let reheat = if published {
+        crate::cmd::reheat::after_sync(env, &report.course, report.version.as_str()).await?
+    } else {
+        None
+    };
+    emit(
+        as_json,
+        json!({
+            "course": report.course.as_str(),
+            "version": report.version.as_str(),
+            "chunks_total": report.chunks_total,
+            "chunks_uploaded": report.chunks_uploaded,
+            "bytes_uploaded": report.bytes_uploaded,
+            "elapsed_ms": report.elapsed.as_millis() as u64,
+            "outcome": format!("{:?}", report.outcome).to_lowercase(),
+            "reheat_run": reheat.map(|r| r.0),
+        }),
+        || {
+            let mut s = format!(
+                "{} @ {}: {} chunks, {} uploaded ({}), {:?} in {} ms",
+                report.course,
+                report.version,
+                report.chunks_total,
+                report.chunks_uploaded,
+                bytes(report.bytes_uploaded),
+                report.outcome,
+                report.elapsed.as_millis()
+            );
+            if let Some(r) = reheat {
+                s.push_str(&format!("\nreheat run {r} started"));
+            }
+            s
+        },
+    );
+    Ok(())
+}

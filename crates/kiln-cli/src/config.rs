@@ -1,0 +1,274 @@
+//! `kiln.toml`: one serde tree with a backend per trait. Parsing is pure; opening is in
+//! `backends.rs`. Every key can be overridden by `KILN_<SECTION>_<KEY>`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The whole config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// Where the embedded backends keep their files (default `./kiln-data`).
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The catalog backend.
+    #[serde(default)]
+    pub(crate) catalog: DbConfig,
+    /// The job queue backend.
+    #[serde(default)]
+    pub(crate) queue: DbConfig,
+    /// The render cache backend.
+    #[serde(default)]
+    pub(crate) cache: DbConfig,
+    /// The object store for bundles.
+    #[serde(default)]
+    pub(crate) store: StoreConfig,
+    /// Sync settings.
+    #[serde(default)]
+    pub(crate) sync: SyncConfig,
+    /// Local chunk cache settings.
+    #[serde(default)]
+    pub(crate) load: LoadConfig,
+    /// HTTP server settings.
+    #[serde(default)]
+    pub(crate) server: ServerConfig,
+    /// Worker settings.
+    #[serde(default)]
+    pub(crate) worker: WorkerConfig,
+    /// Render libraries.
+    #[serde(default, rename = "library")]
+    pub(crate) libraries: Vec<kiln_reheat::LibraryConfig>,
+    /// Per-course settings.
+    #[serde(default, rename = "course")]
+    pub(crate) courses: Vec<CourseConfig>,
+}
+
+/// Which backend a trait uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Backend {
+    /// The embedded default, in the data directory.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+    /// A Redis server (render cache only).
+    Redis,
+}
+
+/// A database-backed trait's settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DbConfig {
+    /// The backend.
+    #[serde(default)]
+    pub(crate) backend: Backend,
+    /// The server URL (postgres://..., redis://...).
+    pub(crate) url: Option<String>,
+    /// A PostgreSQL schema or a Redis key prefix.
+    pub(crate) namespace: Option<String>,
+}
+
+/// Object store kinds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StoreBackend {
+    /// A directory (default `<data_dir>/objects`).
+    #[default]
+    Local,
+    /// Any S3-compatible store.
+    S3,
+}
+
+/// The object store's settings; S3 credentials also come from the usual AWS variables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoreConfig {
+    /// The kind.
+    #[serde(default)]
+    pub(crate) backend: StoreBackend,
+    /// The directory of a local store.
+    pub(crate) path: Option<PathBuf>,
+    /// The S3 endpoint (e.g. `http://127.0.0.1:9100`).
+    pub(crate) endpoint: Option<String>,
+    /// The bucket.
+    pub(crate) bucket: Option<String>,
+    /// The region.
+    pub(crate) region: Option<String>,
+    /// The access key id.
+    pub(crate) access_key_id: Option<String>,
+    /// The secret access key.
+    pub(crate) secret_access_key: Option<String>,
+    /// Allow a plain-HTTP endpoint.
+    pub(crate) allow_http: Option<bool>,
+}
+
+/// Sync settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SyncConfig {
+    /// Files larger than this many bytes fail the sync (default 100 MiB).
+    pub(crate) max_file_size: Option<u64>,
+    /// Uploads at once (default 16).
+    pub(crate) upload_concurrency: Option<usize>,
+    /// The question thumbnail pattern (default `thumbnail.*`).
+    pub(crate) thumbnail_glob: Option<String>,
+}
+
+/// Local chunk cache settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoadConfig {
+    /// The cache directory (default `<data_dir>/cache`).
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// The byte budget of extracted chunks (default 10 GiB).
+    pub(crate) budget: Option<u64>,
+    /// How often the current version is re-read (default `1s`).
+    #[serde(default, with = "opt_duration")]
+    pub(crate) refresh_interval: Option<std::time::Duration>,
+    /// How long an old version directory is kept (default `10m`).
+    #[serde(default, with = "opt_duration")]
+    pub(crate) version_grace: Option<std::time::Duration>,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerConfig {
+    /// The listen address (default `127.0.0.1:7878`).
+    pub(crate) listen: Option<std::net::SocketAddr>,
+}
+
+/// Worker settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WorkerConfig {
+    /// Jobs run at once (default 64).
+    pub(crate) concurrency: Option<usize>,
+}
+
+/// Per-course settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CourseConfig {
+    /// The course id.
+    pub(crate) id: String,
+    /// A library to reheat after each published version.
+    pub(crate) reheat: Option<String>,
+}
+
+mod opt_duration {
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+impl Config {
+    /// Reads `path` (if any), applies `KILN_<SECTION>_<KEY>` overrides from `env`, and
+    /// deserializes; errors name the file and the key.
+    pub(crate) fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut value = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config {}", p.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("parsing config {}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (k, v) in env {
+            apply_env(&mut value, &k, &v)?;
+        }
+        let origin = path.map_or("environment".to_string(), |p| p.display().to_string());
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(value))
+            .map_err(|e| anyhow::anyhow!("invalid config {origin}: key `{}`: {}", e.path(), e.inner()))?;
+        Ok(config)
+    }
+}
+
+/// Sections whose keys the environment may set.
+const SECTIONS: [&str; 8] = [
+    "catalog", "queue", "cache", "store", "sync", "load", "server", "worker",
+];
+
+fn apply_env(table: &mut toml::Table, key: &str, raw: &str) -> anyhow::Result<()> {
+    let Some(rest) = key.strip_prefix("KILN_") else {
+        return Ok(());
+    };
+    let rest = rest.to_ascii_lowercase();
+    let Some((section, field)) = rest.split_once('_') else {
+        return Ok(());
+    };
+    if !SECTIONS.contains(&section) {
+        return Ok(());
+    }
+    if field.is_empty() {
+        bail!("invalid environment variable {key}: no key after the section");
+    }
+    // A value that parses as a TOML scalar keeps its type (numbers, booleans); anything else
+    // is a string.
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table() && !v.is_array())
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let entry = table
+        .entry(section.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match entry {
+        toml::Value::Table(t) => {
+            t.insert(field.to_string(), value);
+            Ok(())
+        }
+        _ => bail!("invalid config: `{section}` must be a table to apply {key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str, env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kiln.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(
+            Some(&p),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn env_overrides_file_and_keeps_types() {
+        let c = load_str(
+            "[queue]\nbackend = \"sqlite\"\n",
+            &[("KILN_QUEUE_BACKEND", "postgres"), ("KILN_LOAD_BUDGET", "1000"), ("PATH", "/bin")],
+        )
+        .unwrap();
+        assert_eq!(c.queue.backend, Backend::Postgres);
+        assert_eq!(c.load.budget, Some(1000));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let err = load_str("[store]\nbuckit = \"x\"\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("buckit"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let err = load_str("[catalog]\nbackend = \"oracle\"\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("catalog.backend"), "{err}");
+    }
+}

@@ -1,0 +1,191 @@
+//! The `kiln` binary on the embedded default: sync, inspect, load, reheat, gc, bad input.
+
+use std::path::Path;
+
+use crate::support::{example_repo, fails, git, json, kiln, ok, repo_root};
+
+fn sync_json(data: &Path, repo: &Path) -> serde_json::Value {
+    json(&ok(kiln(data)
+        .args(["--json", "sync"])
+        .arg(repo)
+        .args(["--course", "demo"])))
+}
+
+#[test]
+fn sync_then_chunks_versions_ensure_and_cat() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let repo = example_repo(tmp.path());
+
+    let first = sync_json(&data, &repo);
+    assert_eq!(first["course"], "demo");
+    let total = first["chunks_total"].as_u64().unwrap();
+    assert!(total >= 10, "{first}");
+    assert_eq!(first["chunks_uploaded"].as_u64(), Some(total), "a first sync uploads every chunk");
+    assert!(first["bytes_uploaded"].as_u64().unwrap() > 0);
+    let version = first["version"].as_str().unwrap().to_string();
+
+    let chunks = json(&ok(kiln(&data).args(["--json", "chunks", "demo"])));
+    let rows = chunks["chunks"].as_array().unwrap();
+    assert_eq!(rows.len() as u64, total);
+    let mut kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(kinds.len(), 10, "the example course has every kind: {kinds:?}");
+    let question = rows
+        .iter()
+        .find(|r| r["kind"] == "question")
+        .expect("a question chunk");
+    let qname = question["name"].as_str().unwrap().to_string();
+    let qroot = question["root"].as_str().unwrap().to_string();
+
+    let versions = json(&ok(kiln(&data).args(["--json", "versions", "demo"])));
+    assert_eq!(versions["versions"][0]["version"], version.as_str());
+    assert_eq!(versions["versions"][0]["current"], true);
+
+    // Syncing the same commit again is a no-op.
+    let again = sync_json(&data, &repo);
+    assert_eq!(again["chunks_uploaded"], 0);
+    assert_eq!(again["version"], version.as_str());
+
+    let ensured = json(&ok(kiln(&data)
+        .args(["--json", "ensure", "demo"])
+        .arg(format!("question:{qname}"))));
+    assert_eq!(ensured["version"], version.as_str());
+    assert_eq!(ensured["downloaded"].as_array().unwrap().len(), 1);
+    let root = Path::new(ensured["root"].as_str().unwrap());
+    let info = root.join(&qroot).join("info.json");
+    let source = std::fs::read(repo.join(&qroot).join("info.json")).unwrap();
+    assert_eq!(std::fs::read(&info).unwrap(), source, "the cache holds the course's bytes");
+
+    // The second ensure downloads nothing.
+    let warm = json(&ok(kiln(&data)
+        .args(["--json", "ensure", "demo"])
+        .arg(format!("question:{qname}"))));
+    assert_eq!(warm["downloaded"].as_array().unwrap().len(), 0);
+
+    let cat = ok(kiln(&data)
+        .args(["cat", "demo"])
+        .arg(format!("{qroot}/info.json")));
+    assert_eq!(cat.stdout, source);
+    let cat = ok(kiln(&data).args(["cat", "demo", "infoCourse.json"]));
+    assert_eq!(cat.stdout, std::fs::read(repo.join("infoCourse.json")).unwrap());
+}
+
+#[test]
+fn a_new_commit_uploads_only_what_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let repo = example_repo(tmp.path());
+    sync_json(&data, &repo);
+    let chunks = json(&ok(kiln(&data).args(["--json", "chunks", "demo"])));
+    let q = chunks["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "question")
+        .unwrap()
+        .clone();
+    let html = repo.join(q["root"].as_str().unwrap()).join("question.html");
+    std::fs::write(&html, "<p>changed</p>\n").unwrap();
+    git(&repo, &["commit", "-qam", "change one question"]);
+    let second = sync_json(&data, &repo);
+    assert_eq!(second["chunks_uploaded"], 1, "{second}");
+    let versions = json(&ok(kiln(&data).args(["--json", "versions", "demo"])));
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_input_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let missing = tmp.path().join("no-such-course");
+    let err = fails(kiln(&data).arg("sync").arg(&missing));
+    assert!(err.contains("no-such-course"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+
+    let repo = example_repo(tmp.path());
+    let err = fails(kiln(&data).arg("sync").arg(&repo).args(["--rev", "nonexistent-branch"]));
+    assert!(err.contains("nonexistent-branch"), "{err}");
+
+    let err = fails(kiln(&data).args(["chunks", "nope"]));
+    assert!(err.contains("nope"), "{err}");
+
+    let err = fails(kiln(&data).args(["ensure", "demo", "bogus:x"]));
+    assert!(err.contains("bogus"), "{err}");
+
+    let cfg = tmp.path().join("kiln.toml");
+    std::fs::write(&cfg, "[store]\nbuckit = \"x\"\n").unwrap();
+    let err = fails(kiln(&data).arg("--config").arg(&cfg).args(["versions", "demo"]));
+    assert!(err.contains("buckit"), "{err}");
+}
+
+#[test]
+fn sync_triggers_a_reheat_that_a_worker_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let repo = example_repo(tmp.path());
+    let cfg = tmp.path().join("kiln.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[[library]]
+name = "cards"
+source = { course = "demo" }
+renderer = { command = ["sh", "-c", "printf '<div>'; cat; printf '</div>'"] }
+page_size = 2
+"#,
+    )
+    .unwrap();
+    let synced = json(&ok(kiln(&data)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--json", "sync"])
+        .arg(&repo)
+        .args(["--course", "demo"])));
+    assert!(synced["reheat_run"].is_u64(), "{synced}");
+    ok(kiln(&data)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["worker", "--exit-when-idle", "300ms"]));
+    let runs = json(&ok(kiln(&data).arg("--config").arg(&cfg).args(["--json", "runs", "cards"])));
+    let run = &runs["runs"][0];
+    assert_eq!(run["state"], "complete", "{runs}");
+    let questions = std::fs::read_dir(repo_root().join("examples/course/questions")).is_ok();
+    assert!(questions);
+    assert!(run["jobs_done"].as_u64().unwrap() >= 3, "{runs}");
+    assert_eq!(run["jobs_dead"], 0);
+
+    let err = fails(kiln(&data).arg("--config").arg(&cfg).args(["reheat", "nope"]));
+    assert!(err.contains("nope"), "{err}");
+}
+
+#[test]
+fn gc_deletes_only_unreferenced_objects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let repo = example_repo(tmp.path());
+    sync_json(&data, &repo);
+    let stray_dir = data.join("objects/chunks/ff");
+    std::fs::create_dir_all(&stray_dir).unwrap();
+    std::fs::write(stray_dir.join(format!("{}.tar.zst", "f".repeat(64))), b"orphan").unwrap();
+    let report = json(&ok(kiln(&data).args(["--json", "gc", "--grace", "0s"])));
+    assert_eq!(report["objects_deleted"], 1, "{report}");
+    assert_eq!(report["bytes_freed"], 6);
+    // Every chunk of the version is still there: a fresh cache can load the whole course.
+    let chunks = json(&ok(kiln(&data).args(["--json", "chunks", "demo"])));
+    let all: Vec<String> = chunks["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let (k, n) = (r["kind"].as_str().unwrap(), r["name"].as_str().unwrap());
+            if n.is_empty() { k.to_string() } else { format!("{k}:{n}") }
+        })
+        .collect();
+    ok(kiln(&data)
+        .args(["ensure", "demo"])
+        .args(&all)
+        .arg("--cache-dir")
+        .arg(tmp.path().join("fresh-cache")));
+}

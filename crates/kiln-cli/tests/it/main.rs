@@ -1,0 +1,6 @@
+//! kiln-cli's integration tests: the `kiln` binary end to end, and the repository's tidiness.
+
+mod cli;
+mod multinode;
+mod support;
+mod tidy;

@@ -1,0 +1,84 @@
+//! Helpers: run the built `kiln` binary, make a git repository of the example course.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's root.
+pub(crate) fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A `kiln` command over `data_dir`, quiet about backends.
+pub(crate) fn kiln(data_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    c.arg("--data-dir").arg(data_dir).env("KILN_QUIET", "1");
+    // The test's own environment must not pick backends for it.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KILN_") && k != "KILN_QUIET" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Runs and returns the output, asserting success.
+pub(crate) fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("running kiln");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+/// Runs and returns stderr, asserting failure.
+pub(crate) fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("running kiln");
+    assert!(!out.status.success(), "{cmd:?} succeeded unexpectedly");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Stdout as JSON.
+pub(crate) fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+/// Runs git in `dir`.
+pub(crate) fn git(dir: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=kiln", "-c", "user.email=kiln@example.invalid"])
+        .args(args)
+        .status()
+        .expect("running git");
+    assert!(st.success(), "git {args:?} failed");
+}
+
+/// Copies a directory tree.
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A git repository holding the example course, one commit.
+pub(crate) fn example_repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("course-repo");
+    copy_tree(&repo_root().join("examples/course"), &repo);
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "example course"]);
+    repo
+}
