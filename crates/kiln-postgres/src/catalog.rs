@@ -1,0 +1,563 @@
+//! `PgCatalog`: the Catalog trait on PostgreSQL, with a NOTIFY on every publish so servers
+//! learn of a new current version at once.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kiln_core::catalog::{
+    BeginRun, Catalog, MemoEntry, NewVersion, PublishOutcome, Run, RunState, VersionInfo,
+};
+use kiln_core::ids::{ChunkId, ChunkKind, CourseId, LibraryName, RunId, VersionId};
+use kiln_core::manifest::{Manifest, ManifestEntry};
+use kiln_core::time::Timestamp;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use tokio::sync::{OnceCell, broadcast};
+
+use crate::db::PgDb;
+use crate::error::{Error, Result};
+use crate::notify::{self, AbortOnDrop, Sink};
+
+/// The catalog on PostgreSQL.
+#[derive(Clone)]
+pub struct PgCatalog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: PgDb,
+    versions_tx: broadcast::Sender<String>,
+    listener: OnceCell<AbortOnDrop>,
+}
+
+impl fmt::Debug for PgCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgCatalog")
+            .field("db", &self.inner.db)
+            .finish()
+    }
+}
+
+impl fmt::Display for PgCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PgCatalog({})", self.inner.db)
+    }
+}
+
+pub(crate) fn chunk_id(bytes: &[u8]) -> Result<ChunkId> {
+    <[u8; 32]>::try_from(bytes)
+        .map(ChunkId)
+        .map_err(|_| Error::Corrupt(format!("chunk id of {} bytes", bytes.len()).into()))
+}
+
+fn course_id(s: String) -> Result<CourseId> {
+    CourseId::new(s).map_err(|e| Error::Corrupt(e.to_string().into()))
+}
+
+fn u64_of(v: i64, what: &'static str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Error::Corrupt(format!("negative {what} {v}").into()))
+}
+
+fn i64_of(v: u64, what: &str) -> Result<i64> {
+    i64::try_from(v)
+        .map_err(|_| kiln_core::Error::invalid(format!("{what} {v} is too large")).into())
+}
+
+fn run_of(row: &PgRow) -> Result<Run> {
+    let state: String = row.try_get("state")?;
+    Ok(Run {
+        id: RunId(row.try_get("id")?),
+        library: LibraryName::new(row.try_get::<String, _>("library")?)
+            .map_err(|e| Error::Corrupt(e.to_string().into()))?,
+        build: row.try_get("build")?,
+        generation: u64_of(row.try_get("generation")?, "generation")?,
+        group: row.try_get("grp")?,
+        state: RunState::parse(&state)
+            .ok_or_else(|| Error::Corrupt(format!("run state {state:?}").into()))?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Timestamp),
+    })
+}
+
+const RUN_COLUMNS: &str = "id, library, build, generation, grp, state, created_at, finished_at";
+
+impl PgCatalog {
+    /// Connects to `url` and migrates `schema` (default `public`).
+    pub async fn connect(url: &str, schema: Option<&str>) -> kiln_core::Result<Self> {
+        Ok(PgCatalog::new(PgDb::connect(url, schema).await?))
+    }
+
+    /// The catalog on an open database.
+    pub fn new(db: PgDb) -> Self {
+        let (versions_tx, _) = broadcast::channel(1024);
+        PgCatalog {
+            inner: Arc::new(Inner {
+                db,
+                versions_tx,
+                listener: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &PgDb {
+        &self.inner.db
+    }
+
+    /// Subscribes to publishes: every course whose current version changes (through any
+    /// catalog on this schema, on any host) is sent once the publish commits. Returns once
+    /// the subscription is live. A receiver that lags (or a listener reconnect) can miss
+    /// courses, so callers still refresh on an interval.
+    pub async fn subscribe_versions(
+        &self,
+    ) -> kiln_core::Result<impl futures::Stream<Item = CourseId> + Send + 'static + use<>> {
+        let inner = &self.inner;
+        inner
+            .listener
+            .get_or_try_init(|| async {
+                let channel = inner.db.channel("versions");
+                notify::listen(
+                    inner.db.pool(),
+                    &channel,
+                    Sink::Payloads(inner.versions_tx.clone()),
+                )
+                .await
+            })
+            .await
+            .map_err(Error::from)?;
+        let rx = inner.versions_tx.subscribe();
+        Ok(futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(course) => match CourseId::new(course) {
+                        Ok(c) => return Some((c, rx)),
+                        Err(_) => continue,
+                    },
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "version subscriber lagged");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }))
+    }
+
+    async fn publish_inner(&self, v: NewVersion) -> Result<PublishOutcome> {
+        let course = v.course.as_str();
+        let version = v.version.as_str();
+        let mut tx = self.inner.db.pool().begin().await?;
+        sqlx::query("INSERT INTO courses (course) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(course)
+            .execute(&mut *tx)
+            .await?;
+        // Serialises publishes of one course.
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT current_version FROM courses WHERE course = $1 FOR UPDATE")
+                .bind(course)
+                .fetch_one(&mut *tx)
+                .await?;
+        if current.as_deref() == Some(version) {
+            tx.rollback().await?;
+            return Ok(PublishOutcome::Unchanged);
+        }
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM versions WHERE course = $1 AND version = $2)",
+        )
+        .bind(course)
+        .bind(version)
+        .fetch_one(&mut *tx)
+        .await?;
+        let outcome = if exists {
+            PublishOutcome::Reinstated
+        } else {
+            sqlx::query("INSERT INTO versions (course, version, created_at) VALUES ($1, $2, $3)")
+                .bind(course)
+                .bind(version)
+                .bind(Timestamp::now().0)
+                .execute(&mut *tx)
+                .await?;
+            let entries = v.manifest.entries();
+            let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+            let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            let ids: Vec<&[u8]> = entries.iter().map(|e| &e.id.0[..]).collect();
+            let sizes = entries
+                .iter()
+                .map(|e| i64_of(e.size, "chunk size"))
+                .collect::<Result<Vec<i64>>>()?;
+            let roots: Vec<&str> = entries.iter().map(|e| e.root.as_str()).collect();
+            sqlx::query(
+                "INSERT INTO manifest_entries (course, version, kind, name, chunk_id, size, root) \
+                 SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::bytea[], $6::int8[], $7::text[])",
+            )
+            .bind(course)
+            .bind(version)
+            .bind(kinds)
+            .bind(names)
+            .bind(ids)
+            .bind(sizes)
+            .bind(roots)
+            .execute(&mut *tx)
+            .await?;
+            PublishOutcome::Published
+        };
+        sqlx::query("UPDATE courses SET current_version = $2 WHERE course = $1")
+            .bind(course)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        // Delivered to listeners when (and only if) the transaction commits.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(self.inner.db.channel("versions"))
+            .bind(course)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn current_inner(&self, course: &CourseId) -> Result<Option<VersionInfo>> {
+        let row = sqlx::query(
+            "SELECT v.version, v.created_at FROM courses c \
+             JOIN versions v ON v.course = c.course AND v.version = c.current_version \
+             WHERE c.course = $1",
+        )
+        .bind(course.as_str())
+        .fetch_optional(self.inner.db.pool())
+        .await?;
+        row.map(|r| {
+            Ok(VersionInfo {
+                course: course.clone(),
+                version: VersionId::new(r.try_get::<String, _>(0)?)
+                    .map_err(|e| Error::Corrupt(e.to_string().into()))?,
+                created_at: Timestamp(r.try_get(1)?),
+                current: true,
+            })
+        })
+        .transpose()
+    }
+
+    async fn versions_inner(&self, course: &CourseId) -> Result<Vec<VersionInfo>> {
+        let rows = sqlx::query(
+            "SELECT v.version, v.created_at, v.version = c.current_version \
+             FROM courses c JOIN versions v ON v.course = c.course \
+             WHERE c.course = $1 ORDER BY v.seq DESC",
+        )
+        .bind(course.as_str())
+        .fetch_all(self.inner.db.pool())
+        .await?;
+        if rows.is_empty() {
+            return Err(
+                kiln_core::Error::not_found(format!("course {:?}", course.as_str())).into(),
+            );
+        }
+        rows.iter()
+            .map(|r| {
+                Ok(VersionInfo {
+                    course: course.clone(),
+                    version: VersionId::new(r.try_get::<String, _>(0)?)
+                        .map_err(|e| Error::Corrupt(e.to_string().into()))?,
+                    created_at: Timestamp(r.try_get(1)?),
+                    current: r.try_get::<Option<bool>, _>(2)?.unwrap_or(false),
+                })
+            })
+            .collect()
+    }
+
+    async fn courses_inner(&self) -> Result<Vec<CourseId>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT course FROM courses WHERE current_version IS NOT NULL ORDER BY course",
+        )
+        .fetch_all(self.inner.db.pool())
+        .await?;
+        let mut courses = rows
+            .into_iter()
+            .map(course_id)
+            .collect::<Result<Vec<_>>>()?;
+        courses.sort();
+        Ok(courses)
+    }
+
+    async fn manifest_inner(&self, course: &CourseId, version: &VersionId) -> Result<Manifest> {
+        let pool = self.inner.db.pool();
+        let mut tx = pool.begin().await?;
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM versions WHERE course = $1 AND version = $2)",
+        )
+        .bind(course.as_str())
+        .bind(version.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if !exists {
+            return Err(kiln_core::Error::not_found(format!(
+                "version {:?} of course {:?}",
+                version.as_str(),
+                course.as_str()
+            ))
+            .into());
+        }
+        let rows = sqlx::query(
+            "SELECT kind, name, chunk_id, size, root FROM manifest_entries \
+             WHERE course = $1 AND version = $2",
+        )
+        .bind(course.as_str())
+        .bind(version.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let entries = rows
+            .iter()
+            .map(|r| {
+                let kind: String = r.try_get(0)?;
+                Ok(ManifestEntry {
+                    kind: kind
+                        .parse::<ChunkKind>()
+                        .map_err(|e| Error::Corrupt(e.to_string().into()))?,
+                    name: r.try_get(1)?,
+                    id: chunk_id(r.try_get::<&[u8], _>(2)?)?,
+                    size: u64_of(r.try_get(3)?, "chunk size")?,
+                    root: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Manifest::new(entries)?)
+    }
+
+    async fn memo_get_inner(&self, keys: &[String]) -> Result<HashMap<String, MemoEntry>> {
+        let rows = sqlx::query("SELECT key, chunk_id, size FROM memo WHERE key = ANY($1)")
+            .bind(keys)
+            .fetch_all(self.inner.db.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>(0)?,
+                    MemoEntry {
+                        id: chunk_id(r.try_get::<&[u8], _>(1)?)?,
+                        size: u64_of(r.try_get(2)?, "chunk size")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn memo_put_inner(&self, entries: &[(String, MemoEntry)]) -> Result<()> {
+        // One row per key (the last wins): ON CONFLICT may not touch a row twice.
+        let mut last: HashMap<&str, &MemoEntry> = HashMap::new();
+        for (k, e) in entries {
+            last.insert(k, e);
+        }
+        let keys: Vec<&str> = last.keys().copied().collect();
+        let ids: Vec<&[u8]> = keys.iter().map(|k| &last[k].id.0[..]).collect();
+        let sizes = keys
+            .iter()
+            .map(|k| i64_of(last[k].size, "chunk size"))
+            .collect::<Result<Vec<_>>>()?;
+        sqlx::query(
+            "INSERT INTO memo (key, chunk_id, size) \
+             SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[]) \
+             ON CONFLICT (key) DO UPDATE SET chunk_id = excluded.chunk_id, size = excluded.size",
+        )
+        .bind(keys)
+        .bind(ids)
+        .bind(sizes)
+        .execute(self.inner.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn memo_forget_inner(&self, ids: &[ChunkId]) -> Result<()> {
+        let ids: Vec<&[u8]> = ids.iter().map(|i| &i.0[..]).collect();
+        sqlx::query("DELETE FROM memo WHERE chunk_id = ANY($1)")
+            .bind(ids)
+            .execute(self.inner.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn referenced_chunks_inner(&self) -> Result<HashSet<ChunkId>> {
+        let rows: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT DISTINCT chunk_id FROM manifest_entries")
+                .fetch_all(self.inner.db.pool())
+                .await?;
+        rows.iter().map(|b| chunk_id(b)).collect()
+    }
+
+    async fn try_lock_inner(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let now = Timestamp::now();
+        let row = sqlx::query(
+            "INSERT INTO locks (name, owner, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE locks.owner = excluded.owner OR locks.expires_at <= $4 \
+             RETURNING name",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now.plus(ttl).0)
+        .bind(now.0)
+        .fetch_optional(self.inner.db.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn unlock_inner(&self, name: &str, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM locks WHERE name = $1 AND owner = $2")
+            .bind(name)
+            .bind(owner)
+            .execute(self.inner.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn begin_run_inner(&self, library: &LibraryName, opts: BeginRun) -> Result<Run> {
+        let now = Timestamp::now().0;
+        let mut tx = self.inner.db.pool().begin().await?;
+        // The upsert locks the library's row: concurrent begin_runs get distinct generations.
+        let generation: i64 = sqlx::query_scalar(
+            "INSERT INTO library_generations (library, generation) VALUES ($1, 1) \
+             ON CONFLICT (library) DO UPDATE SET generation = library_generations.generation + 1 \
+             RETURNING generation",
+        )
+        .bind(library.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if opts.group.is_none() {
+            sqlx::query(
+                "UPDATE runs SET state = 'superseded', finished_at = $2 \
+                 WHERE library = $1 AND state = 'running'",
+            )
+            .bind(library.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO runs (library, build, generation, grp, state, created_at) \
+             VALUES ($1, $2, $3, $4, 'running', $5) RETURNING {RUN_COLUMNS}"
+        ))
+        .bind(library.as_str())
+        .bind(&opts.build)
+        .bind(generation)
+        .bind(&opts.group)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        run_of(&row)
+    }
+
+    async fn run_inner(&self, id: RunId) -> Result<Run> {
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
+            .bind(id.0)
+            .fetch_optional(self.inner.db.pool())
+            .await?;
+        match row {
+            Some(r) => run_of(&r),
+            None => Err(kiln_core::Error::not_found(format!("run {id}")).into()),
+        }
+    }
+
+    async fn runs_inner(&self, library: Option<&LibraryName>, limit: usize) -> Result<Vec<Run>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE $1::text IS NULL OR library = $1 \
+             ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(library.map(LibraryName::as_str))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.inner.db.pool())
+        .await?;
+        rows.iter().map(run_of).collect()
+    }
+
+    async fn finish_run_inner(&self, id: RunId, state: RunState) -> Result<bool> {
+        if state == RunState::Running {
+            return Err(kiln_core::Error::invalid(format!(
+                "cannot finish run {id} as running: pick complete, failed or superseded"
+            ))
+            .into());
+        }
+        let done = sqlx::query(
+            "UPDATE runs SET state = $2, finished_at = $3 WHERE id = $1 AND state = 'running'",
+        )
+        .bind(id.0)
+        .bind(state.as_str())
+        .bind(Timestamp::now().0)
+        .execute(self.inner.db.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl Catalog for PgCatalog {
+    async fn publish(&self, version: NewVersion) -> kiln_core::Result<PublishOutcome> {
+        Ok(self.publish_inner(version).await?)
+    }
+
+    async fn current(&self, course: &CourseId) -> kiln_core::Result<Option<VersionInfo>> {
+        Ok(self.current_inner(course).await?)
+    }
+
+    async fn versions(&self, course: &CourseId) -> kiln_core::Result<Vec<VersionInfo>> {
+        Ok(self.versions_inner(course).await?)
+    }
+
+    async fn courses(&self) -> kiln_core::Result<Vec<CourseId>> {
+        Ok(self.courses_inner().await?)
+    }
+
+    async fn manifest(
+        &self,
+        course: &CourseId,
+        version: &VersionId,
+    ) -> kiln_core::Result<Manifest> {
+        Ok(self.manifest_inner(course, version).await?)
+    }
+
+    async fn memo_get(&self, keys: &[String]) -> kiln_core::Result<HashMap<String, MemoEntry>> {
+        Ok(self.memo_get_inner(keys).await?)
+    }
+
+    async fn memo_put(&self, entries: &[(String, MemoEntry)]) -> kiln_core::Result<()> {
+        Ok(self.memo_put_inner(entries).await?)
+    }
+
+    async fn memo_forget(&self, ids: &[ChunkId]) -> kiln_core::Result<()> {
+        Ok(self.memo_forget_inner(ids).await?)
+    }
+
+    async fn referenced_chunks(&self) -> kiln_core::Result<HashSet<ChunkId>> {
+        Ok(self.referenced_chunks_inner().await?)
+    }
+
+    async fn try_lock(&self, name: &str, owner: &str, ttl: Duration) -> kiln_core::Result<bool> {
+        Ok(self.try_lock_inner(name, owner, ttl).await?)
+    }
+
+    async fn unlock(&self, name: &str, owner: &str) -> kiln_core::Result<()> {
+        Ok(self.unlock_inner(name, owner).await?)
+    }
+
+    async fn begin_run(&self, library: &LibraryName, opts: BeginRun) -> kiln_core::Result<Run> {
+        Ok(self.begin_run_inner(library, opts).await?)
+    }
+
+    async fn run(&self, id: RunId) -> kiln_core::Result<Run> {
+        Ok(self.run_inner(id).await?)
+    }
+
+    async fn runs(
+        &self,
+        library: Option<&LibraryName>,
+        limit: usize,
+    ) -> kiln_core::Result<Vec<Run>> {
+        Ok(self.runs_inner(library, limit).await?)
+    }
+
+    async fn finish_run(&self, id: RunId, state: RunState) -> kiln_core::Result<bool> {
+        Ok(self.finish_run_inner(id, state).await?)
+    }
+}
