@@ -1,0 +1,505 @@
+//! In-memory doubles of the three backend traits, for tests that need no files: a plain
+//! model of each contract (the SQLite backends run the same scenarios in `sqlite` tests).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kiln_core::catalog::{
+    BeginRun, Catalog, MemoEntry, NewVersion, PublishOutcome, Run, RunState, VersionInfo,
+};
+use kiln_core::ids::{ChunkId, CourseId, JobId, LibraryName, RunId, VersionId};
+use kiln_core::manifest::Manifest;
+use kiln_core::queue::{
+    DeadLetter, Job, JobQueue, Lease, LeaseOptions, NewJob, RetryOptions, RetryOutcome, Tally,
+};
+use kiln_core::render_cache::{CacheEntry, PruneScope, PutOutcome, RenderCache};
+use kiln_core::time::Timestamp;
+use kiln_core::{Error, Result};
+
+/// A catalog of runs (and versions, for the course source).
+#[derive(Debug, Default)]
+pub(crate) struct MemCatalog {
+    state: Mutex<CatState>,
+}
+
+#[derive(Debug, Default)]
+struct CatState {
+    runs: Vec<Run>,
+    generations: HashMap<String, u64>,
+    versions: HashMap<String, (VersionId, Manifest)>,
+}
+
+impl fmt::Display for MemCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MemCatalog")
+    }
+}
+
+fn unsupported<T>() -> Result<T> {
+    Err(Error::invalid("not supported by the test catalog"))
+}
+
+#[async_trait]
+impl Catalog for MemCatalog {
+    async fn publish(&self, v: NewVersion) -> Result<PublishOutcome> {
+        let mut s = self.state.lock().unwrap();
+        s.versions
+            .insert(v.course.to_string(), (v.version, v.manifest));
+        Ok(PublishOutcome::Published)
+    }
+    async fn current(&self, course: &CourseId) -> Result<Option<VersionInfo>> {
+        let s = self.state.lock().unwrap();
+        Ok(s.versions.get(course.as_str()).map(|(v, _)| VersionInfo {
+            course: course.clone(),
+            version: v.clone(),
+            created_at: Timestamp(0),
+            current: true,
+        }))
+    }
+    async fn versions(&self, _: &CourseId) -> Result<Vec<VersionInfo>> {
+        unsupported()
+    }
+    async fn courses(&self) -> Result<Vec<CourseId>> {
+        unsupported()
+    }
+    async fn manifest(&self, course: &CourseId, version: &VersionId) -> Result<Manifest> {
+        let s = self.state.lock().unwrap();
+        match s.versions.get(course.as_str()) {
+            Some((v, m)) if v == version => Ok(m.clone()),
+            _ => Err(Error::not_found(format!("version {version}"))),
+        }
+    }
+    async fn memo_get(&self, _: &[String]) -> Result<HashMap<String, MemoEntry>> {
+        unsupported()
+    }
+    async fn memo_put(&self, _: &[(String, MemoEntry)]) -> Result<()> {
+        unsupported()
+    }
+    async fn memo_forget(&self, _: &[ChunkId]) -> Result<()> {
+        unsupported()
+    }
+    async fn referenced_chunks(&self) -> Result<HashSet<ChunkId>> {
+        unsupported()
+    }
+    async fn try_lock(&self, _: &str, _: &str, _: Duration) -> Result<bool> {
+        unsupported()
+    }
+    async fn unlock(&self, _: &str, _: &str) -> Result<()> {
+        unsupported()
+    }
+    async fn begin_run(&self, library: &LibraryName, opts: BeginRun) -> Result<Run> {
+        let mut s = self.state.lock().unwrap();
+        let g = s.generations.entry(library.to_string()).or_default();
+        *g += 1;
+        let generation = *g;
+        if opts.group.is_none() {
+            for r in s.runs.iter_mut() {
+                if &r.library == library && r.state == RunState::Running && r.group.is_none() {
+                    r.state = RunState::Superseded;
+                    r.finished_at = Some(Timestamp::now());
+                }
+            }
+        }
+        let run = Run {
+            id: RunId(s.runs.len() as i64 + 1),
+            library: library.clone(),
+            build: opts.build,
+            generation,
+            group: opts.group,
+            state: RunState::Running,
+            created_at: Timestamp::now(),
+            finished_at: None,
+        };
+        s.runs.push(run.clone());
+        Ok(run)
+    }
+    async fn run(&self, id: RunId) -> Result<Run> {
+        let s = self.state.lock().unwrap();
+        s.runs
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("run {id}")))
+    }
+    async fn runs(&self, library: Option<&LibraryName>, limit: usize) -> Result<Vec<Run>> {
+        let s = self.state.lock().unwrap();
+        Ok(s.runs
+            .iter()
+            .rev()
+            .filter(|r| library.is_none_or(|l| &r.library == l))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+    async fn finish_run(&self, id: RunId, state: RunState) -> Result<bool> {
+        let mut s = self.state.lock().unwrap();
+        match s.runs.iter_mut().find(|r| r.id == id) {
+            Some(r) if r.state == RunState::Running => {
+                r.state = state;
+                r.finished_at = Some(Timestamp::now());
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => Err(Error::not_found(format!("run {id}"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct MemJob {
+    job: NewJob,
+    attempt: u32,
+    token: i64,
+    /// Leased until, when leased.
+    leased_until: Option<Timestamp>,
+    dead: Option<(String, Timestamp)>,
+}
+
+/// A job queue.
+#[derive(Debug, Default)]
+pub(crate) struct MemQueue {
+    state: Mutex<QState>,
+    notify: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct QState {
+    jobs: BTreeMap<i64, MemJob>,
+    next_id: i64,
+    next_token: i64,
+    fences: HashMap<String, u64>,
+    tallies: HashMap<i64, Tally>,
+}
+
+impl QState {
+    fn tally(&mut self, run: Option<RunId>) -> Option<&mut Tally> {
+        run.map(|r| self.tallies.entry(r.0).or_default())
+    }
+    fn valid(&self, l: &Lease) -> bool {
+        self.jobs
+            .get(&l.job.0)
+            .is_some_and(|j| j.token == l.token && j.dead.is_none() && j.leased_until.is_some())
+    }
+}
+
+impl fmt::Display for MemQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MemQueue")
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemQueue {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        let mut s = self.state.lock().unwrap();
+        let mut ids = Vec::new();
+        for job in jobs {
+            s.next_id += 1;
+            let id = s.next_id;
+            ids.push(JobId(id));
+            let fenced = job
+                .fence
+                .as_ref()
+                .is_some_and(|(k, g)| s.fences.get(k).is_some_and(|f| g < f));
+            let run = job.run;
+            if let Some(t) = s.tally(run) {
+                t.enqueued += 1;
+                if fenced {
+                    t.dropped += 1;
+                }
+            }
+            if !fenced {
+                s.jobs.insert(
+                    id,
+                    MemJob {
+                        job,
+                        attempt: 0,
+                        token: 0,
+                        leased_until: None,
+                        dead: None,
+                    },
+                );
+            }
+        }
+        drop(s);
+        self.notify.notify_waiters();
+        Ok(ids)
+    }
+    async fn lease(&self, opts: &LeaseOptions) -> Result<Vec<Job>> {
+        let now = Timestamp::now();
+        let mut s = self.state.lock().unwrap();
+        let mut ready: Vec<(i32, i64)> = s
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.dead.is_none())
+            .filter(|(_, j)| j.leased_until.is_none_or(|t| t <= now))
+            .filter(|(_, j)| j.job.not_before.is_none_or(|t| t <= now))
+            .map(|(id, j)| (-j.job.priority, *id))
+            .collect();
+        ready.sort();
+        let mut out = Vec::new();
+        for (_, id) in ready.into_iter().take(opts.max_jobs) {
+            s.next_token += 1;
+            let token = s.next_token;
+            let j = s.jobs.get_mut(&id).unwrap();
+            j.attempt += 1;
+            j.token = token;
+            j.leased_until = Some(now.plus(opts.visibility));
+            out.push(Job {
+                id: JobId(id),
+                lease: Lease {
+                    job: JobId(id),
+                    token,
+                },
+                payload: j.job.payload.clone(),
+                attempt: j.attempt,
+                max_attempts: j.job.max_attempts,
+                run: j.job.run,
+                priority: j.job.priority,
+            });
+        }
+        Ok(out)
+    }
+    async fn extend(&self, leases: &[Lease], visibility: Duration) -> Result<u64> {
+        let mut s = self.state.lock().unwrap();
+        let mut n = 0;
+        for l in leases {
+            if s.valid(l) {
+                s.jobs.get_mut(&l.job.0).unwrap().leased_until =
+                    Some(Timestamp::now().plus(visibility));
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+    async fn ack(&self, leases: &[Lease]) -> Result<u64> {
+        let mut s = self.state.lock().unwrap();
+        let mut n = 0;
+        for l in leases {
+            if s.valid(l) {
+                let j = s.jobs.remove(&l.job.0).unwrap();
+                if let Some(t) = s.tally(j.job.run) {
+                    t.done += 1;
+                }
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+    async fn retry(&self, lease: Lease, opts: RetryOptions) -> Result<RetryOutcome> {
+        let mut s = self.state.lock().unwrap();
+        if !s.valid(&lease) {
+            return Ok(RetryOutcome::LeaseLost);
+        }
+        let j = s.jobs.get_mut(&lease.job.0).unwrap();
+        let run = j.job.run;
+        let dead = j.attempt >= j.job.max_attempts;
+        if dead {
+            j.dead = Some((opts.error, Timestamp::now()));
+        } else {
+            j.leased_until = None;
+            j.job.not_before = Some(Timestamp::now().plus(opts.delay));
+        }
+        let t = s.tally(run);
+        if let Some(t) = t {
+            t.failed += 1;
+            if dead {
+                t.dead += 1;
+            }
+        }
+        Ok(if dead {
+            RetryOutcome::Dead
+        } else {
+            RetryOutcome::Retrying
+        })
+    }
+    async fn fail(&self, lease: Lease, error: &str) -> Result<bool> {
+        let mut s = self.state.lock().unwrap();
+        if !s.valid(&lease) {
+            return Ok(false);
+        }
+        let j = s.jobs.get_mut(&lease.job.0).unwrap();
+        j.dead = Some((error.to_string(), Timestamp::now()));
+        let run = j.job.run;
+        if let Some(t) = s.tally(run) {
+            t.failed += 1;
+            t.dead += 1;
+        }
+        Ok(true)
+    }
+    async fn release(&self, leases: &[Lease]) -> Result<u64> {
+        let mut s = self.state.lock().unwrap();
+        let mut n = 0;
+        for l in leases {
+            if s.valid(l) {
+                let j = s.jobs.get_mut(&l.job.0).unwrap();
+                j.leased_until = None;
+                j.attempt -= 1;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+    async fn fence(&self, key: &str, generation: u64) -> Result<u64> {
+        let mut s = self.state.lock().unwrap();
+        let f = s.fences.entry(key.to_string()).or_default();
+        *f = (*f).max(generation);
+        let drop: Vec<i64> = s
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.dead.is_none())
+            .filter(|(_, j)| {
+                j.job
+                    .fence
+                    .as_ref()
+                    .is_some_and(|(k, g)| k == key && *g < generation)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &drop {
+            let j = s.jobs.remove(id).unwrap();
+            if let Some(t) = s.tally(j.job.run) {
+                t.dropped += 1;
+            }
+        }
+        Ok(drop.len() as u64)
+    }
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        let s = self.state.lock().unwrap();
+        Ok(s.jobs
+            .iter()
+            .filter_map(|(id, j)| {
+                j.dead.as_ref().map(|(e, at)| DeadLetter {
+                    id: JobId(*id),
+                    payload: j.job.payload.clone(),
+                    attempts: j.attempt,
+                    error: e.clone(),
+                    run: j.job.run,
+                    failed_at: *at,
+                })
+            })
+            .take(limit)
+            .collect())
+    }
+    async fn redrive(&self, _: Option<&[JobId]>) -> Result<u64> {
+        unsupported()
+    }
+    async fn tally(&self, run: RunId) -> Result<Tally> {
+        let s = self.state.lock().unwrap();
+        Ok(s.tallies.get(&run.0).copied().unwrap_or_default())
+    }
+    async fn pending(&self) -> Result<u64> {
+        let s = self.state.lock().unwrap();
+        Ok(s.jobs.values().filter(|j| j.dead.is_none()).count() as u64)
+    }
+    async fn wait_for_work(&self, max: Duration) {
+        let _ =
+            tokio::time::timeout(max.min(Duration::from_millis(50)), self.notify.notified()).await;
+    }
+}
+
+/// A render cache.
+#[derive(Debug, Default)]
+pub(crate) struct MemCache {
+    state: Mutex<CState>,
+}
+
+#[derive(Debug, Default)]
+struct CState {
+    entries: BTreeMap<(String, String), CacheEntry>,
+    floors: HashMap<String, u64>,
+}
+
+impl fmt::Display for MemCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MemCache")
+    }
+}
+
+fn in_scope(e: &CacheEntry, scope: &PruneScope) -> bool {
+    e.generation < scope.below_generation && scope.group.as_ref().is_none_or(|g| g == &e.group)
+}
+
+#[async_trait]
+impl RenderCache for MemCache {
+    async fn get(&self, library: &LibraryName, key: &str) -> Result<Option<CacheEntry>> {
+        let s = self.state.lock().unwrap();
+        let now = Timestamp::now();
+        Ok(s.entries
+            .get(&(library.to_string(), key.to_string()))
+            .filter(|e| e.expires_at.is_none_or(|t| t > now))
+            .cloned())
+    }
+    async fn put(
+        &self,
+        library: &LibraryName,
+        entries: Vec<CacheEntry>,
+    ) -> Result<Vec<PutOutcome>> {
+        let mut s = self.state.lock().unwrap();
+        let floor = s.floors.get(library.as_str()).copied().unwrap_or(0);
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let k = (library.to_string(), e.key.clone());
+                let newer = s
+                    .entries
+                    .get(&k)
+                    .is_some_and(|old| old.generation > e.generation);
+                if newer || e.generation < floor {
+                    PutOutcome::Stale
+                } else {
+                    s.entries.insert(k, e);
+                    PutOutcome::Written
+                }
+            })
+            .collect())
+    }
+    async fn mark_expiring(
+        &self,
+        library: &LibraryName,
+        scope: &PruneScope,
+        at: Timestamp,
+    ) -> Result<u64> {
+        let mut s = self.state.lock().unwrap();
+        let mut n = 0;
+        for ((l, _), e) in s.entries.iter_mut() {
+            if l == library.as_str() && in_scope(e, scope) {
+                e.expires_at = Some(at);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+    async fn sweep(&self, library: &LibraryName, scope: &PruneScope) -> Result<u64> {
+        let mut s = self.state.lock().unwrap();
+        let before = s.entries.len();
+        s.entries
+            .retain(|(l, _), e| !(l == library.as_str() && in_scope(e, scope)));
+        Ok((before - s.entries.len()) as u64)
+    }
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64> {
+        let mut s = self.state.lock().unwrap();
+        let before = s.entries.len();
+        s.entries
+            .retain(|_, e| e.expires_at.is_none_or(|t| t > now));
+        Ok((before - s.entries.len()) as u64)
+    }
+    async fn set_floor(&self, library: &LibraryName, generation: u64) -> Result<()> {
+        let mut s = self.state.lock().unwrap();
+        let f = s.floors.entry(library.to_string()).or_default();
+        *f = (*f).max(generation);
+        Ok(())
+    }
+    async fn keys(&self, library: &LibraryName) -> Result<Vec<(String, u64, String)>> {
+        let s = self.state.lock().unwrap();
+        let now = Timestamp::now();
+        Ok(s.entries
+            .iter()
+            .filter(|((l, _), e)| l == library.as_str() && e.expires_at.is_none_or(|t| t > now))
+            .map(|((_, k), e)| (k.clone(), e.generation, e.group.clone()))
+            .collect())
+    }
+}

@@ -1,0 +1,163 @@
+//! A tiny HTTP site for the tests: a paginated listing and a renderer, on 127.0.0.1:0, whose
+//! behaviour (items, failures, a gate that holds renders) the test controls.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+/// How the renderer answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// 200 with `key@tag`.
+    Ok,
+    /// 500 every time.
+    Fail500,
+    /// Never answers.
+    Hang,
+}
+
+/// One listed item.
+#[derive(Debug, Clone)]
+pub(crate) struct Item {
+    pub(crate) key: String,
+    pub(crate) group: String,
+    pub(crate) props: Value,
+}
+
+#[derive(Debug)]
+pub(crate) struct SiteState {
+    pub(crate) items: Vec<Item>,
+    pub(crate) mode: Mode,
+    /// Renders per key (every answered POST).
+    pub(crate) renders: HashMap<String, u32>,
+    /// Listing requests: (page, page_size).
+    pub(crate) pages: Vec<(u64, u64)>,
+    /// Appended to rendered bodies, to tell builds apart.
+    pub(crate) tag: String,
+    /// A raw listing body that replaces the real one.
+    pub(crate) bad_listing: Option<String>,
+}
+
+/// The site: its address and its state.
+#[derive(Clone)]
+pub(crate) struct Site {
+    pub(crate) addr: SocketAddr,
+    pub(crate) state: Arc<Mutex<SiteState>>,
+    /// Renders wait while this is false.
+    pub(crate) gate: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+pub(crate) fn items(n: usize, group: &str) -> Vec<Item> {
+    (0..n)
+        .map(|i| Item {
+            key: format!("item-{i:04}"),
+            group: group.to_string(),
+            props: json!({ "n": i }),
+        })
+        .collect()
+}
+
+impl Site {
+    pub(crate) async fn start(items: Vec<Item>) -> Site {
+        let state = Arc::new(Mutex::new(SiteState {
+            items,
+            mode: Mode::Ok,
+            renders: HashMap::new(),
+            pages: Vec::new(),
+            tag: "v1".into(),
+            bad_listing: None,
+        }));
+        let (gate, _) = tokio::sync::watch::channel(true);
+        let site = Site {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            state,
+            gate: Arc::new(gate),
+        };
+        let app = Router::new()
+            .route("/items", get(list))
+            .route("/render", post(render))
+            .with_state(site.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Site { addr, ..site }
+    }
+
+    pub(crate) fn listing_url(&self) -> String {
+        format!("http://{}/items", self.addr)
+    }
+
+    pub(crate) fn render_url(&self) -> String {
+        format!("http://{}/render", self.addr)
+    }
+
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut SiteState) -> R) -> R {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    pub(crate) fn total_renders(&self) -> u32 {
+        self.with(|s| s.renders.values().sum())
+    }
+}
+
+async fn list(State(site): State<Site>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let page: u64 = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let size: u64 = q
+        .get("page_size")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1000);
+    let mut s = site.state.lock().unwrap();
+    s.pages.push((page, size));
+    if let Some(body) = &s.bad_listing {
+        return ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response();
+    }
+    let start = (page * size) as usize;
+    let items: Vec<Value> = s
+        .items
+        .iter()
+        .skip(start)
+        .take(size as usize)
+        .map(|i| json!({"key": i.key, "group": i.group, "props": i.props}))
+        .collect();
+    let next = if start + (size as usize) < s.items.len() {
+        Some(page + 1)
+    } else {
+        None
+    };
+    axum::Json(json!({ "items": items, "next": next })).into_response()
+}
+
+async fn render(State(site): State<Site>, headers: HeaderMap, body: String) -> Response {
+    let key = headers
+        .get("x-kiln-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| {
+            percent_encoding::percent_decode_str(k)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    let mut open = site.gate.subscribe();
+    // Held while the gate is closed (the supersede and zero-miss tests use it).
+    let _ = open.wait_for(|o| *o).await;
+    let (mode, tag) = site.with(|s| (s.mode, s.tag.clone()));
+    match mode {
+        Mode::Hang => std::future::pending::<Response>().await,
+        Mode::Fail500 => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        Mode::Ok => {
+            site.with(|s| *s.renders.entry(key.clone()).or_default() += 1);
+            (
+                [(header::CONTENT_TYPE, "text/plain")],
+                format!("{key}@{tag} {body}"),
+            )
+                .into_response()
+        }
+    }
+}
