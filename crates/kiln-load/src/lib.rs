@@ -1,1 +1,38 @@
-//! kiln-load.
+//! kiln-load: the local chunk cache that every app server runs.
+//!
+//! [`ChunkCache::ensure`] makes chunks of a course version present on local disk and returns
+//! the version directory to read them from. The layout on disk (see [`ChunkCache`]):
+//!
+//! ```text
+//! <cache>/courses/<course>/.chunks/<chunk id>/     extracted chunk: complete or absent, read-only
+//! <cache>/courses/<course>/<version>/<chunk root>  -> relative symlink into ../.chunks/<chunk id>
+//! <cache>/courses/<course>/<version>/.kiln/<kind>  -> a gathered chunk (root ""), whole
+//! <cache>/courses/<course>/<version>/<file>        -> a gathered chunk's file outside every chunk root
+//! <cache>/tmp/                                     staging, emptied at start
+//! <cache>/locks/                                   one lock file per chunk, across processes
+//! ```
+//!
+//! A chunk is downloaded once per course however many requests, versions or processes want it
+//! (a shared future in the process, a file lock across processes), verified against its id
+//! while it is decompressed, and renamed into place, so a reader never sees half a chunk.
+//! Chunk directories are kept under a byte budget (LRU, never evicting a pinned chunk), and
+//! version directories that are no longer current are removed after a grace period by
+//! [`ChunkCache::maintain`].
+
+mod cache;
+mod config;
+mod extract;
+mod fetch;
+mod fsutil;
+mod index;
+mod links;
+mod metrics;
+mod paths;
+mod recover;
+mod resolve;
+pub mod testing;
+
+pub use cache::{ChunkCache, Ensured, Maintained, Pin};
+pub use config::LoadConfig;
+pub use metrics::{HistogramSnapshot, MetricsSnapshot};
+pub use resolve::ResolvedFile;

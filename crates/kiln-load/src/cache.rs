@@ -1,0 +1,554 @@
+//! [`ChunkCache`]: ensure chunks of a version are on disk, pin them while in use, evict
+//! under a byte budget, and remove old version directories.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use futures::FutureExt;
+use kiln_core::catalog::Catalog;
+use kiln_core::ids::{ChunkId, ChunkRef, CourseId, VersionId};
+use kiln_core::manifest::{Manifest, ManifestEntry};
+use kiln_core::{Error, Result};
+use object_store::ObjectStore;
+
+use crate::config::LoadConfig;
+use crate::fetch::{self, blocking};
+use crate::index::{FetchFuture, Index, Key};
+use crate::links;
+use crate::metrics::{Metrics, MetricsSnapshot, inc};
+use crate::paths::Paths;
+use crate::{fsutil, recover};
+
+/// The local chunk cache of one process. Cheap to clone; clones share everything.
+///
+/// Several processes may share one cache directory: a chunk is then still downloaded once
+/// (a per-chunk file lock), but each process keeps its own budget and pins, so run one
+/// evicting process per cache directory.
+#[derive(Clone)]
+pub struct ChunkCache {
+    inner: Arc<Inner>,
+}
+
+/// Shared state of a [`ChunkCache`].
+pub(crate) struct Inner {
+    pub(crate) config: LoadConfig,
+    pub(crate) paths: Paths,
+    pub(crate) catalog: Arc<dyn Catalog>,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) metrics: Metrics,
+    index: Mutex<Index>,
+    currents: Mutex<HashMap<CourseId, (VersionId, Instant)>>,
+    manifests: Mutex<HashMap<(CourseId, VersionId), Arc<Manifest>>>,
+    stale_since: Mutex<HashMap<(CourseId, VersionId), Instant>>,
+}
+
+/// Chunks of one version made present, and pinned until this value is dropped.
+#[derive(Debug)]
+pub struct Ensured {
+    /// The course.
+    pub course: CourseId,
+    /// The version every chunk was taken from.
+    pub version: VersionId,
+    /// The version directory: read `<root>/<course-relative path>`.
+    pub root: PathBuf,
+    /// Per requested chunk, its directory inside `root` (`<root>/.kiln/<kind>` for a
+    /// gathered chunk).
+    pub paths: Vec<PathBuf>,
+    /// Per requested chunk, its manifest entry.
+    pub chunks: Vec<ManifestEntry>,
+    /// The chunks this call downloaded (not those found present or fetched by others).
+    pub downloaded: Vec<ChunkRef>,
+    /// Keeps the chunks and the version directory from removal while held.
+    pub pin: Pin,
+}
+
+/// Pins chunks and a version directory; dropping it releases them.
+pub struct Pin {
+    inner: Arc<Inner>,
+    course: CourseId,
+    version: VersionId,
+    chunks: Vec<ChunkId>,
+}
+
+impl fmt::Debug for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pin")
+            .field("course", &self.course)
+            .field("version", &self.version)
+            .field("chunks", &self.chunks.len())
+            .finish()
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let budget = self.inner.config.budget_bytes;
+        let trash = {
+            let mut ix = self.inner.index();
+            ix.unpin_version(&self.course, &self.version);
+            let mut key = (self.course.clone(), ChunkId([0; 32]));
+            for id in &self.chunks {
+                key.1 = *id;
+                ix.unpin(&key);
+            }
+            // Chunks that were pinned may have kept the cache over budget.
+            if ix.total > budget {
+                self.inner.evict_locked(&mut ix, budget)
+            } else {
+                Vec::new()
+            }
+        };
+        self.inner.dispose(trash);
+    }
+}
+
+impl fmt::Debug for ChunkCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChunkCache")
+            .field("cache_dir", &self.inner.config.cache_dir)
+            .field("catalog", &format_args!("{}", self.inner.catalog))
+            .field("store", &format_args!("{}", self.inner.store))
+            .finish()
+    }
+}
+
+/// What one [`ChunkCache::maintain`] pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Maintained {
+    /// Version directories removed.
+    pub versions_removed: u64,
+    /// Chunk directories evicted.
+    pub chunks_evicted: u64,
+}
+
+impl ChunkCache {
+    /// Opens the cache directory (creating it): empties staging of abandoned work, rebuilds
+    /// the index from the chunk directories on disk, and evicts down to the budget.
+    pub async fn open(
+        config: LoadConfig,
+        catalog: Arc<dyn Catalog>,
+        store: Arc<dyn ObjectStore>,
+    ) -> Result<ChunkCache> {
+        let dir = config.cache_dir.clone();
+        let (paths, found) = blocking(move || recover::recover(&dir)).await?;
+        let mut index = Index::default();
+        for (key, size) in found {
+            index.insert_present(&key, size);
+        }
+        let inner = Arc::new(Inner {
+            config,
+            paths,
+            catalog,
+            store,
+            metrics: Metrics::default(),
+            index: Mutex::new(index),
+            currents: Mutex::new(HashMap::new()),
+            manifests: Mutex::new(HashMap::new()),
+            stale_since: Mutex::new(HashMap::new()),
+        });
+        let trash = {
+            let mut ix = inner.index();
+            inner.evict_locked(&mut ix, inner.config.budget_bytes)
+        };
+        inner.dispose(trash);
+        Ok(ChunkCache { inner })
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &LoadConfig {
+        &self.inner.config
+    }
+
+    /// The catalog it reads versions and manifests from.
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.inner.catalog
+    }
+
+    /// Ensures `chunks` of the course's current version: the current version is resolved
+    /// once and every chunk comes from its manifest.
+    pub async fn ensure(&self, course: &CourseId, chunks: &[ChunkRef]) -> Result<Ensured> {
+        self.timed(self.ensure_inner(course, None, chunks)).await
+    }
+
+    /// Ensures `chunks` of a given version of the course.
+    pub async fn ensure_at(
+        &self,
+        course: &CourseId,
+        version: &VersionId,
+        chunks: &[ChunkRef],
+    ) -> Result<Ensured> {
+        self.timed(self.ensure_inner(course, Some(version), chunks))
+            .await
+    }
+
+    async fn timed<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
+        let started = Instant::now();
+        let r = f.await;
+        self.inner.metrics.ensure_latency.observe(started.elapsed());
+        r
+    }
+
+    async fn ensure_inner(
+        &self,
+        course: &CourseId,
+        version: Option<&VersionId>,
+        chunks: &[ChunkRef],
+    ) -> Result<Ensured> {
+        let version = match version {
+            Some(v) => v.clone(),
+            None => self.current_version(course).await?,
+        };
+        let manifest = self.manifest(course, &version).await?;
+        let entries = chunks
+            .iter()
+            .map(|c| {
+                manifest.get(c).cloned().ok_or_else(|| {
+                    Error::not_found(format!("chunk {c} in version {version} of course {course}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.ensure_entries(course, version, &manifest, entries)
+            .await
+    }
+
+    /// Pins and fetches manifest entries of one version, then links them.
+    pub(crate) async fn ensure_entries(
+        &self,
+        course: &CourseId,
+        version: VersionId,
+        manifest: &Arc<Manifest>,
+        entries: Vec<ManifestEntry>,
+    ) -> Result<Ensured> {
+        let mut pin = Pin {
+            inner: self.inner.clone(),
+            course: course.clone(),
+            version: version.clone(),
+            chunks: Vec::with_capacity(entries.len()),
+        };
+        let mut waits: Vec<(usize, FetchFuture, bool)> = Vec::new();
+        let mut to_link = Vec::new();
+        {
+            let mut ix = self.inner.index();
+            ix.pin_version(course, &version);
+            for (i, e) in entries.iter().enumerate() {
+                let key: Key = (course.clone(), e.id);
+                let slot = ix.pin(&key);
+                pin.chunks.push(e.id);
+                if slot.present {
+                    inc(&self.inner.metrics.hits);
+                } else {
+                    inc(&self.inner.metrics.misses);
+                    match &slot.inflight {
+                        Some(f) => waits.push((i, f.clone(), false)),
+                        None => {
+                            let f = self.spawn_fetch(course, e);
+                            slot.inflight = Some(f.clone());
+                            waits.push((i, f, true));
+                        }
+                    }
+                }
+                if !ix.is_linked(course, &version, &e.id) {
+                    to_link.push(e.clone());
+                }
+            }
+        }
+        let mut downloaded = Vec::new();
+        for (i, f, started) in waits {
+            let did = f.await.map_err(|e| clone_error(&e))?;
+            if started && did {
+                downloaded.push(entries[i].chunk_ref());
+            }
+        }
+        let root = self.inner.paths.version_dir(course, &version);
+        if !to_link.is_empty() {
+            let (paths, m, c, dir) = (
+                self.inner.paths.clone(),
+                manifest.clone(),
+                course.clone(),
+                root.clone(),
+            );
+            let linked = to_link.clone();
+            blocking(move || {
+                for e in &linked {
+                    links::link_chunk(&dir, &paths.chunk_dir(&c, &e.id), &m, e)?;
+                }
+                Ok(())
+            })
+            .await?;
+            let mut ix = self.inner.index();
+            for e in to_link {
+                ix.mark_linked(course, &version, e.id);
+            }
+        }
+        Ok(Ensured {
+            course: course.clone(),
+            paths: entries
+                .iter()
+                .map(|e| links::chunk_path(&root, e))
+                .collect(),
+            root,
+            version,
+            chunks: entries,
+            downloaded,
+            pin,
+        })
+    }
+
+    /// Starts the one fetch of a chunk; runs as its own task so that a cancelled request
+    /// does not cancel the download others wait for.
+    fn spawn_fetch(&self, course: &CourseId, e: &ManifestEntry) -> FetchFuture {
+        let inner = self.inner.clone();
+        let (course, e) = (course.clone(), e.clone());
+        let task = tokio::spawn(async move {
+            let r = fetch::fetch(&inner, &course, &e).await;
+            let key = (course, e.id);
+            let trash = {
+                let mut ix = inner.index();
+                match &r {
+                    Ok(f) => {
+                        ix.insert_present(&key, f.size);
+                        inner.evict_locked(&mut ix, inner.config.budget_bytes)
+                    }
+                    Err(_) => {
+                        ix.fetch_failed(&key);
+                        Vec::new()
+                    }
+                }
+            };
+            inner.dispose(trash);
+            r.map(|f| f.downloaded).map_err(Arc::new)
+        });
+        async move {
+            match task.await {
+                Ok(r) => r,
+                Err(e) => Err(Arc::new(Error::backend("kiln-load", e))),
+            }
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// The course's current version, from memory when it was read from the catalog less
+    /// than `refresh_interval` ago.
+    pub async fn current_version(&self, course: &CourseId) -> Result<VersionId> {
+        let interval = self.inner.config.refresh_interval;
+        if !interval.is_zero() {
+            let currents = lock(&self.inner.currents);
+            if let Some((v, at)) = currents.get(course) {
+                if at.elapsed() < interval {
+                    return Ok(v.clone());
+                }
+            }
+        }
+        self.refresh_now(course)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("course {:?}", course.as_str())))
+    }
+
+    /// Reads the course's current version from the catalog now (e.g. on a change
+    /// notification) and remembers it.
+    pub async fn refresh_now(&self, course: &CourseId) -> Result<Option<VersionId>> {
+        let current = self.inner.catalog.current(course).await?;
+        let mut currents = lock(&self.inner.currents);
+        match current {
+            Some(info) => {
+                currents.insert(course.clone(), (info.version.clone(), Instant::now()));
+                Ok(Some(info.version))
+            }
+            None => {
+                currents.remove(course);
+                Ok(None)
+            }
+        }
+    }
+
+    /// A version's manifest, read from the catalog once (a version never changes).
+    pub async fn manifest(&self, course: &CourseId, version: &VersionId) -> Result<Arc<Manifest>> {
+        let key = (course.clone(), version.clone());
+        if let Some(m) = lock(&self.inner.manifests).get(&key) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(self.inner.catalog.manifest(course, version).await?);
+        let mut manifests = lock(&self.inner.manifests);
+        // A bound, not an LRU: manifests are cheap to read again.
+        if manifests.len() >= 1024 {
+            manifests.clear();
+        }
+        manifests.insert(key, m.clone());
+        Ok(m)
+    }
+
+    /// The counters, read now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let (bytes, count) = {
+            let ix = self.inner.index();
+            (ix.total, ix.present_count())
+        };
+        self.inner.metrics.snapshot(bytes, count)
+    }
+
+    /// One maintenance pass: removes version directories that have not been current for
+    /// `version_grace` and that no request pins, and evicts chunks down to the budget.
+    pub async fn maintain(&self) -> Result<Maintained> {
+        let mut out = Maintained::default();
+        let courses_dir = self.inner.paths.courses();
+        let listing = blocking(move || recover::list_versions(&courses_dir)).await?;
+        let now = Instant::now();
+        for (course, versions) in listing {
+            let current = match self.refresh_now(&course).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(%course, "maintenance: cannot read the current version: {e}");
+                    continue;
+                }
+            };
+            for version in versions {
+                let key = (course.clone(), version.clone());
+                if current.as_ref() == Some(&version) {
+                    lock(&self.inner.stale_since).remove(&key);
+                    continue;
+                }
+                let since = *lock(&self.inner.stale_since)
+                    .entry(key.clone())
+                    .or_insert(now);
+                if now.duration_since(since) < self.inner.config.version_grace {
+                    continue;
+                }
+                let dir = self.inner.paths.version_dir(&course, &version);
+                let trash = {
+                    let mut ix = self.inner.index();
+                    if ix.version_pinned(&course, &version) {
+                        continue;
+                    }
+                    ix.forget_version(&course, &version);
+                    // Renamed away under the lock: a request that comes next relinks.
+                    let to = self.inner.paths.trash("version");
+                    match std::fs::rename(&dir, &to) {
+                        Ok(()) => Some(to),
+                        Err(e) => {
+                            tracing::warn!(dir = %dir.display(), "cannot remove version directory: {e}");
+                            None
+                        }
+                    }
+                };
+                lock(&self.inner.stale_since).remove(&key);
+                lock(&self.inner.manifests).remove(&key);
+                if let Some(t) = trash {
+                    out.versions_removed += 1;
+                    inc(&self.inner.metrics.versions_removed);
+                    blocking(move || fsutil::remove_tree(&t)).await?;
+                }
+            }
+        }
+        let trash = {
+            let mut ix = self.inner.index();
+            self.inner
+                .evict_locked(&mut ix, self.inner.config.budget_bytes)
+        };
+        out.chunks_evicted = trash.len() as u64;
+        self.inner.dispose(trash);
+        Ok(out)
+    }
+
+    /// Runs [`ChunkCache::maintain`] every `maintain_interval`, forever (abort the task to
+    /// stop it).
+    pub async fn maintain_forever(self) {
+        let mut tick = tokio::time::interval(self.inner.config.maintain_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.maintain().await {
+                tracing::warn!("cache maintenance failed: {e}");
+            }
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+}
+
+impl Inner {
+    /// The index, also after a panic elsewhere: its sections leave it consistent.
+    pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
+        lock(&self.index)
+    }
+
+    /// Evicts least recently used unpinned chunks until at most `target` bytes are present.
+    /// Each victim is renamed into staging while the lock is held, so its directory is gone
+    /// before any request can pin it again; the returned trash is deleted later.
+    pub(crate) fn evict_locked(&self, ix: &mut Index, target: u64) -> Vec<PathBuf> {
+        let mut trash = Vec::new();
+        for ((course, id), _) in ix.take_victims(target) {
+            let dir = self.paths.chunk_dir(&course, &id);
+            let to = self.paths.trash("chunk");
+            let moved = fsutil::unseal(&dir).and_then(|()| std::fs::rename(&dir, &to));
+            match moved {
+                Ok(()) => {
+                    inc(&self.metrics.evictions);
+                    trash.push(to);
+                }
+                Err(e) => tracing::warn!(dir = %dir.display(), "cannot evict chunk: {e}"),
+            }
+        }
+        trash
+    }
+
+    /// Makes room for a chunk of `size` bytes before it is fetched.
+    pub(crate) fn make_room(&self, size: u64) {
+        let target = self.config.budget_bytes.saturating_sub(size);
+        let trash = {
+            let mut ix = self.index();
+            self.evict_locked(&mut ix, target)
+        };
+        self.dispose(trash);
+    }
+
+    /// Deletes evicted directories off the async threads (inline without a runtime).
+    pub(crate) fn dispose(&self, trash: Vec<PathBuf>) {
+        if trash.is_empty() {
+            return;
+        }
+        let work = move || {
+            for t in trash {
+                if let Err(e) = fsutil::remove_tree(&t) {
+                    tracing::warn!(path = %t.display(), "cannot delete evicted directory: {e}");
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(work);
+            }
+            Err(_) => work(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section in this crate leaves its data consistent, so a panic in one
+    // (a bug) must not take every later request down with it.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A copy of a shared fetch error for each request that waited for it.
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::NotFound { what } => Error::NotFound { what: what.clone() },
+        Error::InvalidInput(m) => Error::InvalidInput(m.clone()),
+        Error::Precondition(m) => Error::Precondition(m.clone()),
+        Error::AlreadyExists { what } => Error::AlreadyExists { what: what.clone() },
+        Error::Unavailable { what, source } => Error::Unavailable {
+            what: what.clone(),
+            source: source.to_string().into(),
+        },
+        Error::Backend { backend, source } => Error::Backend {
+            backend,
+            source: source.to_string().into(),
+        },
+        other => Error::backend("kiln-load", other.to_string()),
+    }
+}

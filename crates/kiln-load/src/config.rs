@@ -1,0 +1,40 @@
+//! The cache's configuration: an explicit struct, no environment or globals.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a [`crate::ChunkCache`] behaves.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// The cache directory (created if missing). Deleting it loses nothing.
+    pub cache_dir: PathBuf,
+    /// The byte budget of the extracted chunk directories (sum of file sizes).
+    pub budget_bytes: u64,
+    /// How long a course's current version is trusted before the catalog is asked again.
+    /// Zero asks on every call.
+    pub refresh_interval: Duration,
+    /// How long a version directory that is no longer current is kept.
+    pub version_grace: Duration,
+    /// How many times a transient store error is retried before the fetch fails.
+    pub retries: u32,
+    /// The first retry delay; it doubles per attempt, with full jitter.
+    pub retry_base: Duration,
+    /// How often the server's background task runs [`crate::ChunkCache::maintain`].
+    pub maintain_interval: Duration,
+}
+
+impl LoadConfig {
+    /// A configuration with the defaults: 10 GiB budget, 2 s refresh, 10 min grace,
+    /// 4 retries from 50 ms, maintenance every 30 s.
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
+        LoadConfig {
+            cache_dir: cache_dir.into(),
+            budget_bytes: 10 << 30,
+            refresh_interval: Duration::from_secs(2),
+            version_grace: Duration::from_secs(600),
+            retries: 4,
+            retry_base: Duration::from_millis(50),
+            maintain_interval: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Small blocking filesystem helpers: read-only trees, removing them, sizing them, file locks.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Makes every directory under `dir` (not `dir` itself, see [`seal`]) read-only, without
+/// following symlinks. Files are written read-only already.
+pub(crate) fn seal_subdirs(dir: &Path) -> io::Result<()> {
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            seal_subdirs(&e.path())?;
+            fs::set_permissions(e.path(), fs::Permissions::from_mode(0o555))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes `dir` itself read-only. Done after the rename into place: Linux wants write
+/// permission on a directory to move it to another parent.
+pub(crate) fn seal(dir: &Path) -> io::Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o555))
+}
+
+/// Makes `dir` itself writable again, so that it can be renamed away.
+pub(crate) fn unseal(dir: &Path) -> io::Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+}
+
+/// Removes a tree that may hold read-only directories. Symlinks are removed, never followed.
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        return fs::remove_file(path);
+    }
+    if meta.permissions().mode() & 0o200 == 0 {
+        unseal(path)?;
+    }
+    for e in fs::read_dir(path)? {
+        remove_tree(&e?.path())?;
+    }
+    fs::remove_dir(path)
+}
+
+/// The sum of the sizes of the regular files under `dir` (symlinks not followed).
+pub(crate) fn tree_size(dir: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            total += tree_size(&e.path())?;
+        } else if ft.is_file() {
+            total += e.metadata()?.len();
+        }
+    }
+    Ok(total)
+}
+
+/// Opens (creating) a lock file and takes its exclusive lock, blocking until it is free.
+/// The lock is released when the returned file is dropped (or the process dies).
+pub(crate) fn lock_exclusive(path: &Path) -> io::Result<File> {
+    let f = open_lock(path)?;
+    f.lock()?;
+    Ok(f)
+}
+
+/// Like [`lock_exclusive`] but `None` when another holder has it.
+pub(crate) fn try_lock_exclusive(path: &Path) -> io::Result<Option<File>> {
+    let f = open_lock(path)?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+fn open_lock(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
