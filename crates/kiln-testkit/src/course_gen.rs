@@ -437,7 +437,8 @@ pub fn write_git(spec: &CourseSpec, dir: &Path, bare: bool) -> io::Result<String
         for i in range {
             files.extend(question_files(spec, i, 0));
         }
-        fi.commit(&format!("Add questions {lo}..{hi}"), c > 0, &files)?;
+        // Within one stream fast-import continues the branch on its own: no `from` needed.
+        fi.commit(&format!("Add questions {lo}..{hi}"), false, &files)?;
     }
     fi.finish()?;
     head(dir)

@@ -1,0 +1,9 @@
+//! kiln-sync's integration tests: the example course, incremental syncs, sources, bad input
+//! and concurrency, against a temporary SQLite catalog and a local object store.
+
+mod concurrency;
+mod errors;
+mod example;
+mod incremental;
+mod sources;
+mod support;
