@@ -195,13 +195,14 @@ impl Reheat {
     /// Idempotent: workers call it after settling a batch of the run's jobs.
     pub async fn finalize(&self, id: RunId) -> Result<RunState> {
         let (catalog, queue, cache) = (&self.inner.catalog, &self.inner.queue, &self.inner.cache);
-        let run = catalog.run(id).await?;
-        if run.state != RunState::Running {
-            return Ok(run.state);
-        }
+        // The tally first: it is the cheap check that fails on almost every call.
         let tally = queue.tally(id).await?;
         if tally.pending() > 0 {
             return Ok(RunState::Running);
+        }
+        let run = catalog.run(id).await?;
+        if run.state != RunState::Running {
+            return Ok(run.state);
         }
         let state = if tally.dropped > 0 {
             RunState::Superseded

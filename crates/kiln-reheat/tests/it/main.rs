@@ -6,3 +6,4 @@ mod mem;
 mod reheat;
 mod site;
 mod support;
+mod worker;

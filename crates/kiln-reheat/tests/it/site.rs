@@ -43,6 +43,10 @@ pub(crate) struct SiteState {
     pub(crate) tag: String,
     /// A raw listing body that replaces the real one.
     pub(crate) bad_listing: Option<String>,
+    /// Close the gate once this many renders were answered (the crash test's "midway").
+    pub(crate) hold_after: Option<u32>,
+    /// Requests waiting at the gate now.
+    pub(crate) waiting: u32,
 }
 
 /// The site: its address and its state.
@@ -73,6 +77,8 @@ impl Site {
             pages: Vec::new(),
             tag: "v1".into(),
             bad_listing: None,
+            hold_after: None,
+            waiting: 0,
         }));
         let (gate, _) = tokio::sync::watch::channel(true);
         let site = Site {
@@ -144,9 +150,18 @@ async fn render(State(site): State<Site>, headers: HeaderMap, body: String) -> R
                 .into_owned()
         })
         .unwrap_or_default();
+    let hold = site.with(|s| {
+        s.waiting += 1;
+        s.hold_after
+            .is_some_and(|n| s.renders.values().sum::<u32>() >= n)
+    });
+    if hold {
+        site.gate.send_replace(false);
+    }
     let mut open = site.gate.subscribe();
-    // Held while the gate is closed (the supersede and zero-miss tests use it).
+    // Held while the gate is closed (the supersede, render-through and crash tests use it).
     let _ = open.wait_for(|o| *o).await;
+    site.with(|s| s.waiting -= 1);
     let (mode, tag) = site.with(|s| (s.mode, s.tag.clone()));
     match mode {
         Mode::Hang => std::future::pending::<Response>().await,

@@ -27,6 +27,19 @@ pub(crate) struct Backends {
 }
 
 impl Backends {
+    pub(crate) fn from_parts(
+        catalog: Arc<dyn Catalog>,
+        queue: Arc<dyn JobQueue>,
+        cache: Arc<dyn RenderCache>,
+    ) -> Backends {
+        Backends {
+            catalog,
+            queue,
+            cache,
+            _dir: None,
+        }
+    }
+
     pub(crate) fn mem() -> Backends {
         Backends {
             catalog: Arc::new(MemCatalog::default()),
@@ -84,13 +97,21 @@ impl Harness {
     }
 
     pub(crate) fn with_libraries(backends: Backends, libs: Libraries) -> Harness {
+        Self::with_options(backends, libs, test_worker_options())
+    }
+
+    pub(crate) fn with_options(
+        backends: Backends,
+        libs: Libraries,
+        opts: WorkerOptions,
+    ) -> Harness {
         let reheat = Reheat::new(
             backends.catalog.clone(),
             backends.queue.clone(),
             backends.cache.clone(),
             libs,
         );
-        let worker = Worker::new(reheat.clone(), test_worker_options());
+        let worker = Worker::new(reheat.clone(), opts);
         let metrics = worker.metrics();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
