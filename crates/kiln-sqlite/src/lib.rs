@@ -1,5 +1,5 @@
 //! kiln-sqlite: the embedded backends of kiln's three traits on SQLite (sqlx, WAL mode,
-//! embedded migrations): [`SqliteCatalog`].
+//! embedded migrations): [`SqliteCatalog`], [`SqliteQueue`].
 //!
 //! Each backend lives in its own database file with its own migrations, so that the
 //! queue's write load never waits on the catalog's or the cache's writer.
@@ -7,5 +7,7 @@
 mod catalog;
 mod db;
 mod manifest_codec;
+mod queue;
 
 pub use catalog::SqliteCatalog;
+pub use queue::SqliteQueue;

@@ -1,1 +1,715 @@
-//! queue (to be written).
+//! The conformance suite of [`JobQueue`]: one `pub async fn` per contract clause, a
+//! model-based random test, and [`job_queue_tests!`](crate::job_queue_tests) to stamp out
+//! one test per check for a backend.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kiln_core::Error;
+use kiln_core::ids::{JobId, RunId};
+use kiln_core::queue::{
+    Job, JobQueue, Lease, LeaseOptions, NewJob, RetryOptions, RetryOutcome, Tally, priority,
+};
+use kiln_core::time::Timestamp;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// How long a check polls for something that must happen soon (a lease expiring).
+const DEADLINE: Duration = Duration::from_secs(10);
+
+const LONG: Duration = Duration::from_secs(3600);
+
+/// A job with `payload`, render priority, 3 attempts and no run or fence.
+pub fn job(payload: &str) -> NewJob {
+    NewJob {
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+        priority: priority::RENDER,
+        not_before: None,
+        max_attempts: 3,
+        run: None,
+        fence: None,
+    }
+}
+
+fn with_run(mut j: NewJob, run: i64) -> NewJob {
+    j.run = Some(RunId(run));
+    j
+}
+
+fn fenced(mut j: NewJob, key: &str, generation: u64) -> NewJob {
+    j.fence = Some((key.into(), generation));
+    j
+}
+
+fn opts(max_jobs: usize, visibility: Duration) -> LeaseOptions {
+    LeaseOptions {
+        max_jobs,
+        visibility,
+    }
+}
+
+async fn lease(q: &dyn JobQueue, max_jobs: usize) -> Vec<Job> {
+    q.lease(&opts(max_jobs, LONG)).await.unwrap()
+}
+
+fn retry_now(error: &str) -> RetryOptions {
+    RetryOptions {
+        delay: Duration::ZERO,
+        error: error.into(),
+    }
+}
+
+fn tally(enqueued: u64, done: u64, failed: u64, dead: u64, dropped: u64) -> Tally {
+    Tally {
+        enqueued,
+        done,
+        failed,
+        dead,
+        dropped,
+    }
+}
+
+fn leases(jobs: &[Job]) -> Vec<Lease> {
+    jobs.iter().map(|j| j.lease).collect()
+}
+
+/// Contract (atomicity): a batch gets its ids in order; an empty batch is a no-op.
+pub async fn enqueue_returns_ids_in_order(q: &dyn JobQueue) {
+    assert!(q.enqueue(Vec::new()).await.unwrap().is_empty());
+    let ids = q.enqueue(vec![job("a"), job("b"), job("c")]).await.unwrap();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let got: Vec<JobId> = lease(q, 10).await.iter().map(|j| j.id).collect();
+    assert_eq!(got, ids, "one priority leases in enqueue order");
+}
+
+/// Contract (atomicity): a batch with an invalid job is refused whole, naming the job.
+pub async fn invalid_batch_is_refused_whole(q: &dyn JobQueue) {
+    let mut bad = job("bad");
+    bad.max_attempts = 0;
+    let err = q.enqueue(vec![job("ok"), bad]).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert!(err.to_string().contains("max_attempts"), "{err}");
+    assert_eq!(q.pending().await.unwrap(), 0);
+    assert!(lease(q, 10).await.is_empty());
+}
+
+/// Contract: a leased job carries what was enqueued, attempt 1 and a lease for its id.
+pub async fn lease_round_trips_the_job(q: &dyn JobQueue) {
+    let mut j = with_run(job("payload \0 bytes"), 7);
+    j.priority = 42;
+    j.max_attempts = 9;
+    let ids = q.enqueue(vec![j]).await.unwrap();
+    let got = lease(q, 10).await;
+    assert_eq!(got.len(), 1);
+    let g = &got[0];
+    assert_eq!(g.id, ids[0]);
+    assert_eq!(g.lease.job, ids[0]);
+    assert_eq!(&g.payload[..], b"payload \0 bytes");
+    assert_eq!((g.attempt, g.max_attempts, g.priority), (1, 9, 42));
+    assert_eq!(g.run, Some(RunId(7)));
+}
+
+/// Contract (ordering): higher priority first, then by id; at most `max_jobs`.
+pub async fn lease_orders_by_priority_then_id(q: &dyn JobQueue) {
+    let mut jobs = Vec::new();
+    for (name, p) in [
+        ("low", 1),
+        ("high", 100),
+        ("mid", 50),
+        ("high2", 100),
+        ("low2", 1),
+    ] {
+        let mut j = job(name);
+        j.priority = p;
+        jobs.push(j);
+    }
+    q.enqueue(jobs).await.unwrap();
+    let first: Vec<Bytes> = lease(q, 2).await.into_iter().map(|j| j.payload).collect();
+    assert_eq!(first, ["high", "high2"]);
+    let rest: Vec<Bytes> = lease(q, 10).await.into_iter().map(|j| j.payload).collect();
+    assert_eq!(rest, ["mid", "low", "low2"]);
+    assert!(lease(q, 10).await.is_empty());
+    assert!(q.lease(&opts(0, LONG)).await.unwrap().is_empty());
+}
+
+/// Contract (ordering): a job whose `not_before` is in the future is not ready.
+pub async fn delayed_jobs_wait(q: &dyn JobQueue) {
+    let mut later = job("later");
+    later.not_before = Some(Timestamp::now().plus(LONG));
+    let mut past = job("past");
+    past.not_before = Some(Timestamp::now().minus(LONG));
+    q.enqueue(vec![later, past]).await.unwrap();
+    let got: Vec<Bytes> = lease(q, 10).await.into_iter().map(|j| j.payload).collect();
+    assert_eq!(got, ["past"]);
+    assert_eq!(q.pending().await.unwrap(), 2, "a delayed job is pending");
+}
+
+/// Contract (at-least-once): an acked job is never delivered again; a second ack is stale.
+pub async fn ack_completes_once(q: &dyn JobQueue) {
+    q.enqueue(vec![with_run(job("a"), 1), with_run(job("b"), 1)])
+        .await
+        .unwrap();
+    let got = lease(q, 10).await;
+    assert_eq!(q.ack(&leases(&got)).await.unwrap(), 2);
+    assert_eq!(q.ack(&leases(&got)).await.unwrap(), 0);
+    assert!(lease(q, 10).await.is_empty());
+    assert_eq!(q.pending().await.unwrap(), 0);
+    assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(2, 2, 0, 0, 0));
+}
+
+async fn lease_again(q: &dyn JobQueue, max_jobs: usize, visibility: Duration) -> Vec<Job> {
+    let start = Instant::now();
+    loop {
+        let got = q.lease(&opts(max_jobs, visibility)).await.unwrap();
+        if !got.is_empty() {
+            return got;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the job was never delivered again"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Contract (at-least-once, leases): an expired lease delivers the job again with a new
+/// token and `attempt + 1`; the stale token changes nothing.
+pub async fn expired_lease_is_delivered_again(q: &dyn JobQueue) {
+    let ids = q.enqueue(vec![job("a")]).await.unwrap();
+    let first = q.lease(&opts(10, Duration::from_millis(1))).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let second = lease_again(q, 10, LONG).await;
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].id, ids[0]);
+    assert_eq!(second[0].attempt, 2);
+    assert_ne!(second[0].lease.token, first[0].lease.token);
+    let stale = first[0].lease;
+    assert_eq!(q.ack(&[stale]).await.unwrap(), 0);
+    assert_eq!(q.extend(&[stale], LONG).await.unwrap(), 0);
+    assert_eq!(q.release(&[stale]).await.unwrap(), 0);
+    assert_eq!(
+        q.retry(stale, retry_now("x")).await.unwrap(),
+        RetryOutcome::LeaseLost
+    );
+    assert!(!q.fail(stale, "x").await.unwrap());
+    assert_eq!(q.ack(&[second[0].lease]).await.unwrap(), 1);
+}
+
+/// Contract (leases): `extend` moves the visibility timeout; only current leases count.
+pub async fn extend_keeps_the_lease(q: &dyn JobQueue) {
+    q.enqueue(vec![job("a")]).await.unwrap();
+    let got = q.lease(&opts(10, Duration::from_millis(1))).await.unwrap();
+    let bogus = Lease {
+        job: got[0].id,
+        token: got[0].lease.token.wrapping_add(1000),
+    };
+    assert_eq!(q.extend(&[got[0].lease, bogus], LONG).await.unwrap(), 1);
+    assert!(
+        lease(q, 10).await.is_empty(),
+        "an extended lease is not delivered again"
+    );
+    assert_eq!(q.ack(&[got[0].lease]).await.unwrap(), 1);
+}
+
+/// Contract (dead letters): `retry` schedules another attempt after its delay.
+pub async fn retry_schedules_another_attempt(q: &dyn JobQueue) {
+    let ids = q.enqueue(vec![with_run(job("a"), 1)]).await.unwrap();
+    let got = lease(q, 1).await;
+    assert_eq!(
+        q.retry(got[0].lease, retry_now("boom")).await.unwrap(),
+        RetryOutcome::Retrying
+    );
+    let again = lease(q, 1).await;
+    assert_eq!(again[0].id, ids[0]);
+    assert_eq!(again[0].attempt, 2);
+    let later = RetryOptions {
+        delay: LONG,
+        error: "later".into(),
+    };
+    assert_eq!(
+        q.retry(again[0].lease, later).await.unwrap(),
+        RetryOutcome::Retrying
+    );
+    assert!(lease(q, 1).await.is_empty(), "a delayed retry is not ready");
+    assert_eq!(q.pending().await.unwrap(), 1);
+    assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(1, 0, 2, 0, 0));
+}
+
+/// Contract (dead letters): `retry` at `max_attempts` makes a dead letter with the error.
+pub async fn retry_at_last_attempt_makes_a_dead_letter(q: &dyn JobQueue) {
+    let mut j = with_run(job("a"), 1);
+    j.max_attempts = 2;
+    let ids = q.enqueue(vec![j]).await.unwrap();
+    let got = lease(q, 1).await;
+    assert_eq!(
+        q.retry(got[0].lease, retry_now("first")).await.unwrap(),
+        RetryOutcome::Retrying
+    );
+    let got = lease(q, 1).await;
+    assert_eq!(
+        q.retry(got[0].lease, retry_now("second")).await.unwrap(),
+        RetryOutcome::Dead
+    );
+    assert!(lease(q, 1).await.is_empty());
+    assert_eq!(q.pending().await.unwrap(), 0);
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, ids[0]);
+    assert_eq!(&dead[0].payload[..], b"a");
+    assert_eq!(dead[0].attempts, 2);
+    assert_eq!(dead[0].error, "second");
+    assert_eq!(dead[0].run, Some(RunId(1)));
+    assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(1, 0, 2, 1, 0));
+}
+
+/// Contract (dead letters): `fail` makes a dead letter at once; a stale `fail` is refused.
+pub async fn fail_makes_a_dead_letter_at_once(q: &dyn JobQueue) {
+    let before = Timestamp::now();
+    q.enqueue(vec![with_run(job("a"), 1)]).await.unwrap();
+    let got = lease(q, 1).await;
+    assert!(q.fail(got[0].lease, "permanent").await.unwrap());
+    assert!(!q.fail(got[0].lease, "again").await.unwrap());
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].error, "permanent");
+    assert_eq!(dead[0].attempts, 1);
+    assert!(dead[0].failed_at >= before);
+    assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(1, 0, 1, 1, 0));
+}
+
+/// Contract (dead letters): dead letters list oldest first, limited; `redrive` of chosen
+/// ids, or of all, makes them ready with a fresh attempt count.
+pub async fn redrive_makes_dead_letters_ready(q: &dyn JobQueue) {
+    let ids = q
+        .enqueue(vec![
+            with_run(job("a"), 1),
+            with_run(job("b"), 1),
+            with_run(job("c"), 1),
+        ])
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let got = lease(q, 1).await;
+        assert!(q.fail(got[0].lease, "x").await.unwrap());
+    }
+    let dead: Vec<JobId> = q
+        .dead_letters(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(dead, ids);
+    let two: Vec<JobId> = q
+        .dead_letters(2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(two, ids[..2]);
+    assert_eq!(q.redrive(Some(&[ids[1]])).await.unwrap(), 1);
+    let got = lease(q, 10).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].id, got[0].attempt), (ids[1], 1));
+    assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(3, 0, 3, 2, 0));
+    assert_eq!(q.redrive(None).await.unwrap(), 2);
+    assert!(q.dead_letters(10).await.unwrap().is_empty());
+    assert_eq!(lease(q, 10).await.len(), 2);
+    assert_eq!(q.redrive(None).await.unwrap(), 0);
+    assert_eq!(q.tally(RunId(1)).await.unwrap().dead, 0);
+}
+
+/// Contract (leases): `release` gives a job back without spending an attempt.
+pub async fn release_gives_jobs_back(q: &dyn JobQueue) {
+    let ids = q.enqueue(vec![job("a")]).await.unwrap();
+    let got = lease(q, 1).await;
+    assert_eq!(q.release(&leases(&got)).await.unwrap(), 1);
+    let again = lease(q, 1).await;
+    assert_eq!((again[0].id, again[0].attempt), (ids[0], 1));
+    assert_ne!(again[0].lease.token, got[0].lease.token);
+    assert_eq!(
+        q.ack(&leases(&got)).await.unwrap(),
+        0,
+        "the released lease is stale"
+    );
+}
+
+/// Contract (fencing): `fence` drops the key's jobs below the generation, pending or leased,
+/// and no others; a later ack of a dropped job changes nothing; tallies count the drops.
+pub async fn fence_drops_older_generations(q: &dyn JobQueue) {
+    let mut leased = fenced(with_run(job("old-leased"), 1), "lib", 1);
+    leased.priority = 100;
+    q.enqueue(vec![
+        leased,
+        fenced(with_run(job("old1"), 1), "lib", 1),
+        fenced(with_run(job("old2"), 1), "lib", 1),
+        fenced(with_run(job("new"), 2), "lib", 2),
+        fenced(job("other"), "other", 1),
+        job("plain"),
+    ])
+    .await
+    .unwrap();
+    let got = lease(q, 1).await;
+    assert_eq!(&got[0].payload[..], b"old-leased");
+    assert_eq!(q.fence("lib", 2).await.unwrap(), 3);
+    assert_eq!(
+        q.ack(&leases(&got)).await.unwrap(),
+        0,
+        "a dropped job's ack is stale"
+    );
+    let mut rest: Vec<Bytes> = lease(q, 10).await.into_iter().map(|j| j.payload).collect();
+    rest.sort();
+    assert_eq!(rest, ["new", "other", "plain"]);
+    assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(3, 0, 0, 0, 3));
+    assert_eq!(q.tally(RunId(1)).await.unwrap().pending(), 0);
+    assert_eq!(q.tally(RunId(2)).await.unwrap(), tally(1, 0, 0, 0, 0));
+    assert_eq!(
+        q.fence("lib", 2).await.unwrap(),
+        0,
+        "fencing again drops nothing more"
+    );
+}
+
+/// Contract (fencing): jobs enqueued below a fence are dropped at once (they get ids and
+/// count as enqueued and dropped); a lower fence never lowers it.
+pub async fn fence_refuses_later_enqueues(q: &dyn JobQueue) {
+    q.fence("lib", 5).await.unwrap();
+    q.fence("lib", 3).await.unwrap();
+    let ids = q
+        .enqueue(vec![
+            fenced(with_run(job("below"), 1), "lib", 4),
+            fenced(with_run(job("at"), 1), "lib", 5),
+            fenced(with_run(job("above"), 1), "lib", 6),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    let mut got: Vec<Bytes> = lease(q, 10).await.into_iter().map(|j| j.payload).collect();
+    got.sort();
+    assert_eq!(got, ["above", "at"]);
+    assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(3, 0, 0, 0, 1));
+    assert_eq!(q.pending().await.unwrap(), 2);
+}
+
+/// Contract (tallies): a run with no jobs has zero tallies; each run's are its own.
+pub async fn tallies_are_per_run(q: &dyn JobQueue) {
+    assert_eq!(q.tally(RunId(404)).await.unwrap(), Tally::default());
+    q.enqueue(vec![
+        with_run(job("a"), 1),
+        with_run(job("b"), 2),
+        with_run(job("c"), 2),
+    ])
+    .await
+    .unwrap();
+    let got = lease(q, 10).await;
+    assert_eq!(q.ack(&leases(&got)).await.unwrap(), 3);
+    assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(1, 1, 0, 0, 0));
+    assert_eq!(q.tally(RunId(2)).await.unwrap(), tally(2, 2, 0, 0, 0));
+}
+
+/// Contract: `pending` counts ready and leased jobs, not dead or done ones.
+pub async fn pending_counts_ready_and_leased(q: &dyn JobQueue) {
+    q.enqueue(vec![job("a"), job("b"), job("c")]).await.unwrap();
+    let got = lease(q, 2).await;
+    assert_eq!(q.pending().await.unwrap(), 3);
+    q.ack(&[got[0].lease]).await.unwrap();
+    assert_eq!(q.pending().await.unwrap(), 2);
+    q.fail(got[1].lease, "x").await.unwrap();
+    assert_eq!(q.pending().await.unwrap(), 1);
+}
+
+/// Contract (concurrency): concurrent leases never hand out one job twice.
+pub async fn concurrent_leases_are_disjoint(q: &dyn JobQueue) {
+    let batch: Vec<NewJob> = (0..100).map(|i| job(&format!("j{i}"))).collect();
+    let ids = q.enqueue(batch).await.unwrap();
+    let o = opts(30, LONG);
+    let rounds = futures::future::join_all((0..6).map(|_| q.lease(&o))).await;
+    let mut seen = HashSet::new();
+    for r in rounds {
+        for j in r.unwrap() {
+            assert!(seen.insert(j.id), "job {} delivered twice", j.id);
+        }
+    }
+    assert_eq!(seen.len(), ids.len());
+}
+
+/// Contract (at-least-once): a large batch is delivered whole, each job once.
+pub async fn large_batch_drains_exactly_once(q: &dyn JobQueue) {
+    let batch: Vec<NewJob> = (0..10_000)
+        .map(|i| with_run(job(&format!("{i}")), 1))
+        .collect();
+    let ids = q.enqueue(batch).await.unwrap();
+    let mut seen = HashSet::new();
+    loop {
+        let got = lease(q, 1000).await;
+        if got.is_empty() {
+            break;
+        }
+        for j in &got {
+            assert_eq!(j.payload, format!("{}", j.id.0 - ids[0].0).into_bytes());
+            assert!(seen.insert(j.id));
+        }
+        assert_eq!(q.ack(&leases(&got)).await.unwrap(), got.len() as u64);
+    }
+    assert_eq!(seen.len(), 10_000);
+    assert_eq!(
+        q.tally(RunId(1)).await.unwrap(),
+        tally(10_000, 10_000, 0, 0, 0)
+    );
+}
+
+/// Contract: `wait_for_work` returns when work is enqueued, and after `max` otherwise.
+pub async fn wait_for_work_wakes_on_enqueue(q: &dyn JobQueue) {
+    let start = Instant::now();
+    q.wait_for_work(Duration::from_millis(20)).await;
+    assert!(start.elapsed() < DEADLINE);
+    let waiter = q.wait_for_work(Duration::from_secs(3600));
+    let enqueuer = async {
+        tokio::task::yield_now().await;
+        q.enqueue(vec![job("a")]).await.unwrap();
+    };
+    let both = async { tokio::join!(waiter, enqueuer) };
+    tokio::time::timeout(DEADLINE, both)
+        .await
+        .expect("wait_for_work was not woken");
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Ready,
+    Leased(i64),
+    Dead,
+}
+
+#[derive(Debug)]
+struct ModelJob {
+    priority: i32,
+    state: State,
+    attempt: u32,
+    max_attempts: u32,
+}
+
+/// Contract, all clauses together: a seeded random sequence of a few hundred operations,
+/// applied to the queue and to a `BTreeMap` model, must agree at every step (deliveries,
+/// their order and attempts, outcomes, pending counts, tallies and dead letters).
+pub async fn model_based_random_operations(q: &dyn JobQueue) {
+    for seed in [1u64, 2, 3] {
+        model_run(q, seed, RunId(1000 + seed as i64)).await;
+    }
+}
+
+async fn model_run(q: &dyn JobQueue, seed: u64, run: RunId) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut model: BTreeMap<JobId, ModelJob> = BTreeMap::new();
+    let mut held: Vec<Lease> = Vec::new();
+    let mut stale: Vec<Lease> = Vec::new();
+    let mut t = Tally::default();
+    // Jobs of earlier seeds are all acked or dead; count only this run's.
+    let base_pending = q.pending().await.unwrap();
+    for step in 0..300 {
+        let ctx = format!("seed {seed} step {step}");
+        match rng.random_range(0..10) {
+            0 | 1 => {
+                let n = rng.random_range(1..4);
+                let jobs: Vec<NewJob> = (0..n)
+                    .map(|_| {
+                        let mut j = with_run(job("m"), run.0);
+                        j.priority = [1, 5, 9][rng.random_range(0..3)];
+                        j.max_attempts = rng.random_range(1..4);
+                        j
+                    })
+                    .collect();
+                let ids = q.enqueue(jobs.clone()).await.unwrap();
+                for (id, j) in ids.into_iter().zip(jobs) {
+                    let m = ModelJob {
+                        priority: j.priority,
+                        state: State::Ready,
+                        attempt: 0,
+                        max_attempts: j.max_attempts,
+                    };
+                    assert!(model.insert(id, m).is_none(), "{ctx}: id reused");
+                }
+                t.enqueued += n;
+            }
+            2 | 3 => {
+                let n = rng.random_range(1..5);
+                let got = lease(q, n).await;
+                let mut ready: Vec<(i32, JobId)> = model
+                    .iter()
+                    .filter(|(_, m)| m.state == State::Ready)
+                    .map(|(id, m)| (m.priority, *id))
+                    .collect();
+                ready.sort_by_key(|&(p, id)| (std::cmp::Reverse(p), id));
+                let want: Vec<JobId> = ready.iter().take(n).map(|&(_, id)| id).collect();
+                let ids: Vec<JobId> = got.iter().map(|j| j.id).collect();
+                assert_eq!(ids, want, "{ctx}: lease");
+                for j in got {
+                    let m = model.get_mut(&j.id).unwrap();
+                    m.attempt += 1;
+                    m.state = State::Leased(j.lease.token);
+                    assert_eq!(j.attempt, m.attempt, "{ctx}: attempt");
+                    held.push(j.lease);
+                }
+            }
+            4 | 5 => {
+                let mut batch = take_some(&mut rng, &mut held, 3);
+                let fresh = batch.len() as u64;
+                if let Some(s) = stale.first() {
+                    batch.push(*s);
+                }
+                assert_eq!(q.ack(&batch).await.unwrap(), fresh, "{ctx}: ack");
+                for l in &batch[..fresh as usize] {
+                    model.remove(&l.job);
+                }
+                t.done += fresh;
+                stale.extend(batch);
+            }
+            6 => {
+                if let Some(l) = take_some(&mut rng, &mut held, 1).pop() {
+                    let m = model.get_mut(&l.job).unwrap();
+                    let out = q.retry(l, retry_now("retry")).await.unwrap();
+                    t.failed += 1;
+                    if m.attempt >= m.max_attempts {
+                        assert_eq!(out, RetryOutcome::Dead, "{ctx}: retry");
+                        m.state = State::Dead;
+                        t.dead += 1;
+                    } else {
+                        assert_eq!(out, RetryOutcome::Retrying, "{ctx}: retry");
+                        m.state = State::Ready;
+                    }
+                    stale.push(l);
+                } else if let Some(s) = stale.first() {
+                    let out = q.retry(*s, retry_now("stale")).await.unwrap();
+                    assert_eq!(out, RetryOutcome::LeaseLost, "{ctx}: stale retry");
+                }
+            }
+            7 => {
+                if let Some(l) = take_some(&mut rng, &mut held, 1).pop() {
+                    assert!(q.fail(l, "fail").await.unwrap(), "{ctx}: fail");
+                    model.get_mut(&l.job).unwrap().state = State::Dead;
+                    t.failed += 1;
+                    t.dead += 1;
+                    stale.push(l);
+                }
+            }
+            8 => {
+                let batch = take_some(&mut rng, &mut held, 2);
+                assert_eq!(
+                    q.release(&batch).await.unwrap(),
+                    batch.len() as u64,
+                    "{ctx}"
+                );
+                for l in &batch {
+                    let m = model.get_mut(&l.job).unwrap();
+                    m.state = State::Ready;
+                    m.attempt -= 1;
+                }
+                stale.extend(batch);
+            }
+            _ => {
+                let dead: Vec<JobId> = model
+                    .iter()
+                    .filter(|(_, m)| m.state == State::Dead)
+                    .map(|(id, _)| *id)
+                    .collect();
+                let listed: Vec<JobId> = q
+                    .dead_letters(1000)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.id)
+                    .filter(|id| model.contains_key(id))
+                    .collect();
+                let mut sorted = listed.clone();
+                sorted.sort();
+                assert_eq!(sorted, dead, "{ctx}: dead letters");
+                if rng.random_bool(0.5) {
+                    assert_eq!(q.redrive(Some(&dead)).await.unwrap(), dead.len() as u64);
+                    for id in &dead {
+                        let m = model.get_mut(id).unwrap();
+                        m.state = State::Ready;
+                        m.attempt = 0;
+                    }
+                    t.dead -= dead.len() as u64;
+                }
+            }
+        }
+        let live = model.values().filter(|m| m.state != State::Dead).count() as u64;
+        assert_eq!(
+            q.pending().await.unwrap(),
+            base_pending + live,
+            "{ctx}: pending"
+        );
+        assert_eq!(q.tally(run).await.unwrap(), t, "{ctx}: tally");
+    }
+    // Leave nothing pending for the next seed: ack what is held, fail what is ready.
+    q.ack(&held).await.unwrap();
+    loop {
+        let got = lease(q, 100).await;
+        if got.is_empty() {
+            break;
+        }
+        q.ack(&leases(&got)).await.unwrap();
+    }
+    let dead: Vec<JobId> = model
+        .iter()
+        .filter(|(_, m)| m.state == State::Dead)
+        .map(|(id, _)| *id)
+        .collect();
+    q.redrive(Some(&dead)).await.unwrap();
+    let got = lease(q, 1000).await;
+    q.ack(&leases(&got)).await.unwrap();
+    assert_eq!(q.pending().await.unwrap(), base_pending);
+}
+
+fn take_some(rng: &mut StdRng, v: &mut Vec<Lease>, max: usize) -> Vec<Lease> {
+    let n = rng.random_range(0..=max.min(v.len()));
+    (0..n)
+        .map(|_| v.swap_remove(rng.random_range(0..v.len())))
+        .collect()
+}
+
+/// Stamps out one `#[tokio::test]` per job-queue check. `$setup` is an expression that
+/// evaluates to a future of `Arc<dyn JobQueue>` (or any smart pointer to a `JobQueue`); it
+/// is evaluated once per test and must give an isolated, empty queue. Invoke it inside a
+/// module of its own: the tests are named after the checks.
+#[macro_export]
+macro_rules! job_queue_tests {
+    ($setup:expr) => {
+        $crate::job_queue_tests!(@ $setup;
+            enqueue_returns_ids_in_order,
+            invalid_batch_is_refused_whole,
+            lease_round_trips_the_job,
+            lease_orders_by_priority_then_id,
+            delayed_jobs_wait,
+            ack_completes_once,
+            expired_lease_is_delivered_again,
+            extend_keeps_the_lease,
+            retry_schedules_another_attempt,
+            retry_at_last_attempt_makes_a_dead_letter,
+            fail_makes_a_dead_letter_at_once,
+            redrive_makes_dead_letters_ready,
+            release_gives_jobs_back,
+            fence_drops_older_generations,
+            fence_refuses_later_enqueues,
+            tallies_are_per_run,
+            pending_counts_ready_and_leased,
+            concurrent_leases_are_disjoint,
+            large_batch_drains_exactly_once,
+            wait_for_work_wakes_on_enqueue,
+            model_based_random_operations,
+        );
+    };
+    (@ $setup:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $check() {
+                let queue = $setup.await;
+                $crate::queue::$check(&*queue).await;
+            }
+        )*
+    };
+}

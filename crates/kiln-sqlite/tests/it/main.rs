@@ -2,3 +2,4 @@
 //! backends, plus SQLite-specific checks (files, reopening).
 
 mod catalog;
+mod queue;

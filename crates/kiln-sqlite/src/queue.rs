@@ -1,0 +1,625 @@
+//! `SqliteQueue`: the [`JobQueue`] on SQLite, built for throughput: every batch operation
+//! (enqueue, lease, ack, extend, release) is one statement over a JSON array bound as one
+//! parameter, inside one write transaction that also updates the runs' tallies.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kiln_core::ids::{JobId, RunId};
+use kiln_core::queue::{
+    DeadLetter, Job, JobQueue, Lease, LeaseOptions, NewJob, RetryOptions, RetryOutcome, Tally,
+};
+use kiln_core::time::Timestamp;
+use kiln_core::{Error, Result};
+use sqlx::migrate::Migrator;
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::Notify;
+
+use crate::db::{self, Db, err};
+
+fn migrator() -> Migrator {
+    db::migrator(&[(
+        1,
+        "queue",
+        include_str!("../migrations/queue/0001_queue.sql"),
+    )])
+}
+
+/// The job queue in one SQLite file (WAL, `synchronous = NORMAL`, one writer connection).
+///
+/// Give it its own file, apart from the catalog and the render cache: each has its own
+/// migrations, and the queue's write rate should not wait on theirs. Several processes may
+/// open the same file (SQLite serialises their writes); `wait_for_work` is woken at once
+/// by this process's enqueues and sees other processes' at its timeout.
+#[derive(Debug)]
+pub struct SqliteQueue {
+    db: Db,
+    work: Notify,
+}
+
+impl SqliteQueue {
+    /// Opens the queue at `path`, creating the file and its parent directories, and brings
+    /// its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self> {
+        Ok(Self::new(Db::open(path, &migrator()).await?))
+    }
+
+    /// A private queue in memory, for tests; it lives as long as the value.
+    pub async fn open_in_memory() -> Result<Self> {
+        Ok(Self::new(Db::open_in_memory(&migrator()).await?))
+    }
+
+    fn new(db: Db) -> Self {
+        SqliteQueue {
+            db,
+            work: Notify::new(),
+        }
+    }
+
+    /// Wakes every `wait_for_work` now, and the next one to come (it may be between an
+    /// empty lease and its wait).
+    fn wake(&self) {
+        self.work.notify_waiters();
+        self.work.notify_one();
+    }
+}
+
+impl fmt::Display for SqliteQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sqlite({})", self.db.label)
+    }
+}
+
+/// Tally deltas of one transaction, per run.
+#[derive(Default)]
+struct Deltas(BTreeMap<i64, [i64; 5]>);
+
+const ENQUEUED: usize = 0;
+const DONE: usize = 1;
+const FAILED: usize = 2;
+const DEAD: usize = 3;
+const DROPPED: usize = 4;
+
+impl Deltas {
+    fn add(&mut self, run: Option<i64>, field: usize, n: i64) {
+        if let Some(run) = run {
+            self.0.entry(run).or_default()[field] += n;
+        }
+    }
+
+    async fn apply(self, tx: &mut Transaction<'static, Sqlite>) -> Result<()> {
+        for (run, d) in self.0 {
+            sqlx::query(
+                "INSERT INTO tallies (run, enqueued, done, failed, dead, dropped)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (run) DO UPDATE SET
+                     enqueued = enqueued + excluded.enqueued, done = done + excluded.done,
+                     failed = failed + excluded.failed, dead = dead + excluded.dead,
+                     dropped = dropped + excluded.dropped",
+            )
+            .bind(run)
+            .bind(d[ENQUEUED])
+            .bind(d[DONE])
+            .bind(d[FAILED])
+            .bind(d[DEAD])
+            .bind(d[DROPPED])
+            .execute(&mut **tx)
+            .await
+            .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+}
+
+fn unhex(s: &str) -> Result<Bytes> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let bad = || Error::from(db::Error::Corrupt("leased payload is not hex".into()));
+    if s.len() % 2 != 0 {
+        return Err(bad());
+    }
+    s.as_bytes()
+        .chunks_exact(2)
+        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
+        .collect::<Option<Vec<u8>>>()
+        .map(Bytes::from)
+        .ok_or_else(bad)
+}
+
+fn json_str(s: &str) -> String {
+    // Serialising a string cannot fail.
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// `[[id,token],...]` for the lease statements.
+fn leases_json(leases: &[Lease]) -> String {
+    let mut s = String::with_capacity(leases.len() * 24 + 2);
+    s.push('[');
+    for (i, l) in leases.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        // Writing to a String cannot fail.
+        let _ = write!(s, "[{},{}]", l.job.0, l.token);
+    }
+    s.push(']');
+    s
+}
+
+/// Rows of `jobs` that a list of leases holds, as a subquery on `?1`.
+const HELD: &str = "SELECT jobs.id FROM json_each(?1) AS l
+     JOIN jobs ON jobs.id = l.value ->> 0 AND jobs.token = l.value ->> 1 AND jobs.state = 1";
+
+fn i64_of(v: u64, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::invalid(format!("{what} {v} is too large")))
+}
+
+#[async_trait]
+impl JobQueue for SqliteQueue {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Timestamp::now().0;
+        for (i, j) in jobs.iter().enumerate() {
+            if j.max_attempts == 0 {
+                return Err(Error::invalid(format!(
+                    "job {i} of the batch: max_attempts must be at least 1"
+                )));
+            }
+            if let Some((_, g)) = &j.fence {
+                i64_of(*g, &format!("job {i} of the batch: fence generation"))?;
+            }
+        }
+        let mut tx = self.db.begin().await?;
+        // The fences of the batch's keys (usually one), read under the write lock so that no
+        // fence can commit between this check and the insert.
+        let mut keys: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| j.fence.as_ref().map(|f| f.0.as_str()))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut fences: HashMap<String, i64> = HashMap::new();
+        if !keys.is_empty() {
+            let rows = sqlx::query(
+                "SELECT key, generation FROM fences WHERE key IN (SELECT value FROM json_each(?))",
+            )
+            .bind(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err)?;
+            for r in rows {
+                fences.insert(r.try_get(0).map_err(err)?, r.try_get(1).map_err(err)?);
+            }
+        }
+        let mut deltas = Deltas::default();
+        let mut fenced = 0usize;
+        let mut key_json: HashMap<&str, String> = HashMap::new();
+        let mut json = String::with_capacity(jobs.len() * (64 + jobs[0].payload.len() * 2));
+        json.push('[');
+        for (i, j) in jobs.iter().enumerate() {
+            let run = j.run.map(|r| r.0);
+            deltas.add(run, ENQUEUED, 1);
+            let dropped = j.fence.as_ref().is_some_and(|(k, g)| {
+                fences
+                    .get(k.as_str())
+                    .is_some_and(|&floor| (*g as i64) < floor)
+            });
+            if dropped {
+                fenced += 1;
+                deltas.add(run, DROPPED, 1);
+            }
+            if i > 0 {
+                json.push(',');
+            }
+            // [state, priority, avail_at, max_attempts, run, fence_key, fence_gen, payload hex]
+            let _ = write!(
+                json,
+                "[{},{},{},{},",
+                if dropped { 3 } else { 0 },
+                j.priority,
+                j.not_before.map_or(now, |t| t.0),
+                j.max_attempts.min(i64::MAX as u32),
+            );
+            match run {
+                Some(r) => {
+                    let _ = write!(json, "{r},");
+                }
+                None => json.push_str("null,"),
+            }
+            match &j.fence {
+                Some((k, g)) => {
+                    let k = key_json.entry(k.as_str()).or_insert_with(|| json_str(k));
+                    let _ = write!(json, "{k},{g},\"");
+                }
+                None => json.push_str("null,null,\""),
+            }
+            push_hex(&mut json, &j.payload);
+            json.push_str("\"]");
+        }
+        json.push(']');
+        let done = sqlx::query(
+            "INSERT INTO jobs
+                 (state, priority, avail_at, max_attempts, run, fence_key, fence_gen, payload)
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,
+                    value ->> 5, value ->> 6, unhex(value ->> 7)
+             FROM json_each(?) ORDER BY key",
+        )
+        .bind(json)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        let n = jobs.len() as i64;
+        if done.rows_affected() != n as u64 {
+            return Err(db::Error::Corrupt(format!(
+                "enqueue inserted {} of {n} jobs",
+                done.rows_affected()
+            ))
+            .into());
+        }
+        // One INSERT under the write lock draws consecutive ids in batch order.
+        let first = done.last_insert_rowid() - n + 1;
+        if fenced > 0 {
+            sqlx::query("DELETE FROM jobs WHERE id >= ? AND state = 3")
+                .bind(first)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        deltas.apply(&mut tx).await?;
+        tx.commit().await.map_err(err)?;
+        if fenced < jobs.len() {
+            self.wake();
+        }
+        Ok((first..first + n).map(JobId).collect())
+    }
+
+    async fn lease(&self, opts: &LeaseOptions) -> Result<Vec<Job>> {
+        if opts.max_jobs == 0 {
+            return Ok(Vec::new());
+        }
+        let now = Timestamp::now();
+        let mut tx = self.db.begin().await?;
+        // Three statements of one row each: a lease of 1,000 jobs as 1,000 result rows
+        // costs several times more in sqlx than the SQL itself.
+        let ids: String = sqlx::query_scalar(
+            "SELECT json_group_array(id) FROM (SELECT id FROM jobs
+                 WHERE state < 2 AND avail_at <= ? ORDER BY priority DESC, id LIMIT ?)",
+        )
+        .bind(now.0)
+        .bind(opts.max_jobs.min(i64::MAX as usize) as i64)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        if ids == "[]" {
+            return Ok(Vec::new());
+        }
+        sqlx::query(
+            "UPDATE jobs SET state = 1, token = token + 1, attempt = attempt + 1, avail_at = ?2
+             WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(&ids)
+        .bind(now.plus(opts.visibility).0)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        let rows: String = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(
+                 id, token, attempt, max_attempts, run, priority, hex(payload)))
+             FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&ids)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        type Row<'a> = (i64, i64, i64, i64, Option<i64>, i64, &'a str);
+        let rows: Vec<Row<'_>> = serde_json::from_str(&rows)
+            .map_err(|e| db::Error::Corrupt(format!("leased rows: {e}")))?;
+        let mut jobs = rows
+            .into_iter()
+            .map(
+                |(id, token, attempt, max_attempts, run, priority, payload)| {
+                    Ok(Job {
+                        id: JobId(id),
+                        lease: Lease {
+                            job: JobId(id),
+                            token,
+                        },
+                        payload: unhex(payload)?,
+                        attempt: attempt as u32,
+                        max_attempts: max_attempts as u32,
+                        run: run.map(RunId),
+                        priority: priority as i32,
+                    })
+                },
+            )
+            .collect::<Result<Vec<Job>>>()?;
+        jobs.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.id));
+        Ok(jobs)
+    }
+
+    async fn extend(&self, leases: &[Lease], visibility: Duration) -> Result<u64> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let until = Timestamp::now().plus(visibility);
+        let done = sqlx::query(&format!(
+            "UPDATE jobs SET avail_at = ?2 WHERE id IN ({HELD})"
+        ))
+        .bind(leases_json(leases))
+        .bind(until.0)
+        .execute(&self.db.writer)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn ack(&self, leases: &[Lease]) -> Result<u64> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let json = leases_json(leases);
+        let mut tx = self.db.begin().await?;
+        // Count per run first and delete without RETURNING: one result row per run rather
+        // than one per job (rows are the costly part of a statement through sqlx).
+        let per_run = sqlx::query(&format!(
+            "SELECT run, count(*) FROM jobs WHERE id IN ({HELD}) GROUP BY run"
+        ))
+        .bind(&json)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let mut deltas = Deltas::default();
+        let mut total = 0;
+        for r in per_run {
+            let n: i64 = r.try_get(1).map_err(err)?;
+            deltas.add(r.try_get(0).map_err(err)?, DONE, n);
+            total += n as u64;
+        }
+        if total == 0 {
+            return Ok(0);
+        }
+        let done = sqlx::query(&format!("DELETE FROM jobs WHERE id IN ({HELD})"))
+            .bind(&json)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        debug_assert_eq!(done.rows_affected(), total);
+        deltas.apply(&mut tx).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(total)
+    }
+
+    async fn retry(&self, lease: Lease, opts: RetryOptions) -> Result<RetryOutcome> {
+        let now = Timestamp::now();
+        let mut tx = self.db.begin().await?;
+        let row = sqlx::query(
+            "UPDATE jobs SET
+                 state = CASE WHEN attempt >= max_attempts THEN 2 ELSE 0 END,
+                 avail_at = ?3, error = ?4,
+                 failed_at = CASE WHEN attempt >= max_attempts THEN ?5 END
+             WHERE id = ?1 AND token = ?2 AND state = 1
+             RETURNING run, state",
+        )
+        .bind(lease.job.0)
+        .bind(lease.token)
+        .bind(now.plus(opts.delay).0)
+        .bind(&opts.error)
+        .bind(now.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let Some(row) = row else {
+            return Ok(RetryOutcome::LeaseLost);
+        };
+        let run: Option<i64> = row.try_get(0).map_err(err)?;
+        let dead = row.try_get::<i64, _>(1).map_err(err)? == 2;
+        let mut deltas = Deltas::default();
+        deltas.add(run, FAILED, 1);
+        if dead {
+            deltas.add(run, DEAD, 1);
+        }
+        deltas.apply(&mut tx).await?;
+        tx.commit().await.map_err(err)?;
+        if dead {
+            Ok(RetryOutcome::Dead)
+        } else {
+            if opts.delay.is_zero() {
+                self.wake();
+            }
+            Ok(RetryOutcome::Retrying)
+        }
+    }
+
+    async fn fail(&self, lease: Lease, error: &str) -> Result<bool> {
+        let mut tx = self.db.begin().await?;
+        let run: Option<Option<i64>> = sqlx::query_scalar(
+            "UPDATE jobs SET state = 2, error = ?3, failed_at = ?4
+             WHERE id = ?1 AND token = ?2 AND state = 1 RETURNING run",
+        )
+        .bind(lease.job.0)
+        .bind(lease.token)
+        .bind(error)
+        .bind(Timestamp::now().0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let Some(run) = run else {
+            return Ok(false);
+        };
+        let mut deltas = Deltas::default();
+        deltas.add(run, FAILED, 1);
+        deltas.add(run, DEAD, 1);
+        deltas.apply(&mut tx).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(true)
+    }
+
+    async fn release(&self, leases: &[Lease]) -> Result<u64> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query(&format!(
+            "UPDATE jobs SET state = 0, avail_at = ?2, attempt = attempt - 1
+             WHERE id IN ({HELD})"
+        ))
+        .bind(leases_json(leases))
+        .bind(Timestamp::now().0)
+        .execute(&self.db.writer)
+        .await
+        .map_err(err)?;
+        if done.rows_affected() > 0 {
+            self.wake();
+        }
+        Ok(done.rows_affected())
+    }
+
+    async fn fence(&self, key: &str, generation: u64) -> Result<u64> {
+        let generation = i64_of(generation, "fence generation")?;
+        let mut tx = self.db.begin().await?;
+        sqlx::query(
+            "INSERT INTO fences (key, generation) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET generation = max(generation, excluded.generation)",
+        )
+        .bind(key)
+        .bind(generation)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        let runs: Vec<Option<i64>> = sqlx::query_scalar(
+            "DELETE FROM jobs WHERE fence_key = ? AND fence_gen < ? AND state < 2 RETURNING run",
+        )
+        .bind(key)
+        .bind(generation)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let mut deltas = Deltas::default();
+        for run in &runs {
+            deltas.add(*run, DROPPED, 1);
+        }
+        deltas.apply(&mut tx).await?;
+        tx.commit().await.map_err(err)?;
+        Ok(runs.len() as u64)
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        let rows = sqlx::query(
+            "SELECT id, payload, attempt, error, run, failed_at FROM jobs
+             WHERE state = 2 ORDER BY failed_at, id LIMIT ?",
+        )
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(err)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    id: JobId(r.try_get(0)?),
+                    payload: Bytes::from(r.try_get::<Vec<u8>, _>(1)?),
+                    attempts: r.try_get::<i64, _>(2)? as u32,
+                    error: r.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
+                    run: r.try_get::<Option<i64>, _>(4)?.map(RunId),
+                    failed_at: Timestamp(r.try_get::<Option<i64>, _>(5)?.unwrap_or(0)),
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(err)
+    }
+
+    async fn redrive(&self, ids: Option<&[JobId]>) -> Result<u64> {
+        let ids = ids.map(|ids| {
+            let ids: Vec<i64> = ids.iter().map(|i| i.0).collect();
+            serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())
+        });
+        let filter = "state = 2 AND (?1 IS NULL OR id IN (SELECT value FROM json_each(?1)))";
+        let mut tx = self.db.begin().await?;
+        let mut deltas = Deltas::default();
+        // A dead letter whose fence moved on meanwhile is dropped rather than redriven.
+        let dropped: Vec<Option<i64>> = sqlx::query_scalar(&format!(
+            "DELETE FROM jobs WHERE {filter} AND fence_key IS NOT NULL
+                 AND fence_gen < (SELECT generation FROM fences WHERE key = jobs.fence_key)
+             RETURNING run"
+        ))
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        for run in &dropped {
+            deltas.add(*run, DEAD, -1);
+            deltas.add(*run, DROPPED, 1);
+        }
+        let redriven: Vec<Option<i64>> = sqlx::query_scalar(&format!(
+            "UPDATE jobs SET state = 0, attempt = 0, avail_at = ?2, failed_at = NULL
+             WHERE {filter} RETURNING run"
+        ))
+        .bind(&ids)
+        .bind(Timestamp::now().0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        for run in &redriven {
+            deltas.add(*run, DEAD, -1);
+        }
+        deltas.apply(&mut tx).await?;
+        tx.commit().await.map_err(err)?;
+        if !redriven.is_empty() {
+            self.wake();
+        }
+        Ok(redriven.len() as u64)
+    }
+
+    async fn tally(&self, run: RunId) -> Result<Tally> {
+        let row =
+            sqlx::query("SELECT enqueued, done, failed, dead, dropped FROM tallies WHERE run = ?")
+                .bind(run.0)
+                .fetch_optional(&self.db.reader)
+                .await
+                .map_err(err)?;
+        let Some(r) = row else {
+            return Ok(Tally::default());
+        };
+        let get = |i: usize| r.try_get::<i64, _>(i).map(|v| v.max(0) as u64).map_err(err);
+        Ok(Tally {
+            enqueued: get(0)?,
+            done: get(1)?,
+            failed: get(2)?,
+            dead: get(3)?,
+            dropped: get(4)?,
+        })
+    }
+
+    async fn pending(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state < 2")
+            .fetch_one(&self.db.reader)
+            .await
+            .map_err(err)?;
+        Ok(n as u64)
+    }
+
+    async fn wait_for_work(&self, max: Duration) {
+        // Dropping the `notified` future is cancel-safe: a permit it did not take stays.
+        let _ = tokio::time::timeout(max, self.work.notified()).await;
+    }
+}
