@@ -184,7 +184,8 @@ impl ChunkCache {
             .await
     }
 
-    async fn timed<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
+    /// Runs an ensure-like call, recording its latency.
+    pub(crate) async fn timed<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
         let started = Instant::now();
         let r = f.await;
         self.inner.metrics.ensure_latency.observe(started.elapsed());

@@ -60,6 +60,15 @@ impl ChunkCache {
         version: Option<&VersionId>,
         path: &str,
     ) -> Result<ResolvedFile> {
+        self.timed(self.resolve_inner(course, version, path)).await
+    }
+
+    async fn resolve_inner(
+        &self,
+        course: &CourseId,
+        version: Option<&VersionId>,
+        path: &str,
+    ) -> Result<ResolvedFile> {
         let rel = normalize_path(path)?;
         let version = match version {
             Some(v) => v.clone(),

@@ -1,0 +1,51 @@
+//! What every handler shares: the chunk cache, the catalog, the metrics registry, and the
+//! reheat part once it is wired in.
+
+use std::sync::Arc;
+
+use kiln_core::catalog::Catalog;
+use kiln_load::ChunkCache;
+use prometheus_client::registry::Registry;
+
+use crate::metrics::{HttpMetrics, LoadCollector};
+use crate::reheat_routes::ReheatState;
+
+/// The server's state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The local chunk cache.
+    pub cache: ChunkCache,
+    /// The catalog (the same one the cache reads).
+    pub catalog: Arc<dyn Catalog>,
+    /// Every metric `/metrics` renders; callers may register their own.
+    pub registry: Arc<Registry>,
+    pub(crate) http: Arc<HttpMetrics>,
+    /// The reheat side, when this server also serves reheat routes.
+    pub reheat: Option<ReheatState>,
+}
+
+impl AppState {
+    /// State over a cache and its catalog, with the cache's and the HTTP metrics registered.
+    pub fn new(cache: ChunkCache) -> AppState {
+        AppState::with_registry(cache, Registry::default())
+    }
+
+    /// Like [`AppState::new`], adding to a registry that holds the caller's own metrics.
+    pub fn with_registry(cache: ChunkCache, mut registry: Registry) -> AppState {
+        let http = Arc::new(HttpMetrics::register(&mut registry));
+        registry.register_collector(Box::new(LoadCollector(cache.clone())));
+        AppState {
+            catalog: cache.catalog().clone(),
+            cache,
+            registry: Arc::new(registry),
+            http,
+            reheat: None,
+        }
+    }
+
+    /// Adds the reheat side.
+    pub fn with_reheat(mut self, reheat: ReheatState) -> AppState {
+        self.reheat = Some(reheat);
+        self
+    }
+}

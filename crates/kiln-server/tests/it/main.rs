@@ -1,0 +1,7 @@
+//! Integration tests of kiln-server: handlers through `router(state).oneshot(req)`, and one
+//! test over a real listener.
+
+mod api;
+mod files;
+mod listener;
+mod support;
