@@ -115,7 +115,7 @@ impl Deltas {
     }
 }
 
-fn push_hex(out: &mut String, bytes: &[u8]) {
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(bytes.len() * 2);
     for &b in bytes {
@@ -145,7 +145,7 @@ fn unhex(s: &str) -> Result<Bytes> {
         .ok_or_else(bad)
 }
 
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     // Serialising a string cannot fail.
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }

@@ -1,1 +1,539 @@
-//! render_cache (to be written).
+//! The conformance suite of [`RenderCache`]: one `pub async fn` per contract clause, a
+//! model-based random test, and [`render_cache_tests!`](crate::render_cache_tests) to stamp
+//! out one test per check for a backend.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kiln_core::ids::LibraryName;
+use kiln_core::render_cache::{CacheEntry, PruneScope, PutOutcome, RenderCache};
+use kiln_core::time::Timestamp;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::catalog::library;
+
+/// What a backend can do differently, within the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// The backend expires entries itself (Redis TTLs): `purge_expired` returns 0.
+    pub native_expiry: bool,
+}
+
+impl Caps {
+    /// A backend that checks expiry on read and purges on request (SQL backends).
+    pub const SQL: Caps = Caps {
+        native_expiry: false,
+    };
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps::SQL
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// An entry of `generation` and `group` holding `bytes`, written now, not expiring.
+pub fn entry(key: &str, bytes: &[u8], generation: u64, group: &str) -> CacheEntry {
+    CacheEntry {
+        key: key.into(),
+        bytes: Bytes::copy_from_slice(bytes),
+        content_type: "text/html; charset=utf-8".into(),
+        generation,
+        group: group.into(),
+        written_at: Timestamp::now(),
+        expires_at: None,
+    }
+}
+
+fn lib() -> LibraryName {
+    library("guides")
+}
+
+fn scope(group: Option<&str>, below_generation: u64) -> PruneScope {
+    PruneScope {
+        group: group.map(String::from),
+        below_generation,
+    }
+}
+
+async fn generation_of(c: &dyn RenderCache, key: &str) -> Option<u64> {
+    c.get(&lib(), key).await.unwrap().map(|e| e.generation)
+}
+
+/// Contract (round trip): `get` after `put` returns the entry exactly as put.
+pub async fn put_get_roundtrip(c: &dyn RenderCache) {
+    let mut e = entry("items/1", b"<p>\0\xff binary</p>", 3, "page-1");
+    e.content_type = "application/octet-stream".into();
+    let out = c.put(&lib(), vec![e.clone()]).await.unwrap();
+    assert_eq!(out, [PutOutcome::Written]);
+    assert_eq!(c.get(&lib(), "items/1").await.unwrap(), Some(e));
+    assert!(c.put(&lib(), Vec::new()).await.unwrap().is_empty());
+}
+
+/// Contract (not found): a missing key, or a key of another library, is `None`.
+pub async fn missing_is_none(c: &dyn RenderCache) {
+    assert_eq!(c.get(&lib(), "nope").await.unwrap(), None);
+    c.put(&lib(), vec![entry("k", b"v", 1, "g")]).await.unwrap();
+    assert_eq!(c.get(&library("other"), "k").await.unwrap(), None);
+}
+
+/// Contract (generations): a put never replaces a newer generation; the same or an older
+/// one is replaced.
+pub async fn newer_generations_win(c: &dyn RenderCache) {
+    c.put(&lib(), vec![entry("k", b"five", 5, "g")])
+        .await
+        .unwrap();
+    let out = c
+        .put(&lib(), vec![entry("k", b"four", 4, "g")])
+        .await
+        .unwrap();
+    assert_eq!(out, [PutOutcome::Stale]);
+    assert_eq!(
+        &c.get(&lib(), "k").await.unwrap().unwrap().bytes[..],
+        b"five"
+    );
+    let out = c
+        .put(&lib(), vec![entry("k", b"five again", 5, "g")])
+        .await
+        .unwrap();
+    assert_eq!(out, [PutOutcome::Written]);
+    assert_eq!(
+        &c.get(&lib(), "k").await.unwrap().unwrap().bytes[..],
+        b"five again"
+    );
+    let out = c
+        .put(&lib(), vec![entry("k", b"six", 6, "h")])
+        .await
+        .unwrap();
+    assert_eq!(out, [PutOutcome::Written]);
+    let got = c.get(&lib(), "k").await.unwrap().unwrap();
+    assert_eq!((got.generation, got.group.as_str()), (6, "h"));
+}
+
+/// Contract (generations): puts below the library's floor are `Stale`; other libraries
+/// are not affected; a lower floor never lowers it.
+pub async fn floor_refuses_older_generations(c: &dyn RenderCache) {
+    c.set_floor(&lib(), 10).await.unwrap();
+    c.set_floor(&lib(), 4).await.unwrap();
+    let out = c
+        .put(
+            &lib(),
+            vec![entry("a", b"9", 9, "g"), entry("b", b"10", 10, "g")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, [PutOutcome::Stale, PutOutcome::Written]);
+    assert_eq!(generation_of(c, "a").await, None);
+    assert_eq!(generation_of(c, "b").await, Some(10));
+    let other = c
+        .put(&library("other"), vec![entry("a", b"1", 1, "g")])
+        .await
+        .unwrap();
+    assert_eq!(other, [PutOutcome::Written]);
+}
+
+/// Contract (atomicity): each entry of a batch is checked on its own; outcomes are in
+/// order, and a key twice in a batch sees the first write.
+pub async fn batch_outcomes_are_per_entry(c: &dyn RenderCache) {
+    c.put(
+        &lib(),
+        vec![entry("old", b"", 5, "g"), entry("same", b"", 2, "g")],
+    )
+    .await
+    .unwrap();
+    let out = c
+        .put(
+            &lib(),
+            vec![
+                entry("new", b"1", 1, "g"),
+                entry("old", b"3", 3, "g"),
+                entry("same", b"2", 2, "g"),
+                entry("dup", b"a", 3, "g"),
+                entry("dup", b"b", 2, "g"),
+            ],
+        )
+        .await
+        .unwrap();
+    use PutOutcome::{Stale, Written};
+    assert_eq!(out, [Written, Stale, Written, Written, Stale]);
+    assert_eq!(generation_of(c, "old").await, Some(5));
+    assert_eq!(
+        &c.get(&lib(), "same").await.unwrap().unwrap().bytes[..],
+        b"2"
+    );
+    assert_eq!(
+        &c.get(&lib(), "dup").await.unwrap().unwrap().bytes[..],
+        b"a"
+    );
+}
+
+/// Contract (round trip, no miss window): a marked entry stays readable with its mark
+/// until its time; a put clears the mark.
+pub async fn marked_entries_stay_until_rewritten(c: &dyn RenderCache) {
+    c.put(&lib(), vec![entry("k", b"v", 1, "g")]).await.unwrap();
+    let at = Timestamp::now().plus(HOUR);
+    assert_eq!(
+        c.mark_expiring(&lib(), &scope(Some("g"), 2), at)
+            .await
+            .unwrap(),
+        1
+    );
+    let got = c
+        .get(&lib(), "k")
+        .await
+        .unwrap()
+        .expect("marked but not yet expired");
+    assert_eq!(got.expires_at, Some(at));
+    c.put(&lib(), vec![entry("k", b"v2", 2, "g")])
+        .await
+        .unwrap();
+    assert_eq!(c.get(&lib(), "k").await.unwrap().unwrap().expires_at, None);
+}
+
+/// Contract (expiry): an entry whose time has passed is never returned, by `get` or
+/// `keys`, whether it was put so or marked so.
+pub async fn expired_entries_are_hidden(c: &dyn RenderCache) {
+    let past = Timestamp::now().minus(HOUR);
+    let mut gone = entry("gone", b"v", 1, "g");
+    gone.expires_at = Some(past);
+    c.put(
+        &lib(),
+        vec![
+            gone,
+            entry("marked", b"v", 1, "h"),
+            entry("kept", b"v", 2, "h"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.get(&lib(), "gone").await.unwrap(), None);
+    assert_eq!(
+        c.mark_expiring(&lib(), &scope(Some("h"), 2), past)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(c.get(&lib(), "marked").await.unwrap(), None);
+    let keys: Vec<String> = c
+        .keys(&lib())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.0)
+        .collect();
+    assert_eq!(keys, ["kept"]);
+}
+
+async fn prune_fixture(c: &dyn RenderCache) {
+    c.put(
+        &lib(),
+        vec![
+            entry("g1-old", b"", 1, "g1"),
+            entry("g1-new", b"", 2, "g1"),
+            entry("g2-old", b"", 1, "g2"),
+        ],
+    )
+    .await
+    .unwrap();
+    c.put(&library("other"), vec![entry("g1-old", b"", 1, "g1")])
+        .await
+        .unwrap();
+}
+
+/// Contract (pruning): `mark_expiring` marks exactly the scope's entries and counts them.
+pub async fn mark_expiring_touches_exactly_the_scope(c: &dyn RenderCache) {
+    prune_fixture(c).await;
+    let at = Timestamp::now().plus(HOUR);
+    assert_eq!(
+        c.mark_expiring(&lib(), &scope(Some("g1"), 2), at)
+            .await
+            .unwrap(),
+        1
+    );
+    let marked = |k: &'static str| async move {
+        c.get(&lib(), k)
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at
+            .is_some()
+    };
+    assert!(marked("g1-old").await);
+    assert!(!marked("g1-new").await);
+    assert!(!marked("g2-old").await);
+    assert_eq!(
+        c.mark_expiring(&lib(), &scope(None, 2), at).await.unwrap(),
+        2
+    );
+    assert!(marked("g2-old").await);
+    assert!(!marked("g1-new").await);
+    let other = c.get(&library("other"), "g1-old").await.unwrap().unwrap();
+    assert_eq!(other.expires_at, None);
+}
+
+/// Contract (pruning): `sweep` deletes exactly the scope's entries and counts them.
+pub async fn sweep_deletes_exactly_the_scope(c: &dyn RenderCache) {
+    prune_fixture(c).await;
+    assert_eq!(c.sweep(&lib(), &scope(Some("g1"), 2)).await.unwrap(), 1);
+    assert_eq!(generation_of(c, "g1-old").await, None);
+    assert_eq!(generation_of(c, "g1-new").await, Some(2));
+    assert_eq!(generation_of(c, "g2-old").await, Some(1));
+    assert_eq!(c.sweep(&lib(), &scope(None, 3)).await.unwrap(), 2);
+    assert!(c.keys(&lib()).await.unwrap().is_empty());
+    assert!(c.get(&library("other"), "g1-old").await.unwrap().is_some());
+}
+
+/// Contract (expiry): `purge_expired` deletes the entries expired by `now` (backends with
+/// native expiry return 0) and keeps the others.
+pub async fn purge_expired_deletes_only_expired(c: &dyn RenderCache, caps: Caps) {
+    let now = Timestamp::now();
+    let mut past = entry("past", b"", 1, "g");
+    past.expires_at = Some(now.minus(HOUR));
+    let mut future = entry("future", b"", 1, "g");
+    future.expires_at = Some(now.plus(HOUR));
+    c.put(&lib(), vec![past, future, entry("never", b"", 1, "g")])
+        .await
+        .unwrap();
+    let purged = c.purge_expired(now).await.unwrap();
+    assert_eq!(purged, if caps.native_expiry { 0 } else { 1 });
+    assert_eq!(generation_of(c, "past").await, None);
+    assert_eq!(generation_of(c, "future").await, Some(1));
+    assert_eq!(generation_of(c, "never").await, Some(1));
+}
+
+/// Contract: `keys` lists every live entry of the library, sorted by key.
+pub async fn keys_are_sorted_and_live(c: &dyn RenderCache) {
+    c.put(
+        &lib(),
+        vec![
+            entry("b", b"", 2, "x"),
+            entry("a", b"", 1, "y"),
+            entry("c", b"", 3, "x"),
+        ],
+    )
+    .await
+    .unwrap();
+    c.put(&library("other"), vec![entry("z", b"", 1, "x")])
+        .await
+        .unwrap();
+    let keys = c.keys(&lib()).await.unwrap();
+    let want = [("a", 1, "y"), ("b", 2, "x"), ("c", 3, "x")]
+        .map(|(k, g, gr)| (k.to_string(), g, gr.to_string()));
+    assert_eq!(keys, want);
+}
+
+/// Contract (no miss window, generations): a reader polling a key while a writer rewrites
+/// it generation after generation never misses it and never sees a generation go back.
+pub async fn readers_never_miss_during_rewrites(c: &dyn RenderCache) {
+    c.put(&lib(), vec![entry("hot", b"0", 0, "g")])
+        .await
+        .unwrap();
+    let writer = async {
+        for g in 1..=60u64 {
+            let at = Timestamp::now().plus(HOUR);
+            c.mark_expiring(&lib(), &scope(Some("g"), g), at)
+                .await
+                .unwrap();
+            c.put(&lib(), vec![entry("hot", g.to_string().as_bytes(), g, "g")])
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+        }
+    };
+    let reader = async {
+        let start = Instant::now();
+        let mut last = 0;
+        loop {
+            let got = c
+                .get(&lib(), "hot")
+                .await
+                .unwrap()
+                .expect("a miss during rewrites");
+            assert!(got.generation >= last, "generation went back");
+            last = got.generation;
+            if last == 60 {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the writer never finished"
+            );
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::join!(writer, reader);
+}
+
+/// Contract (generations, atomicity): concurrent puts of one key leave the newest.
+pub async fn concurrent_puts_leave_the_newest(c: &dyn RenderCache) {
+    let gens = [4u64, 9, 1, 7, 3, 8, 2, 6, 5];
+    let library = lib();
+    futures::future::join_all(
+        gens.iter()
+            .map(|&g| c.put(&library, vec![entry("k", g.to_string().as_bytes(), g, "g")])),
+    )
+    .await
+    .into_iter()
+    .for_each(|r| {
+        r.unwrap();
+    });
+    let got = c.get(&lib(), "k").await.unwrap().unwrap();
+    assert_eq!((got.generation, &got.bytes[..]), (9, &b"9"[..]));
+}
+
+/// Contract: a large batch (a worker's worth) is written whole.
+pub async fn large_batch_is_written(c: &dyn RenderCache) {
+    let batch: Vec<CacheEntry> = (0..2000)
+        .map(|i| entry(&format!("k{i:05}"), &[i as u8; 300], 1, "g"))
+        .collect();
+    let out = c.put(&lib(), batch).await.unwrap();
+    assert!(out.iter().all(|o| *o == PutOutcome::Written));
+    assert_eq!(c.keys(&lib()).await.unwrap().len(), 2000);
+    assert_eq!(
+        &c.get(&lib(), "k01999").await.unwrap().unwrap().bytes[..],
+        &[1999u16 as u8; 300]
+    );
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ModelEntry {
+    bytes: Bytes,
+    generation: u64,
+    group: String,
+    expires_at: Option<Timestamp>,
+}
+
+/// Contract, all clauses together: a seeded random sequence of a few hundred puts, floors,
+/// marks and sweeps, applied to the cache and to a `BTreeMap` model, must agree at every
+/// step (outcomes, entries, keys).
+pub async fn model_based_random_operations(c: &dyn RenderCache) {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut model: BTreeMap<String, ModelEntry> = BTreeMap::new();
+    let mut floor = 0u64;
+    let groups = ["g1", "g2"];
+    let key = |rng: &mut StdRng| format!("k{}", rng.random_range(0..12));
+    for step in 0..300 {
+        let ctx = format!("step {step}");
+        match rng.random_range(0..10) {
+            0..=4 => {
+                let n = rng.random_range(1..5);
+                let batch: Vec<CacheEntry> = (0..n)
+                    .map(|i| {
+                        let g = rng.random_range(0..6);
+                        let group = groups[rng.random_range(0..2)];
+                        entry(&key(&mut rng), format!("{step}.{i}").as_bytes(), g, group)
+                    })
+                    .collect();
+                let out = c.put(&lib(), batch.clone()).await.unwrap();
+                for (e, o) in batch.into_iter().zip(out) {
+                    let current = model.get(&e.key).map_or(0, |m| m.generation);
+                    if e.generation < floor || e.generation < current {
+                        assert_eq!(o, PutOutcome::Stale, "{ctx}: {}", e.key);
+                    } else {
+                        assert_eq!(o, PutOutcome::Written, "{ctx}: {}", e.key);
+                        let m = ModelEntry {
+                            bytes: e.bytes,
+                            generation: e.generation,
+                            group: e.group,
+                            expires_at: None,
+                        };
+                        model.insert(e.key, m);
+                    }
+                }
+            }
+            5 => {
+                floor = floor.max(rng.random_range(0..4));
+                c.set_floor(&lib(), floor).await.unwrap();
+            }
+            6 | 7 => {
+                let group = rng.random_bool(0.5).then(|| groups[rng.random_range(0..2)]);
+                let below = rng.random_range(0..7);
+                let at = Timestamp::now().plus(HOUR + Duration::from_secs(step));
+                let n = c
+                    .mark_expiring(&lib(), &scope(group, below), at)
+                    .await
+                    .unwrap();
+                let mut want = 0;
+                for m in model.values_mut() {
+                    if m.generation < below && group.is_none_or(|g| m.group == g) {
+                        m.expires_at = Some(at);
+                        want += 1;
+                    }
+                }
+                assert_eq!(n, want, "{ctx}: mark_expiring");
+            }
+            8 => {
+                let group = rng.random_bool(0.5).then(|| groups[rng.random_range(0..2)]);
+                let below = rng.random_range(0..4);
+                let n = c.sweep(&lib(), &scope(group, below)).await.unwrap();
+                let before = model.len();
+                model.retain(|_, m| !(m.generation < below && group.is_none_or(|g| m.group == g)));
+                assert_eq!(n, (before - model.len()) as u64, "{ctx}: sweep");
+            }
+            _ => {
+                let k = key(&mut rng);
+                let got = c.get(&lib(), &k).await.unwrap().map(|e| ModelEntry {
+                    bytes: e.bytes,
+                    generation: e.generation,
+                    group: e.group,
+                    expires_at: e.expires_at,
+                });
+                assert_eq!(got.as_ref(), model.get(&k), "{ctx}: get {k}");
+            }
+        }
+        let keys = c.keys(&lib()).await.unwrap();
+        let want: Vec<(String, u64, String)> = model
+            .iter()
+            .map(|(k, m)| (k.clone(), m.generation, m.group.clone()))
+            .collect();
+        assert_eq!(keys, want, "{ctx}: keys");
+    }
+}
+
+/// Stamps out one `#[tokio::test]` per render-cache check. `$setup` is an expression that
+/// evaluates to a future of `Arc<dyn RenderCache>` (or any smart pointer to a
+/// `RenderCache`); it is evaluated once per test and must give an isolated, empty cache.
+/// `$caps` (a [`Caps`], default [`Caps::SQL`]) states the backend's differences. Invoke it
+/// inside a module of its own: the tests are named after the checks.
+#[macro_export]
+macro_rules! render_cache_tests {
+    ($setup:expr) => {
+        $crate::render_cache_tests!($setup, $crate::render_cache::Caps::SQL);
+    };
+    ($setup:expr, $caps:expr) => {
+        $crate::render_cache_tests!(@ $setup;
+            put_get_roundtrip,
+            missing_is_none,
+            newer_generations_win,
+            floor_refuses_older_generations,
+            batch_outcomes_are_per_entry,
+            marked_entries_stay_until_rewritten,
+            expired_entries_are_hidden,
+            mark_expiring_touches_exactly_the_scope,
+            sweep_deletes_exactly_the_scope,
+            keys_are_sorted_and_live,
+            readers_never_miss_during_rewrites,
+            concurrent_puts_leave_the_newest,
+            large_batch_is_written,
+            model_based_random_operations,
+        );
+        #[::tokio::test]
+        async fn purge_expired_deletes_only_expired() {
+            let cache = $setup.await;
+            $crate::render_cache::purge_expired_deletes_only_expired(&*cache, $caps).await;
+        }
+    };
+    (@ $setup:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $check() {
+                let cache = $setup.await;
+                $crate::render_cache::$check(&*cache).await;
+            }
+        )*
+    };
+}

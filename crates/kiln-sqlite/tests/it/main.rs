@@ -3,3 +3,4 @@
 
 mod catalog;
 mod queue;
+mod render_cache;
