@@ -166,7 +166,7 @@ impl Layout {
     /// its files (and symlinks), `dirs` the names of its subdirectories.
     pub fn enter(&self, states: &[State], files: &[&str], dirs: &[&str]) -> Visit {
         let mut visit = Visit::default();
-        let mut push_child = |visit: &mut Visit, name: &str, st: State| {
+        let push_child = |visit: &mut Visit, name: &str, st: State| {
             match visit.children.iter_mut().find(|(n, _)| n == name) {
                 Some((_, v)) => v.push(st),
                 None => visit.children.push((name.to_string(), vec![st])),
