@@ -33,6 +33,9 @@ use crate::reheat::Reheat;
 pub struct WorkerOptions {
     /// Handler calls (renders, listings) running at once.
     pub concurrency: usize,
+    /// New-build and producer jobs running at once: each holds a page of jobs in memory
+    /// until it has enqueued them, so this bounds the worker's memory.
+    pub producer_concurrency: usize,
     /// Jobs leased per batch.
     pub batch: usize,
     /// Batches in flight at once (one leases while another renders or stores).
@@ -52,6 +55,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             concurrency: 64,
+            producer_concurrency: 4,
             batch: 256,
             lanes: 2,
             visibility: Duration::from_secs(30),
@@ -78,6 +82,7 @@ pub struct Worker {
     opts: WorkerOptions,
     metrics: Arc<Metrics>,
     limit: Semaphore,
+    producers: Semaphore,
     /// Leases of jobs in flight: extended by the heartbeat, given back on shutdown. A std
     /// mutex: every section is a short map update with no await inside.
     held: Mutex<HashMap<JobId, Lease>>,
@@ -91,11 +96,8 @@ enum Outcome {
         library: LibraryName,
         entry: CacheEntry,
     },
-    Spawn {
-        lease: Lease,
-        run: Option<RunId>,
-        jobs: Vec<NewJob>,
-    },
+    /// A new-build or producer job whose jobs are enqueued.
+    Ack { lease: Lease, run: Option<RunId> },
     Retry {
         lease: Lease,
         run: Option<RunId>,
@@ -121,6 +123,7 @@ impl Worker {
         Worker {
             reheat,
             limit: Semaphore::new(opts.concurrency),
+            producers: Semaphore::new(opts.producer_concurrency.max(1)),
             opts,
             metrics: Arc::new(Metrics::default()),
             held: Mutex::new(HashMap::new()),
@@ -277,7 +280,14 @@ impl Worker {
                 };
             }
         };
-        // The permit bounds handler calls across lanes; the semaphore is never closed.
+        // Permits bound producers and handler calls across lanes; the semaphores are never
+        // closed, so acquiring cannot fail.
+        let _producer = match payload {
+            JobPayload::NewBuild { .. } | JobPayload::Producer { .. } => {
+                self.producers.acquire().await.ok()
+            }
+            _ => None,
+        };
         let Ok(_permit) = self.limit.acquire().await else {
             return Outcome::Retry {
                 lease,
@@ -342,7 +352,7 @@ impl Worker {
             } => {
                 let ctx = self.context(lib, run_id, generation, build, group);
                 let out = lib.handler.new_build(&ctx).await;
-                self.spawned(lib, &ctx, &job, out)
+                self.spawned(lib, &ctx, &job, out).await
             }
             JobPayload::Producer {
                 run: run_id,
@@ -353,7 +363,7 @@ impl Worker {
             } => {
                 let ctx = self.context(lib, run_id, generation, String::new(), group);
                 let out = lib.handler.produce(&ctx, &cursor).await;
-                self.spawned(lib, &ctx, &job, out)
+                self.spawned(lib, &ctx, &job, out).await
             }
             JobPayload::Invalid { .. } => Outcome::Fail {
                 lease,
@@ -381,8 +391,10 @@ impl Worker {
         }
     }
 
-    /// The outcome of a new-build or producer job: its jobs to enqueue, or its error.
-    fn spawned(
+    /// Enqueues the jobs a new-build or producer job asked for (before the job is acked, so
+    /// a run never looks settled while it has work left), or turns its error into a retry
+    /// or a permanent failure.
+    async fn spawned(
         &self,
         lib: &Library,
         ctx: &BuildContext,
@@ -456,23 +468,36 @@ impl Worker {
                 })
             })
             .collect::<Result<Vec<_>>>();
-        match jobs {
-            Ok(jobs) => Outcome::Spawn { lease, run, jobs },
-            Err(e) => Outcome::Fail {
+        let jobs = match jobs {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                return Outcome::Fail {
+                    lease,
+                    run,
+                    reason: e.to_string(),
+                };
+            }
+        };
+        if jobs.is_empty() {
+            return Outcome::Ack { lease, run };
+        }
+        match self.queue().enqueue(jobs).await {
+            Ok(_) => Outcome::Ack { lease, run },
+            Err(e) => Outcome::Retry {
                 lease,
                 run,
-                reason: e.to_string(),
+                delay: self.opts.backoff.delay(job.attempt),
+                reason: format!("enqueueing its jobs: {e}"),
             },
         }
     }
 
-    /// Stores, enqueues, acks, retries and fails a batch's outcomes, in that order (a job is
+    /// Stores, acks, retries and fails a batch's outcomes, in that order (a job is
     /// acked only once its result is stored or its jobs are enqueued), then finishes runs.
     async fn settle(&self, outcomes: Vec<Outcome>) -> Result<()> {
         let mut runs = BTreeSet::new();
         let mut puts: HashMap<LibraryName, (Vec<Lease>, Vec<CacheEntry>)> = HashMap::new();
-        let mut spawn_leases = Vec::new();
-        let mut spawned = Vec::new();
+        let mut to_ack = Vec::new();
         let mut retries = Vec::new();
         let mut fails = Vec::new();
         for o in outcomes {
@@ -488,10 +513,9 @@ impl Worker {
                     slot.0.push(lease);
                     slot.1.push(entry);
                 }
-                Outcome::Spawn { lease, run, jobs } => {
+                Outcome::Ack { lease, run } => {
                     runs.extend(run);
-                    spawn_leases.push(lease);
-                    spawned.extend(jobs);
+                    to_ack.push(lease);
                 }
                 Outcome::Retry {
                     lease,
@@ -507,10 +531,6 @@ impl Worker {
                     fails.push((lease, reason));
                 }
             }
-        }
-        let mut to_ack = spawn_leases;
-        if !spawned.is_empty() {
-            self.queue().enqueue(spawned).await?;
         }
         for (library, (leases, entries)) in puts {
             let outcomes = self.reheat.cache().put(&library, entries).await?;

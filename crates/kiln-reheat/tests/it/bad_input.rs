@@ -69,6 +69,7 @@ async fn a_listing_that_is_not_the_documented_json_fails_the_run_naming_library_
 }
 
 async fn renderer_failure(
+    b: Backends,
     mode: Mode,
     cfg_edit: impl FnOnce(&mut kiln_reheat::LibraryConfig),
     reason: &[&str],
@@ -77,7 +78,7 @@ async fn renderer_failure(
     site.with(|s| s.mode = mode);
     let mut cfg = http_lib("guides", &site);
     cfg_edit(&mut cfg);
-    let h = Harness::new(Backends::mem(), &[cfg]);
+    let h = Harness::new(b, &[cfg]);
     let run = h
         .reheat
         .start("guides", StartOptions::default())
@@ -116,14 +117,15 @@ async fn renderer_failure(
     h.stop().await;
 }
 
-#[tokio::test]
-async fn a_renderer_answering_500_is_retried_then_dead_lettered_with_the_reason() {
-    renderer_failure(Mode::Fail500, |_| {}, &["answered 500"]).await;
+both!(a_renderer_answering_500_is_retried_then_dead_lettered_with_the_reason);
+async fn a_renderer_answering_500_is_retried_then_dead_lettered_with_the_reason(b: Backends) {
+    renderer_failure(b, Mode::Fail500, |_| {}, &["answered 500"]).await;
 }
 
 #[tokio::test]
 async fn a_renderer_that_hangs_times_out_then_is_dead_lettered() {
     renderer_failure(
+        Backends::mem(),
         Mode::Hang,
         |c| c.timeout = "150ms".into(),
         &["timed out", "timeout"],
@@ -139,6 +141,7 @@ async fn an_unreachable_renderer_is_retried_then_dead_lettered() {
         .local_addr()
         .unwrap();
     renderer_failure(
+        Backends::mem(),
         Mode::Ok,
         |c| {
             c.renderer =
@@ -149,8 +152,8 @@ async fn an_unreachable_renderer_is_retried_then_dead_lettered() {
     .await;
 }
 
-#[tokio::test]
-async fn an_oversized_payload_is_a_dead_letter_naming_the_key_and_the_rest_goes_on() {
+both!(an_oversized_payload_is_a_dead_letter_naming_the_key_and_the_rest_goes_on);
+async fn an_oversized_payload_is_a_dead_letter_naming_the_key_and_the_rest_goes_on(b: Backends) {
     let mut list = items(5, "g");
     list.push(Item {
         key: "huge".into(),
@@ -158,7 +161,7 @@ async fn an_oversized_payload_is_a_dead_letter_naming_the_key_and_the_rest_goes_
         props: json!({ "blob": "x".repeat(MAX_PAYLOAD_BYTES + 10) }),
     });
     let site = Site::start(list).await;
-    let h = Harness::new(Backends::mem(), &[http_lib("guides", &site)]);
+    let h = Harness::new(b, &[http_lib("guides", &site)]);
     let run = h
         .reheat
         .start("guides", StartOptions::default())

@@ -1,7 +1,24 @@
 //! Integration tests of kiln-reheat: end-to-end reheats against a test HTTP site, bad
 //! input, fencing, pruning, the zero-miss window, render-through and worker crashes.
 
+/// Stamps out `NAME::mem` and `NAME::sqlite` tests that run `async fn NAME(Backends)`.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn mem() {
+                super::$name(crate::support::Backends::mem()).await
+            }
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(crate::support::Backends::sqlite().await).await
+            }
+        }
+    };
+}
+
 mod bad_input;
+mod crash;
 mod mem;
 mod reheat;
 mod site;

@@ -18,10 +18,10 @@ fn lib(name: &str) -> LibraryName {
     LibraryName::new(name).unwrap()
 }
 
-#[tokio::test]
-async fn http_listing_and_renderer_reheat_end_to_end() {
+both!(http_listing_and_renderer_reheat_end_to_end);
+async fn http_listing_and_renderer_reheat_end_to_end(b: Backends) {
     let site = Site::start(items(25, "g")).await;
-    let h = Harness::new(Backends::mem(), &[http_lib("guides", &site)]);
+    let h = Harness::new(b, &[http_lib("guides", &site)]);
     let run = h
         .reheat
         .start("guides", StartOptions::default())
@@ -72,10 +72,12 @@ async fn listing_is_fetched_page_by_page_with_the_configured_page_size() {
     h.stop().await;
 }
 
-#[tokio::test]
-async fn a_newer_build_supersedes_a_running_one_and_no_entry_stays_at_the_older_generation() {
+both!(a_newer_build_supersedes_a_running_one_and_no_entry_stays_at_the_older_generation);
+async fn a_newer_build_supersedes_a_running_one_and_no_entry_stays_at_the_older_generation(
+    b: Backends,
+) {
     let site = Site::start(items(40, "g")).await;
-    let h = Harness::new(Backends::mem(), &[http_lib("guides", &site)]);
+    let h = Harness::new(b, &[http_lib("guides", &site)]);
     // Build 1 with renders held at the gate: its jobs are leased or pending.
     site.gate.send_replace(false);
     let run1 = h
@@ -113,11 +115,11 @@ async fn a_newer_build_supersedes_a_running_one_and_no_entry_stays_at_the_older_
     h.stop().await;
 }
 
-async fn prune_case(prune: PruneConfig) {
+async fn prune_case(b: Backends, prune: PruneConfig) {
     let site = Site::start(items(30, "g")).await;
     let mut cfg = http_lib("guides", &site);
     cfg.prune = prune.clone();
-    let h = Harness::new(Backends::mem(), &[cfg]);
+    let h = Harness::new(b, &[cfg]);
     let run1 = h
         .reheat
         .start("guides", StartOptions::default())
@@ -165,20 +167,20 @@ async fn prune_case(prune: PruneConfig) {
     h.stop().await;
 }
 
-#[tokio::test]
-async fn pruning_on_complete_removes_exactly_the_items_the_listing_dropped() {
-    prune_case(PruneConfig::OnComplete).await;
+both!(pruning_on_complete_removes_exactly_the_items_the_listing_dropped);
+async fn pruning_on_complete_removes_exactly_the_items_the_listing_dropped(b: Backends) {
+    prune_case(b, PruneConfig::OnComplete).await;
 }
 
-#[tokio::test]
-async fn pruning_by_ttl_marks_then_expires_exactly_the_items_the_listing_dropped() {
-    prune_case(PruneConfig::Ttl("2s".into())).await;
+both!(pruning_by_ttl_marks_then_expires_exactly_the_items_the_listing_dropped);
+async fn pruning_by_ttl_marks_then_expires_exactly_the_items_the_listing_dropped(b: Backends) {
+    prune_case(b, PruneConfig::Ttl("2s".into())).await;
 }
 
-#[tokio::test]
-async fn readers_hammering_existing_keys_during_a_reheat_never_miss() {
+both!(readers_hammering_existing_keys_during_a_reheat_never_miss);
+async fn readers_hammering_existing_keys_during_a_reheat_never_miss(b: Backends) {
     let site = Site::start(items(120, "g")).await;
-    let h = Harness::new(Backends::mem(), &[http_lib("guides", &site)]);
+    let h = Harness::new(b, &[http_lib("guides", &site)]);
     let run1 = h
         .reheat
         .start("guides", StartOptions::default())

@@ -13,6 +13,7 @@ use kiln_reheat::backoff::Backoff;
 use kiln_reheat::config::{LibraryConfig, PruneConfig, RendererConfig, SourceConfig};
 use kiln_reheat::metrics::Metrics;
 use kiln_reheat::{Libraries, Reheat, RunStatus, Worker, WorkerOptions};
+use kiln_sqlite::{SqliteCatalog, SqliteQueue, SqliteRenderCache};
 use tokio::task::JoinHandle;
 
 use crate::mem::{MemCache, MemCatalog, MemQueue};
@@ -37,6 +38,18 @@ impl Backends {
             queue,
             cache,
             _dir: None,
+        }
+    }
+
+    /// The SQLite backends, each in its own file of a fresh directory.
+    pub(crate) async fn sqlite() -> Backends {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        Backends {
+            catalog: Arc::new(SqliteCatalog::open(&p.join("catalog.db")).await.unwrap()),
+            queue: Arc::new(SqliteQueue::open(&p.join("queue.db")).await.unwrap()),
+            cache: Arc::new(SqliteRenderCache::open(&p.join("cache.db")).await.unwrap()),
+            _dir: Some(dir),
         }
     }
 
@@ -69,6 +82,7 @@ pub(crate) fn http_lib(name: &str, site: &Site) -> LibraryConfig {
 pub(crate) fn test_worker_options() -> WorkerOptions {
     WorkerOptions {
         concurrency: 16,
+        producer_concurrency: 2,
         batch: 64,
         lanes: 2,
         visibility: Duration::from_secs(5),
