@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write};
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,11 +23,18 @@ use tokio::sync::Notify;
 use crate::db::{self, Db, err};
 
 fn migrator() -> Migrator {
-    db::migrator(&[(
-        1,
-        "queue",
-        include_str!("../migrations/queue/0001_queue.sql"),
-    )])
+    db::migrator(&[
+        (
+            1,
+            "queue",
+            include_str!("../migrations/queue/0001_queue.sql"),
+        ),
+        (
+            2,
+            "lease tokens",
+            include_str!("../migrations/queue/0002_lease_seq.sql"),
+        ),
+    ])
 }
 
 /// The job queue in one SQLite file (WAL, `synchronous = NORMAL`, one writer connection).
@@ -124,6 +132,35 @@ pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// One record of a lease's `group_concat`: `id,attempt,max_attempts,run,priority,payload`.
+fn parse_leased(rec: &str, token: i64) -> Result<Job> {
+    let bad = || Error::from(db::Error::Corrupt(format!("leased row {rec:?}")));
+    let mut f = rec.split(',');
+    let mut int = || -> Result<Option<i64>> {
+        let v = f.next().ok_or_else(bad)?;
+        if v.is_empty() {
+            Ok(None)
+        } else {
+            v.parse().map(Some).map_err(|_| bad())
+        }
+    };
+    let id = JobId(int()?.ok_or_else(bad)?);
+    let attempt = int()?.ok_or_else(bad)? as u32;
+    let max_attempts = int()?.ok_or_else(bad)? as u32;
+    let run = int()?.map(RunId);
+    let priority = int()?.ok_or_else(bad)? as i32;
+    let payload = unhex(f.next().ok_or_else(bad)?)?;
+    Ok(Job {
+        id,
+        lease: Lease { job: id, token },
+        payload,
+        attempt,
+        max_attempts,
+        run,
+        priority,
+    })
+}
+
 fn unhex(s: &str) -> Result<Bytes> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
@@ -150,24 +187,46 @@ pub(crate) fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-/// `[[id,token],...]` for the lease statements.
-fn leases_json(leases: &[Lease]) -> String {
-    let mut s = String::with_capacity(leases.len() * 24 + 2);
-    s.push('[');
-    for (i, l) in leases.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
+/// Leases grouped by token (one group per lease call): token -> JSON array of job ids.
+fn by_token(leases: &[Lease]) -> BTreeMap<i64, String> {
+    let mut groups: BTreeMap<i64, String> = BTreeMap::new();
+    for l in leases {
+        let ids = groups.entry(l.token).or_insert_with(|| String::from("["));
+        if ids.len() > 1 {
+            ids.push(',');
         }
         // Writing to a String cannot fail.
-        let _ = write!(s, "[{},{}]", l.job.0, l.token);
+        let _ = write!(ids, "{}", l.job.0);
     }
-    s.push(']');
-    s
+    for ids in groups.values_mut() {
+        ids.push(']');
+    }
+    groups
 }
 
-/// Rows of `jobs` that a list of leases holds, as a subquery on `?1`.
-const HELD: &str = "SELECT jobs.id FROM json_each(?1) AS l
-     JOIN jobs ON jobs.id = l.value ->> 0 AND jobs.token = l.value ->> 1 AND jobs.state = 1";
+/// The rows that one token group of leases holds: ids `?1` (a JSON array), token `?2`.
+const HELD: &str = "id IN (SELECT value FROM json_each(?1)) AND token = ?2 AND state = 1";
+
+/// Rows per INSERT statement: 8 parameters each, well under SQLite's 32,766.
+const ENQUEUE_CHUNK: usize = 500;
+
+static ENQUEUE_SQL: OnceLock<String> = OnceLock::new();
+
+fn enqueue_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO jobs
+             (state, priority, avail_at, max_attempts, run, fence_key, fence_gen, payload)
+         VALUES ",
+    );
+    for i in 0..rows {
+        sql.push_str(if i == 0 {
+            "(?,?,?,?,?,?,?,?)"
+        } else {
+            ",(?,?,?,?,?,?,?,?)"
+        });
+    }
+    sql
+}
 
 fn i64_of(v: u64, what: &str) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::invalid(format!("{what} {v} is too large")))
@@ -214,71 +273,55 @@ impl JobQueue for SqliteQueue {
         }
         let mut deltas = Deltas::default();
         let mut fenced = 0usize;
-        let mut key_json: HashMap<&str, String> = HashMap::new();
-        let mut json = String::with_capacity(jobs.len() * (64 + jobs[0].payload.len() * 2));
-        json.push('[');
-        for (i, j) in jobs.iter().enumerate() {
-            let run = j.run.map(|r| r.0);
-            deltas.add(run, ENQUEUED, 1);
-            let dropped = j.fence.as_ref().is_some_and(|(k, g)| {
-                fences
-                    .get(k.as_str())
-                    .is_some_and(|&floor| (*g as i64) < floor)
-            });
-            if dropped {
-                fenced += 1;
-                deltas.add(run, DROPPED, 1);
-            }
-            if i > 0 {
-                json.push(',');
-            }
-            // [state, priority, avail_at, max_attempts, run, fence_key, fence_gen, payload hex]
-            let _ = write!(
-                json,
-                "[{},{},{},{},",
-                if dropped { 3 } else { 0 },
-                j.priority,
-                j.not_before.map_or(now, |t| t.0),
-                j.max_attempts.min(i64::MAX as u32),
-            );
-            match run {
-                Some(r) => {
-                    let _ = write!(json, "{r},");
+        let mut first = None;
+        let mut next = 0i64;
+        for chunk in jobs.chunks(ENQUEUE_CHUNK) {
+            let sql = if chunk.len() == ENQUEUE_CHUNK {
+                ENQUEUE_SQL
+                    .get_or_init(|| enqueue_sql(ENQUEUE_CHUNK))
+                    .as_str()
+            } else {
+                &enqueue_sql(chunk.len())
+            };
+            let mut q = sqlx::query(sql);
+            for j in chunk {
+                let run = j.run.map(|r| r.0);
+                deltas.add(run, ENQUEUED, 1);
+                let dropped = j.fence.as_ref().is_some_and(|(k, g)| {
+                    fences
+                        .get(k.as_str())
+                        .is_some_and(|&floor| (*g as i64) < floor)
+                });
+                if dropped {
+                    fenced += 1;
+                    deltas.add(run, DROPPED, 1);
                 }
-                None => json.push_str("null,"),
+                q = q
+                    .bind(if dropped { 3i64 } else { 0 })
+                    .bind(j.priority)
+                    .bind(j.not_before.map_or(now, |t| t.0))
+                    .bind(j.max_attempts as i64)
+                    .bind(run)
+                    .bind(j.fence.as_ref().map(|f| f.0.as_str()))
+                    .bind(j.fence.as_ref().map(|f| f.1 as i64))
+                    .bind(&j.payload[..]);
             }
-            match &j.fence {
-                Some((k, g)) => {
-                    let k = key_json.entry(k.as_str()).or_insert_with(|| json_str(k));
-                    let _ = write!(json, "{k},{g},\"");
-                }
-                None => json.push_str("null,null,\""),
+            let done = q.execute(&mut *tx).await.map_err(err)?;
+            let n = chunk.len() as i64;
+            let last = done.last_insert_rowid();
+            // One INSERT under the write lock draws consecutive ids in batch order, and no
+            // other writer runs inside this transaction.
+            if done.rows_affected() != n as u64 || first.is_some_and(|_| last != next + n - 1) {
+                return Err(
+                    db::Error::Corrupt(format!("enqueue drew ids out of order at {last}")).into(),
+                );
             }
-            push_hex(&mut json, &j.payload);
-            json.push_str("\"]");
+            first.get_or_insert(last - n + 1);
+            next = last + 1;
         }
-        json.push(']');
-        let done = sqlx::query(
-            "INSERT INTO jobs
-                 (state, priority, avail_at, max_attempts, run, fence_key, fence_gen, payload)
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,
-                    value ->> 5, value ->> 6, unhex(value ->> 7)
-             FROM json_each(?) ORDER BY key",
-        )
-        .bind(json)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
         let n = jobs.len() as i64;
-        if done.rows_affected() != n as u64 {
-            return Err(db::Error::Corrupt(format!(
-                "enqueue inserted {} of {n} jobs",
-                done.rows_affected()
-            ))
-            .into());
-        }
-        // One INSERT under the write lock draws consecutive ids in batch order.
-        let first = done.last_insert_rowid() - n + 1;
+        // `jobs` is not empty, so a chunk ran.
+        let first = first.unwrap_or(next - n);
         if fenced > 0 {
             sqlx::query("DELETE FROM jobs WHERE id >= ? AND state = 3")
                 .bind(first)
@@ -300,7 +343,7 @@ impl JobQueue for SqliteQueue {
         }
         let now = Timestamp::now();
         let mut tx = self.db.begin().await?;
-        // Three statements of one row each: a lease of 1,000 jobs as 1,000 result rows
+        // Statements of at most one row each: a lease of 1,000 jobs as 1,000 result rows
         // costs several times more in sqlx than the SQL itself.
         let ids: String = sqlx::query_scalar(
             "SELECT json_group_array(id) FROM (SELECT id FROM jobs
@@ -314,18 +357,24 @@ impl JobQueue for SqliteQueue {
         if ids == "[]" {
             return Ok(Vec::new());
         }
+        let token: i64 = sqlx::query_scalar("UPDATE lease_seq SET n = n + 1 RETURNING n")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
         sqlx::query(
-            "UPDATE jobs SET state = 1, token = token + 1, attempt = attempt + 1, avail_at = ?2
+            "UPDATE jobs SET state = 1, token = ?3, attempt = attempt + 1, avail_at = ?2
              WHERE id IN (SELECT value FROM json_each(?1))",
         )
         .bind(&ids)
         .bind(now.plus(opts.visibility).0)
+        .bind(token)
         .execute(&mut *tx)
         .await
         .map_err(err)?;
+        // `id,attempt,max_attempts,run,priority,payload-hex` records joined by `;`.
         let rows: String = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(
-                 id, token, attempt, max_attempts, run, priority, hex(payload)))
+            "SELECT group_concat(id || ',' || attempt || ',' || max_attempts || ',' ||
+                 coalesce(run, '') || ',' || priority || ',' || hex(payload), ';')
              FROM jobs WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(&ids)
@@ -333,79 +382,67 @@ impl JobQueue for SqliteQueue {
         .await
         .map_err(err)?;
         tx.commit().await.map_err(err)?;
-        type Row<'a> = (i64, i64, i64, i64, Option<i64>, i64, &'a str);
-        let rows: Vec<Row<'_>> = serde_json::from_str(&rows)
-            .map_err(|e| db::Error::Corrupt(format!("leased rows: {e}")))?;
         let mut jobs = rows
-            .into_iter()
-            .map(
-                |(id, token, attempt, max_attempts, run, priority, payload)| {
-                    Ok(Job {
-                        id: JobId(id),
-                        lease: Lease {
-                            job: JobId(id),
-                            token,
-                        },
-                        payload: unhex(payload)?,
-                        attempt: attempt as u32,
-                        max_attempts: max_attempts as u32,
-                        run: run.map(RunId),
-                        priority: priority as i32,
-                    })
-                },
-            )
+            .split(';')
+            .map(|rec| parse_leased(rec, token))
             .collect::<Result<Vec<Job>>>()?;
         jobs.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.id));
         Ok(jobs)
     }
 
     async fn extend(&self, leases: &[Lease], visibility: Duration) -> Result<u64> {
-        if leases.is_empty() {
-            return Ok(0);
-        }
         let until = Timestamp::now().plus(visibility);
-        let done = sqlx::query(&format!(
-            "UPDATE jobs SET avail_at = ?2 WHERE id IN ({HELD})"
-        ))
-        .bind(leases_json(leases))
-        .bind(until.0)
-        .execute(&self.db.writer)
-        .await
-        .map_err(err)?;
-        Ok(done.rows_affected())
+        let mut n = 0;
+        for (token, ids) in by_token(leases) {
+            let done = sqlx::query(&format!("UPDATE jobs SET avail_at = ?3 WHERE {HELD}"))
+                .bind(ids)
+                .bind(token)
+                .bind(until.0)
+                .execute(&self.db.writer)
+                .await
+                .map_err(err)?;
+            n += done.rows_affected();
+        }
+        Ok(n)
     }
 
     async fn ack(&self, leases: &[Lease]) -> Result<u64> {
         if leases.is_empty() {
             return Ok(0);
         }
-        let json = leases_json(leases);
         let mut tx = self.db.begin().await?;
-        // Count per run first and delete without RETURNING: one result row per run rather
-        // than one per job (rows are the costly part of a statement through sqlx).
-        let per_run = sqlx::query(&format!(
-            "SELECT run, count(*) FROM jobs WHERE id IN ({HELD}) GROUP BY run"
-        ))
-        .bind(&json)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(err)?;
         let mut deltas = Deltas::default();
         let mut total = 0;
-        for r in per_run {
-            let n: i64 = r.try_get(1).map_err(err)?;
-            deltas.add(r.try_get(0).map_err(err)?, DONE, n);
-            total += n as u64;
+        for (token, ids) in by_token(leases) {
+            // Count per run first and delete without RETURNING: one result row per run
+            // rather than one per job (rows are the costly part of a statement in sqlx).
+            let per_run = sqlx::query(&format!(
+                "SELECT run, count(*) FROM jobs WHERE {HELD} GROUP BY run"
+            ))
+            .bind(&ids)
+            .bind(token)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err)?;
+            let mut here = 0;
+            for r in per_run {
+                let n: i64 = r.try_get(1).map_err(err)?;
+                deltas.add(r.try_get(0).map_err(err)?, DONE, n);
+                here += n as u64;
+            }
+            if here > 0 {
+                sqlx::query(&format!("DELETE FROM jobs WHERE {HELD}"))
+                    .bind(&ids)
+                    .bind(token)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            }
+            total += here;
         }
         if total == 0 {
             return Ok(0);
         }
-        let done = sqlx::query(&format!("DELETE FROM jobs WHERE id IN ({HELD})"))
-            .bind(&json)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        debug_assert_eq!(done.rows_affected(), total);
         deltas.apply(&mut tx).await?;
         tx.commit().await.map_err(err)?;
         Ok(total)
@@ -477,22 +514,24 @@ impl JobQueue for SqliteQueue {
     }
 
     async fn release(&self, leases: &[Lease]) -> Result<u64> {
-        if leases.is_empty() {
-            return Ok(0);
+        let now = Timestamp::now();
+        let mut n = 0;
+        for (token, ids) in by_token(leases) {
+            let done = sqlx::query(&format!(
+                "UPDATE jobs SET state = 0, avail_at = ?3, attempt = attempt - 1 WHERE {HELD}"
+            ))
+            .bind(ids)
+            .bind(token)
+            .bind(now.0)
+            .execute(&self.db.writer)
+            .await
+            .map_err(err)?;
+            n += done.rows_affected();
         }
-        let done = sqlx::query(&format!(
-            "UPDATE jobs SET state = 0, avail_at = ?2, attempt = attempt - 1
-             WHERE id IN ({HELD})"
-        ))
-        .bind(leases_json(leases))
-        .bind(Timestamp::now().0)
-        .execute(&self.db.writer)
-        .await
-        .map_err(err)?;
-        if done.rows_affected() > 0 {
+        if n > 0 {
             self.wake();
         }
-        Ok(done.rows_affected())
+        Ok(n)
     }
 
     async fn fence(&self, key: &str, generation: u64) -> Result<u64> {
