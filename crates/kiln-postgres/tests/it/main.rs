@@ -6,7 +6,36 @@ mod connect;
 mod notify;
 mod s3;
 
-use kiln_postgres::PgDb;
+use std::sync::Arc;
+
+use kiln_core::catalog::Catalog;
+use kiln_core::queue::JobQueue;
+use kiln_postgres::{PgCatalog, PgDb, PgQueue};
+
+/// The catalog suite, each test on a fresh schema.
+mod catalog_suite {
+    kiln_testkit::catalog_tests!({
+        // A block, not an async block: a missing server returns from the test (skipped).
+        let url = kiln_testkit::skip_unless_env!("TEST_POSTGRES_URL");
+        crate::catalog(url)
+    });
+}
+
+/// The job-queue suite, each test on a fresh schema.
+mod queue_suite {
+    kiln_testkit::job_queue_tests!({
+        let url = kiln_testkit::skip_unless_env!("TEST_POSTGRES_URL");
+        crate::queue(url)
+    });
+}
+
+pub(crate) async fn catalog(url: String) -> Arc<dyn Catalog> {
+    Arc::new(PgCatalog::new(fresh_db(&url).await))
+}
+
+pub(crate) async fn queue(url: String) -> Arc<dyn JobQueue> {
+    Arc::new(PgQueue::new(fresh_db(&url).await))
+}
 
 /// A schema name no other test uses: every setup gets its own tables, so tests run in
 /// parallel and none deletes another's rows.

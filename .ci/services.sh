@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Starts the services the backend suites need, on loopback, and prints `export` lines for
+# them on stdout (so `.ci/run` can `eval "$(bash .ci/services.sh)"`); everything else goes to
+# stderr. Idempotent: a service that already answers is left alone. Exits non-zero with a
+# message naming the service if any cannot be started.
+#   PostgreSQL  127.0.0.1:5432, trust auth, database `test`
+#   Redis       127.0.0.1:6379, nothing kept on disk
+#   S3          s3s-fs (installed with cargo if missing) on 127.0.0.1:$KILN_S3_PORT (9100),
+#               data under ${TMPDIR:-/tmp}/kiln-ci-s3, bucket `kiln-test`
+set -euo pipefail
+
+say() { echo "services: $*" >&2; }
+die() { echo "services: ERROR: $*" >&2; exit 1; }
+
+PG_URL="postgres://postgres@127.0.0.1:5432/test"
+REDIS_URL="redis://127.0.0.1:6379"
+S3_PORT="${KILN_S3_PORT:-9100}"
+S3_DIR="${TMPDIR:-/tmp}/kiln-ci-s3"
+S3_BUCKET="kiln-test"
+S3_KEY="kilnci"
+S3_SECRET="kilnci-secret"
+
+# Polls `$@` until it succeeds, for at most $1 seconds.
+wait_for() {
+    local secs=$1 what=$2
+    shift 2
+    local deadline=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            die "$what did not answer within ${secs}s"
+        fi
+        sleep 0.2
+    done
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+command -v psql >/dev/null || die "postgresql: psql is not installed (apt-get install postgresql)"
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    command -v pg_ctlcluster >/dev/null || die "postgresql: pg_ctlcluster is not installed"
+    version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+    [[ -n "$version" ]] || die "postgresql: no cluster under /etc/postgresql"
+    say "starting postgresql $version"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start </dev/null >&2 ||
+        die "postgresql: pg_ctlcluster $version main start failed"
+fi
+wait_for 30 "postgresql at 127.0.0.1:5432" pg_isready -q -h 127.0.0.1 -p 5432
+if ! psql "postgres://postgres@127.0.0.1:5432/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1; then
+    say "creating database test"
+    psql "postgres://postgres@127.0.0.1:5432/postgres" -qc "CREATE DATABASE test" >&2 ||
+        die "postgresql: cannot create database test"
+fi
+psql "$PG_URL" -qtAc "SELECT 1" >/dev/null || die "postgresql: cannot query $PG_URL"
+
+# --- Redis ----------------------------------------------------------------------------------
+command -v redis-cli >/dev/null || die "redis: redis-cli is not installed (apt-get install redis-server)"
+if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+    command -v redis-server >/dev/null || die "redis: redis-server is not installed"
+    say "starting redis"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/ci.log </dev/null >&2 ||
+        die "redis: redis-server failed to start (see /var/log/redis/ci.log)"
+fi
+wait_for 30 "redis at 127.0.0.1:6379" sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
+
+# --- S3 (s3s-fs) ----------------------------------------------------------------------------
+S3S="$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")"
+if [[ ! -x "$S3S" ]]; then
+    say "installing s3s-fs 0.14.1 (cargo install; a few minutes)"
+    cargo install s3s-fs@0.14.1 --features binary --locked </dev/null >&2 ||
+        die "s3: cargo install s3s-fs failed"
+    S3S="$HOME/.cargo/bin/s3s-fs"
+fi
+mkdir -p "$S3_DIR/data"
+if ! port_open "$S3_PORT"; then
+    say "starting s3s-fs on 127.0.0.1:$S3_PORT (data in $S3_DIR/data)"
+    # Detached, with no inherited stdout: `$(.ci/services.sh)` must not wait for it.
+    setsid "$S3S" --host 127.0.0.1 --port "$S3_PORT" \
+        --access-key "$S3_KEY" --secret-key "$S3_SECRET" "$S3_DIR/data" \
+        </dev/null >"$S3_DIR/s3s-fs.log" 2>&1 &
+    echo $! >"$S3_DIR/pid"
+fi
+# s3s-fs maps a bucket to a directory under its root.
+mkdir -p "$S3_DIR/data/$S3_BUCKET"
+wait_for 30 "s3s-fs at 127.0.0.1:$S3_PORT (see $S3_DIR/s3s-fs.log)" \
+    port_open "$S3_PORT"
+
+say "postgresql, redis and s3 are up"
+cat <<EXPORTS
+export TEST_POSTGRES_URL='$PG_URL'
+export TEST_REDIS_URL='$REDIS_URL'
+export TEST_S3_ENDPOINT='http://127.0.0.1:$S3_PORT'
+export TEST_S3_BUCKET='$S3_BUCKET'
+export AWS_ACCESS_KEY_ID='$S3_KEY'
+export AWS_SECRET_ACCESS_KEY='$S3_SECRET'
+export AWS_REGION='us-east-1'
+EXPORTS

@@ -1,0 +1,36 @@
+-- Marks (ARGV[2] = "mark") or sweeps (ARGV[2] = "sweep") candidate entries of one producer
+-- group. ARGV: base "<prefix>:<library>:", op, group, below generation, expire-at (mark),
+-- then candidate keys from the group's index. Each candidate is re-checked against its
+-- entry, so a stale index member is cleaned up instead of acted on. Returns how many entries
+-- were marked or deleted.
+local base, op, grp, below, at = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local gk = base .. 'g:' .. grp
+local n = 0
+for i = 6, #ARGV do
+  local key = ARGV[i]
+  local ek = base .. 'e:' .. key
+  local cur = redis.call('HMGET', ek, 'g', 'grp', 'x')
+  if not cur[1] then
+    -- The entry expired natively: drop its index members.
+    redis.call('ZREM', gk, key)
+    redis.call('ZREM', base .. 'keys', key)
+  elseif cur[2] ~= grp then
+    -- The entry moved to another group.
+    redis.call('ZREM', gk, key)
+  elseif tonumber(cur[1]) < below then
+    if op == 'sweep' then
+      redis.call('DEL', ek)
+      redis.call('ZREM', gk, key)
+      redis.call('ZREM', base .. 'keys', key)
+    elseif (not cur[3]) or tonumber(cur[3]) > tonumber(at) then
+      -- An earlier mark is kept: a mark never extends an entry's life.
+      redis.call('HSET', ek, 'x', at)
+      redis.call('PEXPIREAT', ek, at)
+    end
+    n = n + 1
+  end
+end
+if redis.call('EXISTS', gk) == 0 then
+  redis.call('SREM', base .. 'groups', grp)
+end
+return n
