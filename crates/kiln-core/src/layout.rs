@@ -166,10 +166,14 @@ impl Layout {
     /// its files (and symlinks), `dirs` the names of its subdirectories.
     pub fn enter(&self, states: &[State], files: &[&str], dirs: &[&str]) -> Visit {
         let mut visit = Visit::default();
-        let push_child = |visit: &mut Visit, name: &str, st: State| {
-            match visit.children.iter_mut().find(|(n, _)| n == name) {
-                Some((_, v)) => v.push(st),
-                None => visit.children.push((name.to_string(), vec![st])),
+        // Children by name: a flat `questions/` may hold thousands of directories, and a
+        // linear search per (directory, state) would make the walk quadratic.
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
+        let mut push_child = |visit: &mut Visit, name: &str, st: State| match index.get(name) {
+            Some(&i) => visit.children[i].1.push(st),
+            None => {
+                index.insert(name.to_string(), visit.children.len());
+                visit.children.push((name.to_string(), vec![st]));
             }
         };
         for &st in states {

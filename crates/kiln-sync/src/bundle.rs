@@ -41,23 +41,81 @@ pub struct Finished<W> {
     pub out: W,
 }
 
+/// Bundles up to this size are compressed in one call with the thread's reusable zstd
+/// context (zstd then sizes its tables to the input, which makes the many small question
+/// bundles of a course much cheaper); larger ones are compressed as a stream.
+const ONE_SHOT_BYTES: usize = 4 << 20;
+
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress_one_shot(data: &[u8]) -> io::Result<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        match c.as_mut() {
+            Some(c) => c.compress(data),
+            None => unreachable!("set just above"),
+        }
+    })
+}
+
+/// Where the uncompressed tar goes: a buffer while it is small, then a zstd stream.
+enum Sink<W: Write> {
+    Buffer { buf: Vec<u8>, out: Option<W> },
+    Stream(zstd::Encoder<'static, W>),
+}
+
 /// Hashes and counts the uncompressed tar on its way to the compressor.
 struct Tee<W: Write> {
     hasher: blake3::Hasher,
     size: u64,
-    inner: zstd::Encoder<'static, W>,
+    sink: Sink<W>,
 }
 
 impl<W: Write> Write for Tee<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
+        if let Sink::Buffer { buf: held, out } = &mut self.sink {
+            if held.len() + buf.len() > ONE_SHOT_BYTES {
+                let out = out
+                    .take()
+                    .ok_or_else(|| io::Error::other("bundle output already taken"))?;
+                let mut enc = zstd::Encoder::new(out, ZSTD_LEVEL)?;
+                enc.write_all(held)?;
+                self.sink = Sink::Stream(enc);
+            }
+        }
+        match &mut self.sink {
+            Sink::Buffer { buf: held, .. } => held.extend_from_slice(buf),
+            Sink::Stream(enc) => enc.write_all(buf)?,
+        }
+        self.hasher.update(buf);
+        self.size += buf.len() as u64;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        match &mut self.sink {
+            Sink::Buffer { .. } => Ok(()),
+            Sink::Stream(enc) => enc.flush(),
+        }
+    }
+}
+
+impl<W: Write> Tee<W> {
+    fn finish(self) -> io::Result<W> {
+        match self.sink {
+            Sink::Buffer { buf, out } => {
+                let mut out = out.ok_or_else(|| io::Error::other("bundle output already taken"))?;
+                out.write_all(&compress_one_shot(&buf)?)?;
+                Ok(out)
+            }
+            Sink::Stream(enc) => enc.finish(),
+        }
     }
 }
 
@@ -70,11 +128,13 @@ pub struct BundleWriter<W: Write> {
 impl<W: Write> BundleWriter<W> {
     /// A writer whose compressed output goes to `out`.
     pub fn new(out: W) -> io::Result<Self> {
-        let inner = zstd::Encoder::new(out, ZSTD_LEVEL)?;
         let tee = Tee {
             hasher: blake3::Hasher::new(),
             size: 0,
-            inner,
+            sink: Sink::Buffer {
+                buf: Vec::new(),
+                out: Some(out),
+            },
         };
         let mut tar = tar::Builder::new(tee);
         tar.follow_symlinks(false);
@@ -133,12 +193,9 @@ impl<W: Write> BundleWriter<W> {
     pub fn finish(self) -> io::Result<Finished<W>> {
         let tee = self.tar.into_inner()?;
         let id = ChunkId(*tee.hasher.finalize().as_bytes());
-        let out = tee.inner.finish()?;
-        Ok(Finished {
-            id,
-            size: tee.size,
-            out,
-        })
+        let size = tee.size;
+        let out = tee.finish()?;
+        Ok(Finished { id, size, out })
     }
 }
 
@@ -229,6 +286,23 @@ mod tests {
             read_bundle(&plain.out, exec.id).is_err(),
             "a wrong id is detected"
         );
+    }
+
+    #[test]
+    fn large_bundles_stream_and_read_back() {
+        let mut big = vec![0u8; ONE_SHOT_BYTES + 10_000];
+        for (i, b) in big.iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+        let files = vec![(
+            "big.bin".to_string(),
+            BundleEntry::File {
+                data: big,
+                exec: false,
+            },
+        )];
+        let b = bundle_files(&files).unwrap();
+        assert_eq!(read_bundle(&b.out, b.id).unwrap(), files);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! the previously synced commit of the same repository it walks only the changed subtrees.
 
 pub mod bundle;
+pub mod gc;
 
 mod build;
 mod lock;

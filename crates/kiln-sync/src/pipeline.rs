@@ -118,16 +118,15 @@ impl Ctx<'_> {
                     PublishOutcome::Unchanged,
                 ));
             }
-            let known = match self.catalog.versions(self.course).await {
-                Ok(vs) => vs.iter().any(|v| &v.version == version),
-                Err(Error::NotFound { .. }) => false,
+            // A version synced before (not current): publish its manifest again.
+            match self.catalog.manifest(self.course, version).await {
+                Ok(manifest) => {
+                    return self
+                        .publish(version.clone(), manifest, Vec::new(), Uploaded::default())
+                        .await;
+                }
+                Err(Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),
-            };
-            if known {
-                let manifest = self.catalog.manifest(self.course, version).await?;
-                return self
-                    .publish(version.clone(), manifest, Vec::new(), Uploaded::default())
-                    .await;
             }
         }
         let basis = match (&opened.git, &current) {
@@ -144,9 +143,12 @@ impl Ctx<'_> {
             .await
             .map_err(join_err)??
         };
+        tracing::debug!(elapsed = ?self.started.elapsed(), reused = walked.reused.len(), "walked");
         check_root(&self.opts.layout, &walked, &*opened.source)?;
         let (mut entries, jobs) = self.plan(&walked, basis.as_ref()).await?;
+        tracing::debug!(elapsed = ?self.started.elapsed(), jobs = jobs.len(), "planned");
         let (built, up) = self.build_and_upload(opened.source.clone(), jobs).await?;
+        tracing::debug!(elapsed = ?self.started.elapsed(), uploaded = up.chunks, "uploaded");
         let mut memo = Vec::new();
         for (entry, key) in built {
             if let Some(key) = key {

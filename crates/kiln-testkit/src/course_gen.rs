@@ -68,17 +68,14 @@ struct Rng(u64);
 
 impl Rng {
     fn new(seed: u64, stream: u64) -> Self {
-        let mut r = Rng(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        r.next();
-        r
+        // Scramble both: SplitMix64 streams whose start states differ by a multiple of the
+        // increment would be shifted copies of each other (and compress across files).
+        Rng(mix(mix(seed) ^ stream.wrapping_mul(0xD6E8_FEB8_6659_FD93)))
     }
 
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix(self.0)
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -98,6 +95,13 @@ impl Rng {
             out.push(self.next() as u8);
         }
     }
+}
+
+/// SplitMix64's output function.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 const WORDS: &[&str] = &[

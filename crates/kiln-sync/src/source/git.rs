@@ -9,9 +9,13 @@ use kiln_core::{Error, Result};
 
 use super::{Node, NodeKind, Oid, Reader, Source, join, not_utf8, too_large};
 
-/// After this many bytes of objects a reader reopens the repository, which unmaps the pack
-/// pages it touched: without it a full sync of a 1 GB course keeps the whole pack resident.
-const REOPEN_AFTER_BYTES: u64 = 96 << 20;
+/// After touching about this many bytes of packs a reader reopens the repository, which
+/// unmaps the pack pages it touched: mapped pages count towards the resident set, and without
+/// this a full sync of a 1 GB course would keep the whole pack resident.
+const REOPEN_AFTER_BYTES: u64 = 32 << 20;
+/// What one object read is taken to touch at least: the kernel maps pages around a fault
+/// (64 KiB by default), so scattered small reads touch far more than their size.
+const TOUCH_BYTES: usize = 64 << 10;
 
 fn git_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
     Error::backend("git", format!("{what}: {e}"))
@@ -129,7 +133,7 @@ struct GitReader {
 
 impl GitReader {
     fn account(&mut self, n: usize) -> Result<()> {
-        self.since_open += n as u64;
+        self.since_open += n.max(TOUCH_BYTES) as u64;
         if self.since_open > REOPEN_AFTER_BYTES {
             self.repo = open_repo(&self.git_dir)?;
             self.since_open = 0;
