@@ -164,10 +164,10 @@ impl PgRenderCache {
         scope: &PruneScope,
         at: Timestamp,
     ) -> Result<u64> {
-        // An earlier mark is kept (a mark never extends an entry's life), and entries that
-        // have expired already are gone as far as readers know, so they are not counted.
+        // Entries that have expired already are gone as far as readers know: they are neither
+        // marked again (which could revive them) nor counted.
         let done = sqlx::query(&format!(
-            "UPDATE render_entries SET expires_at = least(coalesce(expires_at, $4), $4) \
+            "UPDATE render_entries SET expires_at = $4 \
              WHERE {SCOPE} AND (expires_at IS NULL OR expires_at > $5)"
         ))
         .bind(library.as_str())

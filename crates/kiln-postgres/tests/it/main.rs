@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use kiln_core::catalog::Catalog;
 use kiln_core::queue::JobQueue;
-use kiln_postgres::{PgCatalog, PgDb, PgQueue};
+use kiln_core::render_cache::RenderCache;
+use kiln_postgres::{PgCatalog, PgDb, PgQueue, PgRenderCache};
 
 /// The catalog suite, each test on a fresh schema.
 mod catalog_suite {
@@ -26,6 +27,14 @@ mod queue_suite {
     kiln_testkit::job_queue_tests!({
         let url = kiln_testkit::skip_unless_env!("TEST_POSTGRES_URL");
         crate::queue(url)
+    });
+}
+
+/// The render-cache suite, each test on a fresh schema.
+mod render_cache_suite {
+    kiln_testkit::render_cache_tests!({
+        let url = kiln_testkit::skip_unless_env!("TEST_POSTGRES_URL");
+        crate::render_cache(url)
     });
 }
 
@@ -48,4 +57,8 @@ pub(crate) async fn fresh_db(url: &str) -> PgDb {
     PgDb::connect(url, Some(&random_schema()))
         .await
         .expect("connecting to TEST_POSTGRES_URL")
+}
+
+pub(crate) async fn render_cache(url: String) -> Arc<dyn RenderCache> {
+    Arc::new(PgRenderCache::new(fresh_db(&url).await))
 }

@@ -22,8 +22,7 @@ for i = 6, #ARGV do
       redis.call('DEL', ek)
       redis.call('ZREM', gk, key)
       redis.call('ZREM', base .. 'keys', key)
-    elseif (not cur[3]) or tonumber(cur[3]) > tonumber(at) then
-      -- An earlier mark is kept: a mark never extends an entry's life.
+    else
       redis.call('HSET', ek, 'x', at)
       redis.call('PEXPIREAT', ek, at)
     end

@@ -3,7 +3,29 @@
 
 mod native;
 
+use std::sync::Arc;
+
+use kiln_core::render_cache::RenderCache;
 use kiln_redis::RedisRenderCache;
+
+/// The render-cache suite, each test under a fresh prefix. Redis expires marked entries
+/// itself, so `purge_expired` has nothing to do (`native_expiry`).
+mod render_cache_suite {
+    kiln_testkit::render_cache_tests!(
+        {
+            // A block, not an async block: a missing server returns from the test (skipped).
+            let url = kiln_testkit::skip_unless_env!("TEST_REDIS_URL");
+            crate::render_cache(url)
+        },
+        kiln_testkit::render_cache::Caps {
+            native_expiry: true
+        }
+    );
+}
+
+pub(crate) async fn render_cache(url: String) -> Arc<dyn RenderCache> {
+    Arc::new(fresh_cache(&url).await)
+}
 
 /// A key prefix no other test uses: tests run in parallel and none touches another's keys.
 pub(crate) fn random_prefix() -> String {
