@@ -123,15 +123,6 @@ impl Deltas {
     }
 }
 
-pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(bytes.len() * 2);
-    for &b in bytes {
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 15) as usize] as char);
-    }
-}
-
 /// One record of a lease's `group_concat`: `id,attempt,max_attempts,run,priority,payload`.
 fn parse_leased(rec: &str, token: i64) -> Result<Job> {
     let bad = || Error::from(db::Error::Corrupt(format!("leased row {rec:?}")));
@@ -180,11 +171,6 @@ fn unhex(s: &str) -> Result<Bytes> {
         .collect::<Option<Vec<u8>>>()
         .map(Bytes::from)
         .ok_or_else(bad)
-}
-
-pub(crate) fn json_str(s: &str) -> String {
-    // Serialising a string cannot fail.
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
 /// Leases grouped by token (one group per lease call): token -> JSON array of job ids.

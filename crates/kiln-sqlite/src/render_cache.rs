@@ -1,10 +1,12 @@
 //! `SqliteRenderCache`: the [`RenderCache`] on SQLite. Reads go to a pool of read
 //! connections that WAL lets run beside the one writer, so a reheat's writes never stall
-//! readers; a batch put is one upsert statement over a JSON array.
+//! readers; a batch put is one multi-row upsert per 500 entries.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
-use std::fmt::{self, Write};
+use std::fmt;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,7 +18,6 @@ use sqlx::Row;
 use sqlx::migrate::Migrator;
 
 use crate::db::{self, Db, err};
-use crate::queue::{json_str, push_hex};
 
 fn migrator() -> Migrator {
     db::migrator(&[(
@@ -65,65 +66,55 @@ impl SqliteRenderCache {
             .await
             .map_err(err)?
             .unwrap_or(0);
-        let mut json = String::with_capacity(entries.iter().map(|e| e.bytes.len() * 2 + 96).sum());
-        json.push('[');
-        for (i, e) in entries.iter().enumerate() {
-            if i > 0 {
-                json.push(',');
+        let mut stale: HashSet<usize> = HashSet::new();
+        for (c, chunk) in entries.chunks(PUT_CHUNK).enumerate() {
+            // Positions in the chunk of the entries a newer stored generation refuses, as
+            // one text row (a row per entry would cost more than the SQL).
+            let sql = chunk_sql(&STALE_SQL, chunk.len(), stale_sql);
+            let mut q = sqlx::query(&sql);
+            for (i, e) in chunk.iter().enumerate() {
+                q = q.bind(i as i64).bind(&e.key).bind(e.generation as i64);
             }
-            // [key, bytes hex, content type, generation, group, written_at, expires_at]
-            let _ = write!(json, "[{},\"", json_str(&e.key));
-            push_hex(&mut json, &e.bytes);
-            let _ = write!(
-                json,
-                "\",{},{},{},{},",
-                json_str(&e.content_type),
-                e.generation,
-                json_str(&e.group),
-                e.written_at.0
-            );
-            match e.expires_at {
-                Some(t) => {
-                    let _ = write!(json, "{}]", t.0);
+            q = q.bind(library.as_str());
+            let positions: Option<String> = q
+                .fetch_one(&mut *tx)
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(err)?;
+            for p in positions.iter().flat_map(|p| p.split(',')) {
+                let p: usize = p
+                    .parse()
+                    .map_err(|_| db::Error::Corrupt(format!("stale position {p:?}")))?;
+                stale.insert(c * PUT_CHUNK + p);
+            }
+            for (i, e) in chunk.iter().enumerate() {
+                if (e.generation as i64) < floor {
+                    stale.insert(c * PUT_CHUNK + i);
                 }
-                None => json.push_str("null]"),
             }
-        }
-        json.push(']');
-        // The positions of the entries a newer stored generation or the floor refuses.
-        let stale: String = sqlx::query_scalar(
-            "SELECT json_group_array(j.key) FROM json_each(?1) AS j
-             LEFT JOIN entries AS e ON e.library = ?2 AND e.key = j.value ->> 0
-             WHERE j.value ->> 3 < max(coalesce(e.generation, 0), ?3)",
-        )
-        .bind(&json)
-        .bind(library.as_str())
-        .bind(floor)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(err)?;
-        let stale: HashSet<usize> = serde_json::from_str(&stale)
-            .map_err(|e| db::Error::Corrupt(format!("stale positions: {e}")))?;
-        if stale.len() < entries.len() {
-            // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.
-            sqlx::query(
-                "INSERT INTO entries
-                     (library, key, bytes, content_type, generation, grp, written_at, expires_at)
-                 SELECT ?2, value ->> 0, unhex(value ->> 1), value ->> 2, value ->> 3,
-                        value ->> 4, value ->> 5, value ->> 6
-                 FROM json_each(?1) WHERE value ->> 3 >= ?3
-                 ON CONFLICT (library, key) DO UPDATE SET
-                     bytes = excluded.bytes, content_type = excluded.content_type,
-                     generation = excluded.generation, grp = excluded.grp,
-                     written_at = excluded.written_at, expires_at = excluded.expires_at
-                 WHERE excluded.generation >= entries.generation",
-            )
-            .bind(&json)
-            .bind(library.as_str())
-            .bind(floor)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+            let fresh: Vec<&CacheEntry> = chunk
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !stale.contains(&(c * PUT_CHUNK + i)))
+                .map(|(_, e)| e)
+                .collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            let sql = chunk_sql(&UPSERT_SQL, fresh.len(), upsert_sql);
+            let mut q = sqlx::query(&sql);
+            for e in fresh {
+                q = q
+                    .bind(library.as_str())
+                    .bind(&e.key)
+                    .bind(&e.bytes[..])
+                    .bind(&e.content_type)
+                    .bind(e.generation as i64)
+                    .bind(&e.group)
+                    .bind(e.written_at.0)
+                    .bind(e.expires_at.map(|t| t.0));
+            }
+            q.execute(&mut *tx).await.map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
         Ok((0..entries.len())
@@ -142,6 +133,52 @@ impl fmt::Display for SqliteRenderCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Sqlite({})", self.db.label)
     }
+}
+
+/// Entries per statement: 8 parameters each, well under SQLite's 32,766.
+const PUT_CHUNK: usize = 500;
+
+static STALE_SQL: OnceLock<String> = OnceLock::new();
+static UPSERT_SQL: OnceLock<String> = OnceLock::new();
+
+/// The statement for `rows` entries: built once for full chunks, each time for the rest.
+fn chunk_sql(full: &OnceLock<String>, rows: usize, build: fn(usize) -> String) -> Cow<'_, str> {
+    if rows == PUT_CHUNK {
+        Cow::Borrowed(full.get_or_init(|| build(PUT_CHUNK)))
+    } else {
+        Cow::Owned(build(rows))
+    }
+}
+
+fn values(rows: usize, cols: usize) -> String {
+    let row = format!("({})", vec!["?"; cols].join(","));
+    vec![row; rows].join(",")
+}
+
+/// (position, key, generation) per entry, then the library (numbered after them: sqlx
+/// binds anonymous `?`s in order whatever numbered ones the text holds).
+fn stale_sql(rows: usize) -> String {
+    format!(
+        "SELECT group_concat(v.column1) FROM (VALUES {}) AS v
+         JOIN entries AS e ON e.library = ?{} AND e.key = v.column2
+         WHERE v.column3 < e.generation",
+        values(rows, 3),
+        rows * 3 + 1
+    )
+}
+
+fn upsert_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO entries
+             (library, key, bytes, content_type, generation, grp, written_at, expires_at)
+         VALUES {}
+         ON CONFLICT (library, key) DO UPDATE SET
+             bytes = excluded.bytes, content_type = excluded.content_type,
+             generation = excluded.generation, grp = excluded.grp,
+             written_at = excluded.written_at, expires_at = excluded.expires_at
+         WHERE excluded.generation >= entries.generation",
+        values(rows, 8)
+    )
 }
 
 fn generation(g: u64) -> Result<i64> {
