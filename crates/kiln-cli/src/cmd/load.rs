@@ -12,7 +12,7 @@ use crate::backends::Env;
 use crate::output::emit;
 
 /// The chunk cache the config and flags describe.
-pub(crate) async fn open_cache(env: &Env, args: &CacheArgs) -> anyhow::Result<Arc<ChunkCache>> {
+pub(crate) async fn open_cache(env: &Env, args: &CacheArgs) -> anyhow::Result<ChunkCache> {
     open_cache_with(env, args, env.catalog().await?).await
 }
 
@@ -21,7 +21,7 @@ pub(crate) async fn open_cache_with(
     env: &Env,
     args: &CacheArgs,
     catalog: Arc<dyn kiln_core::catalog::Catalog>,
-) -> anyhow::Result<Arc<ChunkCache>> {
+) -> anyhow::Result<ChunkCache> {
     let store = env.store()?;
     let mut config = LoadConfig::new(env.cache_dir(args.cache_dir.as_deref()));
     let load = &env.config.load;
@@ -34,7 +34,7 @@ pub(crate) async fn open_cache_with(
     if let Some(d) = load.version_grace {
         config.version_grace = d;
     }
-    Ok(Arc::new(ChunkCache::open(config, catalog, store).await?))
+    Ok(ChunkCache::open(config, catalog, store).await?)
 }
 
 /// `kiln ensure COURSE KIND:NAME...`.

@@ -1,7 +1,6 @@
-//! `kiln serve`: the HTTP API beside an app server, with the cache's background upkeep.
+//! `kiln serve`: the HTTP API beside an app server.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -17,11 +16,8 @@ pub(crate) async fn serve(
     args: &CacheArgs,
 ) -> anyhow::Result<()> {
     let (catalog, events) = env.catalog_with_events().await?;
-    let cache = open_cache_with(env, args, catalog.clone()).await?;
-    let mut state = kiln_server::AppState::new(cache.clone(), catalog);
-    if !env.config.libraries.is_empty() {
-        state = state.with_reheat(crate::cmd::reheat::service(env).await?);
-    }
+    let cache = open_cache_with(env, args, catalog).await?;
+    let state = kiln_server::AppState::new(cache.clone());
     let addr = listen
         .or(env.config.server.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7878)));
@@ -31,7 +27,8 @@ pub(crate) async fn serve(
     // The first line of stdout is the address, for scripts that listen on port 0.
     println!("listening on http://{}", listener.local_addr()?);
 
-    let upkeep = tokio::spawn(Arc::unwrap_or_clone(cache.clone()).maintain_forever());
+    // Where the catalog announces new versions (PostgreSQL NOTIFY), switch at once rather
+    // than at the next refresh.
     let notified = events.map(|mut events| {
         let cache = cache.clone();
         tokio::spawn(async move {
@@ -43,7 +40,6 @@ pub(crate) async fn serve(
         })
     });
     kiln_server::run(listener, state, crate::cmd::shutdown_signal()).await?;
-    upkeep.abort();
     if let Some(n) = notified {
         n.abort();
     }
