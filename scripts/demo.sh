@@ -34,6 +34,10 @@ done
 curl -fsS "http://127.0.0.1:$port/v1/courses/demo/files/questions/algebra/linear/question.html"
 echo
 
-echo "== kiln reheat question-cards --wait"
-"$kiln" reheat question-cards --build demo --wait --work
-"$kiln" runs question-cards --limit 3
+echo "== kiln worker: the sync started a reheat of question-cards (its source is the course)"
+"$kiln" worker --exit-when-idle 500ms
+"$kiln" runs question-cards --limit 1
+
+echo "== kiln reheat question-cards --wait: a new build, rendered in this process"
+"$kiln" reheat question-cards --build demo-rebuild --wait --work
+"$kiln" runs question-cards --limit 2
