@@ -19,6 +19,15 @@ pub const LATENCY_BUCKETS_US: [u64; 11] = [
     104_857_600,
 ];
 
+/// The backend calls whose time [`Metrics`] sums.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BackendCall {
+    Lease = 0,
+    Put = 1,
+    Ack = 2,
+    Finalize = 3,
+}
+
 /// A worker's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -29,6 +38,7 @@ pub struct Metrics {
     renders: AtomicU64,
     render_errors: AtomicU64,
     stale_puts: AtomicU64,
+    backend_us: [AtomicU64; 4],
     render_us_sum: AtomicU64,
     render_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
 }
@@ -52,6 +62,8 @@ pub struct MetricsSnapshot {
     pub stale_puts: u64,
     /// Total render time in microseconds.
     pub render_us_sum: u64,
+    /// Time spent in backend calls, in microseconds: lease, cache put, ack, finishing runs.
+    pub backend_us: [u64; 4],
     /// Renders per latency bucket: `buckets[i]` counts renders up to
     /// `LATENCY_BUCKETS_US[i]` (not cumulative); the last one counts the rest.
     pub render_buckets: Vec<u64>,
@@ -72,6 +84,11 @@ impl Metrics {
     }
     pub(crate) fn add_stale(&self, n: u64) {
         self.stale_puts.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_backend(&self, call: BackendCall, since: std::time::Instant) {
+        let us = since.elapsed().as_micros().min(u64::MAX as u128) as u64;
+        self.backend_us[call as usize].fetch_add(us, Ordering::Relaxed);
     }
 
     pub(crate) fn record_render(&self, took: Duration, ok: bool) {
@@ -100,6 +117,7 @@ impl Metrics {
             render_errors: get(&self.render_errors),
             stale_puts: get(&self.stale_puts),
             render_us_sum: get(&self.render_us_sum),
+            backend_us: [0, 1, 2, 3].map(|i| get(&self.backend_us[i])),
             render_buckets: self.render_buckets.iter().map(get).collect(),
         }
     }

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::handler::{BuildContext, RenderError, Work};
 use crate::library::Library;
-use crate::metrics::Metrics;
+use crate::metrics::{BackendCall, Metrics};
 use crate::payload::{JobPayload, fence_key};
 use crate::reheat::Reheat;
 
@@ -145,6 +145,7 @@ impl Worker {
 
     /// Leases one batch and handles it.
     pub async fn work(&self) -> Result<WorkerState> {
+        let t = Instant::now();
         let jobs = self
             .queue()
             .lease(&LeaseOptions {
@@ -152,6 +153,7 @@ impl Worker {
                 visibility: self.opts.visibility,
             })
             .await?;
+        self.metrics.record_backend(BackendCall::Lease, t);
         if jobs.is_empty() {
             return Ok(WorkerState::Idle);
         }
@@ -533,13 +535,17 @@ impl Worker {
             }
         }
         for (library, (leases, entries)) in puts {
+            let t = Instant::now();
             let outcomes = self.reheat.cache().put(&library, entries).await?;
+            self.metrics.record_backend(BackendCall::Put, t);
             let stale = outcomes.iter().filter(|o| **o == PutOutcome::Stale).count();
             self.metrics.add_stale(stale as u64);
             to_ack.extend(leases);
         }
         if !to_ack.is_empty() {
+            let t = Instant::now();
             let acked = self.queue().ack(&to_ack).await?;
+            self.metrics.record_backend(BackendCall::Ack, t);
             self.metrics.add_done(acked);
             self.metrics
                 .add_lost(to_ack.len() as u64 - acked.min(to_ack.len() as u64));
@@ -570,11 +576,13 @@ impl Worker {
                 self.metrics.add_lost(1);
             }
         }
+        let t = Instant::now();
         for run in runs {
             if let Err(e) = self.reheat.finalize(run).await {
                 tracing::warn!(%run, error = %e, "finishing the run failed");
             }
         }
+        self.metrics.record_backend(BackendCall::Finalize, t);
         Ok(())
     }
 }
