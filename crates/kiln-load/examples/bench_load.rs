@@ -1,0 +1,87 @@
+//! Benchmark of `ChunkCache::ensure`: cold ensures of distinct ~100 KB / 10-file question
+//! chunks from a local object store, and warm ensures of one present chunk.
+//!
+//! `cargo run --release -p kiln-load --example bench_load -- [COLD_CHUNKS] [WARM_CALLS]`
+//! prints one JSON object with p50/p99 in microseconds.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kiln_core::ids::{CourseId, VersionId};
+use kiln_load::testing::{MemCatalog, question_chunk};
+use kiln_load::{ChunkCache, LoadConfig};
+use object_store::local::LocalFileSystem;
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+#[tokio::main]
+async fn main() -> anyhow_free::Result {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let cold_n = args.first().copied().unwrap_or(500);
+    let warm_n = args.get(1).copied().unwrap_or(100_000);
+
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("store"))?;
+    let store = Arc::new(LocalFileSystem::new_with_prefix(dir.path().join("store"))?);
+    let catalog = MemCatalog::new();
+    let course = CourseId::new("bench")?;
+    let mut entries = Vec::new();
+    let mut bundle_bytes = 0;
+    for i in 0..cold_n {
+        let c = question_chunk(&format!("topic/q{i}"), 10, 10_000, i as u64);
+        c.put(&*store).await?;
+        bundle_bytes += c.bundle.len();
+        entries.push(c.entry);
+    }
+    let version = VersionId::new("v1")?;
+    catalog.set_current(&course, &version, entries.clone());
+    let config = LoadConfig {
+        budget_bytes: 1 << 40,
+        refresh_interval: Duration::from_secs(3600),
+        ..LoadConfig::new(dir.path().join("cache"))
+    };
+    let cache = ChunkCache::open(config, catalog, store).await?;
+    // Warm the catalog caches (current version, manifest) so that only chunk work is timed.
+    cache
+        .manifest(&course, &cache.current_version(&course).await?)
+        .await?;
+
+    let mut cold = Vec::with_capacity(cold_n);
+    for e in &entries {
+        let t = Instant::now();
+        let ensured = cache.ensure(&course, &[e.chunk_ref()]).await?;
+        cold.push(t.elapsed());
+        assert_eq!(ensured.downloaded.len(), 1);
+    }
+    let hot = [entries[0].chunk_ref()];
+    let mut warm = Vec::with_capacity(warm_n);
+    for _ in 0..warm_n {
+        let t = Instant::now();
+        let ensured = cache.ensure(&course, &hot).await?;
+        drop(ensured);
+        warm.push(t.elapsed());
+    }
+    cold.sort();
+    warm.sort();
+    println!(
+        "{{\"cold_chunks\":{cold_n},\"chunk_bytes\":{},\"bundle_bytes_avg\":{},\"cold_p50_us\":{:.1},\"cold_p99_us\":{:.1},\"warm_calls\":{warm_n},\"warm_p50_us\":{:.2},\"warm_p99_us\":{:.2}}}",
+        entries[0].size,
+        bundle_bytes / cold_n.max(1),
+        pct(&cold, 0.5),
+        pct(&cold, 0.99),
+        pct(&warm, 0.5),
+        pct(&warm, 0.99),
+    );
+    Ok(())
+}
+
+/// `main`'s error type: any error, printed by the runtime (examples may not use anyhow).
+mod anyhow_free {
+    pub(crate) type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+}
