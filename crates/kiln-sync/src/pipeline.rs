@@ -29,9 +29,8 @@ fn join_err(e: tokio::task::JoinError) -> Error {
     Error::backend("kiln-sync", format!("a sync task failed: {e}"))
 }
 
-/// The previous version to sync against: its course root tree and its manifest.
+/// The previous version the walk was diffed against: its manifest.
 struct Basis {
-    root: Oid,
     manifest: Manifest,
 }
 
@@ -129,19 +128,37 @@ impl Ctx<'_> {
                 Err(e) => return Err(e),
             }
         }
-        let basis = match (&opened.git, &current) {
-            (Some(git), Some(cur)) => self.basis(git.clone(), &cur.version).await?,
+        let basis_root = match (&opened.git, &current) {
+            (Some(git), Some(cur)) => self
+                .basis_root(git.clone(), &cur.version)
+                .await?
+                .map(|root| (root, cur.version.clone())),
             _ => None,
         };
-        let walked = {
+        let walk = {
             let (source, layout) = (opened.source.clone(), self.opts.layout.clone());
-            let old_root = basis.as_ref().map(|b| b.root);
-            tokio::task::spawn_blocking(move || {
-                let mut reader = source.reader()?;
-                walk::walk(&layout, &mut *reader, source.root_id(), old_root)
-            })
-            .await
-            .map_err(join_err)??
+            let old_root = basis_root.as_ref().map(|b| b.0);
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let mut reader = source.reader()?;
+                    walk::walk(&layout, &mut *reader, source.root_id(), old_root)
+                })
+                .await
+                .map_err(join_err)?
+            }
+        };
+        // The previous manifest loads while the walk runs: on a large course both take a while.
+        let previous = async {
+            match &basis_root {
+                Some((_, v)) => self.catalog.manifest(self.course, v).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (walked, previous) = tokio::join!(walk, previous);
+        let walked = walked?;
+        let basis = match (basis_root, previous?) {
+            (Some(_), Some(manifest)) => Some(Basis { manifest }),
+            _ => None,
         };
         tracing::debug!(elapsed = ?self.started.elapsed(), reused = walked.reused.len(), "walked");
         check_root(&self.opts.layout, &walked, &*opened.source)?;
@@ -196,25 +213,23 @@ impl Ctx<'_> {
         Ok(self.report(version, total, &up, outcome))
     }
 
-    /// The previous version to diff against, if it was synced from this repository with the
-    /// same subdirectory and layout (its basis memo entry says so) and is still readable.
-    async fn basis(
+    /// The course root tree of the previous version to diff against, if it was synced from
+    /// this repository with the same subdirectory and layout (its basis memo entry says so)
+    /// and is still readable.
+    async fn basis_root(
         &self,
         git: Arc<source::git::GitSource>,
         previous: &VersionId,
-    ) -> Result<Option<Basis>> {
+    ) -> Result<Option<Oid>> {
         let key = basis_key(self.course, previous);
         let memo = self.catalog.memo_get(std::slice::from_ref(&key)).await?;
         if memo.get(&key) != Some(&fingerprint(self.opts)) {
             return Ok(None);
         }
         let hex = previous.as_str().to_string();
-        let root = tokio::task::spawn_blocking(move || git.root_of(&hex))
+        tokio::task::spawn_blocking(move || git.root_of(&hex))
             .await
-            .map_err(join_err)?;
-        let Some(root) = root else { return Ok(None) };
-        let manifest = self.catalog.manifest(self.course, previous).await?;
-        Ok(Some(Basis { root, manifest }))
+            .map_err(join_err)
     }
 
     /// Splits the course's chunks into known entries (reused or memoised) and jobs to build.

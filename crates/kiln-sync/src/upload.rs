@@ -104,7 +104,8 @@ pub(crate) async fn upload(store: &dyn ObjectStore, id: ChunkId, data: Spilled) 
     }
 }
 
-/// A multipart upload of a large bundle from its temporary file.
+/// A multipart upload of a large bundle from its temporary file. The file reads block, but
+/// only for bundles over 8 MiB compressed, 8 MiB at a time, each followed by an upload.
 async fn put_file(
     store: &dyn ObjectStore,
     key: &Path,
