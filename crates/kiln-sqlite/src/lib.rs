@@ -1,9 +1,16 @@
 //! kiln-sqlite: the embedded backends of kiln's three traits on SQLite (sqlx, WAL mode,
-//! embedded migrations): [`SqliteCatalog`], [`SqliteQueue`],
-//! [`SqliteRenderCache`].
+//! embedded migrations): [`SqliteCatalog`], [`SqliteQueue`] and [`SqliteRenderCache`].
 //!
-//! Each backend lives in its own database file with its own migrations, so that the
-//! queue's write load never waits on the catalog's or the cache's writer.
+//! Each backend lives in its own database file with its own migrations (for example
+//! `<data-dir>/catalog.sqlite`, `queue.sqlite`, `cache.sqlite`), so that the queue's write
+//! load never waits on the catalog's or the cache's writer. Each opens one writer
+//! connection (SQLite has one writer at a time; one connection per process avoids
+//! `SQLITE_BUSY` storms) and a pool of readers that WAL lets run beside it. Several
+//! processes may open the same files.
+//!
+//! Batches cost one statement, not one per item: a statement's result rows are the costly
+//! part through sqlx, so batch reads come back packed in one row (JSON or text) and batch
+//! writes go in as multi-row `VALUES` or one JSON array parameter.
 
 mod catalog;
 mod db;

@@ -162,7 +162,7 @@ fn unhex(s: &str) -> Result<Bytes> {
         }
     }
     let bad = || Error::from(db::Error::Corrupt("leased payload is not hex".into()));
-    if s.len() % 2 != 0 {
+    if s.len() & 1 != 0 {
         return Err(bad());
     }
     s.as_bytes()
