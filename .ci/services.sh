@@ -87,6 +87,21 @@ mkdir -p "$S3_DIR/data/$S3_BUCKET"
 wait_for 30 "s3s-fs at 127.0.0.1:$S3_PORT (see $S3_DIR/s3s-fs.log)" \
     port_open "$S3_PORT"
 
+# Under CI (nothing else is testing on this machine), drop what earlier test runs left: each
+# test makes its own schema (`kiln_test_*`) or key prefix, and nothing else deletes them.
+if [[ "${CI:-}" == "true" ]]; then
+    stale=$(psql "$PG_URL" -tAc "SELECT count(*) FROM pg_namespace WHERE nspname ~ '^kiln_(test|bench)_'")
+    if ((stale > 0)); then
+        say "dropping $stale schemas of earlier test runs"
+        psql "$PG_URL" -qtAc "SELECT nspname FROM pg_namespace WHERE nspname ~ '^kiln_(test|bench)_'" |
+            while read -r schema; do
+                psql "$PG_URL" -qc "DROP SCHEMA \"$schema\" CASCADE" >/dev/null 2>&1 || true
+            done
+    fi
+    redis-cli -h 127.0.0.1 -p 6379 --scan --pattern 'kiln_test_*' |
+        xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 unlink >/dev/null
+fi
+
 say "postgresql, redis and s3 are up"
 cat <<EXPORTS
 export TEST_POSTGRES_URL='$PG_URL'

@@ -89,10 +89,16 @@ async fn main() {
     // Phase 2: drain with `workers` concurrent workers: lease, render (a no-op) into the
     // cache, ack.
     let done = Arc::new(AtomicU64::new(0));
+    // Time spent in each step, summed over workers (microseconds): where the drain goes.
+    let spent: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.workers {
         let (queue, cache, lib, done) = (queue.clone(), cache.clone(), lib.clone(), done.clone());
+        let spent = spent.clone();
+        let add = move |i: usize, t: Instant| {
+            spent[i].fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+        };
         let opts = LeaseOptions {
             max_jobs: args.batch,
             visibility: Duration::from_secs(60),
@@ -100,7 +106,9 @@ async fn main() {
         let total = args.jobs;
         tasks.push(tokio::spawn(async move {
             while done.load(Ordering::Relaxed) < total {
+                let t = Instant::now();
                 let jobs = queue.lease(&opts).await.expect("lease");
+                add(0, t);
                 if jobs.is_empty() {
                     queue.wait_for_work(Duration::from_millis(50)).await;
                     continue;
@@ -118,9 +126,13 @@ async fn main() {
                         expires_at: None,
                     })
                     .collect();
+                let t = Instant::now();
                 cache.put(&lib, entries).await.expect("cache put");
+                add(1, t);
                 let leases: Vec<_> = jobs.iter().map(|j| j.lease).collect();
+                let t = Instant::now();
                 let n = queue.ack(&leases).await.expect("ack");
+                add(2, t);
                 done.fetch_add(n, Ordering::Relaxed);
             }
         }));
@@ -129,6 +141,13 @@ async fn main() {
         t.await.expect("worker");
     }
     let drain_secs = started.elapsed().as_secs_f64();
+    let secs = |i: usize| spent[i].load(Ordering::Relaxed) as f64 / 1e6;
+    eprintln!(
+        "kiln drain: worker time in lease {:.2} s, cache put {:.2} s, ack {:.2} s",
+        secs(0),
+        secs(1),
+        secs(2)
+    );
     let jobs = args.jobs as f64;
     println!(
         "{{\"system\":\"kiln\",\"jobs\":{},\"workers\":{},\"batch\":{},\"enqueue_s\":{:.3},\

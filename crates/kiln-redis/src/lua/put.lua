@@ -5,6 +5,7 @@
 local base = ARGV[1]
 local floor = tonumber(redis.call('GET', base .. 'floor') or '0')
 local out = {}
+local added = {}
 local i = 2
 while i + 6 <= #ARGV do
   local key, b, ct, g, grp, w, x =
@@ -12,25 +13,36 @@ while i + 6 <= #ARGV do
   i = i + 7
   local gen = tonumber(g)
   local ek = base .. 'e:' .. key
-  local old = redis.call('HMGET', ek, 'g', 'grp')
+  local old = redis.call('HMGET', ek, 'g', 'grp', 'x')
   if gen < floor or (old[1] and tonumber(old[1]) > gen) then
     out[#out + 1] = 0
   else
+    -- Only what changed is written: a rewrite of an entry of the same group is two or
+    -- three commands, a new entry five.
     redis.call('HSET', ek, 'b', b, 'ct', ct, 'g', g, 'grp', grp, 'w', w)
-    if x == '' then
+    if x ~= '' then
+      redis.call('HSET', ek, 'x', x)
+      redis.call('PEXPIREAT', ek, x)
+    elseif old[3] then
       -- A rewrite clears an expiry mark (the seed's option b).
       redis.call('HDEL', ek, 'x')
       redis.call('PERSIST', ek)
-    else
-      redis.call('HSET', ek, 'x', x)
-      redis.call('PEXPIREAT', ek, x)
     end
-    if old[2] and old[2] ~= grp then
-      redis.call('ZREM', base .. 'g:' .. old[2], key)
+    if old[2] ~= grp then
+      if old[2] then
+        redis.call('ZREM', base .. 'g:' .. old[2], key)
+      end
+      if not added[grp] then
+        redis.call('SADD', base .. 'groups', grp)
+        added[grp] = true
+      end
     end
-    redis.call('ZADD', base .. 'g:' .. grp, gen, key)
-    redis.call('SADD', base .. 'groups', grp)
-    redis.call('ZADD', base .. 'keys', 0, key)
+    if old[1] ~= g or old[2] ~= grp then
+      redis.call('ZADD', base .. 'g:' .. grp, gen, key)
+    end
+    if not old[1] then
+      redis.call('ZADD', base .. 'keys', 0, key)
+    end
     out[#out + 1] = 1
   end
 end
