@@ -124,7 +124,7 @@ pub(crate) struct LoadConfig {
     pub(crate) cache_dir: Option<PathBuf>,
     /// The byte budget of extracted chunks (default 10 GiB).
     pub(crate) budget: Option<u64>,
-    /// How often the current version is re-read (default `1s`).
+    /// How often the current version is re-read (default `500ms`).
     #[serde(default, with = "opt_duration")]
     pub(crate) refresh_interval: Option<std::time::Duration>,
     /// How long an old version directory is kept (default `10m`).

@@ -28,9 +28,11 @@ pub(crate) async fn open_cache_with(
     if let Some(b) = args.cache_budget.or(load.budget) {
         config.budget_bytes = b;
     }
-    if let Some(d) = load.refresh_interval {
-        config.refresh_interval = d;
-    }
+    // Half a second by default: every server of a fleet switches to a new version within
+    // a second even without a backend that announces versions (PostgreSQL NOTIFY).
+    config.refresh_interval = load
+        .refresh_interval
+        .unwrap_or(std::time::Duration::from_millis(500));
     if let Some(d) = load.version_grace {
         config.version_grace = d;
     }
