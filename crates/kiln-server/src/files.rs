@@ -1,15 +1,18 @@
 //! `GET /v1/courses/{course}/files/{*path}`: one file of a version, with a content type, an
 //! ETag, and `Cache-Control: immutable` when the URL pins the version.
 
+use std::collections::HashMap;
 use std::io::Read;
+use std::sync::{Mutex, PoisonError};
 
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use kiln_core::Error;
-use kiln_core::ids::{CourseId, VersionId};
+use kiln_core::ids::{ChunkId, CourseId, VersionId};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -75,10 +78,17 @@ pub(crate) async fn get_file(
     // directory is local disk, a small chunk file is in the page cache, and these few
     // syscalls take microseconds, less than a hop to the blocking pool and back (measured
     // with scripts/bench-load.sh). Large files are streamed through tokio::fs.
+    let key = (resolved.chunk.id, resolved.rel_path.clone());
+    if let Some(bytes) = st.small_files.get(&key) {
+        head.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        return Ok((StatusCode::OK, head, Body::from(bytes)).into_response());
+    }
     let opened = open_small(&resolved);
     let body = match opened? {
         Opened::Whole(buf) => {
             drop(resolved);
+            let buf = Bytes::from(buf);
+            st.small_files.put(key, buf.clone());
             head.insert(header::CONTENT_LENGTH, HeaderValue::from(buf.len()));
             Body::from(buf)
         }
@@ -130,4 +140,35 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().trim_start_matches("W/"))
         .any(|t| t == etag || t == "*")
+}
+
+/// Small files kept in memory by (chunk id, path), up to a byte cap. A chunk's content never
+/// changes, so a copy is never stale; it only saves the open and read of a hot file. The
+/// request still resolves the version and ensures (pins) the chunk first.
+#[derive(Debug, Default)]
+pub(crate) struct SmallFiles {
+    map: Mutex<(HashMap<(ChunkId, String), Bytes>, usize)>,
+}
+
+/// The memory the small-file copies may use.
+const SMALL_FILES_CAP: usize = 32 << 20;
+
+impl SmallFiles {
+    fn get(&self, key: &(ChunkId, String)) -> Option<Bytes> {
+        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.0.get(key).cloned()
+    }
+
+    fn put(&self, key: (ChunkId, String), bytes: Bytes) {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.1 + bytes.len() > SMALL_FILES_CAP {
+            // Crude but bounded: start over rather than track recency on every hit.
+            map.0.clear();
+            map.1 = 0;
+        }
+        map.1 += bytes.len();
+        if let Some(old) = map.0.insert(key, bytes) {
+            map.1 -= old.len();
+        }
+    }
 }

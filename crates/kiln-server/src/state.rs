@@ -7,6 +7,7 @@ use kiln_core::catalog::Catalog;
 use kiln_load::ChunkCache;
 use prometheus_client::registry::Registry;
 
+use crate::files::SmallFiles;
 use crate::metrics::{HttpMetrics, LoadCollector};
 use crate::reheat_routes::ReheatState;
 
@@ -20,6 +21,7 @@ pub struct AppState {
     /// Every metric `/metrics` renders; callers may register their own.
     pub registry: Arc<Registry>,
     pub(crate) http: Arc<HttpMetrics>,
+    pub(crate) small_files: Arc<SmallFiles>,
     /// The reheat side, when this server also serves reheat routes.
     pub reheat: Option<ReheatState>,
 }
@@ -39,6 +41,7 @@ impl AppState {
             cache,
             registry: Arc::new(registry),
             http,
+            small_files: Arc::default(),
             reheat: None,
         }
     }
