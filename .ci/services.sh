@@ -99,7 +99,7 @@ if [[ "${CI:-}" == "true" ]]; then
             done
     fi
     redis-cli -h 127.0.0.1 -p 6379 --scan --pattern 'kiln_test_*' |
-        xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 unlink >/dev/null
+        xargs -r -d '\n' -n 500 redis-cli -h 127.0.0.1 -p 6379 unlink >/dev/null || true
 fi
 
 say "postgresql, redis and s3 are up"
