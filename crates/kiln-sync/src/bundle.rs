@@ -79,15 +79,15 @@ struct Tee<W: Write> {
 
 impl<W: Write> Write for Tee<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Sink::Buffer { buf: held, out } = &mut self.sink {
-            if held.len() + buf.len() > ONE_SHOT_BYTES {
-                let out = out
-                    .take()
-                    .ok_or_else(|| io::Error::other("bundle output already taken"))?;
-                let mut enc = zstd::Encoder::new(out, ZSTD_LEVEL)?;
-                enc.write_all(held)?;
-                self.sink = Sink::Stream(enc);
-            }
+        if let Sink::Buffer { buf: held, out } = &mut self.sink
+            && held.len() + buf.len() > ONE_SHOT_BYTES
+        {
+            let out = out
+                .take()
+                .ok_or_else(|| io::Error::other("bundle output already taken"))?;
+            let mut enc = zstd::Encoder::new(out, ZSTD_LEVEL)?;
+            enc.write_all(held)?;
+            self.sink = Sink::Stream(enc);
         }
         match &mut self.sink {
             Sink::Buffer { buf: held, .. } => held.extend_from_slice(buf),
@@ -142,13 +142,13 @@ impl<W: Write> BundleWriter<W> {
     }
 
     fn check_order(&mut self, path: &str) -> io::Result<()> {
-        if let Some(last) = &self.last {
-            if last.as_str() >= path {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("bundle paths out of order: {path:?} after {last:?}"),
-                ));
-            }
+        if let Some(last) = &self.last
+            && last.as_str() >= path
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bundle paths out of order: {path:?} after {last:?}"),
+            ));
         }
         self.last = Some(path.to_string());
         Ok(())

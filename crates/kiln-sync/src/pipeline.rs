@@ -469,13 +469,13 @@ fn check_root(layout: &Layout, walked: &Walk, source: &dyn Source) -> Result<()>
             source.describe()
         )));
     }
-    if let Some(marker) = course_marker(layout) {
-        if !names.iter().any(|n| n == marker) {
-            return Err(Error::invalid(format!(
-                "no {marker} in {}: not a course root (is it in a subdirectory? use --subdir)",
-                source.describe()
-            )));
-        }
+    if let Some(marker) = course_marker(layout)
+        && !names.iter().any(|n| n == marker)
+    {
+        return Err(Error::invalid(format!(
+            "no {marker} in {}: not a course root (is it in a subdirectory? use --subdir)",
+            source.describe()
+        )));
     }
     Ok(())
 }

@@ -78,11 +78,13 @@ pub(crate) fn walk(
     let mut stack: Vec<(String, Option<Side>, Option<Side>)> =
         vec![(String::new(), Some(new), old)];
     while let Some((path, new, old)) = stack.pop() {
-        if let (Some(n), Some(o)) = (&new, &old) {
-            if n.id.is_some() && n.id == o.id && n.states == o.states {
-                out.reused.push(path);
-                continue;
-            }
+        if let (Some(n), Some(o)) = (&new, &old)
+            && n.id.is_some()
+            && n.id == o.id
+            && n.states == o.states
+        {
+            out.reused.push(path);
+            continue;
         }
         let mut children: BTreeMap<String, (Option<Side>, Option<Side>)> = BTreeMap::new();
         if let Some(n) = new {
