@@ -158,7 +158,7 @@ async fn main() -> kiln_core::Result<()> {
                 tick.tick().await;
                 let r = rss_kib();
                 peak.fetch_max(r, Ordering::Relaxed);
-                if n % 10 == 0 {
+                if n.is_multiple_of(10) {
                     samples.push(r / 1024);
                 }
                 n += 1;

@@ -185,9 +185,13 @@ impl Worker {
     /// period and gives the leases of the rest back.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let stopping = CancellationToken::new();
-        let lanes = futures::future::join_all((0..self.opts.lanes).map(|_| self.lane(&stopping)));
+        // Boxed rather than pinned on the stack, so that dropping it below cancels the
+        // batches still in flight (and their renders) before their leases are given back.
+        let mut lanes = Box::pin(futures::future::join_all(
+            (0..self.opts.lanes).map(|_| self.lane(&stopping)),
+        ));
         let background = self.background();
-        tokio::pin!(lanes, background, shutdown);
+        tokio::pin!(background, shutdown);
         tokio::select! {
             _ = &mut lanes => {}
             _ = &mut background => {}
@@ -238,10 +242,11 @@ impl Worker {
             tokio::select! {
                 _ = beat.tick() => {
                     let leases: Vec<Lease> = self.held().values().copied().collect();
-                    if !leases.is_empty() {
-                        if let Err(e) = self.queue().extend(&leases, self.opts.visibility).await {
-                            tracing::warn!(error = %e, "heartbeat failed");
-                        }
+                    if leases.is_empty() {
+                        continue;
+                    }
+                    if let Err(e) = self.queue().extend(&leases, self.opts.visibility).await {
+                        tracing::warn!(error = %e, "heartbeat failed");
                     }
                 }
                 _ = purge.tick() => {

@@ -75,7 +75,7 @@ async fn a_worker_killed_mid_run_loses_nothing() {
     // The parent starts the run; it runs no worker until the child is dead.
     let b = sqlite_backends(dir.path()).await;
     let cfg = library_config(&site.listing_url(), &site.render_url());
-    let libs = Libraries::from_configs(&[cfg.clone()], b.catalog.clone()).unwrap();
+    let libs = Libraries::from_configs(std::slice::from_ref(&cfg), b.catalog.clone()).unwrap();
     let starter = Reheat::new(b.catalog.clone(), b.queue.clone(), b.cache.clone(), libs);
     let run = starter
         .start("guides", StartOptions::default())
