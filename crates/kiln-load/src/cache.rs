@@ -338,10 +338,10 @@ impl ChunkCache {
         let interval = self.inner.config.refresh_interval;
         if !interval.is_zero() {
             let currents = lock(&self.inner.currents);
-            if let Some((v, at)) = currents.get(course) {
-                if at.elapsed() < interval {
-                    return Ok(v.clone());
-                }
+            if let Some((v, at)) = currents.get(course)
+                && at.elapsed() < interval
+            {
+                return Ok(v.clone());
             }
         }
         self.refresh_now(course)

@@ -197,12 +197,12 @@ pub(crate) fn unpack_verified(
     }
     // Lexical checks passed; also check where each symlink really lands.
     for rel in &symlinks {
-        if let Ok(real) = fs::canonicalize(staging.join(rel)) {
-            if !real.starts_with(staging) {
-                return Err(Fault::Corrupt(format!(
-                    "symlink {rel:?} points outside the chunk"
-                )));
-            }
+        if let Ok(real) = fs::canonicalize(staging.join(rel))
+            && !real.starts_with(staging)
+        {
+            return Err(Fault::Corrupt(format!(
+                "symlink {rel:?} points outside the chunk"
+            )));
         }
     }
     Ok(Unpacked {

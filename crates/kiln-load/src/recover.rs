@@ -94,10 +94,10 @@ pub(crate) fn list_versions(courses: &Path) -> io::Result<Vec<(CourseId, Vec<Ver
         let mut versions = Vec::new();
         for v in fs::read_dir(course.path())? {
             let v = v?;
-            if v.file_type()?.is_dir() {
-                if let Some(version) = parse::<VersionId>(&v.file_name()) {
-                    versions.push(version);
-                }
+            if v.file_type()?.is_dir()
+                && let Some(version) = parse::<VersionId>(&v.file_name())
+            {
+                versions.push(version);
             }
         }
         out.push((id, versions));

@@ -147,19 +147,22 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 /// request still resolves the version and ensures (pins) the chunk first.
 #[derive(Debug, Default)]
 pub(crate) struct SmallFiles {
-    map: Mutex<(HashMap<(ChunkId, String), Bytes>, usize)>,
+    map: Mutex<(HashMap<FileKey, Bytes>, usize)>,
 }
+
+/// A file of a chunk: the chunk's id and the course-relative path.
+type FileKey = (ChunkId, String);
 
 /// The memory the small-file copies may use.
 const SMALL_FILES_CAP: usize = 32 << 20;
 
 impl SmallFiles {
-    fn get(&self, key: &(ChunkId, String)) -> Option<Bytes> {
+    fn get(&self, key: &FileKey) -> Option<Bytes> {
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         map.0.get(key).cloned()
     }
 
-    fn put(&self, key: (ChunkId, String), bytes: Bytes) {
+    fn put(&self, key: FileKey, bytes: Bytes) {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if map.1 + bytes.len() > SMALL_FILES_CAP {
             // Crude but bounded: start over rather than track recency on every hit.

@@ -98,7 +98,7 @@ async fn eight_processes_download_one_chunk_once() {
             .count()
             == 8
     });
-    std::fs::write(&env.dir.join("go"), "").unwrap();
+    std::fs::write(env.dir.join("go"), "").unwrap();
     let (mut gets, mut downloads) = (0, 0);
     for child in children {
         let out = child.wait_with_output().unwrap();
