@@ -32,9 +32,12 @@ impl Env {
     }
 
     fn url<'a>(&self, section: &str, db: &'a DbConfig) -> anyhow::Result<&'a str> {
-        db.url
-            .as_deref()
-            .with_context(|| format!("invalid config: `{section}.url` is required for backend {:?}", db.backend))
+        db.url.as_deref().with_context(|| {
+            format!(
+                "invalid config: `{section}.url` is required for backend {:?}",
+                db.backend
+            )
+        })
     }
 
     /// The catalog.
@@ -59,7 +62,9 @@ impl Env {
                 let url = self.url("catalog", db)?;
                 let pg = kiln_postgres::PgCatalog::connect(url, db.namespace.as_deref())
                     .await
-                    .with_context(|| format!("connecting to the postgres catalog at {}", redact(url)))?;
+                    .with_context(|| {
+                        format!("connecting to the postgres catalog at {}", redact(url))
+                    })?;
                 let stream = pg
                     .subscribe_versions()
                     .await
@@ -87,7 +92,9 @@ impl Env {
                 Arc::new(
                     kiln_postgres::PgQueue::connect(url, db.namespace.as_deref())
                         .await
-                        .with_context(|| format!("connecting to the postgres queue at {}", redact(url)))?,
+                        .with_context(|| {
+                            format!("connecting to the postgres queue at {}", redact(url))
+                        })?,
                 )
             }
             Backend::Redis => bail!("invalid config: `queue.backend` cannot be redis"),
@@ -110,15 +117,22 @@ impl Env {
                 Arc::new(
                     kiln_postgres::PgRenderCache::connect(url, db.namespace.as_deref())
                         .await
-                        .with_context(|| format!("connecting to the postgres render cache at {}", redact(url)))?,
+                        .with_context(|| {
+                            format!("connecting to the postgres render cache at {}", redact(url))
+                        })?,
                 )
             }
             Backend::Redis => {
                 let url = self.url("cache", db)?;
                 Arc::new(
-                    kiln_redis::RedisRenderCache::connect(url, db.namespace.as_deref().unwrap_or("kiln"))
-                        .await
-                        .with_context(|| format!("connecting to the redis render cache at {}", redact(url)))?,
+                    kiln_redis::RedisRenderCache::connect(
+                        url,
+                        db.namespace.as_deref().unwrap_or("kiln"),
+                    )
+                    .await
+                    .with_context(|| {
+                        format!("connecting to the redis render cache at {}", redact(url))
+                    })?,
                 )
             }
         };
@@ -131,12 +145,16 @@ impl Env {
         let s = &self.config.store;
         let store: Arc<dyn ObjectStore> = match s.backend {
             StoreBackend::Local => {
-                let path = s.path.clone().unwrap_or_else(|| self.data_dir.join("objects"));
+                let path = s
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("objects"));
                 std::fs::create_dir_all(&path)
                     .with_context(|| format!("creating the object directory {}", path.display()))?;
                 Arc::new(
-                    object_store::local::LocalFileSystem::new_with_prefix(&path)
-                        .with_context(|| format!("opening the object directory {}", path.display()))?,
+                    object_store::local::LocalFileSystem::new_with_prefix(&path).with_context(
+                        || format!("opening the object directory {}", path.display()),
+                    )?,
                 )
             }
             StoreBackend::S3 => {
@@ -197,7 +215,13 @@ fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(super::redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(
+            super::redact("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 }

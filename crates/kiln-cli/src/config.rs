@@ -190,8 +190,10 @@ impl Config {
             apply_env(&mut value, &k, &v)?;
         }
         let origin = path.map_or("environment".to_string(), |p| p.display().to_string());
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(value))
-            .map_err(|e| anyhow::anyhow!("invalid config {origin}: key `{}`: {}", e.path(), e.inner()))?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(value)).map_err(|e| {
+                anyhow::anyhow!("invalid config {origin}: key `{}`: {}", e.path(), e.inner())
+            })?;
         Ok(config)
     }
 }
@@ -253,7 +255,11 @@ mod tests {
     fn env_overrides_file_and_keeps_types() {
         let c = load_str(
             "[queue]\nbackend = \"sqlite\"\n",
-            &[("KILN_QUEUE_BACKEND", "postgres"), ("KILN_LOAD_BUDGET", "1000"), ("PATH", "/bin")],
+            &[
+                ("KILN_QUEUE_BACKEND", "postgres"),
+                ("KILN_LOAD_BUDGET", "1000"),
+                ("PATH", "/bin"),
+            ],
         )
         .unwrap();
         assert_eq!(c.queue.backend, Backend::Postgres);
@@ -262,13 +268,17 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named() {
-        let err = load_str("[store]\nbuckit = \"x\"\n", &[]).unwrap_err().to_string();
+        let err = load_str("[store]\nbuckit = \"x\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("buckit"), "{err}");
     }
 
     #[test]
     fn a_bad_value_names_its_key() {
-        let err = load_str("[catalog]\nbackend = \"oracle\"\n", &[]).unwrap_err().to_string();
+        let err = load_str("[catalog]\nbackend = \"oracle\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("catalog.backend"), "{err}");
     }
 }

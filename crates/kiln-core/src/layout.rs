@@ -39,7 +39,9 @@ impl Glob {
         match self.0.split_once('*') {
             None => self.0 == name,
             Some((pre, post)) => {
-                name.len() >= pre.len() + post.len() && name.starts_with(pre) && name.ends_with(post)
+                name.len() >= pre.len() + post.len()
+                    && name.starts_with(pre)
+                    && name.ends_with(post)
             }
         }
     }
@@ -138,9 +140,18 @@ impl Layout {
                 dir(K::ElementExtensions, vec![lit("elementExtensions")]),
                 dir(K::ClientFilesCourse, vec![lit("clientFilesCourse")]),
                 dir(K::ServerFilesCourse, vec![lit("serverFilesCourse")]),
-                dir(K::ClientFilesCourseInstance, with(ci(), "clientFilesCourseInstance")),
-                dir(K::ServerFilesCourseInstance, with(ci(), "serverFilesCourseInstance")),
-                dir(K::ClientFilesAssessment, with(assessment(), "clientFilesAssessment")),
+                dir(
+                    K::ClientFilesCourseInstance,
+                    with(ci(), "clientFilesCourseInstance"),
+                ),
+                dir(
+                    K::ServerFilesCourseInstance,
+                    with(ci(), "serverFilesCourseInstance"),
+                ),
+                dir(
+                    K::ClientFilesAssessment,
+                    with(assessment(), "clientFilesAssessment"),
+                ),
                 dir(K::Question, question()),
                 files(K::QuestionThumbnails, question(), &opts.thumbnail_glob),
                 files(K::CourseInfo, vec![], "infoCourse.json"),
@@ -239,7 +250,10 @@ impl Layout {
     /// elements chunk ``.
     pub fn chunk_name(&self, rule: usize, root: &str) -> String {
         let segs = &self.rules[rule].root;
-        let lead = segs.iter().take_while(|s| matches!(s, Segment::Lit(_))).count();
+        let lead = segs
+            .iter()
+            .take_while(|s| matches!(s, Segment::Lit(_)))
+            .count();
         let trail = segs
             .iter()
             .rev()
@@ -271,7 +285,10 @@ mod tests {
     fn chunk_names_strip_literal_runs() {
         let l = Layout::prairielearn(&PrairieLearnOptions::default());
         let idx = |k| l.rules.iter().position(|r| r.kind == k).unwrap();
-        assert_eq!(l.chunk_name(idx(ChunkKind::Question), "questions/topic/q1"), "topic/q1");
+        assert_eq!(
+            l.chunk_name(idx(ChunkKind::Question), "questions/topic/q1"),
+            "topic/q1"
+        );
         assert_eq!(l.chunk_name(idx(ChunkKind::Elements), "elements"), "");
         assert_eq!(
             l.chunk_name(
@@ -285,19 +302,36 @@ mod tests {
     #[test]
     fn questions_nest_and_stop_at_their_marker() {
         let l = Layout::prairielearn(&PrairieLearnOptions::default());
-        let root = l.enter(&l.root_states(), &["infoCourse.json"], &["questions", "misc"]);
-        assert_eq!(root.files, vec![(ChunkKind::CourseInfo, "infoCourse.json".to_string())]);
+        let root = l.enter(
+            &l.root_states(),
+            &["infoCourse.json"],
+            &["questions", "misc"],
+        );
+        assert_eq!(
+            root.files,
+            vec![(ChunkKind::CourseInfo, "infoCourse.json".to_string())]
+        );
         let (name, qs) = &root.children[0];
         assert_eq!(name, "questions");
         assert_eq!(root.children.len(), 1, "misc matches no rule");
         let topic = l.enter(qs, &[], &["topic"]);
         let (_, t) = &topic.children[0];
         let inner = l.enter(t, &[], &["q1"]);
-        let q1 = l.enter(&inner.children[0].1, &["info.json", "thumbnail.png"], &["sub"]);
+        let q1 = l.enter(
+            &inner.children[0].1,
+            &["info.json", "thumbnail.png"],
+            &["sub"],
+        );
         assert_eq!(q1.dir_chunks.len(), 1);
         assert_eq!(q1.dir_chunks[0].1, ChunkKind::Question);
-        assert!(q1.files.contains(&(ChunkKind::QuestionThumbnails, "thumbnail.png".into())));
-        assert!(q1.files.contains(&(ChunkKind::CourseInfo, "info.json".into())));
+        assert!(
+            q1.files
+                .contains(&(ChunkKind::QuestionThumbnails, "thumbnail.png".into()))
+        );
+        assert!(
+            q1.files
+                .contains(&(ChunkKind::CourseInfo, "info.json".into()))
+        );
         assert!(q1.children.is_empty(), "no question nests in a question");
     }
 }

@@ -150,14 +150,29 @@ mod tests {
     #[test]
     fn duplicate_chunks_are_refused() {
         let e = entry(ChunkKind::Question, "q", "questions/q");
-        assert!(matches!(Manifest::new(vec![e.clone(), e]), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            Manifest::new(vec![e.clone(), e]),
+            Err(Error::InvalidInput(_))
+        ));
     }
 
     #[test]
     fn traversal_forms_are_refused() {
-        for p in ["../x", "a/../b", "/etc/passwd", "a\\b", "a\0b", "a//b", "./a", ""] {
+        for p in [
+            "../x",
+            "a/../b",
+            "/etc/passwd",
+            "a\\b",
+            "a\0b",
+            "a//b",
+            "./a",
+            "",
+        ] {
             assert!(normalize_path(p).is_err(), "{p:?}");
         }
-        assert_eq!(normalize_path("questions/q1/x.png").unwrap(), "questions/q1/x.png");
+        assert_eq!(
+            normalize_path("questions/q1/x.png").unwrap(),
+            "questions/q1/x.png"
+        );
     }
 }

@@ -66,10 +66,16 @@ pub trait RenderCache: Send + Sync + Debug + Display + 'static {
     async fn get(&self, library: &LibraryName, key: &str) -> Result<Option<CacheEntry>>;
 
     /// Writes entries; one outcome per entry, in order.
-    async fn put(&self, library: &LibraryName, entries: Vec<CacheEntry>) -> Result<Vec<PutOutcome>>;
+    async fn put(&self, library: &LibraryName, entries: Vec<CacheEntry>)
+    -> Result<Vec<PutOutcome>>;
 
     /// Marks the scope's entries to expire at `at` (the seed's option b).
-    async fn mark_expiring(&self, library: &LibraryName, scope: &PruneScope, at: Timestamp) -> Result<u64>;
+    async fn mark_expiring(
+        &self,
+        library: &LibraryName,
+        scope: &PruneScope,
+        at: Timestamp,
+    ) -> Result<u64>;
 
     /// Deletes the scope's entries (sweep-on-complete).
     async fn sweep(&self, library: &LibraryName, scope: &PruneScope) -> Result<u64>;

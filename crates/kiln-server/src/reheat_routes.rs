@@ -1,19 +1,161 @@
-//! The reheat routes: `POST /v1/libraries/{library}/builds`, `GET /v1/runs/{run}`,
-//! `GET /v1/cache/{library}/{*key}`.
-//!
-//! Placeholder: kiln-reheat's HTTP side replaces this file. [`routes`] is merged into the
-//! router in one line (`lib.rs`), and [`ReheatState`] is what [`crate::AppState::reheat`]
-//! holds; handlers read it from `State<AppState>`.
+//! The reheat routes: `POST /v1/libraries/{library}/builds` (what a build pipeline calls,
+//! as Theia emits its new-build job), `GET /v1/runs/{run}`, `GET /v1/cache/{library}/{*key}`
+//! (the read path, rendering through on a miss where the library allows it).
 
+use axum::Json;
 use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kiln_core::Error;
+use kiln_core::ids::RunId;
+use kiln_reheat::{Reheat, RunStatus, StartOptions};
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::error::ApiError;
 
-/// What the reheat handlers need (a queue, a render cache, the libraries).
-#[derive(Debug, Clone, Default)]
-pub struct ReheatState {}
+/// What the reheat handlers need: the reheat service (catalog, queue, cache, libraries).
+#[derive(Debug, Clone)]
+pub struct ReheatState {
+    reheat: Reheat,
+}
 
-/// The reheat routes; none yet.
+impl ReheatState {
+    /// The routes' state over `reheat`.
+    pub fn new(reheat: Reheat) -> Self {
+        ReheatState { reheat }
+    }
+}
+
+/// The reheat routes.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/v1/libraries/{library}/builds", post(start_build))
+        .route("/v1/runs/{run}", get(show_run))
+        .route("/v1/cache/{library}/{*key}", get(read_entry))
+}
+
+fn reheat(st: &AppState) -> Result<&Reheat, ApiError> {
+    st.reheat.as_ref().map(|r| &r.reheat).ok_or_else(|| {
+        ApiError(Error::not_found(
+            "reheat (this server has no [[library]] configured)",
+        ))
+    })
+}
+
+fn segment<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::invalid(format!("invalid path: {e}")))
+}
+
+/// The body of `POST /v1/libraries/{library}/builds`; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuildRequest {
+    /// The build's label (a commit hash, a course version).
+    build: Option<String>,
+    /// Rewrite one producer group only.
+    group: Option<String>,
+}
+
+/// A run as the API shows it.
+#[derive(Debug, Serialize)]
+struct RunView {
+    run: i64,
+    library: String,
+    build: String,
+    generation: u64,
+    group: Option<String>,
+    state: &'static str,
+    created_at: i64,
+    finished_at: Option<i64>,
+    jobs_enqueued: u64,
+    jobs_done: u64,
+    jobs_failed: u64,
+    jobs_dead: u64,
+    jobs_dropped: u64,
+}
+
+impl From<RunStatus> for RunView {
+    fn from(s: RunStatus) -> Self {
+        RunView {
+            run: s.run.id.0,
+            library: s.run.library.to_string(),
+            build: s.run.build,
+            generation: s.run.generation,
+            group: s.run.group,
+            state: s.run.state.as_str(),
+            created_at: s.run.created_at.0,
+            finished_at: s.run.finished_at.map(|t| t.0),
+            jobs_enqueued: s.tally.enqueued,
+            jobs_done: s.tally.done,
+            jobs_failed: s.tally.failed,
+            jobs_dead: s.tally.dead,
+            jobs_dropped: s.tally.dropped,
+        }
+    }
+}
+
+async fn start_build(
+    State(st): State<AppState>,
+    library: Result<Path<String>, PathRejection>,
+    body: bytes::Bytes,
+) -> Result<(StatusCode, Json<RunView>), ApiError> {
+    let library = segment(library)?;
+    // An empty body is a build with default options (what a pipeline's bare POST sends).
+    let req = if body.iter().all(u8::is_ascii_whitespace) {
+        BuildRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("invalid build request body: {e}")))?
+    };
+    let reheat = reheat(&st)?;
+    let run = reheat
+        .start(
+            &library,
+            StartOptions {
+                build: req.build,
+                group: req.group,
+            },
+        )
+        .await?;
+    let status = reheat.status(run.id).await?;
+    Ok((StatusCode::CREATED, Json(status.into())))
+}
+
+async fn show_run(
+    State(st): State<AppState>,
+    run: Result<Path<String>, PathRejection>,
+) -> Result<Json<RunView>, ApiError> {
+    let raw = segment(run)?;
+    let id = raw
+        .parse::<i64>()
+        .map_err(|_| ApiError::invalid(format!("invalid run id {raw:?}: expected an integer")))?;
+    Ok(Json(reheat(&st)?.status(RunId(id)).await?.into()))
+}
+
+async fn read_entry(
+    State(st): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let (library, key) = segment(path)?;
+    let entry = reheat(&st)?.read(&library, &key).await?.ok_or_else(|| {
+        ApiError(Error::not_found(format!(
+            "entry {key:?} of library {library}"
+        )))
+    })?;
+    let mut resp = entry.bytes.into_response();
+    let headers = resp.headers_mut();
+    if let Ok(ct) = HeaderValue::from_str(&entry.content_type) {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
+    headers.insert("x-kiln-generation", HeaderValue::from(entry.generation));
+    if let Ok(g) = HeaderValue::from_str(&entry.group) {
+        headers.insert("x-kiln-group", g);
+    }
+    headers.insert("x-kiln-written-at", HeaderValue::from(entry.written_at.0));
+    Ok(resp)
 }

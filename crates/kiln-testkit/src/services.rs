@@ -9,7 +9,9 @@ pub fn service_env(var: &str) -> Option<String> {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {
             if std::env::var("KILN_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("{var} is not set but KILN_REQUIRE_SERVICES=1: this backend's suite must run");
+                panic!(
+                    "{var} is not set but KILN_REQUIRE_SERVICES=1: this backend's suite must run"
+                );
             }
             eprintln!("skipping: {var} is not set");
             None

@@ -22,20 +22,24 @@ pub(crate) async fn versions(env: &Env, course: &str, as_json: bool) -> anyhow::
             })
         })
         .collect();
-    emit(as_json, json!({ "course": course.as_str(), "versions": rows }), || {
-        versions
-            .iter()
-            .map(|v| {
-                format!(
-                    "{} {}{}",
-                    v.version,
-                    v.created_at.0,
-                    if v.current { "  (current)" } else { "" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
+    emit(
+        as_json,
+        json!({ "course": course.as_str(), "versions": rows }),
+        || {
+            versions
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{} {}{}",
+                        v.version,
+                        v.created_at.0,
+                        if v.current { "  (current)" } else { "" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+    );
     Ok(())
 }
 
@@ -84,7 +88,11 @@ pub(crate) async fn chunks(
                     if e.name.is_empty() { "-" } else { &e.name },
                     &e.id.to_hex()[..12],
                     bytes(e.size),
-                    if e.root.is_empty() { "(gathered)" } else { &e.root },
+                    if e.root.is_empty() {
+                        "(gathered)"
+                    } else {
+                        &e.root
+                    },
                 ));
             }
             out.push_str(&format!(

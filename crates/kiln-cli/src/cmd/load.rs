@@ -54,7 +54,11 @@ pub(crate) async fn ensure(
         .collect::<Result<Vec<_>, _>>()?;
     let cache = open_cache(env, args).await?;
     let ensured = cache.ensure(&course, &refs).await?;
-    let paths: Vec<String> = ensured.paths.iter().map(|p| p.display().to_string()).collect();
+    let paths: Vec<String> = ensured
+        .paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let downloaded: Vec<String> = ensured.downloaded.iter().map(ToString::to_string).collect();
     emit(
         as_json,
@@ -66,7 +70,11 @@ pub(crate) async fn ensure(
             "downloaded": downloaded,
         }),
         || {
-            let mut s = format!("{course} @ {}: {}\n", ensured.version, ensured.root.display());
+            let mut s = format!(
+                "{course} @ {}: {}\n",
+                ensured.version,
+                ensured.root.display()
+            );
             for p in &paths {
                 s.push_str(&format!("  {p}\n"));
             }

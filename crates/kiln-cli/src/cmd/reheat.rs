@@ -150,7 +150,11 @@ pub(crate) async fn reheat(
         },
     );
     if wait && s.run.state == RunState::Failed {
-        anyhow::bail!("run {} failed: {} dead letters (see `kiln dlq list`)", s.run.id, s.tally.dead);
+        anyhow::bail!(
+            "run {} failed: {} dead letters (see `kiln dlq list`)",
+            s.run.id,
+            s.tally.dead
+        );
     }
     Ok(())
 }
@@ -258,7 +262,15 @@ pub(crate) async fn dlq(env: &Env, command: DlqCommand, as_json: bool) -> anyhow
                 .collect();
             emit(as_json, json!({ "dead_letters": rows }), || {
                 dead.iter()
-                    .map(|d| format!("job {} (run {:?}, {} attempts): {}", d.id, d.run.map(|r| r.0), d.attempts, d.error))
+                    .map(|d| {
+                        format!(
+                            "job {} (run {:?}, {} attempts): {}",
+                            d.id,
+                            d.run.map(|r| r.0),
+                            d.attempts,
+                            d.error
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
@@ -268,7 +280,9 @@ pub(crate) async fn dlq(env: &Env, command: DlqCommand, as_json: bool) -> anyhow
             let n = queue
                 .redrive(if ids.is_empty() { None } else { Some(&ids) })
                 .await?;
-            emit(as_json, json!({ "redriven": n }), || format!("{n} dead letters redriven"));
+            emit(as_json, json!({ "redriven": n }), || {
+                format!("{n} dead letters redriven")
+            });
         }
     }
     Ok(())

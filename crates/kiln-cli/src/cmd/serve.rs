@@ -17,7 +17,11 @@ pub(crate) async fn serve(
 ) -> anyhow::Result<()> {
     let (catalog, events) = env.catalog_with_events().await?;
     let cache = open_cache_with(env, args, catalog).await?;
-    let state = kiln_server::AppState::new(cache.clone());
+    let mut state = kiln_server::AppState::new(cache.clone());
+    if !env.config.libraries.is_empty() {
+        let reheat = crate::cmd::reheat::service(env).await?;
+        state = state.with_reheat(kiln_server::reheat_routes::ReheatState::new(reheat));
+    }
     let addr = listen
         .or(env.config.server.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7878)));

@@ -50,7 +50,10 @@ pub(crate) async fn sync(env: &Env, args: SyncArgs, as_json: bool) -> anyhow::Re
         "{spinner} syncing [{bar:40}] {pos}/{len} chunks {per_sec} ETA {eta}",
     )));
     let report = kiln_sync::sync(opts, catalog, store, progress).await?;
-    let published = !matches!(report.outcome, kiln_core::catalog::PublishOutcome::Unchanged);
+    let published = !matches!(
+        report.outcome,
+        kiln_core::catalog::PublishOutcome::Unchanged
+    );
     let reheat = if published {
         crate::cmd::reheat::after_sync(env, &report.course, report.version.as_str()).await?
     } else {

@@ -30,7 +30,11 @@ fn sync_then_chunks_versions_ensure_and_cat() {
     let mut kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
     kinds.sort();
     kinds.dedup();
-    assert_eq!(kinds.len(), 10, "the example course has every kind: {kinds:?}");
+    assert_eq!(
+        kinds.len(),
+        10,
+        "the example course has every kind: {kinds:?}"
+    );
     let mut ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
     ids.sort();
     ids.dedup();
@@ -63,7 +67,11 @@ fn sync_then_chunks_versions_ensure_and_cat() {
     let root = Path::new(ensured["root"].as_str().unwrap());
     let info = root.join(&qroot).join("info.json");
     let source = std::fs::read(repo.join(&qroot).join("info.json")).unwrap();
-    assert_eq!(std::fs::read(&info).unwrap(), source, "the cache holds the course's bytes");
+    assert_eq!(
+        std::fs::read(&info).unwrap(),
+        source,
+        "the cache holds the course's bytes"
+    );
 
     // The second ensure downloads nothing.
     let warm = json(&ok(kiln(&data)
@@ -76,7 +84,10 @@ fn sync_then_chunks_versions_ensure_and_cat() {
         .arg(format!("{qroot}/info.json")));
     assert_eq!(cat.stdout, source);
     let cat = ok(kiln(&data).args(["cat", "demo", "infoCourse.json"]));
-    assert_eq!(cat.stdout, std::fs::read(repo.join("infoCourse.json")).unwrap());
+    assert_eq!(
+        cat.stdout,
+        std::fs::read(repo.join("infoCourse.json")).unwrap()
+    );
 }
 
 #[test]
@@ -112,7 +123,12 @@ fn bad_input_is_named() {
     assert_eq!(err.lines().count(), 1, "one line: {err}");
 
     let repo = example_repo(tmp.path());
-    let err = fails(kiln(&data).arg("sync").arg(&repo).args(["--rev", "nonexistent-branch"]));
+    let err = fails(
+        kiln(&data)
+            .arg("sync")
+            .arg(&repo)
+            .args(["--rev", "nonexistent-branch"]),
+    );
     assert!(err.contains("nonexistent-branch"), "{err}");
 
     let err = fails(kiln(&data).args(["chunks", "nope"]));
@@ -123,7 +139,12 @@ fn bad_input_is_named() {
 
     let cfg = tmp.path().join("kiln.toml");
     std::fs::write(&cfg, "[store]\nbuckit = \"x\"\n").unwrap();
-    let err = fails(kiln(&data).arg("--config").arg(&cfg).args(["versions", "demo"]));
+    let err = fails(
+        kiln(&data)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["versions", "demo"]),
+    );
     assert!(err.contains("buckit"), "{err}");
 }
 
@@ -155,7 +176,10 @@ page_size = 2
         .arg("--config")
         .arg(&cfg)
         .args(["worker", "--exit-when-idle", "300ms"]));
-    let runs = json(&ok(kiln(&data).arg("--config").arg(&cfg).args(["--json", "runs", "cards"])));
+    let runs = json(&ok(kiln(&data)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--json", "runs", "cards"])));
     let run = &runs["runs"][0];
     assert_eq!(run["state"], "complete", "{runs}");
     let questions = std::fs::read_dir(repo_root().join("examples/course/questions")).is_ok();
@@ -163,7 +187,12 @@ page_size = 2
     assert!(run["jobs_done"].as_u64().unwrap() >= 3, "{runs}");
     assert_eq!(run["jobs_dead"], 0);
 
-    let err = fails(kiln(&data).arg("--config").arg(&cfg).args(["reheat", "nope"]));
+    let err = fails(
+        kiln(&data)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["reheat", "nope"]),
+    );
     assert!(err.contains("nope"), "{err}");
 }
 
@@ -175,7 +204,11 @@ fn gc_deletes_only_unreferenced_objects() {
     sync_json(&data, &repo);
     let stray_dir = data.join("objects/chunks/ff");
     std::fs::create_dir_all(&stray_dir).unwrap();
-    std::fs::write(stray_dir.join(format!("{}.tar.zst", "f".repeat(64))), b"orphan").unwrap();
+    std::fs::write(
+        stray_dir.join(format!("{}.tar.zst", "f".repeat(64))),
+        b"orphan",
+    )
+    .unwrap();
     let report = json(&ok(kiln(&data).args(["--json", "gc", "--grace", "0s"])));
     assert_eq!(report["objects_deleted"], 1, "{report}");
     assert_eq!(report["bytes_freed"], 6);
@@ -187,7 +220,11 @@ fn gc_deletes_only_unreferenced_objects() {
         .iter()
         .map(|r| {
             let (k, n) = (r["kind"].as_str().unwrap(), r["name"].as_str().unwrap());
-            if n.is_empty() { k.to_string() } else { format!("{k}:{n}") }
+            if n.is_empty() {
+                k.to_string()
+            } else {
+                format!("{k}:{n}")
+            }
         })
         .collect();
     ok(kiln(&data)

@@ -2,5 +2,6 @@
 
 mod cli;
 mod multinode;
+mod serve;
 mod support;
 mod tidy;

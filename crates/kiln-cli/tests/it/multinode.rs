@@ -3,9 +3,8 @@
 //! `TEST_POSTGRES_URL`, `TEST_REDIS_URL`, `TEST_S3_ENDPOINT` and `TEST_S3_BUCKET` (as
 //! `.ci/run` sets them); skipped, saying so, without them.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use kiln_testkit::course_gen::{
@@ -13,39 +12,10 @@ use kiln_testkit::course_gen::{
 };
 use kiln_testkit::skip_unless_env;
 
-use crate::support::{json, kiln, ok};
+use crate::support::{Proc, json, kiln, ok, start_server};
 
-/// A child process killed when dropped, so a failing test leaves nothing running.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(data: &Path, cfg: &Path, cache: &Path) -> (Proc, String) {
-    let mut child = kiln(data)
-        .arg("--config")
-        .arg(cfg)
-        .args(["serve", "--listen", "127.0.0.1:0", "--cache-dir"])
-        .arg(cache)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting kiln serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("reading the address");
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .expect("`listening on http://ADDR`")
-        .to_string();
-    assert!(addr.starts_with("http://"), "unexpected first line {line:?}");
-    (Proc(child), addr)
+fn start_server_at(data: &Path, cfg: &Path, cache: &Path) -> (Proc, String) {
+    start_server(kiln(data).arg("--config").arg(cfg), Some(cache))
 }
 
 fn start_worker(data: &Path, cfg: &Path) -> Proc {
@@ -61,7 +31,10 @@ fn start_worker(data: &Path, cfg: &Path) -> Proc {
 }
 
 fn get(client: &reqwest::blocking::Client, url: &str) -> reqwest::blocking::Response {
-    client.get(url).send().unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    client
+        .get(url)
+        .send()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
 fn current_version(client: &reqwest::blocking::Client, base: &str) -> Option<String> {
@@ -84,7 +57,10 @@ fn shipped_files(spec: &CourseSpec, round: u64) -> Vec<GenFile> {
 }
 
 fn run_status(data: &Path, cfg: &Path) -> serde_json::Value {
-    let runs = json(&ok(kiln(data).arg("--config").arg(cfg).args(["--json", "runs", "cards", "--limit", "1"])));
+    let runs = json(&ok(kiln(data)
+        .arg("--config")
+        .arg(cfg)
+        .args(["--json", "runs", "cards", "--limit", "1"])));
     runs["runs"][0].clone()
 }
 
@@ -154,7 +130,7 @@ page_size = 50
         .unwrap();
     let mut servers: Vec<(Option<Proc>, String)> = (0..3)
         .map(|i| {
-            let (p, addr) = start_server(&data, &cfg, &tmp.path().join(format!("cache{i}")));
+            let (p, addr) = start_server_at(&data, &cfg, &tmp.path().join(format!("cache{i}")));
             (Some(p), addr)
         })
         .collect();
@@ -165,7 +141,12 @@ page_size = 50
         for f in files.iter().step_by(7) {
             let resp = get(&client, &format!("{base}/v1/courses/mn/files/{}", f.path));
             assert_eq!(resp.status(), 200, "{base} {}", f.path);
-            assert_eq!(resp.bytes().unwrap().as_ref(), &f.data[..], "{base} {}", f.path);
+            assert_eq!(
+                resp.bytes().unwrap().as_ref(),
+                &f.data[..],
+                "{base} {}",
+                f.path
+            );
         }
         assert_eq!(current_version(&client, base).as_deref(), Some(v1.as_str()));
     }
@@ -187,7 +168,10 @@ page_size = 50
 
     // The second sync started a reheat of `cards` (its source is the course). Two workers;
     // kill -9 one worker and one server midway.
-    let mut workers = vec![Some(start_worker(&data, &cfg)), Some(start_worker(&data, &cfg))];
+    let mut workers = vec![
+        Some(start_worker(&data, &cfg)),
+        Some(start_worker(&data, &cfg)),
+    ];
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let run = run_status(&data, &cfg);
@@ -210,14 +194,17 @@ page_size = 50
         if run["state"] != "running" {
             break run;
         }
-        assert!(Instant::now() < deadline, "the reheat did not finish: {run}");
+        assert!(
+            Instant::now() < deadline,
+            "the reheat did not finish: {run}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(run["state"], "complete", "{run}");
     assert_eq!(run["jobs_dead"], 0, "{run}");
     assert!(
-        run["jobs_done"].as_u64().unwrap() >= run["jobs_enqueued"].as_u64().unwrap()
-            - run["jobs_dropped"].as_u64().unwrap(),
+        run["jobs_done"].as_u64().unwrap()
+            >= run["jobs_enqueued"].as_u64().unwrap() - run["jobs_dropped"].as_u64().unwrap(),
         "a job was lost: {run}"
     );
     let generation = run["generation"].as_u64().unwrap();
@@ -228,7 +215,12 @@ page_size = 50
         for f in &v2_files {
             let resp = get(&client, &format!("{base}/v1/courses/mn/files/{}", f.path));
             assert_eq!(resp.status(), 200, "{base} {}", f.path);
-            assert_eq!(resp.bytes().unwrap().as_ref(), &f.data[..], "{base} {}", f.path);
+            assert_eq!(
+                resp.bytes().unwrap().as_ref(),
+                &f.data[..],
+                "{base} {}",
+                f.path
+            );
         }
         for i in 0..spec.questions {
             let qid = spec.question_id(i);
@@ -239,20 +231,31 @@ page_size = 50
                 .get("x-kiln-generation")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            assert_eq!(g, Some(generation), "{base}: card {qid} is not at the run's generation");
+            assert_eq!(
+                g,
+                Some(generation),
+                "{base}: card {qid} is not at the run's generation"
+            );
         }
     }
 
     // Nothing in the store or the catalog is left inconsistent: a fresh cache loads every
     // chunk of the current version, each verified against its id.
-    let chunks = json(&ok(kiln(&data).arg("--config").arg(&cfg).args(["--json", "chunks", "mn"])));
+    let chunks = json(&ok(kiln(&data)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--json", "chunks", "mn"])));
     let all: Vec<String> = chunks["chunks"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| {
             let (k, n) = (r["kind"].as_str().unwrap(), r["name"].as_str().unwrap());
-            if n.is_empty() { k.to_string() } else { format!("{k}:{n}") }
+            if n.is_empty() {
+                k.to_string()
+            } else {
+                format!("{k}:{n}")
+            }
         })
         .collect();
     let ensured = json(&ok(kiln(&data)

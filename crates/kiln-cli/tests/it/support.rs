@@ -1,7 +1,8 @@
 //! Helpers: run the built `kiln` binary, make a git repository of the example course.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The repository's root.
 pub(crate) fn repo_root() -> PathBuf {
@@ -43,7 +44,10 @@ pub(crate) fn fails(cmd: &mut Command) -> String {
 /// Stdout as JSON.
 pub(crate) fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
 
@@ -52,7 +56,12 @@ pub(crate) fn git(dir: &Path, args: &[&str]) {
     let st = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=kiln", "-c", "user.email=kiln@example.invalid"])
+        .args([
+            "-c",
+            "user.name=kiln",
+            "-c",
+            "user.email=kiln@example.invalid",
+        ])
         .args(args)
         .status()
         .expect("running git");
@@ -81,4 +90,44 @@ pub(crate) fn example_repo(dir: &Path) -> PathBuf {
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "example course"]);
     repo
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+pub(crate) struct Proc(pub(crate) Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `kiln ... serve --listen 127.0.0.1:0` from `cmd` and returns it with its base URL,
+/// read from the first line of its stdout.
+pub(crate) fn start_server(cmd: &mut Command, cache_dir: Option<&Path>) -> (Proc, String) {
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    if let Some(dir) = cache_dir {
+        cmd.arg("--cache-dir").arg(dir);
+    }
+    let mut child = Proc(
+        cmd.stdout(Stdio::piped())
+            .spawn()
+            .expect("starting kiln serve"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("reading the address");
+    let base = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        base.starts_with("http://"),
+        "unexpected first line {line:?}"
+    );
+    (child, base)
 }
