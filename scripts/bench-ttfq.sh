@@ -2,7 +2,7 @@
 # Time to first question on a fresh server, for the generated 10,000-question course:
 # `kiln serve` with an empty cache, from process start to the first question file served,
 # against `git clone` of the course repository, in the same run.
-# usage: scripts/bench-ttfq.sh [WORKDIR] [QUESTIONS]
+# usage: [REPO=path/to/course.git] scripts/bench-ttfq.sh [WORKDIR] [QUESTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kiln-target}"
@@ -13,7 +13,7 @@ cargo build --release -q -p kiln-cli -p kiln-sync --examples --bins
 kiln="$CARGO_TARGET_DIR/release/kiln"
 gen="$CARGO_TARGET_DIR/release/examples/gen_course"
 mkdir -p "$work"
-repo="$work/course-$questions"
+repo="${REPO:-$work/course-$questions}"
 [ -d "$repo" ] || "$gen" "$repo" "$questions" >/dev/null
 data="$work/data-$questions"
 export KILN_QUIET=1

@@ -2,7 +2,9 @@
 //! chunks from a local object store, and warm ensures of one present chunk.
 //!
 //! `cargo run --release -p kiln-load --example bench_load -- [COLD_CHUNKS] [WARM_CALLS]`
-//! prints one JSON object with p50/p99 in microseconds.
+//! prints one JSON object with p50/p99 in microseconds. With `TEST_S3_ENDPOINT` and
+//! `TEST_S3_BUCKET` set (as `.ci/services.sh` prints them, with the `AWS_*` credentials) the
+//! store is that S3-compatible server, under a fresh prefix, instead of a local directory.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +12,10 @@ use std::time::{Duration, Instant};
 use kiln_core::ids::{CourseId, VersionId};
 use kiln_load::testing::{MemCatalog, question_chunk};
 use kiln_load::{ChunkCache, LoadConfig};
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
+use object_store::prefix::PrefixStore;
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -28,7 +33,23 @@ async fn main() -> anyhow_free::Result {
 
     let dir = tempfile::tempdir()?;
     std::fs::create_dir_all(dir.path().join("store"))?;
-    let store = Arc::new(LocalFileSystem::new_with_prefix(dir.path().join("store"))?);
+    let store: Arc<dyn ObjectStore> = match (
+        std::env::var("TEST_S3_ENDPOINT"),
+        std::env::var("TEST_S3_BUCKET"),
+    ) {
+        (Ok(endpoint), Ok(bucket)) => {
+            let s3 = AmazonS3Builder::from_env()
+                .with_endpoint(&endpoint)
+                .with_bucket_name(&bucket)
+                .with_allow_http(true)
+                .with_virtual_hosted_style_request(false)
+                .build()?;
+            let prefix = format!("bench-load-{}", std::process::id());
+            eprintln!("store: s3 {endpoint} bucket {bucket} prefix {prefix}");
+            Arc::new(PrefixStore::new(s3, prefix))
+        }
+        _ => Arc::new(LocalFileSystem::new_with_prefix(dir.path().join("store"))?),
+    };
     let catalog = MemCatalog::new();
     let course = CourseId::new("bench")?;
     let mut entries = Vec::new();
