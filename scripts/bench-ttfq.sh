@@ -19,7 +19,7 @@ data="$work/data-$questions"
 export KILN_QUIET=1
 [ -d "$data" ] || "$kiln" --data-dir "$data" sync "$repo" --course big >/dev/null
 q="questions/$("$kiln" --data-dir "$data" --json chunks big | python3 -c 'import json,sys; print(next(c["root"] for c in json.load(sys.stdin)["chunks"] if c["kind"]=="question")[len("questions/"):])')/question.html"
-echo "course: $questions questions, $(du -sh "$repo/.git" | cut -f1) of git; first question file: $q"
+echo "course: $questions questions, $(du -sh "$repo" | cut -f1) of repository; first question file: $q"
 
 now_ms() { date +%s%3N; }
 kiln_ms=(); git_ms=()
