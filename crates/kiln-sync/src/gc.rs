@@ -48,7 +48,7 @@ pub async fn gc(
     let mut held = Vec::new();
     let result = async {
         for c in &courses {
-            let name = format!("sync:{c}");
+            let name = crate::lock::lock_name(c);
             if !catalog
                 .try_lock(&name, &owner, Duration::from_secs(600))
                 .await?

@@ -12,6 +12,11 @@ use kiln_core::{Error, Result};
 /// How long a lease lasts without renewal.
 const TTL: Duration = Duration::from_secs(60);
 
+/// The catalog lease that guards syncs of `course` (gc takes it too).
+pub(crate) fn lock_name(course: &CourseId) -> String {
+    format!("sync:{course}")
+}
+
 /// A held course lock.
 pub(crate) struct CourseLock {
     catalog: Arc<dyn Catalog>,
@@ -28,7 +33,7 @@ impl CourseLock {
         course: &CourseId,
         wait: Duration,
     ) -> Result<CourseLock> {
-        let name = format!("sync:{course}");
+        let name = lock_name(course);
         let owner = format!("sync-{}-{:016x}", std::process::id(), rand::random::<u64>());
         let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(20);
