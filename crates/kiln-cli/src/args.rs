@@ -115,6 +115,20 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Check that every object a version references is stored whole; optionally repair.
+    Verify {
+        /// Only this course (default: every course).
+        course: Option<String>,
+        /// Store bad objects again, rebuilt from the course's source (needs `--source`).
+        #[arg(long, requires = "source")]
+        repair: bool,
+        /// The course's git repository or directory, for `--repair`.
+        #[arg(long)]
+        source: Option<PathBuf>,
+        /// The course's directory inside the source, for `--repair`.
+        #[arg(long)]
+        subdir: Option<String>,
+    },
     /// Delete store objects that no version references.
     Gc {
         /// Only objects older than this (e.g. `1h`).

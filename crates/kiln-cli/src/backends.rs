@@ -140,15 +140,24 @@ impl Env {
         Ok(cache)
     }
 
+    /// The directory of a local object store (`None` for S3).
+    pub(crate) fn local_store_root(&self) -> Option<std::path::PathBuf> {
+        let s = &self.config.store;
+        (s.backend == StoreBackend::Local).then(|| {
+            s.path
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("objects"))
+        })
+    }
+
     /// The object store for bundles.
     pub(crate) fn store(&self) -> anyhow::Result<Arc<dyn ObjectStore>> {
         let s = &self.config.store;
         let store: Arc<dyn ObjectStore> = match s.backend {
             StoreBackend::Local => {
-                let path = s
-                    .path
-                    .clone()
-                    .unwrap_or_else(|| self.data_dir.join("objects"));
+                let path = self
+                    .local_store_root()
+                    .context("a local store has a directory")?;
                 std::fs::create_dir_all(&path)
                     .with_context(|| format!("creating the object directory {}", path.display()))?;
                 Arc::new(

@@ -55,6 +55,15 @@ pub struct MemoEntry {
     pub size: u64,
 }
 
+/// Who holds a lease, as [`Catalog::lock_holder`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    /// The owner string the holder took it with.
+    pub owner: String,
+    /// When the lease ends unless it is renewed.
+    pub expires_at: Timestamp,
+}
+
 /// The state of a reheat run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RunState {
@@ -135,7 +144,15 @@ pub struct BeginRun {
 ///   older version again makes it current (`Reinstated`) and keeps its first manifest;
 ///   `memo_put` of an existing key keeps one entry; `finish_run` only moves a running run.
 /// - **Concurrency**: `try_lock` grants a named lease to one owner at a time until it expires
-///   or is unlocked; the same owner may renew it.
+///   or is unlocked; the same owner may renew it. `lock_holder` names the live holder;
+///   `take_over` moves a lease from a named holder (known to be gone) to a new owner, and
+///   fails if someone else holds it by then.
+/// - **Claims and marks** (the gc protocol): `claim_chunks` and `gc_mark` are serialised
+///   against each other. A chunk with a live claim or referenced by a version is never
+///   marked; `claim_chunks` reports the chunks among its ids that carry a live mark (so the
+///   claimer knows their objects may be deleted and must be stored again once the mark is
+///   gone). `gc_mark` forgets the memo entries of the chunks it marks in the same
+///   transaction. Claims and marks expire after their ttl unless renewed.
 #[async_trait]
 pub trait Catalog: Send + Sync + Debug + Display + 'static {
     /// Publishes a version atomically and makes it current.
@@ -170,6 +187,40 @@ pub trait Catalog: Send + Sync + Debug + Display + 'static {
 
     /// Gives the lease back, if `owner` holds it.
     async fn unlock(&self, name: &str, owner: &str) -> Result<()>;
+
+    /// The live holder of lease `name`, if any (an expired lease has none).
+    async fn lock_holder(&self, name: &str) -> Result<Option<LockHolder>>;
+
+    /// Moves lease `name` from `from` (a holder known to be gone) to `owner` for `ttl`;
+    /// false if `from` no longer holds it.
+    async fn take_over(&self, name: &str, from: &str, owner: &str, ttl: Duration) -> Result<bool>;
+
+    /// Records that sync `owner` is about to reference `ids` (whose objects it found in the
+    /// store or will upload), live for `ttl` from now; renews every earlier claim of `owner`.
+    /// Returns the ids among `ids` that a gc has marked for deletion.
+    async fn claim_chunks(
+        &self,
+        owner: &str,
+        ids: &[ChunkId],
+        ttl: Duration,
+    ) -> Result<HashSet<ChunkId>>;
+
+    /// Drops every claim of `owner` (after its version is published, or it gave up).
+    async fn release_claims(&self, owner: &str) -> Result<()>;
+
+    /// Marks for deletion by gc `owner` those of `candidates` that no version references and
+    /// no live claim holds, forgets their memo entries, and renews `owner`'s earlier marks;
+    /// every mark lives `ttl` from now. Returns the newly marked ids and the number of
+    /// `owner`'s marks that are live after the call (earlier ones included).
+    async fn gc_mark(
+        &self,
+        owner: &str,
+        candidates: &[ChunkId],
+        ttl: Duration,
+    ) -> Result<(Vec<ChunkId>, u64)>;
+
+    /// Drops every mark of gc `owner` (its deletions are done).
+    async fn gc_unmark(&self, owner: &str) -> Result<()>;
 
     /// Starts a run for a new build: the next generation of the library. A library-wide run
     /// marks every older running run of the library `Superseded`.

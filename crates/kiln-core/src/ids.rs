@@ -25,6 +25,13 @@ impl ChunkId {
         let hex = self.to_hex();
         format!("chunks/{}/{}.tar.zst", &hex[..2], hex)
     }
+
+    /// The inverse of [`ChunkId::object_key`]: the id of a well-formed key, else `None`.
+    pub fn from_object_key(key: &str) -> Option<ChunkId> {
+        let (dir, name) = key.strip_prefix("chunks/")?.split_once('/')?;
+        let id: ChunkId = name.strip_suffix(".tar.zst")?.parse().ok()?;
+        (id.to_hex()[..2] == *dir).then_some(id)
+    }
 }
 
 impl fmt::Display for ChunkId {
@@ -241,5 +248,23 @@ pub struct JobId(pub i64);
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChunkId;
+
+    #[test]
+    fn object_keys_round_trip() {
+        let id = ChunkId([0xab; 32]);
+        assert_eq!(ChunkId::from_object_key(&id.object_key()), Some(id));
+        let hex = id.to_hex();
+        assert_eq!(
+            ChunkId::from_object_key(&format!("chunks/cd/{hex}.tar.zst")),
+            None
+        );
+        assert_eq!(ChunkId::from_object_key("chunks/ab/readme.txt"), None);
+        assert_eq!(ChunkId::from_object_key("other/x"), None);
     }
 }

@@ -307,6 +307,40 @@ impl Catalog for MemCatalog {
     async fn finish_run(&self, _id: RunId, _state: RunState) -> Result<bool> {
         Err(unsupported())
     }
+
+    async fn lock_holder(&self, _name: &str) -> Result<Option<kiln_core::catalog::LockHolder>> {
+        Err(unsupported())
+    }
+
+    async fn take_over(&self, _n: &str, _f: &str, _o: &str, _ttl: Duration) -> Result<bool> {
+        Err(unsupported())
+    }
+
+    async fn claim_chunks(
+        &self,
+        _owner: &str,
+        _ids: &[ChunkId],
+        _ttl: Duration,
+    ) -> Result<std::collections::HashSet<ChunkId>> {
+        Err(unsupported())
+    }
+
+    async fn release_claims(&self, _owner: &str) -> Result<()> {
+        Err(unsupported())
+    }
+
+    async fn gc_mark(
+        &self,
+        _owner: &str,
+        _candidates: &[ChunkId],
+        _ttl: Duration,
+    ) -> Result<(Vec<ChunkId>, u64)> {
+        Err(unsupported())
+    }
+
+    async fn gc_unmark(&self, _owner: &str) -> Result<()> {
+        Err(unsupported())
+    }
 }
 
 /// A fault [`CountingStore`] injects into the next GET.

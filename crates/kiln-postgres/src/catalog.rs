@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kiln_core::catalog::{
-    BeginRun, Catalog, MemoEntry, NewVersion, PublishOutcome, Run, RunState, VersionInfo,
+    BeginRun, Catalog, LockHolder, MemoEntry, NewVersion, PublishOutcome, Run, RunState,
+    VersionInfo,
 };
 use kiln_core::ids::{ChunkId, ChunkKind, CourseId, LibraryName, RunId, VersionId};
 use kiln_core::manifest::{Manifest, ManifestEntry};
@@ -46,6 +47,9 @@ impl fmt::Display for PgCatalog {
         write!(f, "PgCatalog({})", self.inner.db)
     }
 }
+
+/// The advisory lock key that serialises `gc_mark` against `claim_chunks`.
+const GC_LOCK: i64 = 0x6b69_6c6e_6763; // "kilngc"
 
 pub(crate) fn chunk_id(bytes: &[u8]) -> Result<ChunkId> {
     <[u8; 32]>::try_from(bytes)
@@ -412,6 +416,158 @@ impl PgCatalog {
         Ok(())
     }
 
+    async fn lock_holder_inner(&self, name: &str) -> Result<Option<LockHolder>> {
+        let row =
+            sqlx::query("SELECT owner, expires_at FROM locks WHERE name = $1 AND expires_at > $2")
+                .bind(name)
+                .bind(Timestamp::now().0)
+                .fetch_optional(self.inner.db.pool())
+                .await?;
+        Ok(row
+            .map(|r| -> Result<LockHolder> {
+                Ok(LockHolder {
+                    owner: r.try_get(0)?,
+                    expires_at: Timestamp(r.try_get(1)?),
+                })
+            })
+            .transpose()?)
+    }
+
+    async fn take_over_inner(
+        &self,
+        name: &str,
+        from: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE locks SET owner = $3, expires_at = $4 WHERE name = $1 AND owner = $2",
+        )
+        .bind(name)
+        .bind(from)
+        .bind(owner)
+        .bind(Timestamp::now().plus(ttl).0)
+        .execute(self.inner.db.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn claim_chunks_inner(
+        &self,
+        owner: &str,
+        ids: &[ChunkId],
+        ttl: Duration,
+    ) -> Result<HashSet<ChunkId>> {
+        let now = Timestamp::now();
+        let ids: Vec<&[u8]> = ids.iter().map(|i| &i.0[..]).collect();
+        let mut tx = self.inner.db.pool().begin().await?;
+        // Claims run beside each other but never beside a gc_mark (which takes it exclusive).
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(GC_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE chunk_claims SET expires_at = $2 WHERE owner = $1")
+            .bind(owner)
+            .bind(now.plus(ttl).0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO chunk_claims (owner, chunk_id, expires_at) \
+             SELECT $1, id, $2 FROM unnest($3::bytea[]) AS u(id) \
+             ON CONFLICT (owner, chunk_id) DO UPDATE SET expires_at = excluded.expires_at",
+        )
+        .bind(owner)
+        .bind(now.plus(ttl).0)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+        let marked: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT chunk_id FROM gc_marks WHERE chunk_id = ANY($1) AND expires_at > $2",
+        )
+        .bind(&ids)
+        .bind(now.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        marked.iter().map(|b| chunk_id(b)).collect()
+    }
+
+    async fn release_claims_inner(&self, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM chunk_claims WHERE owner = $1 OR expires_at <= $2")
+            .bind(owner)
+            .bind(Timestamp::now().0)
+            .execute(self.inner.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn gc_mark_inner(
+        &self,
+        owner: &str,
+        candidates: &[ChunkId],
+        ttl: Duration,
+    ) -> Result<(Vec<ChunkId>, u64)> {
+        let now = Timestamp::now();
+        let ids: Vec<&[u8]> = candidates.iter().map(|i| &i.0[..]).collect();
+        let mut tx = self.inner.db.pool().begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(GC_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        // Publishes that commit while this runs: a version's chunks were claimed by its
+        // sync before it relied on them, and claims are visible here (the lock above waits
+        // for every claim transaction).
+        sqlx::query("UPDATE gc_marks SET expires_at = $2 WHERE owner = $1 AND expires_at > $3")
+            .bind(owner)
+            .bind(now.plus(ttl).0)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+        let marked: Vec<Vec<u8>> = sqlx::query_scalar(
+            "INSERT INTO gc_marks (chunk_id, owner, expires_at) \
+             SELECT id, $1, $2 FROM unnest($3::bytea[]) AS u(id) \
+             WHERE NOT EXISTS (SELECT 1 FROM manifest_entries m WHERE m.chunk_id = u.id) \
+               AND NOT EXISTS (SELECT 1 FROM chunk_claims c \
+                               WHERE c.chunk_id = u.id AND c.expires_at > $4) \
+             ON CONFLICT (chunk_id) DO UPDATE SET owner = excluded.owner, \
+                 expires_at = excluded.expires_at \
+             WHERE gc_marks.expires_at <= $4 OR gc_marks.owner = excluded.owner \
+             RETURNING chunk_id",
+        )
+        .bind(owner)
+        .bind(now.plus(ttl).0)
+        .bind(&ids)
+        .bind(now.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM memo WHERE chunk_id = ANY($1)")
+            .bind(&marked)
+            .execute(&mut *tx)
+            .await?;
+        let live: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM gc_marks WHERE owner = $1 AND expires_at > $2",
+        )
+        .bind(owner)
+        .bind(now.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let marked = marked
+            .iter()
+            .map(|b| chunk_id(b))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((marked, u64_of(live, "mark count")?))
+    }
+
+    async fn gc_unmark_inner(&self, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM gc_marks WHERE owner = $1 OR expires_at <= $2")
+            .bind(owner)
+            .bind(Timestamp::now().0)
+            .execute(self.inner.db.pool())
+            .await?;
+        Ok(())
+    }
+
     async fn begin_run_inner(&self, library: &LibraryName, opts: BeginRun) -> Result<Run> {
         let now = Timestamp::now().0;
         let mut tx = self.inner.db.pool().begin().await?;
@@ -539,6 +695,46 @@ impl Catalog for PgCatalog {
 
     async fn unlock(&self, name: &str, owner: &str) -> kiln_core::Result<()> {
         Ok(self.unlock_inner(name, owner).await?)
+    }
+
+    async fn lock_holder(&self, name: &str) -> kiln_core::Result<Option<LockHolder>> {
+        Ok(self.lock_holder_inner(name).await?)
+    }
+
+    async fn take_over(
+        &self,
+        name: &str,
+        from: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> kiln_core::Result<bool> {
+        Ok(self.take_over_inner(name, from, owner, ttl).await?)
+    }
+
+    async fn claim_chunks(
+        &self,
+        owner: &str,
+        ids: &[ChunkId],
+        ttl: Duration,
+    ) -> kiln_core::Result<HashSet<ChunkId>> {
+        Ok(self.claim_chunks_inner(owner, ids, ttl).await?)
+    }
+
+    async fn release_claims(&self, owner: &str) -> kiln_core::Result<()> {
+        Ok(self.release_claims_inner(owner).await?)
+    }
+
+    async fn gc_mark(
+        &self,
+        owner: &str,
+        candidates: &[ChunkId],
+        ttl: Duration,
+    ) -> kiln_core::Result<(Vec<ChunkId>, u64)> {
+        Ok(self.gc_mark_inner(owner, candidates, ttl).await?)
+    }
+
+    async fn gc_unmark(&self, owner: &str) -> kiln_core::Result<()> {
+        Ok(self.gc_unmark_inner(owner).await?)
     }
 
     async fn begin_run(&self, library: &LibraryName, opts: BeginRun) -> kiln_core::Result<Run> {

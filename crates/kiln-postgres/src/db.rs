@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "render cache",
         include_str!("../migrations/0003_render_cache.sql"),
     ),
+    (
+        5,
+        "claims and marks",
+        include_str!("../migrations/0005_claims_marks.sql"),
+    ),
 ];
 
 /// The embedded migrations as a sqlx migration source.

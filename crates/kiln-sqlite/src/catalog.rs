@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kiln_core::catalog::{
-    BeginRun, Catalog, MemoEntry, NewVersion, PublishOutcome, Run, RunState, VersionInfo,
+    BeginRun, Catalog, LockHolder, MemoEntry, NewVersion, PublishOutcome, Run, RunState,
+    VersionInfo,
 };
 use kiln_core::ids::{ChunkId, CourseId, LibraryName, RunId, VersionId};
 use kiln_core::manifest::Manifest;
@@ -21,11 +22,18 @@ use crate::db::{self, Db, err};
 use crate::manifest_codec;
 
 fn migrator() -> Migrator {
-    db::migrator(&[(
-        1,
-        "catalog",
-        include_str!("../migrations/catalog/0001_catalog.sql"),
-    )])
+    db::migrator(&[
+        (
+            1,
+            "catalog",
+            include_str!("../migrations/catalog/0001_catalog.sql"),
+        ),
+        (
+            2,
+            "claims and marks",
+            include_str!("../migrations/catalog/0002_claims_marks.sql"),
+        ),
+    ])
 }
 
 /// The catalog in one SQLite file (WAL mode, one writer connection and a read pool).
@@ -90,6 +98,14 @@ fn run_from_row(row: &SqliteRow) -> Result<Run> {
             .map_err(err)?
             .map(Timestamp),
     })
+}
+
+/// A chunk id stored as a 32-byte blob.
+fn blob_id(b: &[u8]) -> Result<ChunkId> {
+    let id: [u8; 32] = b
+        .try_into()
+        .map_err(|_| corrupt("chunk id of", &format!("{} bytes", b.len())))?;
+    Ok(ChunkId(id))
 }
 
 fn hex(id: &ChunkId) -> String {
@@ -312,6 +328,185 @@ impl Catalog for SqliteCatalog {
         sqlx::query("DELETE FROM locks WHERE name = ? AND owner = ?")
             .bind(name)
             .bind(owner)
+            .execute(&self.db.writer)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn lock_holder(&self, name: &str) -> Result<Option<LockHolder>> {
+        let row =
+            sqlx::query("SELECT owner, expires_at FROM locks WHERE name = ? AND expires_at > ?")
+                .bind(name)
+                .bind(Timestamp::now().0)
+                .fetch_optional(&self.db.reader)
+                .await
+                .map_err(err)?;
+        row.map(|r| {
+            Ok(LockHolder {
+                owner: r.try_get(0).map_err(err)?,
+                expires_at: Timestamp(r.try_get(1).map_err(err)?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn take_over(&self, name: &str, from: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE locks SET owner = ?3, expires_at = ?4 WHERE name = ?1 AND owner = ?2",
+        )
+        .bind(name)
+        .bind(from)
+        .bind(owner)
+        .bind(Timestamp::now().plus(ttl).0)
+        .execute(&self.db.writer)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn claim_chunks(
+        &self,
+        owner: &str,
+        ids: &[ChunkId],
+        ttl: Duration,
+    ) -> Result<HashSet<ChunkId>> {
+        let now = Timestamp::now();
+        let list = json_list(ids.iter().map(hex));
+        // One write transaction: SQLite's single writer serialises it with `gc_mark`.
+        let mut tx = self.db.begin().await?;
+        sqlx::query("DELETE FROM chunk_claims WHERE expires_at <= ?")
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        sqlx::query("UPDATE chunk_claims SET expires_at = ?2 WHERE owner = ?1")
+            .bind(owner)
+            .bind(now.plus(ttl).0)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        sqlx::query(
+            "INSERT INTO chunk_claims (owner, chunk_id, expires_at)
+             SELECT ?1, unhex(value), ?2 FROM json_each(?3) WHERE true
+             ON CONFLICT (owner, chunk_id) DO UPDATE SET expires_at = excluded.expires_at",
+        )
+        .bind(owner)
+        .bind(now.plus(ttl).0)
+        .bind(&list)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        let marked: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT chunk_id FROM gc_marks
+             WHERE chunk_id IN (SELECT unhex(value) FROM json_each(?1)) AND expires_at > ?2",
+        )
+        .bind(&list)
+        .bind(now.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        marked.iter().map(|b| blob_id(b)).collect()
+    }
+
+    async fn release_claims(&self, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM chunk_claims WHERE owner = ?")
+            .bind(owner)
+            .execute(&self.db.writer)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn gc_mark(
+        &self,
+        owner: &str,
+        candidates: &[ChunkId],
+        ttl: Duration,
+    ) -> Result<(Vec<ChunkId>, u64)> {
+        let now = Timestamp::now();
+        let mut tx = self.db.begin().await?;
+        let mut keep = HashSet::new();
+        if !candidates.is_empty() {
+            // Inside the write transaction: no publish or claim lands between this check
+            // and the marks.
+            let blobs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT manifest FROM versions")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?;
+            for b in blobs {
+                manifest_codec::for_each_id(&b, |id| {
+                    keep.insert(id);
+                })?;
+            }
+            let claimed: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT DISTINCT chunk_id FROM chunk_claims
+                 WHERE chunk_id IN (SELECT unhex(value) FROM json_each(?1)) AND expires_at > ?2",
+            )
+            .bind(json_list(candidates.iter().map(hex)))
+            .bind(now.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err)?;
+            for b in &claimed {
+                keep.insert(blob_id(b)?);
+            }
+        }
+        let doomed: Vec<ChunkId> = candidates
+            .iter()
+            .filter(|id| !keep.contains(id))
+            .copied()
+            .collect();
+        let list = json_list(doomed.iter().map(hex));
+        sqlx::query("UPDATE gc_marks SET expires_at = ?2 WHERE owner = ?1 AND expires_at > ?3")
+            .bind(owner)
+            .bind(now.plus(ttl).0)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        // A live mark of another gc stays that gc's.
+        let marked: Vec<Vec<u8>> = sqlx::query_scalar(
+            "INSERT INTO gc_marks (chunk_id, owner, expires_at)
+             SELECT unhex(value), ?1, ?2 FROM json_each(?3) WHERE true
+             ON CONFLICT (chunk_id) DO UPDATE SET owner = excluded.owner,
+                 expires_at = excluded.expires_at
+             WHERE gc_marks.expires_at <= ?4 OR gc_marks.owner = excluded.owner
+             RETURNING chunk_id",
+        )
+        .bind(owner)
+        .bind(now.plus(ttl).0)
+        .bind(&list)
+        .bind(now.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let marked = marked
+            .iter()
+            .map(|b| blob_id(b))
+            .collect::<Result<Vec<ChunkId>>>()?;
+        sqlx::query("DELETE FROM memo WHERE chunk_id IN (SELECT unhex(value) FROM json_each(?))")
+            .bind(json_list(marked.iter().map(hex)))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let live: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM gc_marks WHERE owner = ?1 AND expires_at > ?2",
+        )
+        .bind(owner)
+        .bind(now.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok((marked, live as u64))
+    }
+
+    async fn gc_unmark(&self, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM gc_marks WHERE owner = ? OR expires_at <= ?")
+            .bind(owner)
+            .bind(Timestamp::now().0)
             .execute(&self.db.writer)
             .await
             .map_err(err)?;

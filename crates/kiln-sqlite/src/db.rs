@@ -113,10 +113,41 @@ pub(crate) struct Db {
 
 impl Db {
     /// Opens (creating the file and its parent directories) and migrates a database.
+    ///
+    /// Any number of processes may open one fresh file at once: creating it, switching it to
+    /// WAL and migrating it happen under an exclusive lock on `<file>.open-lock` (released
+    /// when the process exits, however it exits), so one process migrates and the others
+    /// find the schema current.
     pub(crate) async fn open(path: &Path, migrator: &Migrator) -> Result<Db, Error> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::Io(dir.to_path_buf(), e))?;
         }
+        let lock_path = {
+            let mut p = path.as_os_str().to_owned();
+            p.push(".open-lock");
+            PathBuf::from(p)
+        };
+        let lock = {
+            let p = lock_path.clone();
+            tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&p)?;
+                f.lock()?;
+                Ok(f)
+            })
+            .await
+            .map_err(|e| Error::Io(lock_path.clone(), std::io::Error::other(e)))?
+            .map_err(|e| Error::Io(lock_path.clone(), e))?
+        };
+        let db = Db::open_locked(path, migrator).await;
+        drop(lock);
+        db
+    }
+
+    async fn open_locked(path: &Path, migrator: &Migrator) -> Result<Db, Error> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

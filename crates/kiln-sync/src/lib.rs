@@ -9,8 +9,11 @@
 
 pub mod bundle;
 pub mod gc;
+pub mod verify;
 
 mod build;
+mod claims;
+mod holder;
 mod lock;
 mod pipeline;
 mod source;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use futures::StreamExt;
-use kiln_core::catalog::{Catalog, MemoEntry, NewVersion, PublishOutcome};
+use kiln_core::catalog::{Catalog, MemoEntry, NewVersion, PublishOutcome, VersionInfo};
 use kiln_core::ids::{ChunkId, ChunkKind, ChunkRef, CourseId, VersionId};
 use kiln_core::layout::{Layout, Shape};
 use kiln_core::manifest::{Manifest, ManifestEntry};
@@ -16,6 +16,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use crate::build::{self, Built, Job};
+use crate::claims::{self, missing_objects};
 use crate::lock::CourseLock;
 use crate::source::{self, Oid, Opened, Source};
 use crate::upload::{self, retry, store_err};
@@ -24,6 +25,9 @@ use crate::{Progress, SyncOptions, SyncReport};
 
 /// Memo keys per catalog call.
 const MEMO_BATCH: usize = 500;
+
+/// Built chunks claimed per catalog call.
+const CLAIM_BATCH: usize = 64;
 
 fn join_err(e: tokio::task::JoinError) -> Error {
     Error::backend("kiln-sync", format!("a sync task failed: {e}"))
@@ -61,8 +65,45 @@ pub(crate) async fn run(
         progress: &progress,
         lock: &lock,
         started,
+        rebuild: None,
     };
     let result = ctx.run_locked(opened).await;
+    lock.release().await;
+    result
+}
+
+/// Builds `version` of the course from the source again and uploads the objects the store
+/// lacks, without publishing (repair). Fails if the source's content is not that version.
+pub(crate) async fn rebuild(
+    opts: SyncOptions,
+    catalog: Arc<dyn Catalog>,
+    store: Arc<dyn ObjectStore>,
+    version: VersionId,
+) -> Result<SyncReport> {
+    let started = Instant::now();
+    let opened = {
+        let (path, rev, sub) = (opts.source.clone(), opts.rev.clone(), opts.subdir.clone());
+        tokio::task::spawn_blocking(move || source::open(&path, rev.as_deref(), sub.as_deref()))
+            .await
+            .map_err(join_err)??
+    };
+    let course = match &opts.course {
+        Some(c) => c.clone(),
+        None => CourseId::new(source::default_course_name(&opts.source))?,
+    };
+    let lock = CourseLock::acquire(catalog.clone(), &course, opts.lock_wait).await?;
+    let progress: Arc<dyn Progress> = Arc::new(crate::NoProgress);
+    let ctx = Ctx {
+        opts: &opts,
+        course: &course,
+        catalog: &catalog,
+        store: &store,
+        progress: &progress,
+        lock: &lock,
+        started,
+        rebuild: Some(&version),
+    };
+    let result = ctx.run_walk(opened, None).await;
     lock.release().await;
     result
 }
@@ -75,6 +116,8 @@ struct Ctx<'a> {
     progress: &'a Arc<dyn Progress>,
     lock: &'a CourseLock,
     started: Instant,
+    /// `Some(v)`: rebuild version `v` without publishing it (see [`rebuild`]).
+    rebuild: Option<&'a VersionId>,
 }
 
 /// Counters of the upload phase.
@@ -107,27 +150,47 @@ impl Ctx<'_> {
         let current = self.catalog.current(self.course).await?;
         if let Some(version) = &opened.version {
             // Early exits, before any bundling: the current commit again, or an older one.
-            if current.as_ref().is_some_and(|c| &c.version == version) {
-                let m = self.catalog.manifest(self.course, version).await?;
-                let none = Uploaded::default();
-                return Ok(self.report(
-                    version.clone(),
-                    m.entries().len(),
-                    &none,
-                    PublishOutcome::Unchanged,
-                ));
-            }
-            // A version synced before (not current): publish its manifest again.
-            match self.catalog.manifest(self.course, version).await {
-                Ok(manifest) => {
+            // A version synced before: if its objects are all in the store, nothing to
+            // build (the current one is unchanged, an older one is published again).
+            // Otherwise the full sync below stores the missing ones again.
+            let known = match self.catalog.manifest(self.course, version).await {
+                Ok(manifest) => Some(manifest),
+                Err(Error::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            if let Some(manifest) = known {
+                let missing = missing_objects(&**self.store, &manifest).await?;
+                if missing.is_empty() {
+                    if current.as_ref().is_some_and(|c| &c.version == version) {
+                        let total = manifest.entries().len();
+                        let none = Uploaded::default();
+                        return Ok(self.report(
+                            version.clone(),
+                            total,
+                            &none,
+                            PublishOutcome::Unchanged,
+                        ));
+                    }
                     return self
                         .publish(version.clone(), manifest, Vec::new(), Uploaded::default())
                         .await;
                 }
-                Err(Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
+                tracing::warn!(
+                    course = %self.course,
+                    version = %version,
+                    "{} objects of this version are missing from the store; storing them again",
+                    missing.len()
+                );
+                self.catalog.memo_forget(&missing).await?;
+                return self.run_walk(opened, None).await;
             }
         }
+        self.run_walk(opened, current).await
+    }
+
+    /// The walk, plan, build and publish of a version whose objects are not known to be
+    /// stored; `current` (if any) is the version to diff against.
+    async fn run_walk(&self, opened: Opened, current: Option<VersionInfo>) -> Result<SyncReport> {
         let basis_root = match (&opened.git, &current) {
             (Some(git), Some(cur)) => self
                 .basis_root(git.clone(), &cur.version)
@@ -162,7 +225,7 @@ impl Ctx<'_> {
         };
         tracing::debug!(elapsed = ?self.started.elapsed(), reused = walked.reused.len(), "walked");
         check_root(&self.opts.layout, &walked, &*opened.source)?;
-        let (mut entries, jobs) = self.plan(&walked, basis.as_ref()).await?;
+        let (mut entries, jobs) = self.plan_held(&walked, basis.as_ref()).await?;
         tracing::debug!(elapsed = ?self.started.elapsed(), jobs = jobs.len(), "planned");
         let (built, up) = self.build_and_upload(opened.source.clone(), jobs).await?;
         tracing::debug!(elapsed = ?self.started.elapsed(), uploaded = up.chunks, "uploaded");
@@ -198,6 +261,16 @@ impl Ctx<'_> {
         up: Uploaded,
     ) -> Result<SyncReport> {
         self.lock.confirm().await?;
+        if let Some(want) = self.rebuild {
+            if &version != want {
+                return Err(Error::invalid(format!(
+                    "the source of course {} is version {version} now, not {want}",
+                    self.course
+                )));
+            }
+            let total = manifest.entries().len();
+            return Ok(self.report(version, total, &up, PublishOutcome::Unchanged));
+        }
         for batch in memo.chunks(MEMO_BATCH) {
             self.catalog.memo_put(batch).await?;
         }
@@ -232,12 +305,38 @@ impl Ctx<'_> {
             .map_err(join_err)
     }
 
-    /// Splits the course's chunks into known entries (reused or memoised) and jobs to build.
-    async fn plan(
+    /// [`Ctx::plan`], with every memoised chunk claimed (see [`crate::claims`]): a memo hit
+    /// whose object a gc is deleting is planned again (gc forgot its memo entry, so it
+    /// becomes a job).
+    async fn plan_held(
         &self,
         walked: &Walk,
         basis: Option<&Basis>,
     ) -> Result<(Vec<ManifestEntry>, Vec<Job>)> {
+        let mut attempts = 0;
+        loop {
+            let (entries, jobs, used) = self.plan(walked, basis).await?;
+            if claims::hold_memo(&**self.catalog, self.lock.owner(), &used).await? {
+                return Ok((entries, jobs));
+            }
+            attempts += 1;
+            if attempts >= claims::ATTEMPTS {
+                return Err(Error::Precondition(format!(
+                    "course {}: a concurrent gc kept deleting chunks this sync reuses; try again",
+                    self.course
+                )));
+            }
+        }
+    }
+
+    /// Splits the course's chunks into known entries (reused or memoised) and jobs to build;
+    /// also returns the memo entries it relied on.
+    async fn plan(
+        &self,
+        walked: &Walk,
+        basis: Option<&Basis>,
+    ) -> Result<(Vec<ManifestEntry>, Vec<Job>, Vec<(String, ChunkId)>)> {
+        let mut used = Vec::new();
         let mut entries = Vec::new();
         if let Some(b) = basis {
             entries.extend(reused_entries(&b.manifest, &walked.reused));
@@ -285,8 +384,11 @@ impl Ctx<'_> {
                     continue;
                 }
                 let key = gathered_keys.remove(&kind);
-                match key.as_ref().and_then(|k| memo.get(k)) {
-                    Some(m) => entries.push(gathered_entry(kind, m.id, m.size)),
+                match key.as_ref().and_then(|k| memo.get(k).map(|m| (k, m))) {
+                    Some((k, m)) => {
+                        used.push((k.clone(), m.id));
+                        entries.push(gathered_entry(kind, m.id, m.size));
+                    }
                     None => gathered_jobs.push(Job::Gathered {
                         kind,
                         members: new.clone(),
@@ -329,18 +431,22 @@ impl Ctx<'_> {
         // Gathered chunks first: they are the largest single jobs.
         let mut jobs = gathered_jobs;
         for c in &walked.dir_chunks {
-            match c.tree.and_then(|t| memo.get(&format!("git:{t}"))) {
-                Some(m) => entries.push(ManifestEntry {
-                    kind: c.kind,
-                    name: c.name.clone(),
-                    id: m.id,
-                    size: m.size,
-                    root: c.root.clone(),
-                }),
+            let key = c.tree.map(|t| format!("git:{t}"));
+            match key.and_then(|k| memo.get(&k).map(|m| (k, m))) {
+                Some((k, m)) => {
+                    used.push((k, m.id));
+                    entries.push(ManifestEntry {
+                        kind: c.kind,
+                        name: c.name.clone(),
+                        id: m.id,
+                        size: m.size,
+                        root: c.root.clone(),
+                    })
+                }
                 None => jobs.push(Job::Dir(c.clone())),
             }
         }
-        Ok((entries, jobs))
+        Ok((entries, jobs, used))
     }
 
     /// Bundles `jobs` on worker threads and uploads each result as it comes, with bounded
@@ -368,12 +474,26 @@ impl Ctx<'_> {
         let results =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
         let store = self.store.clone();
+        let (catalog, owner) = (self.catalog.clone(), self.lock.owner().to_string());
+        // Each built chunk is claimed before the upload looks for its object (see
+        // `crate::claims`), a few at a time to keep catalog round trips few.
+        let claimed = results
+            .ready_chunks(CLAIM_BATCH)
+            .then(move |batch: Vec<Result<Built>>| {
+                let (catalog, owner) = (catalog.clone(), owner.clone());
+                async move { claims::claim_built(&*catalog, &owner, batch).await }
+            })
+            .flat_map(futures::stream::iter);
         let mut uploads = std::pin::pin!(
-            results
-                .map(|r: Result<Built>| {
-                    let store = store.clone();
+            claimed
+                .map(|r: Result<(Built, bool)>| {
+                    let (store, catalog) = (store.clone(), self.catalog.clone());
+                    let owner = self.lock.owner().to_string();
                     async move {
-                        let b = r?;
+                        let (b, marked) = r?;
+                        if marked {
+                            claims::wait_unmarked(&*catalog, &owner, b.id).await?;
+                        }
                         let n = upload::upload(&*store, b.id, b.data).await?;
                         let entry = ManifestEntry {
                             kind: b.kind,

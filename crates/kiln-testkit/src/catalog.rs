@@ -359,6 +359,137 @@ pub async fn lock_expires(c: &dyn Catalog) {
     );
 }
 
+/// Contract (concurrency): `lock_holder` names the live holder, not an expired one;
+/// `take_over` moves the lease from the named holder only.
+pub async fn lock_holder_and_take_over(c: &dyn Catalog) {
+    let long = Duration::from_secs(600);
+    assert_eq!(c.lock_holder("sync:demo").await.unwrap(), None);
+    assert!(c.try_lock("sync:demo", "a", long).await.unwrap());
+    let h = c.lock_holder("sync:demo").await.unwrap().expect("held");
+    assert_eq!(h.owner, "a");
+    assert!(h.expires_at.0 > kiln_core::time::Timestamp::now().0);
+    assert!(
+        !c.take_over("sync:demo", "x", "b", long).await.unwrap(),
+        "only from the named holder"
+    );
+    assert!(c.take_over("sync:demo", "a", "b", long).await.unwrap());
+    assert_eq!(
+        c.lock_holder("sync:demo").await.unwrap().unwrap().owner,
+        "b"
+    );
+    assert!(!c.try_lock("sync:demo", "a", long).await.unwrap());
+    assert!(
+        c.try_lock("sync:short", "a", Duration::from_millis(1))
+            .await
+            .unwrap()
+    );
+    let start = Instant::now();
+    while c.lock_holder("sync:short").await.unwrap().is_some() {
+        assert!(start.elapsed() < DEADLINE, "an expired lease kept a holder");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Contract (claims and marks): `gc_mark` marks only chunks that no version references and
+/// no live claim holds, forgets their memo entries, and counts the owner's live marks.
+pub async fn gc_marks_only_unclaimed_unreferenced_chunks(c: &dyn Catalog) {
+    let long = Duration::from_secs(600);
+    let m = manifest(2, 7);
+    c.publish(new_version("a", "v1", m.clone())).await.unwrap();
+    let referenced = m.entries()[0].id;
+    let (claimed, free) = (chunk_id(8, 1), chunk_id(8, 2));
+    let memo = |id| MemoEntry { id, size: 1 };
+    c.memo_put(&[
+        ("git:free".into(), memo(free)),
+        ("git:claimed".into(), memo(claimed)),
+    ])
+    .await
+    .unwrap();
+    assert!(
+        c.claim_chunks("sync-1", &[claimed], long)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (marked, live) = c
+        .gc_mark("gc-1", &[referenced, claimed, free], long)
+        .await
+        .unwrap();
+    assert_eq!(marked, vec![free]);
+    assert_eq!(live, 1);
+    let memo_now = c
+        .memo_get(&["git:free".into(), "git:claimed".into()])
+        .await
+        .unwrap();
+    assert!(
+        !memo_now.contains_key("git:free"),
+        "a marked chunk's memo is forgotten"
+    );
+    assert!(memo_now.contains_key("git:claimed"));
+    // A renewal with no candidates keeps the marks and counts them.
+    assert_eq!(c.gc_mark("gc-1", &[], long).await.unwrap(), (vec![], 1));
+    // Another gc does not take a live mark.
+    assert_eq!(c.gc_mark("gc-2", &[free], long).await.unwrap(), (vec![], 0));
+}
+
+/// Contract (claims and marks): a claim reports the chunks a gc has marked; after
+/// `gc_unmark` it reports none, and a released or expired claim no longer protects a chunk.
+pub async fn claims_report_marks_and_expire(c: &dyn Catalog) {
+    let long = Duration::from_secs(600);
+    let (a, b) = (chunk_id(9, 1), chunk_id(9, 2));
+    assert_eq!(c.gc_mark("gc-1", &[a], long).await.unwrap().0, vec![a]);
+    let marked = c.claim_chunks("sync-1", &[a, b], long).await.unwrap();
+    assert_eq!(marked, HashSet::from([a]));
+    c.gc_unmark("gc-1").await.unwrap();
+    assert!(
+        c.claim_chunks("sync-1", &[a], long)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Claimed now: no gc marks them.
+    assert!(c.gc_mark("gc-2", &[a, b], long).await.unwrap().0.is_empty());
+    c.release_claims("sync-1").await.unwrap();
+    assert_eq!(c.gc_mark("gc-2", &[a], long).await.unwrap().0, vec![a]);
+    c.gc_unmark("gc-2").await.unwrap();
+    // An expired claim protects nothing.
+    c.claim_chunks("sync-2", &[b], Duration::from_millis(1))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while c.gc_mark("gc-3", &[b], long).await.unwrap().0.is_empty() {
+        assert!(start.elapsed() < DEADLINE, "a claim never expired");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // A claim renews the owner's earlier claims: sync-3's first claim outlives its ttl.
+    c.gc_unmark("gc-3").await.unwrap();
+    c.claim_chunks("sync-3", &[a], Duration::from_millis(50))
+        .await
+        .unwrap();
+    c.claim_chunks("sync-3", &[], long).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(c.gc_mark("gc-4", &[a], long).await.unwrap().0.is_empty());
+}
+
+/// Contract (claims and marks): marks and claims are serialised: of a claim and a mark of
+/// one chunk racing each other, exactly one side sees the other.
+pub async fn claims_and_marks_race_safely(c: &dyn Catalog) {
+    let long = Duration::from_secs(600);
+    for i in 0..50u64 {
+        let id = [chunk_id(10, i)];
+        let owner_s = format!("sync-{i}");
+        let owner_g = format!("gc-{i}");
+        let (claim, mark) = tokio::join!(
+            c.claim_chunks(&owner_s, &id, long),
+            c.gc_mark(&owner_g, &id, long)
+        );
+        let claim_saw_mark = claim.unwrap().contains(&id[0]);
+        let marked = mark.unwrap().0.contains(&id[0]);
+        // Either the mark won (and the claim saw it) or the claim won (and nothing was marked).
+        assert_eq!(claim_saw_mark, marked, "round {i}");
+    }
+}
+
 /// Contract (ordering, atomicity): generations increase strictly per library, and a
 /// library-wide run supersedes every older running run of its library only.
 pub async fn begin_run_supersedes_older_runs(c: &dyn Catalog) {
@@ -547,6 +678,10 @@ macro_rules! catalog_tests {
             referenced_chunks_of_every_version,
             lock_is_exclusive_and_renewable,
             lock_expires,
+            lock_holder_and_take_over,
+            gc_marks_only_unclaimed_unreferenced_chunks,
+            claims_report_marks_and_expire,
+            claims_and_marks_race_safely,
             begin_run_supersedes_older_runs,
             concurrent_begin_runs_get_distinct_generations,
             finish_run_only_from_running,

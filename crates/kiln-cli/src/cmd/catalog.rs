@@ -110,13 +110,18 @@ pub(crate) async fn chunks(
 pub(crate) async fn gc(env: &Env, grace: std::time::Duration, as_json: bool) -> anyhow::Result<()> {
     let catalog = env.catalog().await?;
     let store = env.store()?;
-    let report = kiln_sync::gc::gc(catalog, store, grace).await?;
+    let opts = kiln_sync::gc::GcOptions {
+        grace,
+        local_root: env.local_store_root(),
+    };
+    let report = kiln_sync::gc::gc(catalog, store, opts).await?;
     emit(
         as_json,
         json!({
             "objects_deleted": report.objects_deleted,
             "bytes_freed": report.bytes_freed,
             "objects_kept": report.objects_kept,
+            "temp_files_removed": report.temp_files_removed,
         }),
         || {
             format!(

@@ -5,6 +5,7 @@ mod load;
 pub(crate) mod reheat;
 mod serve;
 mod sync;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -61,6 +62,21 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Dlq { command } => reheat::dlq(&env, command, json).await,
         Command::Gc { grace } => catalog::gc(&env, grace, json).await,
+        Command::Verify {
+            course,
+            repair,
+            source,
+            subdir,
+        } => {
+            verify::verify(
+                &env,
+                course,
+                repair.then_some(source).flatten(),
+                subdir,
+                json,
+            )
+            .await
+        }
     }
 }
 

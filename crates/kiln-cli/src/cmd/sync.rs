@@ -26,10 +26,8 @@ impl kiln_sync::Progress for Bar {
     }
 }
 
-/// `kiln sync PATH [--course ID] [--rev REV] [--subdir DIR]`.
-pub(crate) async fn sync(env: &Env, args: SyncArgs, as_json: bool) -> anyhow::Result<()> {
-    let catalog = env.catalog().await?;
-    let store = env.store()?;
+/// The sync options of `args` under the config's `[sync]` settings.
+pub(crate) fn options(env: &Env, args: &SyncArgs) -> anyhow::Result<kiln_sync::SyncOptions> {
     let sync_cfg = &env.config.sync;
     let mut layout_opts = PrairieLearnOptions::default();
     if let Some(g) = &sync_cfg.thumbnail_glob {
@@ -46,6 +44,14 @@ pub(crate) async fn sync(env: &Env, args: SyncArgs, as_json: bool) -> anyhow::Re
     if let Some(n) = sync_cfg.upload_concurrency {
         opts.upload_concurrency = n;
     }
+    Ok(opts)
+}
+
+/// `kiln sync PATH [--course ID] [--rev REV] [--subdir DIR]`.
+pub(crate) async fn sync(env: &Env, args: SyncArgs, as_json: bool) -> anyhow::Result<()> {
+    let catalog = env.catalog().await?;
+    let store = env.store()?;
+    let opts = options(env, &args)?;
     let progress = Arc::new(Bar(bar(
         "{spinner} syncing [{bar:40}] {pos}/{len} chunks {per_sec} ETA {eta}",
     )));

@@ -146,6 +146,40 @@ impl Catalog for MemCatalog {
             None => Err(Error::not_found(format!("run {id}"))),
         }
     }
+
+    async fn lock_holder(&self, _name: &str) -> Result<Option<kiln_core::catalog::LockHolder>> {
+        unsupported()
+    }
+
+    async fn take_over(&self, _n: &str, _f: &str, _o: &str, _ttl: Duration) -> Result<bool> {
+        unsupported()
+    }
+
+    async fn claim_chunks(
+        &self,
+        _owner: &str,
+        _ids: &[ChunkId],
+        _ttl: Duration,
+    ) -> Result<std::collections::HashSet<ChunkId>> {
+        unsupported()
+    }
+
+    async fn release_claims(&self, _owner: &str) -> Result<()> {
+        unsupported()
+    }
+
+    async fn gc_mark(
+        &self,
+        _owner: &str,
+        _candidates: &[ChunkId],
+        _ttl: Duration,
+    ) -> Result<(Vec<ChunkId>, u64)> {
+        unsupported()
+    }
+
+    async fn gc_unmark(&self, _owner: &str) -> Result<()> {
+        unsupported()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -71,3 +71,23 @@ async fn a_file_that_is_not_a_database_is_refused() {
     std::fs::write(&path, vec![b'x'; 8192]).unwrap();
     assert!(SqliteCatalog::open(&path).await.is_err());
 }
+
+/// Many openers of one fresh file at once (separate processes in real life: `kiln serve`
+/// and `kiln worker` started together) all succeed, and the schema is migrated once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_opens_of_a_fresh_file_all_succeed() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("fresh{round}/catalog.db"));
+        let opens = (0..8).map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move { SqliteCatalog::open(&path).await.map(|_| ()) })
+        });
+        for r in futures::future::join_all(opens).await {
+            r.unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: a concurrent first open failed: {e}"));
+        }
+        let c = SqliteCatalog::open(&path).await.unwrap();
+        assert!(c.courses().await.unwrap().is_empty());
+    }
+}

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use kiln_core::Result;
 use kiln_core::catalog::{
-    BeginRun, Catalog, MemoEntry, NewVersion, PublishOutcome, Run, RunState, VersionInfo,
+    BeginRun, Catalog, LockHolder, MemoEntry, NewVersion, PublishOutcome, Run, RunState,
+    VersionInfo,
 };
 use kiln_core::ids::{ChunkId, CourseId, LibraryName, RunId, VersionId};
 use kiln_core::manifest::Manifest;
@@ -86,6 +87,34 @@ impl Catalog for Recording {
     async fn unlock(&self, name: &str, owner: &str) -> Result<()> {
         self.push(format!("unlock {owner}"));
         self.inner.unlock(name, owner).await
+    }
+    async fn lock_holder(&self, name: &str) -> Result<Option<LockHolder>> {
+        self.inner.lock_holder(name).await
+    }
+    async fn take_over(&self, name: &str, from: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        self.inner.take_over(name, from, owner, ttl).await
+    }
+    async fn claim_chunks(
+        &self,
+        owner: &str,
+        ids: &[ChunkId],
+        ttl: Duration,
+    ) -> Result<std::collections::HashSet<ChunkId>> {
+        self.inner.claim_chunks(owner, ids, ttl).await
+    }
+    async fn release_claims(&self, owner: &str) -> Result<()> {
+        self.inner.release_claims(owner).await
+    }
+    async fn gc_mark(
+        &self,
+        owner: &str,
+        candidates: &[ChunkId],
+        ttl: Duration,
+    ) -> Result<(Vec<ChunkId>, u64)> {
+        self.inner.gc_mark(owner, candidates, ttl).await
+    }
+    async fn gc_unmark(&self, owner: &str) -> Result<()> {
+        self.inner.gc_unmark(owner).await
     }
     async fn begin_run(&self, l: &LibraryName, o: BeginRun) -> Result<Run> {
         self.inner.begin_run(l, o).await

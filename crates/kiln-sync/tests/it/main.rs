@@ -4,6 +4,7 @@
 mod concurrency;
 mod errors;
 mod example;
+mod gc_race;
 mod incremental;
 mod sources;
 mod support;

@@ -1,0 +1,219 @@
+//! `kiln verify`: checking that every object a retained version references is in the store
+//! and hashes to its id, and (with a source) storing the bad ones again.
+//!
+//! Repair deletes a corrupt object (create-if-absent would otherwise keep it), forgets the
+//! memo entries of every bad chunk, and rebuilds each affected version from the source
+//! without publishing anything ([`crate::pipeline::rebuild`]); a version whose commit the
+//! source lacks, or whose content bundles to other ids, is reported as not repaired.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kiln_core::catalog::Catalog;
+use kiln_core::ids::{ChunkId, CourseId, VersionId};
+use kiln_core::{Error, Result};
+use object_store::ObjectStore;
+use object_store::path::Path;
+
+use crate::SyncOptions;
+use crate::upload::{retry, store_err};
+
+/// What is wrong with an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Damage {
+    /// The store has no object under the chunk's key.
+    Missing,
+    /// The object's content does not hash to the chunk id (the text says what was found).
+    Corrupt(String),
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::Missing => f.write_str("missing"),
+            Damage::Corrupt(why) => write!(f, "corrupt: {why}"),
+        }
+    }
+}
+
+/// One bad object and the versions that reference it.
+#[derive(Debug, Clone)]
+pub struct BadObject {
+    /// The chunk.
+    pub id: ChunkId,
+    /// What is wrong with it.
+    pub damage: Damage,
+    /// Every (course, version) whose manifest references it.
+    pub versions: Vec<(CourseId, VersionId)>,
+    /// After a repair: `Ok(())` if it is whole now, or why not.
+    pub repair: Option<std::result::Result<(), String>>,
+}
+
+/// What a verify found (and repaired).
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Versions whose manifests were checked.
+    pub versions: usize,
+    /// Distinct objects checked.
+    pub objects: usize,
+    /// The bad ones.
+    pub bad: Vec<BadObject>,
+}
+
+/// Checks every object referenced by a version of `course` (or of every course); with
+/// `repair` (the sync options of the course's source: path and subdirectory), stores the
+/// bad ones again from that source.
+pub async fn verify(
+    catalog: Arc<dyn Catalog>,
+    store: Arc<dyn ObjectStore>,
+    course: Option<&CourseId>,
+    repair: Option<SyncOptions>,
+) -> Result<VerifyReport> {
+    let courses = match course {
+        Some(c) => {
+            // An unknown course is an error, not an empty report.
+            catalog.versions(c).await?;
+            vec![c.clone()]
+        }
+        None => catalog.courses().await?,
+    };
+    let mut refs: BTreeMap<ChunkId, Vec<(CourseId, VersionId)>> = BTreeMap::new();
+    let mut versions = 0;
+    for c in &courses {
+        for v in catalog.versions(c).await? {
+            versions += 1;
+            for e in catalog.manifest(c, &v.version).await?.entries() {
+                refs.entry(e.id)
+                    .or_default()
+                    .push((c.clone(), v.version.clone()));
+            }
+        }
+    }
+    let mut bad = check_all(&store, refs.keys().copied().collect()).await?;
+    let mut report = VerifyReport {
+        versions,
+        objects: refs.len(),
+        bad: Vec::new(),
+    };
+    bad.sort_by_key(|(id, _)| *id);
+    report.bad = bad
+        .into_iter()
+        .map(|(id, damage)| BadObject {
+            versions: refs.remove(&id).unwrap_or_default(),
+            id,
+            damage,
+            repair: None,
+        })
+        .collect();
+    if let Some(template) = repair
+        && !report.bad.is_empty()
+    {
+        repair_all(&catalog, &store, &mut report, template).await?;
+    }
+    Ok(report)
+}
+
+async fn repair_all(
+    catalog: &Arc<dyn Catalog>,
+    store: &Arc<dyn ObjectStore>,
+    report: &mut VerifyReport,
+    template: SyncOptions,
+) -> Result<()> {
+    for b in &report.bad {
+        if matches!(b.damage, Damage::Corrupt(_)) {
+            let key = Path::from(b.id.object_key());
+            match retry(|| store.delete(&key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(store_err(&format!("deleting corrupt {key}"), e)),
+            }
+        }
+    }
+    let ids: Vec<ChunkId> = report.bad.iter().map(|b| b.id).collect();
+    catalog.memo_forget(&ids).await?;
+    // Each affected version once, from the source; remember why one could not be rebuilt.
+    let targets: BTreeSet<(CourseId, VersionId)> = report
+        .bad
+        .iter()
+        .flat_map(|b| b.versions.iter().cloned())
+        .collect();
+    let mut failures: BTreeMap<(CourseId, VersionId), String> = BTreeMap::new();
+    for (course, version) in targets {
+        let mut opts = template.clone();
+        opts.course = Some(course.clone());
+        opts.rev = (!version.as_str().starts_with("dir-")).then(|| version.as_str().to_string());
+        if let Err(e) =
+            crate::pipeline::rebuild(opts, catalog.clone(), store.clone(), version.clone()).await
+        {
+            failures.insert((course, version), e.to_string());
+        }
+    }
+    let again = check_all(store, ids).await?;
+    let still: BTreeMap<ChunkId, Damage> = again.into_iter().collect();
+    for b in &mut report.bad {
+        b.repair = Some(match still.get(&b.id) {
+            None => Ok(()),
+            Some(d) => {
+                let why = b
+                    .versions
+                    .iter()
+                    .find_map(|v| failures.get(v).map(|f| format!("{} {}: {f}", v.0, v.1)))
+                    .unwrap_or_else(|| {
+                        "the source no longer bundles this content (it changed or was rewritten)"
+                            .into()
+                    });
+                Err(format!("still {d}; {why}"))
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Checks `ids`, a few at a time; returns the bad ones.
+async fn check_all(
+    store: &Arc<dyn ObjectStore>,
+    ids: Vec<ChunkId>,
+) -> Result<Vec<(ChunkId, Damage)>> {
+    let results: Vec<Result<Option<(ChunkId, Damage)>>> = futures::stream::iter(ids)
+        .map(|id| {
+            let store = store.clone();
+            async move { Ok(check(&*store, id).await?.map(|d| (id, d))) }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut bad = Vec::new();
+    for r in results {
+        if let Some(b) = r? {
+            bad.push(b);
+        }
+    }
+    Ok(bad)
+}
+
+/// Fetches one object and hashes its decompressed content.
+async fn check(store: &dyn ObjectStore, id: ChunkId) -> Result<Option<Damage>> {
+    let key = Path::from(id.object_key());
+    let bytes = match retry(|| async { store.get(&key).await?.bytes().await }).await {
+        Ok(b) => b,
+        Err(object_store::Error::NotFound { .. }) => return Ok(Some(Damage::Missing)),
+        Err(e) => return Err(store_err(&format!("reading {key}"), e)),
+    };
+    let hashed = tokio::task::spawn_blocking(move || content_id(&bytes[..]))
+        .await
+        .map_err(|e| Error::backend("kiln-sync", format!("a verify task failed: {e}")))?;
+    Ok(match hashed {
+        Ok(actual) if actual == id => None,
+        Ok(actual) => Some(Damage::Corrupt(format!("its content hashes to {actual}"))),
+        Err(e) => Some(Damage::Corrupt(format!("it does not decompress ({e})"))),
+    })
+}
+
+/// The chunk id of a compressed bundle: BLAKE3 of its decompressed bytes, streamed.
+fn content_id(compressed: impl Read) -> std::io::Result<ChunkId> {
+    let mut decoder = zstd::Decoder::new(compressed)?;
+    let mut hasher = blake3::Hasher::new();
+    std::io::copy(&mut decoder, &mut hasher)?;
+    Ok(ChunkId(*hasher.finalize().as_bytes()))
+}
