@@ -2,6 +2,7 @@
 
 mod cli;
 mod multinode;
+mod processes;
 mod serve;
 mod support;
 mod tidy;
