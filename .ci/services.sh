@@ -5,8 +5,11 @@
 # message naming the service if any cannot be started.
 #   PostgreSQL  127.0.0.1:5432, trust auth, database `test`
 #   Redis       127.0.0.1:6379, nothing kept on disk
-#   S3          s3s-fs (installed with cargo if missing) on 127.0.0.1:$KILN_S3_PORT (9100),
-#               data under ${TMPDIR:-/tmp}/kiln-ci-s3, bucket `kiln-test`
+#   S3          s3s-fs (installed with cargo if missing) on 127.0.0.1:$KILN_S3_PORT if set,
+#               else 9100 if that is free or already s3s-fs, else a port the OS picks (kept in
+#               ${TMPDIR:-/tmp}/kiln-ci-s3/port for the next run); data under
+#               ${TMPDIR:-/tmp}/kiln-ci-s3, bucket `kiln-test`. What answers must be an S3
+#               server that accepts the CI credentials, not merely an open port.
 set -euo pipefail
 
 say() { echo "services: $*" >&2; }
@@ -14,7 +17,6 @@ die() { echo "services: ERROR: $*" >&2; exit 1; }
 
 PG_URL="postgres://postgres@127.0.0.1:5432/test"
 REDIS_URL="redis://127.0.0.1:6379"
-S3_PORT="${KILN_S3_PORT:-9100}"
 S3_DIR="${TMPDIR:-/tmp}/kiln-ci-s3"
 S3_BUCKET="kiln-test"
 S3_KEY="kilnci"
@@ -66,6 +68,10 @@ fi
 wait_for 30 "redis at 127.0.0.1:6379" sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
 
 # --- S3 (s3s-fs) ----------------------------------------------------------------------------
+# A port that is open is not enough: another program on 9100 once answered every request with
+# 501. A port counts only if a ListBuckets signed with the CI credentials gets an S3 answer;
+# otherwise s3s-fs is started on a port the OS picks, and that port is remembered in
+# $S3_DIR/port, so the next run finds (and reuses) the same server.
 S3S="$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")"
 if [[ ! -x "$S3S" ]]; then
     say "installing s3s-fs 0.14.1 (cargo install; a few minutes)"
@@ -74,18 +80,79 @@ if [[ ! -x "$S3S" ]]; then
     S3S="$HOME/.cargo/bin/s3s-fs"
 fi
 mkdir -p "$S3_DIR/data"
-if ! port_open "$S3_PORT"; then
-    say "starting s3s-fs on 127.0.0.1:$S3_PORT (data in $S3_DIR/data)"
-    # Detached, with no inherited stdout: `$(.ci/services.sh)` must not wait for it.
-    setsid "$S3S" --host 127.0.0.1 --port "$S3_PORT" \
-        --access-key "$S3_KEY" --secret-key "$S3_SECRET" "$S3_DIR/data" \
-        </dev/null >"$S3_DIR/s3s-fs.log" 2>&1 &
-    echo $! >"$S3_DIR/pid"
-fi
 # s3s-fs maps a bucket to a directory under its root.
 mkdir -p "$S3_DIR/data/$S3_BUCKET"
-wait_for 30 "s3s-fs at 127.0.0.1:$S3_PORT (see $S3_DIR/s3s-fs.log)" \
-    port_open "$S3_PORT"
+
+# Whether 127.0.0.1:$1 is an S3 server that accepts the CI credentials.
+s3_answers() {
+    local body
+    body=$(curl -sS --max-time 3 --aws-sigv4 "aws:amz:us-east-1:s3" \
+        --user "$S3_KEY:$S3_SECRET" "http://127.0.0.1:$1/" 2>/dev/null) || return 1
+    [[ "$body" == *"<ListAllMyBucketsResult"* ]]
+}
+
+# A free loopback port, from the OS.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Starts s3s-fs on port $1 and waits until it answers; fails if it exits or stays silent.
+start_s3s() {
+    local port=$1 pid deadline
+    say "starting s3s-fs on 127.0.0.1:$port (data in $S3_DIR/data)"
+    # Detached, with no inherited stdout: `$(.ci/services.sh)` must not wait for it.
+    setsid "$S3S" --host 127.0.0.1 --port "$port" \
+        --access-key "$S3_KEY" --secret-key "$S3_SECRET" "$S3_DIR/data" \
+        </dev/null >"$S3_DIR/s3s-fs.log" 2>&1 &
+    pid=$!
+    deadline=$((SECONDS + 30))
+    until s3_answers "$port"; do
+        if ! kill -0 "$pid" 2>/dev/null || ((SECONDS >= deadline)); then
+            kill "$pid" 2>/dev/null || true
+            return 1
+        fi
+        sleep 0.2
+    done
+    echo "$pid" >"$S3_DIR/pid"
+    echo "$port" >"$S3_DIR/port"
+}
+
+S3_PORT=""
+if [[ -n "${KILN_S3_PORT:-}" ]]; then
+    # An explicit port is used as it is, or not at all.
+    if s3_answers "$KILN_S3_PORT"; then
+        S3_PORT=$KILN_S3_PORT
+    elif port_open "$KILN_S3_PORT"; then
+        die "s3: something that is not s3s-fs with the CI credentials answers on 127.0.0.1:$KILN_S3_PORT (KILN_S3_PORT)"
+    elif start_s3s "$KILN_S3_PORT"; then
+        S3_PORT=$KILN_S3_PORT
+    else
+        die "s3: s3s-fs did not start on 127.0.0.1:$KILN_S3_PORT (see $S3_DIR/s3s-fs.log)"
+    fi
+else
+    remembered=$(cat "$S3_DIR/port" 2>/dev/null || true)
+    for port in $remembered 9100; do
+        if s3_answers "$port"; then
+            S3_PORT=$port
+            break
+        fi
+    done
+    if [[ -z "$S3_PORT" ]]; then
+        if port_open 9100; then
+            say "127.0.0.1:9100 is taken by something that is not s3s-fs; using another port"
+        fi
+        # A few tries: another process may take a port between the pick and the bind.
+        for _ in 1 2 3; do
+            if port_open 9100; then port=$(free_port); else port=9100; fi
+            if start_s3s "$port"; then
+                S3_PORT=$port
+                break
+            fi
+        done
+        [[ -n "$S3_PORT" ]] || die "s3: s3s-fs did not start (see $S3_DIR/s3s-fs.log)"
+    fi
+fi
+say "s3s-fs answers on 127.0.0.1:$S3_PORT"
 
 # Under CI (nothing else is testing on this machine), drop what earlier test runs left: each
 # test makes its own schema (`kiln_test_*`) or key prefix, and nothing else deletes them.

@@ -34,8 +34,8 @@ impl Env {
     fn url<'a>(&self, section: &str, db: &'a DbConfig) -> anyhow::Result<&'a str> {
         db.url.as_deref().with_context(|| {
             format!(
-                "invalid config: `{section}.url` is required for backend {:?}",
-                db.backend
+                "invalid config: `{section}.url` is required for backend {}",
+                format!("{:?}", db.backend).to_lowercase()
             )
         })
     }

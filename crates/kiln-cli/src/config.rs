@@ -194,7 +194,53 @@ impl Config {
             serde_path_to_error::deserialize(toml::Value::Table(value)).map_err(|e| {
                 anyhow::anyhow!("invalid config {origin}: key `{}`: {}", e.path(), e.inner())
             })?;
+        config
+            .check_references()
+            .map_err(|why| kiln_core::Error::invalid(format!("invalid config {origin}: {why}")))?;
         Ok(config)
+    }
+
+    /// Checks what one part of the config says about another, so that a mistake fails when
+    /// the config is read rather than after a sync has published (a course that reheats an
+    /// undeclared library), and checks each library's settings. The error names the entry.
+    fn check_references(&self) -> Result<(), String> {
+        let mut libraries = std::collections::BTreeSet::new();
+        for (i, lib) in self.libraries.iter().enumerate() {
+            lib.settings()
+                .map_err(|e| format!("library[{i}] ({:?}): {e}", lib.name))?;
+            if !libraries.insert(lib.name.as_str()) {
+                return Err(format!(
+                    "library[{i}].name: library {:?} is declared twice",
+                    lib.name
+                ));
+            }
+        }
+        let mut courses = std::collections::BTreeSet::new();
+        for (i, course) in self.courses.iter().enumerate() {
+            kiln_core::ids::CourseId::new(course.id.as_str())
+                .map_err(|e| format!("course[{i}].id: {e}"))?;
+            if !courses.insert(course.id.as_str()) {
+                return Err(format!(
+                    "course[{i}].id: course {:?} is declared twice",
+                    course.id
+                ));
+            }
+            if let Some(lib) = &course.reheat
+                && !libraries.contains(lib.as_str())
+            {
+                let known = if libraries.is_empty() {
+                    "none".to_string()
+                } else {
+                    libraries.iter().copied().collect::<Vec<_>>().join(", ")
+                };
+                return Err(format!(
+                    "course[{i}].reheat: course {:?} reheats library {lib:?}, which is not \
+                     declared (known libraries: {known})",
+                    course.id
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -272,6 +318,56 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("buckit"), "{err}");
+    }
+
+    #[test]
+    fn a_course_that_reheats_an_unknown_library_is_refused_at_load() {
+        let text = r#"
+[[library]]
+name = "cards"
+source = { course = "demo" }
+renderer = { command = ["cat"] }
+
+[[course]]
+id = "demo"
+reheat = "nosuchlib"
+"#;
+        let err = format!("{:#}", load_str(text, &[]).unwrap_err());
+        for part in [
+            "kiln.toml",
+            "\"demo\"",
+            "\"nosuchlib\"",
+            "known libraries: cards",
+        ] {
+            assert!(err.contains(part), "{part} in {err}");
+        }
+        assert!(!err.contains('\n'), "{err}");
+        let ok = text.replace("nosuchlib", "cards");
+        assert!(load_str(&ok, &[]).is_ok());
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_at_load() {
+        let lib = "[[library]]\nname = \"cards\"\nsource = { course = \"demo\" }\nrenderer = { command = [\"cat\"] }\n";
+        let err = format!("{:#}", load_str(&format!("{lib}{lib}"), &[]).unwrap_err());
+        assert!(
+            err.contains("library[1].name") && err.contains("twice"),
+            "{err}"
+        );
+        let course = "[[course]]\nid = \"demo\"\n";
+        let err = format!(
+            "{:#}",
+            load_str(&format!("{course}{course}"), &[]).unwrap_err()
+        );
+        assert!(
+            err.contains("course[1].id") && err.contains("twice"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            load_str("[[course]]\nid = \"no/slash\"\n", &[]).unwrap_err()
+        );
+        assert!(err.contains("course[0].id"), "{err}");
     }
 
     #[test]

@@ -8,34 +8,41 @@ mod config;
 mod output;
 mod progress;
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 
 use crate::args::Cli;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Colour only for a person at a terminal: logs piped to a file or a collector stay plain.
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
+    let as_json = cli.global.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
+            let e = anyhow::Error::new(e).context("starting the runtime");
+            output::error(as_json, &e);
             return std::process::ExitCode::FAILURE;
         }
     };
     match runtime.block_on(cmd::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the outermost context and its causes, like `error: a: b: c`.
-            eprintln!("error: {e:#}");
+            output::error(as_json, &e);
             std::process::ExitCode::FAILURE
         }
     }

@@ -1,4 +1,8 @@
 //! The one error type of kiln's library crates, with semantic variants that callers match on.
+//!
+//! An error's `Display` is its whole message, causes included (`sqlite: database is locked`),
+//! so `std::error::Error::source` returns nothing: a printer that walks the chain (anyhow's
+//! `{:#}`, a log line) would otherwise say every cause twice.
 
 /// A boxed error from a backend client or the operating system.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -7,45 +11,75 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong, by meaning rather than by origin.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// The named thing does not exist.
-    #[error("{what} not found")]
     NotFound {
         /// What was looked for, e.g. `course "demo"`.
         what: String,
     },
     /// The thing exists already and may not be replaced.
-    #[error("{what} already exists")]
     AlreadyExists {
         /// What exists.
         what: String,
     },
     /// A precondition failed (a lock is held, a lease expired, a newer generation exists).
-    #[error("{0}")]
     Precondition(String),
     /// The input is invalid; the message names the culprit.
-    #[error("{0}")]
     InvalidInput(String),
     /// A transient failure: retrying may succeed.
-    #[error("{what} unavailable: {source}")]
     Unavailable {
         /// What could not be reached.
         what: String,
-        /// Why.
-        #[source]
+        /// Why (part of the message).
         source: BoxError,
     },
     /// Any other failure of a backend.
-    #[error("{backend}: {source}")]
     Backend {
         /// The backend, e.g. `sqlite`.
         backend: &'static str,
-        /// The underlying error.
-        #[source]
+        /// The underlying error (part of the message).
         source: BoxError,
     },
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::NotFound { what } => write!(f, "{what} not found"),
+            Error::AlreadyExists { what } => write!(f, "{what} already exists"),
+            Error::Precondition(m) | Error::InvalidInput(m) => f.write_str(m),
+            Error::Unavailable { what, source } => {
+                write!(f, "{what} unavailable: {}", Chain(&**source))
+            }
+            Error::Backend { backend, source } => write!(f, "{backend}: {}", Chain(&**source)),
+        }
+    }
+}
+
+/// The message already holds every cause (see the module docs).
+impl std::error::Error for Error {}
+
+/// An error and its sources on one line, each cause once: a cause whose text the message
+/// so far already holds (many client errors print their source in their own `Display`) is
+/// not repeated.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = self.0.to_string();
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            let m = e.to_string();
+            if !m.is_empty() && !text.contains(&m) {
+                text.push_str(": ");
+                text.push_str(&m);
+            }
+            next = e.source();
+        }
+        f.write_str(&text)
+    }
 }
 
 impl Error {
@@ -70,5 +104,62 @@ impl Error {
     /// Whether retrying the operation may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Unavailable { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Leaf;
+    impl std::fmt::Display for Leaf {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("file is not a database")
+        }
+    }
+    impl std::error::Error for Leaf {}
+
+    /// Like many client errors: prints its source and returns it too.
+    #[derive(Debug)]
+    struct Wrapper(Leaf);
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error returned from database: {}", self.0)
+        }
+    }
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    /// A cause that only `source()` reports.
+    #[derive(Debug)]
+    struct Outer(Leaf);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("opening catalog.db")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let e = Error::backend("sqlite", Wrapper(Leaf));
+        assert_eq!(
+            e.to_string(),
+            "sqlite: error returned from database: file is not a database"
+        );
+        assert!(std::error::Error::source(&e).is_none());
+        let e = Error::backend("sqlite", Outer(Leaf));
+        assert_eq!(
+            e.to_string(),
+            "sqlite: opening catalog.db: file is not a database"
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! Building bundles on a small pool of threads: one job per chunk, each read from the source,
 //! checked (size limit, symlinks, JSON), tarred, hashed and compressed in one streaming pass.
+//! A symlink must resolve inside its chunk, through any other links of the chunk, without a
+//! cycle: the loader links chunks into one tree, and a link that escapes or loops there can
+//! never be served.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -145,15 +148,85 @@ fn resolve_link(link: &str, target: &str) -> Option<String> {
 
 fn outside(path: &str, target: &str, chunk: &str) -> Error {
     Error::invalid(format!(
-        "symlink {path} -> {target} points outside its chunk {chunk}"
+        "symlink {path} -> {target:?} points outside its chunk {chunk}"
     ))
 }
 
-/// Checks a gathered member that is JSON: the error names the file and the line.
+/// Links followed before a path counts as a loop: Linux's own limit (`ELOOP`).
+const MAX_HOPS: usize = 40;
+
+/// Why a link cannot be served.
+#[derive(Debug, PartialEq, Eq)]
+enum Unservable {
+    /// Following links leaves the chunk root.
+    Outside,
+    /// Following links never ends.
+    Loop,
+}
+
+/// Resolves `path` (relative to the chunk root) through the chunk's `links` (path -> target)
+/// the way the kernel would once the chunk is on disk: every component that is a link is
+/// replaced by its target, relative to the link's directory.
+fn resolve_physical(links: &BTreeMap<&str, &str>, path: &str) -> Result<(), Unservable> {
+    let mut pending: VecDeque<String> = path.split('/').map(str::to_string).collect();
+    let mut at: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(seg) = pending.pop_front() {
+        match seg.as_str() {
+            "" | "." => {}
+            ".." => {
+                at.pop().ok_or(Unservable::Outside)?;
+            }
+            name => {
+                at.push(name.to_string());
+                let here = at.join("/");
+                if let Some(target) = links.get(here.as_str()) {
+                    hops += 1;
+                    if hops > MAX_HOPS {
+                        return Err(Unservable::Loop);
+                    }
+                    if target.starts_with('/') {
+                        return Err(Unservable::Outside);
+                    }
+                    at.pop();
+                    for (i, t) in target.split('/').enumerate() {
+                        pending.insert(i, t.to_string());
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks every link of a chunk: it resolves inside the chunk and does not loop. `links`
+/// holds (path relative to the chunk root, target); `root` prefixes paths in the message.
+fn check_links(links: &BTreeMap<&str, &str>, root: &str, chunk: &str) -> Result<()> {
+    for (path, target) in links {
+        match resolve_physical(links, path) {
+            Ok(()) => {}
+            Err(Unservable::Outside) => return Err(outside(&join(root, path), target, chunk)),
+            Err(Unservable::Loop) => {
+                return Err(Error::invalid(format!(
+                    "symlink {} -> {target:?} is a loop: it never resolves (in chunk {chunk})",
+                    join(root, path)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The UTF-8 byte order mark some editors put at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Checks a gathered member that is JSON: the error names the file and the line. A leading
+/// UTF-8 BOM is accepted (and stored as it is: the bundle holds the file's bytes).
 fn check_json(path: &str, data: &[u8]) -> Result<()> {
     if !path.ends_with(".json") {
         return Ok(());
     }
+    let data = data.strip_prefix(BOM).unwrap_or(data);
     serde_json::from_slice::<serde_json::Value>(data)
         .map(|_| ())
         .map_err(|e| Error::invalid(format!("{path}:{}: malformed JSON: {e}", e.line())))
@@ -196,6 +269,7 @@ fn build_dir(chunk: DirChunk, reader: &mut dyn Reader, limit: u64) -> Result<Bui
     let files = list_tree(reader, &chunk.root, chunk.tree)?;
     let mut w = new_writer(&label)?;
     let mut buf = Vec::new();
+    let mut links = Vec::new();
     for (rel, node) in &files {
         let course_path = join(&chunk.root, rel);
         match node.kind {
@@ -204,16 +278,21 @@ fn build_dir(chunk: DirChunk, reader: &mut dyn Reader, limit: u64) -> Result<Bui
                 if resolve_link(rel, &target).is_none() {
                     return Err(outside(&course_path, &target, &label));
                 }
-                w.add_symlink(rel, &target)
+                let added = w.add_symlink(rel, &target);
+                links.push((rel.as_str(), target));
+                added
             }
             NodeKind::File { exec } => {
                 reader.read(&course_path, node, limit, &mut buf)?;
+                reader.warnings().check_lfs(&course_path, &buf);
                 w.add_file(rel, exec, &buf)
             }
-            NodeKind::Dir => continue,
+            NodeKind::Dir | NodeKind::Submodule => continue,
         }
         .map_err(|e| io_err(&label, e))?;
     }
+    let links: BTreeMap<&str, &str> = links.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    check_links(&links, &chunk.root, &label)?;
     let done = w.finish().map_err(|e| io_err(&label, e))?;
     Ok(Built {
         kind: chunk.kind,
@@ -242,9 +321,10 @@ fn read_members(
                 let mut data = Vec::new();
                 reader.read(&m.path, &m.node, limit, &mut data)?;
                 check_json(&m.path, &data)?;
+                reader.warnings().check_lfs(&m.path, &data);
                 BundleEntry::File { data, exec }
             }
-            NodeKind::Dir => continue,
+            NodeKind::Dir | NodeKind::Submodule => continue,
         };
         out.push((m.path.clone(), entry));
     }
@@ -258,14 +338,17 @@ fn finish_gathered(
 ) -> Result<Built> {
     let label = kind.as_str();
     let paths: HashSet<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
+    let mut links = BTreeMap::new();
     for (path, entry) in &entries {
         if let BundleEntry::Symlink { target } = entry {
             match resolve_link(path, target) {
                 Some(t) if paths.contains(t.as_str()) => {}
                 _ => return Err(outside(path, target, label)),
             }
+            links.insert(path.as_str(), target.as_str());
         }
     }
+    check_links(&links, "", label)?;
     let mut w = new_writer(label)?;
     for (path, entry) in &entries {
         w.add(path, entry).map_err(|e| io_err(label, e))?;
@@ -303,6 +386,7 @@ pub(crate) fn members_key(kind: ChunkKind, members: &[Member]) -> Option<String>
             NodeKind::File { exec: true } => "x",
             NodeKind::Symlink => "l",
             NodeKind::Dir => "d",
+            NodeKind::Submodule => "m",
         };
         h.update(format!("\0{}\0{id}\0{mode}", m.path).as_bytes());
     }
@@ -379,5 +463,32 @@ mod tests {
         assert!(msg.starts_with("q/info.json:3: malformed JSON"), "{msg}");
         assert!(check_json("q/info.json", b"{}").is_ok());
         assert!(check_json("q/notes.txt", b"{").is_ok());
+    }
+
+    #[test]
+    fn json_may_start_with_a_bom() {
+        assert!(check_json("q/info.json", b"\xEF\xBB\xBF{\"a\": 1}").is_ok());
+        assert!(check_json("q/info.json", b"\xEF\xBB\xBF{oops").is_err());
+    }
+
+    #[test]
+    fn links_resolve_physically_through_other_links() {
+        let links: BTreeMap<&str, &str> = [
+            ("self", "self"),
+            ("a", "b"),
+            ("b", "a"),
+            ("deep", "deep/x"),
+            ("dir", "."),
+            ("up", "dir/.."),
+            ("ok", "sub/file"),
+            ("via", "dir/sub/file"),
+        ]
+        .into();
+        assert_eq!(resolve_physical(&links, "self"), Err(Unservable::Loop));
+        assert_eq!(resolve_physical(&links, "a"), Err(Unservable::Loop));
+        assert_eq!(resolve_physical(&links, "deep"), Err(Unservable::Loop));
+        assert_eq!(resolve_physical(&links, "up"), Err(Unservable::Outside));
+        assert_eq!(resolve_physical(&links, "ok"), Ok(()));
+        assert_eq!(resolve_physical(&links, "via"), Ok(()));
     }
 }

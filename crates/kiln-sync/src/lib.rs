@@ -87,6 +87,9 @@ pub struct SyncReport {
     pub elapsed: Duration,
     /// Whether the version was new, reinstated, or current already.
     pub outcome: PublishOutcome,
+    /// What synced but deserves a look, one line each, e.g. a submodule (not shipped) or a
+    /// Git LFS pointer file (shipped as the pointer). Each was also logged with `tracing`.
+    pub warnings: Vec<String>,
 }
 
 /// Progress of the bundling and upload phase, in chunks (the CLI shows a bar).

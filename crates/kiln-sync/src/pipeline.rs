@@ -143,6 +143,7 @@ impl Ctx<'_> {
             bytes_uploaded: up.bytes,
             elapsed: self.started.elapsed(),
             outcome,
+            warnings: Vec::new(),
         }
     }
 
@@ -250,7 +251,9 @@ impl Ctx<'_> {
             }
             None => dir_version(&manifest)?,
         };
-        self.publish(version, manifest, memo, up).await
+        let mut report = self.publish(version, manifest, memo, up).await?;
+        report.warnings = opened.source.warnings().to_vec();
+        Ok(report)
     }
 
     async fn publish(

@@ -7,7 +7,9 @@
 pub(crate) mod dir;
 pub(crate) mod git;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use kiln_core::ids::VersionId;
 use kiln_core::{Error, Result};
@@ -27,6 +29,8 @@ pub(crate) enum NodeKind {
     },
     /// A symbolic link.
     Symlink,
+    /// A git submodule (gitlink): its content is in another repository, so it is not shipped.
+    Submodule,
 }
 
 /// One entry of a listed directory.
@@ -50,6 +54,9 @@ pub(crate) trait Source: Send + Sync {
 
     /// A reader for the calling thread.
     fn reader(&self) -> Result<Box<dyn Reader>>;
+
+    /// The warnings of this sync so far (shared with every reader).
+    fn warnings(&self) -> &Warnings;
 }
 
 /// Reads directories and files of a [`Source`] (or of an older commit of the same repo).
@@ -64,6 +71,67 @@ pub(crate) trait Reader {
 
     /// The target of the symlink at course-relative `path`.
     fn link_target(&mut self, path: &str, node: &Node) -> Result<String>;
+
+    /// Where the walk and the builders report what syncs but deserves a look.
+    fn warnings(&self) -> &Warnings;
+}
+
+/// The warnings of one sync (a submodule, a Git LFS pointer): each is logged once with
+/// `tracing::warn!` and ends up in the sync report. Shared by the walk and the bundling
+/// threads; a set, because the walk and a builder may both see one directory.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Warnings(Arc<Mutex<BTreeSet<String>>>);
+
+impl Warnings {
+    /// Records `msg` (and logs it the first time).
+    pub(crate) fn push(&self, msg: String) {
+        // A poisoned set means a builder panicked; the sync fails anyway.
+        if let Ok(mut set) = self.0.lock()
+            && !set.contains(&msg)
+        {
+            tracing::warn!("{msg}");
+            set.insert(msg);
+        }
+    }
+
+    /// Every warning so far, sorted.
+    pub(crate) fn to_vec(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Warns about a submodule at course-relative `path`.
+    pub(crate) fn submodule(&self, path: &str) {
+        self.push(format!(
+            "submodule {path:?} is not shipped: its content is in another repository"
+        ));
+    }
+
+    /// Warns if `data`, the file at `path`, is a Git LFS pointer rather than the content.
+    pub(crate) fn check_lfs(&self, path: &str, data: &[u8]) {
+        if data.starts_with(LFS_POINTER) {
+            self.push(format!(
+                "{path:?} is a Git LFS pointer: kiln ships the pointer, not the file it stands for"
+            ));
+        }
+    }
+}
+
+/// How every Git LFS pointer file begins.
+const LFS_POINTER: &[u8] = b"version https://git-lfs.github.com/spec/v1";
+
+/// Refuses a course-relative path with a control character (a newline, a tab, ...) in a
+/// name: such a file syncs but cannot be served (HTTP paths, log lines and the app's own
+/// listings all break on it). The message escapes the path, so it stays one line.
+pub(crate) fn check_path(path: &str) -> Result<()> {
+    if path.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "path {path:?} has a control character in its name (kiln ships printable names only)"
+        )));
+    }
+    Ok(())
 }
 
 /// An opened source and what sync needs to know about it.

@@ -5,6 +5,10 @@
 //! sides is not entered: everything it contributes is what it contributed last time
 //! ([`Walk::reused`]). Only the directories on the path to a change are listed, so the cost of
 //! an incremental walk follows the change, not the course.
+//!
+//! Only the new side is checked and warned about: every shipped path (a gathered member, or
+//! anything under a directory chunk's root) must have a printable name, and a submodule is
+//! reported as not shipped.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,7 +16,7 @@ use kiln_core::Result;
 use kiln_core::ids::ChunkKind;
 use kiln_core::layout::{Layout, State};
 
-use crate::source::{Node, NodeKind, Oid, Reader, join};
+use crate::source::{Node, NodeKind, Oid, Reader, check_path, join};
 
 /// A directory chunk found by the walk.
 #[derive(Debug, Clone)]
@@ -92,9 +96,13 @@ pub(crate) fn walk(
             if path.is_empty() {
                 out.root_names = Some(nodes.iter().map(|n| n.name.clone()).collect());
             }
+            for node in nodes.iter().filter(|n| n.kind == NodeKind::Submodule) {
+                reader.warnings().submodule(&join(&path, &node.name));
+            }
             let visit = visit(layout, &n.states, &nodes);
             let index = index(&nodes);
             for (rule, kind) in visit.dir_chunks {
+                check_path(&path)?;
                 out.dir_chunks.push(DirChunk {
                     kind,
                     name: layout.chunk_name(rule, &path),
@@ -123,6 +131,9 @@ pub(crate) fn walk(
         }
     }
     out.dir_chunks.sort_by(|a, b| a.root.cmp(&b.root));
+    for m in out.members.values().flatten() {
+        check_path(&m.path)?;
+    }
     for v in out.members.values_mut().chain(out.old_members.values_mut()) {
         v.sort_by(|a, b| a.path.cmp(&b.path));
         // Two rules of one kind may match the same file: keep it once.
@@ -143,7 +154,7 @@ fn index(nodes: &[Node]) -> HashMap<&str, usize> {
 fn visit(layout: &Layout, states: &[State], nodes: &[Node]) -> kiln_core::layout::Visit {
     let files: Vec<&str> = nodes
         .iter()
-        .filter(|n| n.kind != NodeKind::Dir)
+        .filter(|n| matches!(n.kind, NodeKind::File { .. } | NodeKind::Symlink))
         .map(|n| n.name.as_str())
         .collect();
     let dirs: Vec<&str> = nodes
@@ -172,7 +183,7 @@ fn collect_members(
 }
 
 /// Lists every file and symlink below a chunk root, as (path relative to the root, node),
-/// sorted by path.
+/// sorted by path. Fails on a path with a control character; warns about submodules.
 pub(crate) fn list_tree(
     reader: &mut dyn Reader,
     root: &str,
@@ -183,10 +194,12 @@ pub(crate) fn list_tree(
     while let Some((rel, id)) = stack.pop() {
         for node in reader.list(&join(root, &rel), id)? {
             let p = join(&rel, &node.name);
-            if node.kind == NodeKind::Dir {
-                stack.push((p, node.id));
-            } else {
-                out.push((p, node));
+            let course_path = join(root, &p);
+            check_path(&course_path)?;
+            match node.kind {
+                NodeKind::Dir => stack.push((p, node.id)),
+                NodeKind::Submodule => reader.warnings().submodule(&course_path),
+                NodeKind::File { .. } | NodeKind::Symlink => out.push((p, node)),
             }
         }
     }

@@ -264,9 +264,10 @@ pub(crate) async fn dlq(env: &Env, command: DlqCommand, as_json: bool) -> anyhow
                 dead.iter()
                     .map(|d| {
                         format!(
-                            "job {} (run {:?}, {} attempts): {}",
+                            "job {} ({}, {} attempts): {}",
                             d.id,
-                            d.run.map(|r| r.0),
+                            d.run
+                                .map_or("no run".to_string(), |r| format!("run {}", r.0)),
                             d.attempts,
                             d.error
                         )

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use kiln_core::catalog::PublishOutcome;
 use kiln_core::ids::CourseId;
 use kiln_core::layout::{Layout, PrairieLearnOptions};
 use serde_json::json;
@@ -56,10 +57,12 @@ pub(crate) async fn sync(env: &Env, args: SyncArgs, as_json: bool) -> anyhow::Re
         "{spinner} syncing [{bar:40}] {pos}/{len} chunks {per_sec} ETA {eta}",
     )));
     let report = kiln_sync::sync(opts, catalog, store, progress).await?;
-    let published = !matches!(
-        report.outcome,
-        kiln_core::catalog::PublishOutcome::Unchanged
-    );
+    let published = !matches!(report.outcome, PublishOutcome::Unchanged);
+    let outcome = match report.outcome {
+        PublishOutcome::Published => "published",
+        PublishOutcome::Reinstated => "reinstated",
+        PublishOutcome::Unchanged => "unchanged",
+    };
     let reheat = if published {
         crate::cmd::reheat::after_sync(env, &report.course, report.version.as_str()).await?
     } else {
@@ -74,20 +77,23 @@ pub(crate) async fn sync(env: &Env, args: SyncArgs, as_json: bool) -> anyhow::Re
             "chunks_uploaded": report.chunks_uploaded,
             "bytes_uploaded": report.bytes_uploaded,
             "elapsed_ms": report.elapsed.as_millis() as u64,
-            "outcome": format!("{:?}", report.outcome).to_lowercase(),
+            "outcome": outcome,
             "reheat_run": reheat.map(|r| r.0),
+            "warnings": report.warnings,
         }),
         || {
             let mut s = format!(
-                "{} @ {}: {} chunks, {} uploaded ({}), {:?} in {} ms",
+                "{} @ {}: {} chunks, {} uploaded ({}), {outcome} in {} ms",
                 report.course,
                 report.version,
                 report.chunks_total,
                 report.chunks_uploaded,
                 bytes(report.bytes_uploaded),
-                report.outcome,
                 report.elapsed.as_millis()
             );
+            for w in &report.warnings {
+                s.push_str(&format!("\nwarning: {w}"));
+            }
             if let Some(r) = reheat {
                 s.push_str(&format!("\nreheat run {r} started"));
             }

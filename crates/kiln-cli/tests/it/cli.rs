@@ -240,3 +240,177 @@ fn gc_deletes_only_unreferenced_objects() {
         .arg("--cache-dir")
         .arg(tmp.path().join("fresh-cache")));
 }
+
+/// Runs a command expected to fail; returns (stdout, stderr).
+fn fails_with_output(cmd: &mut std::process::Command) -> (String, String) {
+    let out = cmd.output().expect("running kiln");
+    assert!(!out.status.success(), "{cmd:?} succeeded unexpectedly");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_failure_with_json_prints_one_error_object_naming_each_cause_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("catalog.db"), vec![0x5au8; 8192]).unwrap();
+    let (stdout, stderr) = fails_with_output(kiln(&data).args(["--json", "versions", "x"]));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout:?}"));
+    assert_eq!(stdout.trim().lines().count(), 1, "{stdout}");
+    assert_eq!(v["error"], "backend", "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert_eq!(
+        message.matches("file is not a database").count(),
+        1,
+        "{message}"
+    );
+    assert_eq!(
+        stderr.trim(),
+        format!("error: {message}"),
+        "the same on stderr"
+    );
+
+    // Without --json, stdout stays empty.
+    let (stdout, stderr) = fails_with_output(kiln(&data).args(["versions", "x"]));
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(
+        stderr.matches("file is not a database").count(),
+        1,
+        "{stderr}"
+    );
+
+    let fresh = tmp.path().join("fresh");
+    let (stdout, _) = fails_with_output(kiln(&fresh).args(["--json", "chunks", "nope"]));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(v["error"].is_string(), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("nope"), "{v}");
+}
+
+#[test]
+fn messages_show_no_rust_debug_formatting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cfg = tmp.path().join("kiln.toml");
+    std::fs::write(&cfg, "[catalog]\nbackend = \"postgres\"\n").unwrap();
+    let err = fails(
+        kiln(&data)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["versions", "demo"]),
+    );
+    assert!(err.contains("backend postgres"), "{err}");
+    assert!(!err.contains("Postgres"), "{err}");
+}
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let repo = example_repo(tmp.path());
+    let out = ok(kiln(&data)
+        .env("KILN_LOG", "kiln_sync=debug")
+        .arg("sync")
+        .arg(&repo)
+        .args(["--course", "demo"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("walked"),
+        "debug logs were written: {stderr}"
+    );
+    assert!(!stderr.contains('\x1b'), "no ANSI escapes: {stderr:?}");
+}
+
+#[test]
+fn a_course_reheating_an_unknown_library_fails_before_anything_is_published() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let repo = example_repo(tmp.path());
+    let cfg = tmp.path().join("kiln.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[[library]]
+name = "cards"
+source = { course = "demo" }
+renderer = { command = ["cat"] }
+
+[[course]]
+id = "demo"
+reheat = "nosuchlib"
+"#,
+    )
+    .unwrap();
+    let (stdout, stderr) = fails_with_output(
+        kiln(&data)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--json", "sync"])
+            .arg(&repo)
+            .args(["--course", "demo"]),
+    );
+    for part in [
+        "nosuchlib",
+        "\"demo\"",
+        "known libraries: cards",
+        &cfg.display().to_string(),
+    ] {
+        assert!(stderr.contains(part), "{part} in {stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["error"], "invalid_input", "{v}");
+    let err = fails(kiln(&data).args(["chunks", "demo"]));
+    assert!(err.contains("no version"), "nothing published: {err}");
+}
+
+#[test]
+fn sync_reports_warnings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let repo = example_repo(tmp.path());
+    let clean = sync_json(&data, &repo);
+    assert_eq!(clean["warnings"], serde_json::json!([]), "{clean}");
+    std::fs::write(
+        repo.join("clientFilesCourse/big.bin"),
+        "version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 9\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "an LFS pointer"]);
+    let synced = sync_json(&data, &repo);
+    let warnings = synced["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{synced}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("clientFilesCourse/big.bin"),
+        "{synced}"
+    );
+
+    std::fs::write(
+        repo.join("clientFilesCourse/big.bin"),
+        "version https://git-lfs.github.com/spec/v1\noid sha256:01\nsize 9\n",
+    )
+    .unwrap();
+    git(&repo, &["commit", "-qam", "another LFS pointer"]);
+    let out = ok(kiln(&data)
+        .arg("sync")
+        .arg(&repo)
+        .args(["--course", "demo"]));
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        human
+            .lines()
+            .any(|l| l.starts_with("warning: ") && l.contains("clientFilesCourse/big.bin")),
+        "{human}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("clientFilesCourse/big.bin"),
+        "logged too"
+    );
+}

@@ -1,23 +1,28 @@
 //! The plain-directory source: a course on disk, not in git (its version id is a hash of the
-//! manifest it bundles to).
+//! manifest it bundles to). Nested `.git` directories (a checkout inside the course, with
+//! its `.git/config` and credentials) are skipped at any depth: they are never content.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use kiln_core::{Error, Result};
 
-use super::{Node, NodeKind, Oid, Reader, Source, not_utf8, too_large};
+use super::{Node, NodeKind, Oid, Reader, Source, Warnings, not_utf8, too_large};
 
 /// A course directory on disk.
 #[derive(Debug)]
 pub(crate) struct DirSource {
     root: PathBuf,
+    warnings: Warnings,
 }
 
 impl DirSource {
     /// The course rooted at `root`.
     pub(crate) fn new(root: PathBuf) -> Self {
-        DirSource { root }
+        DirSource {
+            root,
+            warnings: Warnings::default(),
+        }
     }
 }
 
@@ -37,12 +42,18 @@ impl Source for DirSource {
     fn reader(&self) -> Result<Box<dyn Reader>> {
         Ok(Box::new(DirReader {
             root: self.root.clone(),
+            warnings: self.warnings.clone(),
         }))
+    }
+
+    fn warnings(&self) -> &Warnings {
+        &self.warnings
     }
 }
 
 struct DirReader {
     root: PathBuf,
+    warnings: Warnings,
 }
 
 impl DirReader {
@@ -65,6 +76,11 @@ impl Reader for DirReader {
                 Ok(n) => n,
                 Err(raw) => return Err(not_utf8(path, &raw.to_string_lossy())),
             };
+            // A repository's metadata (a `.git` directory, or the `.git` file of a worktree
+            // or submodule checkout), never course content.
+            if name == ".git" {
+                continue;
+            }
             let meta = entry.metadata().map_err(|e| io_err(&entry.path(), e))?;
             let ft = meta.file_type();
             let kind = if ft.is_symlink() {
@@ -115,5 +131,9 @@ impl Reader for DirReader {
             .into_os_string()
             .into_string()
             .map_err(|_| Error::invalid(format!("symlink {path} has a target that is not UTF-8")))
+    }
+
+    fn warnings(&self) -> &Warnings {
+        &self.warnings
     }
 }

@@ -7,7 +7,7 @@ use gix::objs::FindExt;
 use kiln_core::ids::VersionId;
 use kiln_core::{Error, Result};
 
-use super::{Node, NodeKind, Oid, Reader, Source, join, not_utf8, too_large};
+use super::{Node, NodeKind, Oid, Reader, Source, Warnings, not_utf8, too_large};
 
 /// After touching about this many bytes of packs a reader reopens the repository, which
 /// unmaps the pack pages it touched: mapped pages count towards the resident set, and without
@@ -29,6 +29,7 @@ pub(crate) struct GitSource {
     version: VersionId,
     root: Oid,
     subdir: Option<String>,
+    warnings: Warnings,
 }
 
 fn open_repo(git_dir: &Path) -> Result<gix::Repository> {
@@ -88,6 +89,7 @@ impl GitSource {
             version: VersionId::new(commit.to_hex().to_string())?,
             root,
             subdir: subdir.map(str::to_string),
+            warnings: Warnings::default(),
         })
     }
 
@@ -120,7 +122,12 @@ impl Source for GitSource {
             git_dir: self.git_dir.clone(),
             buf: Vec::new(),
             since_open: 0,
+            warnings: self.warnings.clone(),
         }))
+    }
+
+    fn warnings(&self) -> &Warnings {
+        &self.warnings
     }
 }
 
@@ -129,6 +136,7 @@ struct GitReader {
     git_dir: PathBuf,
     buf: Vec<u8>,
     since_open: u64,
+    warnings: Warnings,
 }
 
 impl GitReader {
@@ -166,9 +174,8 @@ impl Reader for GitReader {
                     exec: e.mode.is_executable(),
                 }
             } else {
-                // A submodule (gitlink): its content is in another repository; not shipped.
-                tracing::debug!(path = %join(path, &name), "skipping submodule");
-                continue;
+                // A gitlink: the walk warns about it (on the new side only) and skips it.
+                NodeKind::Submodule
             };
             out.push(Node {
                 name,
@@ -211,5 +218,9 @@ impl Reader for GitReader {
         self.read(path, node, 4096, &mut buf)?;
         String::from_utf8(buf)
             .map_err(|_| Error::invalid(format!("symlink {path} has a target that is not UTF-8")))
+    }
+
+    fn warnings(&self) -> &Warnings {
+        &self.warnings
     }
 }

@@ -118,3 +118,76 @@ async fn empty_course() {
     assert!(matches!(err, Error::InvalidInput(_)));
     assert_refused(&env, "c", err, "is empty").await;
 }
+
+#[tokio::test]
+async fn control_character_in_a_file_name_is_named_escaped() {
+    let env = env().await;
+    let dir = broken_course(&env, |d| {
+        std::fs::write(d.join("questions/algebra/linear/notes\nold.txt"), "x").unwrap();
+    });
+    let err = env.sync(&dir, "c").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)));
+    assert_refused(
+        &env,
+        "c",
+        err,
+        r#""questions/algebra/linear/notes\nold.txt""#,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn control_character_in_a_directory_name_is_named_in_git() {
+    let env = env().await;
+    let (repo, _) = example_repo(env.dir.path(), "kiln101");
+    let odd = repo.join("clientFilesCourse/tab\there");
+    std::fs::create_dir_all(&odd).unwrap();
+    std::fs::write(odd.join("a.txt"), "x").unwrap();
+    commit_all(&repo, "a directory with a tab").unwrap();
+    let err = env.sync(&repo, "c").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)));
+    assert_refused(&env, "c", err, r#""clientFilesCourse/tab\there""#).await;
+}
+
+#[tokio::test]
+async fn symlink_to_itself() {
+    let env = env().await;
+    let dir = broken_course(&env, |d| {
+        std::os::unix::fs::symlink("me.txt", d.join("questions/algebra/linear/me.txt")).unwrap();
+    });
+    let err = env.sync(&dir, "c").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)));
+    let msg = err.to_string();
+    assert!(msg.contains("loop"), "{msg}");
+    assert_refused(&env, "c", err, "questions/algebra/linear/me.txt").await;
+}
+
+#[tokio::test]
+async fn symlink_cycle_within_a_chunk() {
+    let env = env().await;
+    let (repo, _) = example_repo(env.dir.path(), "kiln101");
+    let sub = repo.join("clientFilesCourse/cycle");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::os::unix::fs::symlink("b", sub.join("a")).unwrap();
+    std::os::unix::fs::symlink("../cycle/a", sub.join("b")).unwrap();
+    commit_all(&repo, "a symlink cycle").unwrap();
+    let err = env.sync(&repo, "c").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)));
+    let msg = err.to_string();
+    assert!(msg.contains("loop"), "{msg}");
+    assert_refused(&env, "c", err, "clientFilesCourse/cycle/a").await;
+}
+
+#[tokio::test]
+async fn symlink_that_escapes_through_another_link() {
+    let env = env().await;
+    let dir = broken_course(&env, |d| {
+        let sub = d.join("clientFilesCourse");
+        std::os::unix::fs::symlink(".", sub.join("here")).unwrap();
+        // Lexically `here/..` is the chunk root; on disk it is the chunk's parent.
+        std::os::unix::fs::symlink("here/..", sub.join("up")).unwrap();
+    });
+    let err = env.sync(&dir, "c").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)));
+    assert_refused(&env, "c", err, "clientFilesCourse/up").await;
+}
