@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use kiln_core::catalog::Catalog;
@@ -17,6 +17,7 @@ use object_store::ObjectStore;
 use crate::config::LoadConfig;
 use crate::fetch::{self, blocking};
 use crate::index::{FetchFuture, Index, Key};
+use crate::lease::Leases;
 use crate::links;
 use crate::metrics::{Metrics, MetricsSnapshot, inc};
 use crate::paths::Paths;
@@ -40,6 +41,7 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) metrics: Metrics,
     index: Mutex<Index>,
+    leases: Mutex<Leases>,
     currents: Mutex<HashMap<CourseId, (VersionId, Instant)>>,
     manifests: Mutex<HashMap<(CourseId, VersionId), Arc<Manifest>>>,
     stale_since: Mutex<HashMap<(CourseId, VersionId), Instant>>,
@@ -71,6 +73,13 @@ pub struct Pin {
     course: CourseId,
     version: VersionId,
     chunks: Vec<ChunkId>,
+}
+
+impl Pin {
+    /// Whether this pin was made by `cache` (or a clone of it).
+    pub(crate) fn belongs_to(&self, cache: &ChunkCache) -> bool {
+        Arc::ptr_eq(&self.inner, &cache.inner)
+    }
 }
 
 impl fmt::Debug for Pin {
@@ -145,6 +154,7 @@ impl ChunkCache {
             store,
             metrics: Metrics::default(),
             index: Mutex::new(index),
+            leases: Mutex::new(Leases::default()),
             currents: Mutex::new(HashMap::new()),
             manifests: Mutex::new(HashMap::new()),
             stale_since: Mutex::new(HashMap::new()),
@@ -216,6 +226,12 @@ impl ChunkCache {
     }
 
     /// Pins and fetches manifest entries of one version, then links them.
+    ///
+    /// The index is a belief about the disk, and the disk is disposable: someone may delete
+    /// the cache directory, a chunk directory or a version directory under a running
+    /// process. So a chunk the index holds present is checked on disk (one `stat`) once it
+    /// is pinned, and fetched again if it is gone; links are checked the same way and made
+    /// again where missing.
     pub(crate) async fn ensure_entries(
         &self,
         course: &CourseId,
@@ -223,6 +239,7 @@ impl ChunkCache {
         manifest: &Arc<Manifest>,
         entries: Vec<ManifestEntry>,
     ) -> Result<Ensured> {
+        self.expire_leases();
         let mut pin = Pin {
             inner: self.inner.clone(),
             course: course.clone(),
@@ -230,30 +247,50 @@ impl ChunkCache {
             chunks: Vec::with_capacity(entries.len()),
         };
         let mut waits: Vec<(usize, FetchFuture, bool)> = Vec::new();
-        let mut to_link = Vec::new();
+        let mut believed = Vec::new();
         {
             let mut ix = self.inner.index();
             ix.pin_version(course, &version);
             for (i, e) in entries.iter().enumerate() {
                 let key: Key = (course.clone(), e.id);
-                let slot = ix.pin(&key);
+                let present = ix.pin(&key).present;
                 pin.chunks.push(e.id);
-                if slot.present {
-                    inc(&self.inner.metrics.hits);
+                if present {
+                    believed.push(i);
                 } else {
                     inc(&self.inner.metrics.misses);
-                    match &slot.inflight {
-                        Some(f) => waits.push((i, f.clone(), false)),
-                        None => {
-                            let f = self.spawn_fetch(course, e);
-                            slot.inflight = Some(f.clone());
-                            waits.push((i, f, true));
-                        }
-                    }
+                    waits.push(self.join_or_fetch(&mut ix, &key, i, e));
                 }
-                if !ix.is_linked(course, &version, &e.id) {
-                    to_link.push(e.clone());
+            }
+        }
+        // Pinned: nothing in this process removes these chunks now, so a missing directory
+        // was removed from outside.
+        let gone: Vec<usize> = believed
+            .into_iter()
+            .filter(|&i| {
+                let there = self.inner.paths.chunk_dir(course, &entries[i].id).is_dir();
+                if there {
+                    inc(&self.inner.metrics.hits);
                 }
+                !there
+            })
+            .collect();
+        if !gone.is_empty() {
+            let mut ix = self.inner.index();
+            for i in gone {
+                let e = &entries[i];
+                let key: Key = (course.clone(), e.id);
+                // Looked at again under the lock: a concurrent request may have seen the
+                // same hole and fetched the chunk back already.
+                if ix.is_present(&key) && self.inner.paths.chunk_dir(course, &e.id).is_dir() {
+                    inc(&self.inner.metrics.hits);
+                    continue;
+                }
+                tracing::warn!(%course, chunk = %e.chunk_ref(), id = %e.id, "chunk directory missing on disk; fetching it again");
+                inc(&self.inner.metrics.misses);
+                inc(&self.inner.metrics.healed);
+                ix.forget_present(&key);
+                waits.push(self.join_or_fetch(&mut ix, &key, i, e));
             }
         }
         let mut downloaded = Vec::new();
@@ -264,6 +301,17 @@ impl ChunkCache {
             }
         }
         let root = self.inner.paths.version_dir(course, &version);
+        let to_link: Vec<ManifestEntry> = {
+            let ix = self.inner.index();
+            entries
+                .iter()
+                .filter(|e| {
+                    !ix.is_linked(course, &version, &e.id)
+                        || std::fs::symlink_metadata(links::chunk_path(&root, e)).is_err()
+                })
+                .cloned()
+                .collect()
+        };
         if !to_link.is_empty() {
             let (paths, m, c, dir) = (
                 self.inner.paths.clone(),
@@ -296,6 +344,25 @@ impl ChunkCache {
             downloaded,
             pin,
         })
+    }
+
+    /// Joins the fetch of a chunk that is not present, or starts it; `true` when started.
+    fn join_or_fetch(
+        &self,
+        ix: &mut Index,
+        key: &Key,
+        i: usize,
+        e: &ManifestEntry,
+    ) -> (usize, FetchFuture, bool) {
+        let slot = ix.slot_mut(key);
+        match &slot.inflight {
+            Some(f) => (i, f.clone(), false),
+            None => {
+                let f = self.spawn_fetch(&key.0, e);
+                slot.inflight = Some(f.clone());
+                (i, f, true)
+            }
+        }
     }
 
     /// Starts the one fetch of a chunk; runs as its own task so that a cancelled request
@@ -384,16 +451,21 @@ impl ChunkCache {
 
     /// The counters, read now.
     pub fn metrics(&self) -> MetricsSnapshot {
+        self.expire_leases();
         let (bytes, count) = {
             let ix = self.inner.index();
             (ix.total, ix.present_count())
         };
-        self.inner.metrics.snapshot(bytes, count)
+        let leases = self.inner.leases().len() as u64;
+        self.inner
+            .metrics
+            .snapshot(bytes, count, self.inner.config.budget_bytes, leases)
     }
 
     /// One maintenance pass: removes version directories that have not been current for
     /// `version_grace` and that no request pins, and evicts chunks down to the budget.
     pub async fn maintain(&self) -> Result<Maintained> {
+        self.expire_leases();
         let mut out = Maintained::default();
         let courses_dir = self.inner.paths.courses();
         let listing = blocking(move || recover::list_versions(&courses_dir)).await?;
@@ -427,8 +499,9 @@ impl ChunkCache {
                     ix.forget_version(&course, &version);
                     // Renamed away under the lock: a request that comes next relinks.
                     let to = self.inner.paths.trash("version");
-                    match std::fs::rename(&dir, &to) {
+                    match fsutil::rename_into(&dir, &to) {
                         Ok(()) => Some(to),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                         Err(e) => {
                             tracing::warn!(dir = %dir.display(), "cannot remove version directory: {e}");
                             None
@@ -454,13 +527,20 @@ impl ChunkCache {
         Ok(out)
     }
 
-    /// Runs [`ChunkCache::maintain`] every `maintain_interval`, forever (abort the task to
-    /// stop it).
+    /// Runs [`ChunkCache::maintain`] every `maintain_interval` and ends expired leases every
+    /// second, forever (abort the task to stop it).
     pub async fn maintain_forever(self) {
-        let mut tick = tokio::time::interval(self.inner.config.maintain_interval);
+        let every = self.inner.config.maintain_interval;
+        let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = None::<Instant>;
         loop {
             tick.tick().await;
+            if last.is_some_and(|t| t.elapsed() < every) {
+                self.expire_leases();
+                continue;
+            }
+            last = Some(Instant::now());
             if let Err(e) = self.maintain().await {
                 tracing::warn!("cache maintenance failed: {e}");
             }
@@ -478,6 +558,11 @@ impl Inner {
         lock(&self.index)
     }
 
+    /// The live leases (never taken while holding the index lock).
+    pub(crate) fn leases(&self) -> MutexGuard<'_, Leases> {
+        lock(&self.leases)
+    }
+
     /// Evicts least recently used unpinned chunks until at most `target` bytes are present.
     /// Each victim is renamed into staging while the lock is held, so its directory is gone
     /// before any request can pin it again; the returned trash is deleted later.
@@ -486,11 +571,15 @@ impl Inner {
         for ((course, id), _) in ix.take_victims(target) {
             let dir = self.paths.chunk_dir(&course, &id);
             let to = self.paths.trash("chunk");
-            let moved = fsutil::unseal(&dir).and_then(|()| std::fs::rename(&dir, &to));
+            let moved = fsutil::unseal(&dir).and_then(|()| fsutil::rename_into(&dir, &to));
             match moved {
                 Ok(()) => {
                     inc(&self.metrics.evictions);
                     trash.push(to);
+                }
+                // Removed from outside already: what eviction wanted.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
+                    inc(&self.metrics.evictions);
                 }
                 Err(e) => tracing::warn!(dir = %dir.display(), "cannot evict chunk: {e}"),
             }

@@ -147,6 +147,8 @@ async fn download_once(
     let staging = inner.paths.staging(course, &e.id);
     let (id, size, final_dir) = (e.id, e.size, final_dir.to_path_buf());
     let job = move |reader: Box<dyn io::Read + Send>| {
+        // Staging may have been deleted with a disposable cache directory.
+        fsutil::make_parent(&staging).map_err(|e| Fault::Final(Error::backend("kiln-load", e)))?;
         let r = unpack_verified(reader, &id, size, &staging)
             .and_then(|u| publish(&staging, &final_dir).map(|()| u));
         if r.is_err() {

@@ -25,6 +25,7 @@ mod extract;
 mod fetch;
 mod fsutil;
 mod index;
+mod lease;
 mod links;
 mod metrics;
 mod paths;
@@ -34,5 +35,6 @@ pub mod testing;
 
 pub use cache::{ChunkCache, Ensured, Maintained, Pin};
 pub use config::LoadConfig;
+pub use lease::{LeaseId, LeaseInfo};
 pub use metrics::{HistogramSnapshot, MetricsSnapshot};
 pub use resolve::ResolvedFile;

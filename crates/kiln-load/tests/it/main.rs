@@ -4,6 +4,7 @@
 mod budget;
 mod corrupt;
 mod layout;
+mod leases;
 mod processes;
 mod single_flight;
 mod support;

@@ -3,5 +3,6 @@
 
 mod api;
 mod files;
+mod leases;
 mod listener;
 mod support;
