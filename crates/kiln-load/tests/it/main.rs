@@ -3,6 +3,7 @@
 
 mod budget;
 mod corrupt;
+mod heal;
 mod layout;
 mod leases;
 mod processes;
