@@ -1,7 +1,7 @@
 //! [`ChunkCache`]: ensure chunks of a version are on disk, pin them while in use, evict
 //! under a byte budget, and remove old version directories.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -16,6 +16,7 @@ use object_store::ObjectStore;
 
 use crate::config::LoadConfig;
 use crate::fetch::{self, blocking};
+use crate::health::{Backend, Health};
 use crate::index::{FetchFuture, Index, Key};
 use crate::lease::Leases;
 use crate::links;
@@ -42,7 +43,9 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     index: Mutex<Index>,
     leases: Mutex<Leases>,
-    currents: Mutex<HashMap<CourseId, (VersionId, Instant)>>,
+    pub(crate) currents: Mutex<HashMap<CourseId, (VersionId, Instant)>>,
+    pub(crate) refreshing: Mutex<HashSet<CourseId>>,
+    pub(crate) health: Health,
     manifests: Mutex<HashMap<(CourseId, VersionId), Arc<Manifest>>>,
     stale_since: Mutex<HashMap<(CourseId, VersionId), Instant>>,
 }
@@ -54,6 +57,9 @@ pub struct Ensured {
     pub course: CourseId,
     /// The version every chunk was taken from.
     pub version: VersionId,
+    /// Set when the current version was asked for and the catalog could not answer: how
+    /// long ago the catalog last confirmed `version` as current (at most `max_stale`).
+    pub stale: Option<Duration>,
     /// The version directory: read `<root>/<course-relative path>`.
     pub root: PathBuf,
     /// Per requested chunk, its directory inside `root` (`<root>/.kiln/<kind>` for a
@@ -156,6 +162,8 @@ impl ChunkCache {
             index: Mutex::new(index),
             leases: Mutex::new(Leases::default()),
             currents: Mutex::new(HashMap::new()),
+            refreshing: Mutex::new(HashSet::new()),
+            health: Health::default(),
             manifests: Mutex::new(HashMap::new()),
             stale_since: Mutex::new(HashMap::new()),
         });
@@ -208,9 +216,12 @@ impl ChunkCache {
         version: Option<&VersionId>,
         chunks: &[ChunkRef],
     ) -> Result<Ensured> {
-        let version = match version {
-            Some(v) => v.clone(),
-            None => self.current_version(course).await?,
+        let (version, stale) = match version {
+            Some(v) => (v.clone(), None),
+            None => {
+                let c = self.current(course).await?;
+                (c.version, c.stale)
+            }
         };
         let manifest = self.manifest(course, &version).await?;
         let entries = chunks
@@ -221,8 +232,11 @@ impl ChunkCache {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        self.ensure_entries(course, version, &manifest, entries)
-            .await
+        let mut ensured = self
+            .ensure_entries(course, version, &manifest, entries)
+            .await?;
+        ensured.stale = stale;
+        Ok(ensured)
     }
 
     /// Pins and fetches manifest entries of one version, then links them.
@@ -340,6 +354,7 @@ impl ChunkCache {
                 .collect(),
             root,
             version,
+            stale: None,
             chunks: entries,
             downloaded,
             pin,
@@ -399,47 +414,14 @@ impl ChunkCache {
         .shared()
     }
 
-    /// The course's current version, from memory when it was read from the catalog less
-    /// than `refresh_interval` ago.
-    pub async fn current_version(&self, course: &CourseId) -> Result<VersionId> {
-        let interval = self.inner.config.refresh_interval;
-        if !interval.is_zero() {
-            let currents = lock(&self.inner.currents);
-            if let Some((v, at)) = currents.get(course)
-                && at.elapsed() < interval
-            {
-                return Ok(v.clone());
-            }
-        }
-        self.refresh_now(course)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("course {:?}", course.as_str())))
-    }
-
-    /// Reads the course's current version from the catalog now (e.g. on a change
-    /// notification) and remembers it.
-    pub async fn refresh_now(&self, course: &CourseId) -> Result<Option<VersionId>> {
-        let current = self.inner.catalog.current(course).await?;
-        let mut currents = lock(&self.inner.currents);
-        match current {
-            Some(info) => {
-                currents.insert(course.clone(), (info.version.clone(), Instant::now()));
-                Ok(Some(info.version))
-            }
-            None => {
-                currents.remove(course);
-                Ok(None)
-            }
-        }
-    }
-
     /// A version's manifest, read from the catalog once (a version never changes).
     pub async fn manifest(&self, course: &CourseId, version: &VersionId) -> Result<Arc<Manifest>> {
         let key = (course.clone(), version.clone());
         if let Some(m) = lock(&self.inner.manifests).get(&key) {
             return Ok(m.clone());
         }
-        let m = Arc::new(self.inner.catalog.manifest(course, version).await?);
+        let m = self.inner.catalog.manifest(course, version).await;
+        let m = Arc::new(self.inner.health.record(Backend::Catalog, m)?);
         let mut manifests = lock(&self.inner.manifests);
         // A bound, not an LRU: manifests are cheap to read again.
         if manifests.len() >= 1024 {
@@ -618,7 +600,7 @@ impl Inner {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section in this crate leaves its data consistent, so a panic in one
     // (a bug) must not take every later request down with it.
     m.lock().unwrap_or_else(PoisonError::into_inner)

@@ -21,9 +21,11 @@
 
 mod cache;
 mod config;
+mod current;
 mod extract;
 mod fetch;
 mod fsutil;
+mod health;
 mod index;
 mod lease;
 mod links;
@@ -35,6 +37,8 @@ pub mod testing;
 
 pub use cache::{ChunkCache, Ensured, Maintained, Pin};
 pub use config::LoadConfig;
+pub use current::Current;
+pub use health::{Backend, BackendState};
 pub use lease::{LeaseId, LeaseInfo};
 pub use metrics::{HistogramSnapshot, MetricsSnapshot};
 pub use resolve::ResolvedFile;

@@ -6,6 +6,7 @@ mod corrupt;
 mod heal;
 mod layout;
 mod leases;
+mod outage;
 mod processes;
 mod single_flight;
 mod support;
