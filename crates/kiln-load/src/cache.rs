@@ -1,11 +1,11 @@
 //! [`ChunkCache`]: ensure chunks of a version are on disk, pin them while in use, evict
 //! under a byte budget, and remove old version directories.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use kiln_core::catalog::Catalog;
@@ -16,7 +16,9 @@ use object_store::ObjectStore;
 
 use crate::config::LoadConfig;
 use crate::fetch::{self, blocking};
+use crate::health::{Backend, Health};
 use crate::index::{FetchFuture, Index, Key};
+use crate::lease::Leases;
 use crate::links;
 use crate::metrics::{Metrics, MetricsSnapshot, inc};
 use crate::paths::Paths;
@@ -40,7 +42,10 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) metrics: Metrics,
     index: Mutex<Index>,
-    currents: Mutex<HashMap<CourseId, (VersionId, Instant)>>,
+    leases: Mutex<Leases>,
+    pub(crate) currents: Mutex<HashMap<CourseId, (VersionId, Instant)>>,
+    pub(crate) refreshing: Mutex<HashSet<CourseId>>,
+    pub(crate) health: Health,
     manifests: Mutex<HashMap<(CourseId, VersionId), Arc<Manifest>>>,
     stale_since: Mutex<HashMap<(CourseId, VersionId), Instant>>,
 }
@@ -52,6 +57,9 @@ pub struct Ensured {
     pub course: CourseId,
     /// The version every chunk was taken from.
     pub version: VersionId,
+    /// Set when the current version was asked for and the catalog could not answer: how
+    /// long ago the catalog last confirmed `version` as current (at most `max_stale`).
+    pub stale: Option<Duration>,
     /// The version directory: read `<root>/<course-relative path>`.
     pub root: PathBuf,
     /// Per requested chunk, its directory inside `root` (`<root>/.kiln/<kind>` for a
@@ -71,6 +79,13 @@ pub struct Pin {
     course: CourseId,
     version: VersionId,
     chunks: Vec<ChunkId>,
+}
+
+impl Pin {
+    /// Whether this pin was made by `cache` (or a clone of it).
+    pub(crate) fn belongs_to(&self, cache: &ChunkCache) -> bool {
+        Arc::ptr_eq(&self.inner, &cache.inner)
+    }
 }
 
 impl fmt::Debug for Pin {
@@ -145,7 +160,10 @@ impl ChunkCache {
             store,
             metrics: Metrics::default(),
             index: Mutex::new(index),
+            leases: Mutex::new(Leases::default()),
             currents: Mutex::new(HashMap::new()),
+            refreshing: Mutex::new(HashSet::new()),
+            health: Health::default(),
             manifests: Mutex::new(HashMap::new()),
             stale_since: Mutex::new(HashMap::new()),
         });
@@ -198,9 +216,12 @@ impl ChunkCache {
         version: Option<&VersionId>,
         chunks: &[ChunkRef],
     ) -> Result<Ensured> {
-        let version = match version {
-            Some(v) => v.clone(),
-            None => self.current_version(course).await?,
+        let (version, stale) = match version {
+            Some(v) => (v.clone(), None),
+            None => {
+                let c = self.current(course).await?;
+                (c.version, c.stale)
+            }
         };
         let manifest = self.manifest(course, &version).await?;
         let entries = chunks
@@ -211,11 +232,20 @@ impl ChunkCache {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        self.ensure_entries(course, version, &manifest, entries)
-            .await
+        let mut ensured = self
+            .ensure_entries(course, version, &manifest, entries)
+            .await?;
+        ensured.stale = stale;
+        Ok(ensured)
     }
 
     /// Pins and fetches manifest entries of one version, then links them.
+    ///
+    /// The index is a belief about the disk, and the disk is disposable: someone may delete
+    /// the cache directory, a chunk directory or a version directory under a running
+    /// process. So a chunk the index holds present is checked on disk (one `stat`) once it
+    /// is pinned, and fetched again if it is gone; links are checked the same way and made
+    /// again where missing.
     pub(crate) async fn ensure_entries(
         &self,
         course: &CourseId,
@@ -223,6 +253,7 @@ impl ChunkCache {
         manifest: &Arc<Manifest>,
         entries: Vec<ManifestEntry>,
     ) -> Result<Ensured> {
+        self.expire_leases();
         let mut pin = Pin {
             inner: self.inner.clone(),
             course: course.clone(),
@@ -230,30 +261,50 @@ impl ChunkCache {
             chunks: Vec::with_capacity(entries.len()),
         };
         let mut waits: Vec<(usize, FetchFuture, bool)> = Vec::new();
-        let mut to_link = Vec::new();
+        let mut believed = Vec::new();
         {
             let mut ix = self.inner.index();
             ix.pin_version(course, &version);
             for (i, e) in entries.iter().enumerate() {
                 let key: Key = (course.clone(), e.id);
-                let slot = ix.pin(&key);
+                let present = ix.pin(&key).present;
                 pin.chunks.push(e.id);
-                if slot.present {
-                    inc(&self.inner.metrics.hits);
+                if present {
+                    believed.push(i);
                 } else {
                     inc(&self.inner.metrics.misses);
-                    match &slot.inflight {
-                        Some(f) => waits.push((i, f.clone(), false)),
-                        None => {
-                            let f = self.spawn_fetch(course, e);
-                            slot.inflight = Some(f.clone());
-                            waits.push((i, f, true));
-                        }
-                    }
+                    waits.push(self.join_or_fetch(&mut ix, &key, i, e));
                 }
-                if !ix.is_linked(course, &version, &e.id) {
-                    to_link.push(e.clone());
+            }
+        }
+        // Pinned: nothing in this process removes these chunks now, so a missing directory
+        // was removed from outside.
+        let gone: Vec<usize> = believed
+            .into_iter()
+            .filter(|&i| {
+                let there = self.inner.paths.chunk_dir(course, &entries[i].id).is_dir();
+                if there {
+                    inc(&self.inner.metrics.hits);
                 }
+                !there
+            })
+            .collect();
+        if !gone.is_empty() {
+            let mut ix = self.inner.index();
+            for i in gone {
+                let e = &entries[i];
+                let key: Key = (course.clone(), e.id);
+                // Looked at again under the lock: a concurrent request may have seen the
+                // same hole and fetched the chunk back already.
+                if ix.is_present(&key) && self.inner.paths.chunk_dir(course, &e.id).is_dir() {
+                    inc(&self.inner.metrics.hits);
+                    continue;
+                }
+                tracing::warn!(%course, chunk = %e.chunk_ref(), id = %e.id, "chunk directory missing on disk; fetching it again");
+                inc(&self.inner.metrics.misses);
+                inc(&self.inner.metrics.healed);
+                ix.forget_present(&key);
+                waits.push(self.join_or_fetch(&mut ix, &key, i, e));
             }
         }
         let mut downloaded = Vec::new();
@@ -264,6 +315,17 @@ impl ChunkCache {
             }
         }
         let root = self.inner.paths.version_dir(course, &version);
+        let to_link: Vec<ManifestEntry> = {
+            let ix = self.inner.index();
+            entries
+                .iter()
+                .filter(|e| {
+                    !ix.is_linked(course, &version, &e.id)
+                        || std::fs::symlink_metadata(links::chunk_path(&root, e)).is_err()
+                })
+                .cloned()
+                .collect()
+        };
         if !to_link.is_empty() {
             let (paths, m, c, dir) = (
                 self.inner.paths.clone(),
@@ -292,10 +354,30 @@ impl ChunkCache {
                 .collect(),
             root,
             version,
+            stale: None,
             chunks: entries,
             downloaded,
             pin,
         })
+    }
+
+    /// Joins the fetch of a chunk that is not present, or starts it; `true` when started.
+    fn join_or_fetch(
+        &self,
+        ix: &mut Index,
+        key: &Key,
+        i: usize,
+        e: &ManifestEntry,
+    ) -> (usize, FetchFuture, bool) {
+        let slot = ix.slot_mut(key);
+        match &slot.inflight {
+            Some(f) => (i, f.clone(), false),
+            None => {
+                let f = self.spawn_fetch(&key.0, e);
+                slot.inflight = Some(f.clone());
+                (i, f, true)
+            }
+        }
     }
 
     /// Starts the one fetch of a chunk; runs as its own task so that a cancelled request
@@ -332,47 +414,14 @@ impl ChunkCache {
         .shared()
     }
 
-    /// The course's current version, from memory when it was read from the catalog less
-    /// than `refresh_interval` ago.
-    pub async fn current_version(&self, course: &CourseId) -> Result<VersionId> {
-        let interval = self.inner.config.refresh_interval;
-        if !interval.is_zero() {
-            let currents = lock(&self.inner.currents);
-            if let Some((v, at)) = currents.get(course)
-                && at.elapsed() < interval
-            {
-                return Ok(v.clone());
-            }
-        }
-        self.refresh_now(course)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("course {:?}", course.as_str())))
-    }
-
-    /// Reads the course's current version from the catalog now (e.g. on a change
-    /// notification) and remembers it.
-    pub async fn refresh_now(&self, course: &CourseId) -> Result<Option<VersionId>> {
-        let current = self.inner.catalog.current(course).await?;
-        let mut currents = lock(&self.inner.currents);
-        match current {
-            Some(info) => {
-                currents.insert(course.clone(), (info.version.clone(), Instant::now()));
-                Ok(Some(info.version))
-            }
-            None => {
-                currents.remove(course);
-                Ok(None)
-            }
-        }
-    }
-
     /// A version's manifest, read from the catalog once (a version never changes).
     pub async fn manifest(&self, course: &CourseId, version: &VersionId) -> Result<Arc<Manifest>> {
         let key = (course.clone(), version.clone());
         if let Some(m) = lock(&self.inner.manifests).get(&key) {
             return Ok(m.clone());
         }
-        let m = Arc::new(self.inner.catalog.manifest(course, version).await?);
+        let m = self.inner.catalog.manifest(course, version).await;
+        let m = Arc::new(self.inner.health.record(Backend::Catalog, m)?);
         let mut manifests = lock(&self.inner.manifests);
         // A bound, not an LRU: manifests are cheap to read again.
         if manifests.len() >= 1024 {
@@ -384,16 +433,21 @@ impl ChunkCache {
 
     /// The counters, read now.
     pub fn metrics(&self) -> MetricsSnapshot {
+        self.expire_leases();
         let (bytes, count) = {
             let ix = self.inner.index();
             (ix.total, ix.present_count())
         };
-        self.inner.metrics.snapshot(bytes, count)
+        let leases = self.inner.leases().len() as u64;
+        self.inner
+            .metrics
+            .snapshot(bytes, count, self.inner.config.budget_bytes, leases)
     }
 
     /// One maintenance pass: removes version directories that have not been current for
     /// `version_grace` and that no request pins, and evicts chunks down to the budget.
     pub async fn maintain(&self) -> Result<Maintained> {
+        self.expire_leases();
         let mut out = Maintained::default();
         let courses_dir = self.inner.paths.courses();
         let listing = blocking(move || recover::list_versions(&courses_dir)).await?;
@@ -427,8 +481,9 @@ impl ChunkCache {
                     ix.forget_version(&course, &version);
                     // Renamed away under the lock: a request that comes next relinks.
                     let to = self.inner.paths.trash("version");
-                    match std::fs::rename(&dir, &to) {
+                    match fsutil::rename_into(&dir, &to) {
                         Ok(()) => Some(to),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                         Err(e) => {
                             tracing::warn!(dir = %dir.display(), "cannot remove version directory: {e}");
                             None
@@ -454,13 +509,20 @@ impl ChunkCache {
         Ok(out)
     }
 
-    /// Runs [`ChunkCache::maintain`] every `maintain_interval`, forever (abort the task to
-    /// stop it).
+    /// Runs [`ChunkCache::maintain`] every `maintain_interval` and ends expired leases every
+    /// second, forever (abort the task to stop it).
     pub async fn maintain_forever(self) {
-        let mut tick = tokio::time::interval(self.inner.config.maintain_interval);
+        let every = self.inner.config.maintain_interval;
+        let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = None::<Instant>;
         loop {
             tick.tick().await;
+            if last.is_some_and(|t| t.elapsed() < every) {
+                self.expire_leases();
+                continue;
+            }
+            last = Some(Instant::now());
             if let Err(e) = self.maintain().await {
                 tracing::warn!("cache maintenance failed: {e}");
             }
@@ -478,6 +540,11 @@ impl Inner {
         lock(&self.index)
     }
 
+    /// The live leases (never taken while holding the index lock).
+    pub(crate) fn leases(&self) -> MutexGuard<'_, Leases> {
+        lock(&self.leases)
+    }
+
     /// Evicts least recently used unpinned chunks until at most `target` bytes are present.
     /// Each victim is renamed into staging while the lock is held, so its directory is gone
     /// before any request can pin it again; the returned trash is deleted later.
@@ -486,11 +553,15 @@ impl Inner {
         for ((course, id), _) in ix.take_victims(target) {
             let dir = self.paths.chunk_dir(&course, &id);
             let to = self.paths.trash("chunk");
-            let moved = fsutil::unseal(&dir).and_then(|()| std::fs::rename(&dir, &to));
+            let moved = fsutil::unseal(&dir).and_then(|()| fsutil::rename_into(&dir, &to));
             match moved {
                 Ok(()) => {
                     inc(&self.metrics.evictions);
                     trash.push(to);
+                }
+                // Removed from outside already: what eviction wanted.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => {
+                    inc(&self.metrics.evictions);
                 }
                 Err(e) => tracing::warn!(dir = %dir.display(), "cannot evict chunk: {e}"),
             }
@@ -529,7 +600,7 @@ impl Inner {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section in this crate leaves its data consistent, so a panic in one
     // (a bug) must not take every later request down with it.
     m.lock().unwrap_or_else(PoisonError::into_inner)

@@ -21,11 +21,18 @@ pub struct LoadConfig {
     pub retry_base: Duration,
     /// How often the server's background task runs [`crate::ChunkCache::maintain`].
     pub maintain_interval: Duration,
+    /// How long after the catalog last confirmed a course's current version that version
+    /// is still served while the catalog cannot be asked (marked stale). Zero: never.
+    pub max_stale: Duration,
+    /// How long a lease lasts when its taker names no duration.
+    pub lease_ttl: Duration,
+    /// The longest lease (or renewal) a taker may ask for.
+    pub lease_max_ttl: Duration,
 }
 
 impl LoadConfig {
     /// A configuration with the defaults: 10 GiB budget, 2 s refresh, 10 min grace,
-    /// 4 retries from 50 ms, maintenance every 30 s.
+    /// 4 retries from 50 ms, maintenance every 30 s, leases of 60 s (at most 1 h), stale current versions served for up to 5 min.
     pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
         LoadConfig {
             cache_dir: cache_dir.into(),
@@ -35,6 +42,9 @@ impl LoadConfig {
             retries: 4,
             retry_base: Duration::from_millis(50),
             maintain_interval: Duration::from_secs(30),
+            max_stale: Duration::from_secs(300),
+            lease_ttl: Duration::from_secs(60),
+            lease_max_ttl: Duration::from_secs(3600),
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use crate::cache::Inner;
 use crate::extract::{Fault, Unpacked, unpack_verified};
 use crate::fsutil;
+use crate::health::Backend;
 use crate::metrics::inc;
 
 /// What a fetch did.
@@ -129,7 +130,13 @@ async fn download_once(
     final_dir: &Path,
 ) -> Result<Unpacked, Fault> {
     let key = object_store::path::Path::from(e.id.object_key());
-    let got = match inner.store.get(&key).await {
+    let got = inner.store.get(&key).await;
+    let answered = match &got {
+        Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(Error::backend("object store", e.to_string())),
+    };
+    let _ = inner.health.record(Backend::ObjectStore, answered);
+    let got = match got {
         Ok(g) => g,
         Err(object_store::Error::NotFound { .. }) => {
             return Err(Fault::Final(Error::not_found(format!(
@@ -147,6 +154,8 @@ async fn download_once(
     let staging = inner.paths.staging(course, &e.id);
     let (id, size, final_dir) = (e.id, e.size, final_dir.to_path_buf());
     let job = move |reader: Box<dyn io::Read + Send>| {
+        // Staging may have been deleted with a disposable cache directory.
+        fsutil::make_parent(&staging).map_err(|e| Fault::Final(Error::backend("kiln-load", e)))?;
         let r = unpack_verified(reader, &id, size, &staging)
             .and_then(|u| publish(&staging, &final_dir).map(|()| u));
         if r.is_err() {

@@ -82,9 +82,38 @@ pub(crate) fn try_lock_exclusive(path: &Path) -> io::Result<Option<File>> {
 }
 
 fn open_lock(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
+    let open = || {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+    };
+    match open() {
+        // The lock directory was deleted with the rest of a disposable cache: make it again.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            make_parent(path)?;
+            open()
+        }
+        r => r,
+    }
+}
+
+/// Creates the parent directory of `path` (and its ancestors) if missing.
+pub(crate) fn make_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(p) => fs::create_dir_all(p),
+        None => Ok(()),
+    }
+}
+
+/// `rename(from, to)`, creating `to`'s parent if it was deleted (staging is disposable too).
+pub(crate) fn rename_into(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && from.exists() => {
+            make_parent(to)?;
+            fs::rename(from, to)
+        }
+        r => r,
+    }
 }

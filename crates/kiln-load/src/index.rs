@@ -90,6 +90,29 @@ impl Index {
         slot.tick = tick;
     }
 
+    /// The slot of a chunk (created if missing).
+    pub(crate) fn slot_mut(&mut self, key: &Key) -> &mut Slot {
+        self.slots.entry(key.clone()).or_default()
+    }
+
+    /// Whether the index holds the chunk present.
+    pub(crate) fn is_present(&self, key: &Key) -> bool {
+        self.slots.get(key).is_some_and(|s| s.present)
+    }
+
+    /// Records that a chunk believed present is gone from disk (removed from outside): it
+    /// leaves the LRU and the byte count, and keeps its pins, so that it can be fetched again.
+    pub(crate) fn forget_present(&mut self, key: &Key) {
+        if let Some(slot) = self.slots.get_mut(key)
+            && slot.present
+        {
+            slot.present = false;
+            self.total -= slot.size;
+            slot.size = 0;
+            self.lru.remove(&slot.tick);
+        }
+    }
+
     /// Records a failed fetch.
     pub(crate) fn fetch_failed(&mut self, key: &Key) {
         if let Some(slot) = self.slots.get_mut(key) {

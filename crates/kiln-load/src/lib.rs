@@ -21,10 +21,13 @@
 
 mod cache;
 mod config;
+mod current;
 mod extract;
 mod fetch;
 mod fsutil;
+mod health;
 mod index;
+mod lease;
 mod links;
 mod metrics;
 mod paths;
@@ -34,5 +37,8 @@ pub mod testing;
 
 pub use cache::{ChunkCache, Ensured, Maintained, Pin};
 pub use config::LoadConfig;
+pub use current::Current;
+pub use health::{Backend, BackendState};
+pub use lease::{LeaseId, LeaseInfo};
 pub use metrics::{HistogramSnapshot, MetricsSnapshot};
 pub use resolve::ResolvedFile;

@@ -59,6 +59,7 @@ pub(crate) struct Metrics {
     pub(crate) errors: AtomicU64,
     pub(crate) corrupt: AtomicU64,
     pub(crate) retries: AtomicU64,
+    pub(crate) healed: AtomicU64,
     pub(crate) ensure_latency: Histogram,
     pub(crate) download_latency: Histogram,
 }
@@ -68,7 +69,13 @@ pub(crate) fn inc(c: &AtomicU64) {
 }
 
 impl Metrics {
-    pub(crate) fn snapshot(&self, cache_bytes: u64, cache_chunks: u64) -> MetricsSnapshot {
+    pub(crate) fn snapshot(
+        &self,
+        cache_bytes: u64,
+        cache_chunks: u64,
+        budget_bytes: u64,
+        leases_active: u64,
+    ) -> MetricsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         MetricsSnapshot {
             downloads: get(&self.downloads),
@@ -81,8 +88,12 @@ impl Metrics {
             errors: get(&self.errors),
             corrupt: get(&self.corrupt),
             retries: get(&self.retries),
+            healed: get(&self.healed),
             cache_bytes,
             cache_chunks,
+            budget_bytes,
+            bytes_over_budget: cache_bytes.saturating_sub(budget_bytes),
+            leases_active,
             ensure_latency: self.ensure_latency.snapshot(),
             download_latency: self.download_latency.snapshot(),
         }
@@ -123,10 +134,19 @@ pub struct MetricsSnapshot {
     pub corrupt: u64,
     /// Transient store errors retried.
     pub retries: u64,
+    /// Chunks the index held present but that were missing on disk, fetched again.
+    pub healed: u64,
     /// Bytes of the chunk directories this process knows of.
     pub cache_bytes: u64,
     /// Chunk directories this process knows of.
     pub cache_chunks: u64,
+    /// The byte budget.
+    pub budget_bytes: u64,
+    /// How far `cache_bytes` exceeds the budget: chunks that leases (or requests in flight)
+    /// hold past it.
+    pub bytes_over_budget: u64,
+    /// Leases not yet released or expired.
+    pub leases_active: u64,
     /// Latency of `ensure` calls.
     pub ensure_latency: HistogramSnapshot,
     /// Latency of chunk downloads (fetch, verify, extract).

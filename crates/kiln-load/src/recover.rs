@@ -86,7 +86,13 @@ fn clean_staging(paths: &Paths) -> io::Result<()> {
 /// Every course directory and its version directories.
 pub(crate) fn list_versions(courses: &Path) -> io::Result<Vec<(CourseId, Vec<VersionId>)>> {
     let mut out = Vec::new();
-    for course in fs::read_dir(courses)? {
+    let listing = match fs::read_dir(courses) {
+        Ok(l) => l,
+        // Deleted from outside: nothing to remove; ensures recreate what they need.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for course in listing {
         let course = course?;
         let Some(id) = parse::<CourseId>(&course.file_name()) else {
             continue;

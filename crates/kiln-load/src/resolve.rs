@@ -94,9 +94,12 @@ impl ChunkCache {
         path: &str,
     ) -> Result<ResolvedFile> {
         let rel = normalize_path(path)?;
-        let version = match version {
-            Some(v) => v.clone(),
-            None => self.current_version(course).await?,
+        let (version, stale) = match version {
+            Some(v) => (v.clone(), None),
+            None => {
+                let c = self.current(course).await?;
+                (c.version, c.stale)
+            }
         };
         let manifest = self.manifest(course, &version).await?;
         let candidates: Vec<ManifestEntry> = manifest
@@ -115,9 +118,10 @@ impl ChunkCache {
         let paths = self.inner().paths.clone();
         if !first.is_gathered() {
             let chunk = first.clone();
-            let ensured = self
+            let mut ensured = self
                 .ensure_entries(course, version.clone(), &manifest, vec![chunk.clone()])
                 .await?;
+            ensured.stale = stale;
             let chunk_dir = paths.chunk_dir(course, &chunk.id);
             let file = chunk_dir.join(&rel[chunk.root.len() + 1..]);
             return Ok(ResolvedFile {
@@ -129,9 +133,10 @@ impl ChunkCache {
             });
         }
         // Gathered chunks: ensure them all (few, small), take the first that has the file.
-        let ensured = self
+        let mut ensured = self
             .ensure_entries(course, version.clone(), &manifest, candidates.clone())
             .await?;
+        ensured.stale = stale;
         for chunk in candidates {
             let chunk_dir = paths.chunk_dir(course, &chunk.id);
             let file = chunk_dir.join(&rel);

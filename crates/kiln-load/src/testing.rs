@@ -169,6 +169,7 @@ pub fn question_chunk(qid: &str, files: usize, file_size: usize, seed: u64) -> T
 pub struct MemCatalog {
     courses: Mutex<BTreeMap<CourseId, MemCourse>>,
     current_calls: AtomicU64,
+    down: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -192,6 +193,21 @@ impl MemCatalog {
         c.versions
             .push((version.clone(), manifest, Timestamp::now()));
         c.current = Some(version.clone());
+    }
+
+    /// Makes `current` and `manifest` fail as an unreachable catalog does (or work again).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn check_up(&self) -> Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable {
+                what: "memory catalog".into(),
+                source: "connection refused (injected)".into(),
+            });
+        }
+        Ok(())
     }
 
     /// How many times `current` was called.
@@ -219,6 +235,7 @@ impl Catalog for MemCatalog {
 
     async fn current(&self, course: &CourseId) -> Result<Option<VersionInfo>> {
         self.current_calls.fetch_add(1, Ordering::Relaxed);
+        self.check_up()?;
         let courses = self.courses.lock().unwrap_or_else(|e| e.into_inner());
         Ok(courses.get(course).and_then(|c| {
             let v = c.current.clone()?;
@@ -255,6 +272,7 @@ impl Catalog for MemCatalog {
     }
 
     async fn manifest(&self, course: &CourseId, version: &VersionId) -> Result<Manifest> {
+        self.check_up()?;
         let courses = self.courses.lock().unwrap_or_else(|e| e.into_inner());
         courses
             .get(course)

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
 
 use crate::error::Error;
 
@@ -61,18 +62,20 @@ pub struct PgConfig {
     pub schema: Option<String>,
     /// The pool's size.
     pub max_connections: u32,
-    /// How long to wait for a connection before reporting PostgreSQL unavailable.
+    /// How long to wait for a connection (a new one, or a free one of the pool) before
+    /// reporting PostgreSQL unavailable. Short: a caller with something better to do while
+    /// the database is away (serve what it has) learns of it quickly.
     pub connect_timeout: Duration,
 }
 
 impl PgConfig {
-    /// The defaults for `url`: schema `public`, 10 connections, a 10 s connect timeout.
+    /// The defaults for `url`: schema `public`, 10 connections, a 3 s connect timeout.
     pub fn new(url: impl Into<String>) -> Self {
         PgConfig {
             url: url.into(),
             schema: None,
             max_connections: 10,
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -148,7 +151,7 @@ impl PgDb {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(2))
             .acquire_timeout(config.connect_timeout)
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.clone());
         let unavailable = |e: Error| match kiln_core::Error::from(e) {
             kiln_core::Error::Unavailable { source, .. } => kiln_core::Error::Unavailable {
                 what: server.clone(),
@@ -156,6 +159,25 @@ impl PgDb {
             },
             other => other,
         };
+        // One connection of our own first: the pool retries a refused connection until its
+        // timeout and then reports only that it timed out; this says why, at once.
+        let probe = options.clone();
+        match tokio::time::timeout(config.connect_timeout, probe.connect()).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => return Err(unavailable(e.into())),
+            Err(_) => {
+                return Err(kiln_core::Error::Unavailable {
+                    what: server.clone(),
+                    source: format!(
+                        "no connection within {} ms",
+                        config.connect_timeout.as_millis()
+                    )
+                    .into(),
+                });
+            }
+        }
         // Concurrent creators of one schema may race; the loser's error is harmless.
         if let Err(e) = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
             .execute(&pool)
@@ -195,5 +217,36 @@ impl PgDb {
     /// wake each other.
     pub(crate) fn channel(&self, topic: &str) -> String {
         format!("{}.{topic}", self.schema)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{PgConfig, PgDb};
+
+    #[tokio::test]
+    async fn a_refused_connection_says_so_at_once() {
+        // A port that was just free: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = PgConfig::new(format!("postgres://postgres@127.0.0.1:{port}/test"));
+        config.connect_timeout = Duration::from_secs(30);
+        let started = Instant::now();
+        let err = PgDb::connect_with(&config).await.unwrap_err();
+        let text = err.to_string();
+        assert!(err.is_transient(), "{text}");
+        assert!(text.contains("connection refused"), "{text}");
+        assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+        // Far below the connect timeout: the refusal is not retried until it runs out.
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -47,7 +47,7 @@ impl From<Error> for kiln_core::Error {
                 if transient {
                     kiln_core::Error::Unavailable {
                         what: "postgres".into(),
-                        source: Box::new(e),
+                        source: connection_error(e),
                     }
                 } else {
                     kiln_core::Error::backend("postgres", e)
@@ -55,6 +55,22 @@ impl From<Error> for kiln_core::Error {
             }
             e @ (Error::Migrate(_) | Error::Corrupt(_)) => kiln_core::Error::backend("postgres", e),
         }
+    }
+}
+
+/// The cause of a transient error, worded for an operator: a refused connection says so
+/// (sqlx words it "error communicating with database"), a pool timeout says what it means.
+fn connection_error(e: sqlx::Error) -> kiln_core::error::BoxError {
+    match &e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("connection refused ({io})").into()
+        }
+        sqlx::Error::PoolTimedOut => {
+            "no connection within the connect timeout (the server is unreachable, or every \
+             pooled connection is busy)"
+                .into()
+        }
+        _ => Box::new(e),
     }
 }
 

@@ -1,6 +1,8 @@
-//! `GET /v1/courses/{course}` and `POST /v1/courses/{course}/ensure`.
+//! `GET /v1/courses/{course}` and `POST /v1/courses/{course}/ensure`, which answers with a
+//! lease on what it made present (see [`crate::leases`]).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::leases::LeaseView;
 
 /// Reads the `{course}` segment; a bad one is a 400 naming it.
 pub(crate) fn course_id(p: Result<Path<String>, PathRejection>) -> Result<CourseId, ApiError> {
@@ -54,6 +57,9 @@ pub(crate) struct EnsureRequest {
     chunks: Vec<String>,
     #[serde(default)]
     version: Option<String>,
+    /// The lease's duration in milliseconds (default: the server's `lease_ttl`).
+    #[serde(default)]
+    lease_ttl_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -63,6 +69,7 @@ pub(crate) struct EnsureResponse {
     root: String,
     paths: Vec<String>,
     downloaded: Vec<String>,
+    lease: LeaseView,
 }
 
 /// Makes chunks of one version present and says where they are on disk.
@@ -84,6 +91,7 @@ pub(crate) async fn ensure(
         .iter()
         .map(|c| c.parse::<ChunkRef>())
         .collect::<Result<Vec<_>, _>>()?;
+    let ttl = req.lease_ttl_ms.map(Duration::from_millis);
     let ensured = match req.version {
         Some(v) => {
             let v = VersionId::new(v)?;
@@ -91,7 +99,11 @@ pub(crate) async fn ensure(
         }
         None => st.cache.ensure(&course, &chunks).await?,
     };
+    // The chunks stay on disk until the lease ends, not only until this response is sent:
+    // the caller reads them from disk after it has the answer.
+    let lease = st.cache.lease(ensured.pin, ttl)?;
     Ok(Json(EnsureResponse {
+        lease: lease.into(),
         course: course.to_string(),
         version: ensured.version.to_string(),
         root: ensured.root.display().to_string(),

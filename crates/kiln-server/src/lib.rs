@@ -2,12 +2,13 @@
 //!
 //! Routes (DESIGN.md's contract): `GET /v1/courses/{course}`, `POST /v1/courses/{course}/ensure`,
 //! `GET /v1/courses/{course}/files/{*path}` (`?version=` optional), `GET /metrics`,
-//! `GET /healthz`; the reheat routes are merged from [`reheat_routes`]. Errors are JSON
+//! `POST /v1/leases/{id}/renew`, `DELETE /v1/leases/{id}` ([`leases`]), `GET /healthz`; the reheat routes are merged from [`reheat_routes`]. Errors are JSON
 //! `{error, message}` ([`error::ApiError`]). Only this crate knows HTTP.
 
 mod courses;
 pub mod error;
 mod files;
+mod leases;
 mod metrics;
 pub mod reheat_routes;
 mod state;
@@ -15,7 +16,7 @@ mod state;
 use std::future::Future;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub use state::AppState;
 
@@ -25,6 +26,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/courses/{course}", get(courses::show))
         .route("/v1/courses/{course}/ensure", post(courses::ensure))
         .route("/v1/courses/{course}/files/{*path}", get(files::get_file))
+        .route("/v1/leases/{id}/renew", post(leases::renew))
+        .route("/v1/leases/{id}", delete(leases::release))
         .route("/metrics", get(metrics::render))
         .route("/healthz", get(|| async { "ok\n" }))
         // The reheat API (kiln-reheat) lives in its own file; this is its one merge point.

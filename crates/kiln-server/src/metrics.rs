@@ -148,6 +148,11 @@ impl Collector for LoadCollector {
                 "Transient object store errors retried",
                 m.retries,
             ),
+            (
+                "kiln_load_healed",
+                "Chunks missing on disk behind the index's back, fetched again",
+                m.healed,
+            ),
         ];
         for (name, help, v) in counters {
             let c = ConstCounter::new(v);
@@ -163,6 +168,21 @@ impl Collector for LoadCollector {
                 "kiln_load_cache_chunks",
                 "Chunk directories present",
                 m.cache_chunks,
+            ),
+            (
+                "kiln_load_budget_bytes",
+                "The byte budget of the chunk directories",
+                m.budget_bytes,
+            ),
+            (
+                "kiln_load_bytes_over_budget",
+                "Bytes of chunk directories past the budget, held by leases or requests",
+                m.bytes_over_budget,
+            ),
+            (
+                "kiln_load_leases_active",
+                "Leases neither released nor expired",
+                m.leases_active,
             ),
         ] {
             let g = ConstGauge::new(v as i64);

@@ -3,7 +3,10 @@
 
 mod budget;
 mod corrupt;
+mod heal;
 mod layout;
+mod leases;
+mod outage;
 mod processes;
 mod single_flight;
 mod support;

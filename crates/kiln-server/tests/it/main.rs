@@ -3,5 +3,7 @@
 
 mod api;
 mod files;
+mod heal;
+mod leases;
 mod listener;
 mod support;

@@ -23,6 +23,11 @@ pub(crate) struct Env {
 impl Env {
     /// Course `demo`, version `v1`: question `topic/q1` (with a symlink) and `courseInfo`.
     pub(crate) async fn new() -> Env {
+        Env::with_config(|c| c).await
+    }
+
+    /// Like [`Env::new`], with the cache's configuration changed by `f`.
+    pub(crate) async fn with_config(f: impl FnOnce(LoadConfig) -> LoadConfig) -> Env {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("store")).unwrap();
         let local = LocalFileSystem::new_with_prefix(dir.path().join("store")).unwrap();
@@ -41,10 +46,10 @@ impl Env {
         let env = Env {
             state: AppState::new(
                 ChunkCache::open(
-                    LoadConfig {
+                    f(LoadConfig {
                         refresh_interval: std::time::Duration::ZERO,
                         ..LoadConfig::new(dir.path().join("cache"))
-                    },
+                    }),
                     catalog.clone(),
                     store.clone(),
                 )
@@ -89,6 +94,11 @@ impl Env {
 
     pub(crate) async fn get(&self, uri: &str) -> Response<Body> {
         self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    pub(crate) async fn delete(&self, uri: &str) -> Response<Body> {
+        self.send(Request::delete(uri).body(Body::empty()).unwrap())
             .await
     }
 

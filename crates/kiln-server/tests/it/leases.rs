@@ -1,0 +1,148 @@
+//! Leases over HTTP: an app reads what ensure returned from disk, after the response, and
+//! finds every file while its lease holds, even under a budget smaller than its working set.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use futures::future::join_all;
+use kiln_load::testing::{TestChunk, question_chunk};
+
+use crate::support::{Env, body_bytes, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_of_ensured_directories_never_miss_a_file_under_a_small_budget() {
+    const FILES: usize = 4;
+    let qs: Vec<TestChunk> = (0..48)
+        .map(|i| question_chunk(&format!("t/q{i}"), FILES, 2_000, i))
+        .collect();
+    let one = qs[0].entry.size;
+    // Three questions fit; 32 readers want two each at once.
+    let env = Arc::new(
+        Env::with_config(|c| kiln_load::LoadConfig {
+            budget_bytes: 3 * one,
+            ..c
+        })
+        .await,
+    );
+    env.publish("v1", &qs.iter().collect::<Vec<_>>()).await;
+    let names: Vec<String> = std::iter::once("info.json".to_string())
+        .chain((0..FILES - 1).map(|i| format!("file{i}.html")))
+        .collect();
+    let readers = (0..32u64).map(|n| {
+        let (env, names) = (env.clone(), names.clone());
+        tokio::spawn(async move {
+            let mut missing = Vec::new();
+            let mut leases = Vec::new();
+            for round in 0..4u64 {
+                let a = (n * 7 + round * 13) % 48;
+                let b = (a + 1 + n % 5) % 48;
+                let body = format!(r#"{{"chunks":["question:t/q{a}","question:t/q{b}"]}}"#);
+                let resp = env.post_json("/v1/courses/demo/ensure", &body).await;
+                assert_eq!(resp.status(), StatusCode::OK);
+                let v = json(resp).await;
+                for p in v["paths"].as_array().unwrap() {
+                    let dir = std::path::PathBuf::from(p.as_str().unwrap());
+                    for name in &names {
+                        // Other readers' ensures run between these reads.
+                        tokio::task::yield_now().await;
+                        if std::fs::read(dir.join(name)).is_err() {
+                            missing.push(dir.join(name));
+                        }
+                    }
+                }
+                leases.push(v["lease"]["id"].as_str().map(str::to_string));
+            }
+            (missing, leases)
+        })
+    });
+    let mut missing = Vec::new();
+    for r in join_all(readers).await {
+        let (m, leases) = r.unwrap();
+        missing.extend(m);
+        for id in leases {
+            let id = id.expect("ensure answers with a lease");
+            let resp = env.delete(&format!("/v1/leases/{id}")).await;
+            assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} files missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let m = env.state.cache.metrics();
+    assert!(m.evictions > 0, "the workload must exceed the budget");
+    assert_eq!(m.leases_active, 0);
+    assert!(
+        m.cache_bytes <= 3 * one,
+        "released leases give the budget back: {m:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_lease_is_shown_renewed_and_released() {
+    let env = Env::new().await;
+    let v = json(
+        env.post_json(
+            "/v1/courses/demo/ensure",
+            r#"{"chunks":["courseInfo"],"lease_ttl_ms":5000}"#,
+        )
+        .await,
+    )
+    .await;
+    let lease = &v["lease"];
+    assert_eq!(lease["ttl_ms"], 5000);
+    let id = lease["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 32);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let expires = lease["expires_at"].as_u64().unwrap();
+    assert!(expires > now_ms && expires <= now_ms + 5_000, "{lease}");
+
+    let text = String::from_utf8(body_bytes(env.get("/metrics").await).await).unwrap();
+    assert!(text.contains("kiln_load_leases_active 1"), "{text}");
+    assert!(text.contains("kiln_load_bytes_over_budget 0"), "{text}");
+
+    let resp = env
+        .post_json(&format!("/v1/leases/{id}/renew"), r#"{"ttl_ms":120000}"#)
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let renewed = json(resp).await;
+    assert_eq!(renewed["id"], id.as_str());
+    assert_eq!(renewed["ttl_ms"], 120000);
+    let resp = env.post_json(&format!("/v1/leases/{id}/renew"), "").await;
+    assert_eq!(
+        json(resp).await["ttl_ms"],
+        Duration::from_secs(60).as_millis() as u64
+    );
+    let resp = env
+        .post_json(&format!("/v1/leases/{id}/renew"), r#"{"ttl_ms":0}"#)
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+
+    assert_eq!(
+        env.delete(&format!("/v1/leases/{id}")).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    for resp in [
+        env.delete(&format!("/v1/leases/{id}")).await,
+        env.post_json(&format!("/v1/leases/{id}/renew"), "").await,
+    ] {
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert!(json(resp).await["message"].as_str().unwrap().contains(&id));
+    }
+    let resp = env.delete("/v1/leases/not-a-lease").await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        json(resp).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid lease id")
+    );
+    let text = String::from_utf8(body_bytes(env.get("/metrics").await).await).unwrap();
+    assert!(text.contains("kiln_load_leases_active 0"), "{text}");
+}
