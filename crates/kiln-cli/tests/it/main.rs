@@ -1,6 +1,7 @@
 //! kiln-cli's integration tests: the `kiln` binary end to end, and the repository's tidiness.
 
 mod cli;
+mod faults;
 mod multinode;
 mod processes;
 mod serve;
