@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kiln-target}"
 export KILN_DATA_DIR="${KILN_DATA_DIR:-$PWD/kiln-data}"
 export KILN_CONFIG="${KILN_CONFIG:-$PWD/docs/demo.toml}"
-port="${KILN_DEMO_PORT:-7878}"
+# Port 0: the OS picks a free one; kiln serve prints its address on its first line.
+port="${KILN_DEMO_PORT:-0}"
 
 echo "== building kiln"
 cargo build --release -q -p kiln-cli
@@ -24,14 +25,19 @@ echo "== kiln chunks demo"
 "$kiln" chunks demo
 
 echo "== kiln serve, and a question file through it"
-"$kiln" serve --listen "127.0.0.1:$port" &
+serve_out="$(mktemp)"
+"$kiln" serve --listen "127.0.0.1:$port" >"$serve_out" &
 server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+trap 'kill $server 2>/dev/null || true; rm -f "$serve_out"' EXIT
+base=""
 for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  base="$(head -n1 "$serve_out" | grep -o 'http://[^ ]*' || true)"
+  [ -n "$base" ] && curl -fsS "$base/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-curl -fsS "http://127.0.0.1:$port/v1/courses/demo/files/questions/algebra/linear/question.html"
+[ -n "$base" ] || { echo "kiln serve did not start" >&2; exit 1; }
+echo "kiln serve is at $base"
+curl -fsS "$base/v1/courses/demo/files/questions/algebra/linear/question.html"
 echo
 
 echo "== kiln worker: the sync started a reheat of question-cards (its source is the course)"

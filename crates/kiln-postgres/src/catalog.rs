@@ -473,7 +473,7 @@ impl PgCatalog {
             .await?;
         sqlx::query(
             "INSERT INTO chunk_claims (owner, chunk_id, expires_at) \
-             SELECT $1, id, $2 FROM unnest($3::bytea[]) AS u(id) \
+             SELECT DISTINCT $1, id, $2 FROM unnest($3::bytea[]) AS u(id) \
              ON CONFLICT (owner, chunk_id) DO UPDATE SET expires_at = excluded.expires_at",
         )
         .bind(owner)
@@ -525,7 +525,7 @@ impl PgCatalog {
             .await?;
         let marked: Vec<Vec<u8>> = sqlx::query_scalar(
             "INSERT INTO gc_marks (chunk_id, owner, expires_at) \
-             SELECT id, $1, $2 FROM unnest($3::bytea[]) AS u(id) \
+             SELECT DISTINCT id, $1, $2 FROM unnest($3::bytea[]) AS u(id) \
              WHERE NOT EXISTS (SELECT 1 FROM manifest_entries m WHERE m.chunk_id = u.id) \
                AND NOT EXISTS (SELECT 1 FROM chunk_claims c \
                                WHERE c.chunk_id = u.id AND c.expires_at > $4) \

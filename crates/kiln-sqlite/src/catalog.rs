@@ -388,7 +388,7 @@ impl Catalog for SqliteCatalog {
             .map_err(err)?;
         sqlx::query(
             "INSERT INTO chunk_claims (owner, chunk_id, expires_at)
-             SELECT ?1, unhex(value), ?2 FROM json_each(?3) WHERE true
+             SELECT DISTINCT ?1, unhex(value), ?2 FROM json_each(?3) WHERE true
              ON CONFLICT (owner, chunk_id) DO UPDATE SET expires_at = excluded.expires_at",
         )
         .bind(owner)
@@ -469,7 +469,7 @@ impl Catalog for SqliteCatalog {
         // A live mark of another gc stays that gc's.
         let marked: Vec<Vec<u8>> = sqlx::query_scalar(
             "INSERT INTO gc_marks (chunk_id, owner, expires_at)
-             SELECT unhex(value), ?1, ?2 FROM json_each(?3) WHERE true
+             SELECT DISTINCT unhex(value), ?1, ?2 FROM json_each(?3) WHERE true
              ON CONFLICT (chunk_id) DO UPDATE SET owner = excluded.owner,
                  expires_at = excluded.expires_at
              WHERE gc_marks.expires_at <= ?4 OR gc_marks.owner = excluded.owner
