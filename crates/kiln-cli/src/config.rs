@@ -146,6 +146,14 @@ pub(crate) struct ServerConfig {
 pub(crate) struct WorkerConfig {
     /// Jobs run at once (default 64).
     pub(crate) concurrency: Option<usize>,
+    /// The lease's visibility timeout, e.g. `"30s"` (default 30s): the backstop that frees
+    /// a lease whose worker is gone without a trace.
+    #[serde(default, with = "opt_duration")]
+    pub(crate) visibility: Option<std::time::Duration>,
+    /// How long a worker counts as alive after a heartbeat, e.g. `"5s"` (default 5s): a
+    /// crashed worker's leases are reclaimed this soon after its last one.
+    #[serde(default, with = "opt_duration")]
+    pub(crate) liveness: Option<std::time::Duration>,
 }
 
 /// Per-course settings.

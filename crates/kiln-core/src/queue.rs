@@ -37,6 +37,9 @@ pub struct NewJob {
     pub run: Option<RunId>,
     /// The fence the job is subject to: (key, generation); see [`JobQueue::fence`].
     pub fence: Option<(String, u64)>,
+    /// The job's identity within its run (needs `run`): a run gets at most one job per key,
+    /// however often it is enqueued; see the contract's **Idempotent enqueue**.
+    pub dedupe: Option<String>,
 }
 
 /// A leased job.
@@ -74,6 +77,20 @@ pub struct LeaseOptions {
     pub max_jobs: usize,
     /// The visibility timeout: the job is delivered again after it unless acked or extended.
     pub visibility: Duration,
+    /// The worker taking the leases: its liveness is refreshed, and the leases are
+    /// reclaimed as soon as it lapses (see [`JobQueue::heartbeat`]) rather than when the
+    /// visibility timeout ends. `None`: only the visibility timeout frees them.
+    pub worker: Option<Liveness>,
+}
+
+/// A worker's liveness: its id (unique per process, e.g. `host-pid-random`) and how long
+/// one heartbeat keeps it alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Liveness {
+    /// The worker's id.
+    pub worker: String,
+    /// How long after its last heartbeat (or lease) the worker counts as alive.
+    pub ttl: Duration,
 }
 
 /// Options of [`JobQueue::retry`].
@@ -153,6 +170,18 @@ impl Tally {
 ///   enqueue such jobs afterwards (they are dropped at once).
 /// - **Tallies**: every transition updates its run's [`Tally`] in the same transaction.
 /// - **Atomicity**: `enqueue` of a batch is all or nothing.
+/// - **Idempotent enqueue**: a job with a `dedupe` key is created at most once per
+///   `(run, key)`: enqueueing a key the run already has (pending, leased, done or dead, in
+///   this batch or an earlier one) creates nothing, counts nothing in the tally and
+///   returns the first job's id. A key without a run is refused. Keys are kept until a
+///   fence drops their generation (a superseded run never runs again).
+/// - **Liveness**: a lease taken with `LeaseOptions::worker` belongs to that worker and
+///   refreshes its liveness, as does `heartbeat`. Once a worker's liveness has lapsed, any
+///   `heartbeat` (of any worker) reclaims its leases: the jobs are ready at once, as if
+///   their leases had expired (the attempt is spent, the old token is stale). A worker's
+///   own heartbeat refreshes it before reclaiming, so it never reclaims itself; a live
+///   worker's leases are never reclaimed. `retire` forgets a worker and reclaims what it
+///   still holds. The visibility timeout stays the backstop for leases without a worker.
 #[async_trait]
 pub trait JobQueue: Send + Sync + Debug + Display + 'static {
     /// Enqueues a batch atomically; returns the ids in order.
@@ -193,4 +222,12 @@ pub trait JobQueue: Send + Sync + Debug + Display + 'static {
 
     /// Returns when work may be ready, or after `max`; cancel-safe.
     async fn wait_for_work(&self, max: Duration);
+
+    /// Refreshes `worker`'s liveness, then reclaims the leases of every worker whose
+    /// liveness has lapsed; returns how many jobs were reclaimed.
+    async fn heartbeat(&self, worker: &Liveness) -> Result<u64>;
+
+    /// Forgets `worker` (a clean exit) and reclaims the leases it still holds; returns how
+    /// many jobs were reclaimed.
+    async fn retire(&self, worker: &str) -> Result<u64>;
 }

@@ -79,6 +79,7 @@ async fn main() {
                 max_attempts: 3,
                 run: None,
                 fence: None,
+                dedupe: None,
             })
             .collect();
         queue.enqueue(batch).await.expect("enqueue");
@@ -102,6 +103,7 @@ async fn main() {
         let opts = LeaseOptions {
             max_jobs: args.batch,
             visibility: Duration::from_secs(60),
+            worker: None,
         };
         let total = args.jobs;
         tasks.push(tokio::spawn(async move {

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    DeadLetter, Job, JobQueue, Lease, LeaseOptions, NewJob, RetryOptions, RetryOutcome, Tally,
+    DeadLetter, Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome,
+    Tally,
 };
 use kiln_core::time::Timestamp;
 use sqlx::Row;
@@ -20,6 +21,9 @@ use tokio::sync::{OnceCell, watch};
 use crate::db::PgDb;
 use crate::error::{Error, Result};
 use crate::notify::{self, AbortOnDrop, Sink};
+
+mod dedupe;
+mod liveness;
 
 /// The job queue on PostgreSQL.
 #[derive(Clone)]
@@ -35,6 +39,8 @@ struct Inner {
     /// The counter value the last `wait_for_work` saw.
     seen: AtomicU64,
     listener: OnceCell<AbortOnDrop>,
+    /// Set once this queue's own schema step (dedupe keys, liveness) is applied.
+    schema: OnceCell<()>,
 }
 
 impl fmt::Debug for PgQueue {
@@ -72,6 +78,44 @@ fn tally_cte(name: &str, src: &str, columns: &[(&str, &str)]) -> String {
     )
 }
 
+/// The statements of a migration file: comments dropped, split at `;` (the file has no
+/// string literals or bodies that hold one).
+fn statements(sql: &str) -> Vec<String> {
+    let text: String = sql
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs the queue's re-runnable schema step under an advisory lock of this schema.
+async fn apply_schema(pool: &sqlx::PgPool, channel: &str) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    let lock = format!("kiln.queue.schema.{channel}");
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+        .bind(&lock)
+        .execute(&mut *conn)
+        .await?;
+    let mut applied = Ok(());
+    for stmt in statements(include_str!("../migrations/0004_queue_dedupe_liveness.sql")) {
+        if let Err(e) = sqlx::query(&stmt).execute(&mut *conn).await {
+            applied = Err(e);
+            break;
+        }
+    }
+    sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+        .bind(&lock)
+        .execute(&mut *conn)
+        .await?;
+    applied?;
+    Ok(())
+}
+
 impl PgQueue {
     /// Connects to `url` and migrates `schema` (default `public`).
     pub async fn connect(url: &str, schema: Option<&str>) -> kiln_core::Result<Self> {
@@ -88,6 +132,7 @@ impl PgQueue {
                 wake: Arc::new(watch::channel(0).0),
                 seen: AtomicU64::new(0),
                 listener: OnceCell::new(),
+                schema: OnceCell::new(),
             }),
         }
     }
@@ -99,6 +144,17 @@ impl PgQueue {
 
     fn pool(&self) -> &sqlx::PgPool {
         self.inner.db.pool()
+    }
+
+    /// Applies `migrations/0004_queue_dedupe_liveness.sql` once per process: it is written to
+    /// be re-runnable, and an advisory lock keeps concurrent processes from racing on it.
+    async fn ready(&self) -> Result<()> {
+        let inner = &self.inner;
+        inner
+            .schema
+            .get_or_try_init(|| apply_schema(inner.db.pool(), &inner.channel))
+            .await?;
+        Ok(())
     }
 
     /// Takes the fence keys' advisory locks for the rest of `tx`: shared to enqueue, exclusive
@@ -140,10 +196,17 @@ impl PgQueue {
         let mut runs = Vec::with_capacity(n);
         let mut fence_keys = Vec::with_capacity(n);
         let mut fence_gens = Vec::with_capacity(n);
+        let mut dedupes = Vec::with_capacity(n);
         for (i, j) in jobs.iter().enumerate() {
             if j.max_attempts == 0 {
                 return Err(kiln_core::Error::invalid(format!(
                     "job {i} of the batch: max_attempts must be at least 1"
+                ))
+                .into());
+            }
+            if j.dedupe.is_some() && j.run.is_none() {
+                return Err(kiln_core::Error::invalid(format!(
+                    "job {i} of the batch: a dedupe key needs a run"
                 ))
                 .into());
             }
@@ -162,6 +225,7 @@ impl PgQueue {
                 None => None,
             };
             fence_gens.push(gen_);
+            dedupes.push(j.dedupe.as_deref());
         }
         let keys: Vec<&str> = fence_keys.iter().flatten().copied().collect();
         let mut tx = self.pool().begin().await?;
@@ -169,22 +233,33 @@ impl PgQueue {
             Self::lock_fences(&mut tx, &keys, false).await?;
         }
         // Ids are drawn in batch order (the unnest scan yields rows in order), so jobs of one
-        // priority lease in enqueue order. A job below its key's fence is dropped at once: it
-        // gets an id and counts as enqueued and dropped, but is never stored.
+        // priority lease in enqueue order. A keyed job is created only if its key is new to
+        // its run: `claimed` inserts the batch's first occurrence of each key if absent (a
+        // concurrent batch with the same key waits for this one and then skips it), and only
+        // claimed or unkeyed rows go on. A job below its key's fence is dropped at once: it
+        // counts as enqueued and dropped, but is never stored. The ids of rows that were not
+        // created are drawn and left unused.
         let sql = format!(
             "WITH src AS MATERIALIZED ( \
-               SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id, t.* \
-               FROM unnest($1::bytea[], $2::int4[], $3::int8[], $4::int4[], $5::int8[], $6::text[], $7::int8[]) \
-                 WITH ORDINALITY AS t(payload, priority, visible_at, max_attempts, run_id, fence_key, fence_gen, ord) \
+               SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id, t.*, \
+                 sha256(convert_to(t.dedupe, 'UTF8')) AS key_hash \
+               FROM unnest($1::bytea[], $2::int4[], $3::int8[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $9::text[]) \
+                 WITH ORDINALITY AS t(payload, priority, visible_at, max_attempts, run_id, fence_key, fence_gen, dedupe, ord) \
+             ), claimed AS ( \
+               INSERT INTO job_keys (run_id, key_hash, job_id, fence_key, fence_gen) \
+               SELECT DISTINCT ON (run_id, key_hash) run_id, key_hash, id, fence_key, fence_gen \
+               FROM src WHERE key_hash IS NOT NULL ORDER BY run_id, key_hash, ord \
+               ON CONFLICT DO NOTHING RETURNING job_id \
              ), marked AS MATERIALIZED ( \
                SELECT s.*, (f.generation IS NOT NULL AND s.fence_gen < f.generation) AS fenced \
                FROM src s LEFT JOIN fences f ON f.key = s.fence_key \
+               WHERE s.key_hash IS NULL OR s.id IN (SELECT job_id FROM claimed) \
              ), ins AS ( \
                INSERT INTO jobs (id, priority, visible_at, max_attempts, run_id, fence_key, fence_gen, payload) \
                SELECT id, priority, visible_at, max_attempts, run_id, fence_key, fence_gen, payload \
                FROM marked WHERE NOT fenced \
              ), {} \
-             SELECT m.id FROM marked m, (SELECT pg_notify($8, '')) AS n ORDER BY m.ord",
+             SELECT m.ord, m.id FROM marked m, (SELECT pg_notify($8, '')) AS n ORDER BY m.ord",
             tally_cte(
                 "tal",
                 "marked",
@@ -194,19 +269,37 @@ impl PgQueue {
                 ]
             )
         );
-        let ids: Vec<i64> = sqlx::query_scalar(&sql)
+        let created: Vec<(i64, i64)> = sqlx::query_as(&sql)
             .bind(payloads)
             .bind(priorities)
             .bind(visible)
             .bind(max_attempts)
-            .bind(runs)
+            .bind(&runs)
             .bind(fence_keys)
             .bind(fence_gens)
             .bind(&self.inner.channel)
+            .bind(&dedupes)
             .fetch_all(&mut *tx)
             .await?;
+        let mut ids: Vec<Option<i64>> = vec![None; n];
+        for (ord, id) in created {
+            let slot = usize::try_from(ord - 1)
+                .ok()
+                .and_then(|i| ids.get_mut(i))
+                .ok_or_else(|| Error::Corrupt(format!("enqueue returned ordinal {ord}").into()))?;
+            *slot = Some(id);
+        }
+        // The jobs that were not created are duplicates of a key: they get its job's id.
+        if ids.iter().any(Option::is_none) {
+            dedupe::existing_ids(&mut tx, &runs, &dedupes, &mut ids).await?;
+        }
         tx.commit().await?;
-        Ok(ids.into_iter().map(JobId).collect())
+        ids.into_iter()
+            .map(|id| {
+                id.map(JobId)
+                    .ok_or_else(|| Error::Corrupt("a job got no id".into()))
+            })
+            .collect()
     }
 
     async fn lease_inner(&self, opts: &LeaseOptions) -> Result<Vec<Job>> {
@@ -214,18 +307,26 @@ impl PgQueue {
             return Ok(Vec::new());
         }
         let now = Timestamp::now();
+        // With a worker, the same statement refreshes its liveness: a worker that leases is
+        // alive, and its row's lock orders this lease against a concurrent reclaim of it.
         let rows = sqlx::query(
-            "WITH c AS ( \
+            "WITH w AS ( \
+               INSERT INTO workers (id, alive_until) SELECT $4::text, $5::int8 WHERE $4::text IS NOT NULL \
+               ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until \
+             ), c AS ( \
                SELECT id FROM jobs WHERE NOT dead AND visible_at <= $1 \
                ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED \
              ) \
-             UPDATE jobs j SET leased = true, visible_at = $3, token = j.token + 1, attempt = j.attempt + 1 \
+             UPDATE jobs j SET leased = true, visible_at = $3, token = j.token + 1, attempt = j.attempt + 1, \
+               owner = $4::text \
              FROM c WHERE j.id = c.id \
              RETURNING j.id, j.token, j.payload, j.attempt, j.max_attempts, j.run_id, j.priority",
         )
         .bind(now.0)
         .bind(i64::try_from(opts.max_jobs).unwrap_or(i64::MAX))
         .bind(now.plus(opts.visibility).0)
+        .bind(opts.worker.as_ref().map(|w| w.worker.as_str()))
+        .bind(opts.worker.as_ref().map(|w| now.plus(w.ttl).0))
         .fetch_all(self.pool())
         .await?;
         let mut jobs = rows
@@ -381,10 +482,13 @@ impl PgQueue {
         })?;
         let mut tx = self.pool().begin().await?;
         Self::lock_fences(&mut tx, &[key], true).await?;
+        // The dropped generations' runs never run again: their dedupe keys go too.
         let sql = format!(
             "WITH f AS ( \
                INSERT INTO fences (key, generation) VALUES ($1, $2) \
                ON CONFLICT (key) DO UPDATE SET generation = greatest(fences.generation, excluded.generation) \
+             ), k AS ( \
+               DELETE FROM job_keys WHERE fence_key = $1 AND fence_gen < $2 \
              ), d AS ( \
                DELETE FROM jobs WHERE fence_key = $1 AND fence_gen < $2 AND NOT dead RETURNING run_id \
              ), {} SELECT count(*) FROM d",
@@ -522,54 +626,76 @@ impl PgQueue {
 #[async_trait]
 impl JobQueue for PgQueue {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> kiln_core::Result<Vec<JobId>> {
+        self.ready().await?;
         Ok(self.enqueue_inner(jobs).await?)
     }
 
     async fn lease(&self, opts: &LeaseOptions) -> kiln_core::Result<Vec<Job>> {
+        self.ready().await?;
         Ok(self.lease_inner(opts).await?)
     }
 
     async fn extend(&self, leases: &[Lease], visibility: Duration) -> kiln_core::Result<u64> {
+        self.ready().await?;
         Ok(self.extend_inner(leases, visibility).await?)
     }
 
     async fn ack(&self, leases: &[Lease]) -> kiln_core::Result<u64> {
+        self.ready().await?;
         Ok(self.ack_inner(leases).await?)
     }
 
     async fn retry(&self, lease: Lease, opts: RetryOptions) -> kiln_core::Result<RetryOutcome> {
+        self.ready().await?;
         Ok(self.retry_inner(lease, opts).await?)
     }
 
     async fn fail(&self, lease: Lease, error: &str) -> kiln_core::Result<bool> {
+        self.ready().await?;
         Ok(self.fail_inner(lease, error).await?)
     }
 
     async fn release(&self, leases: &[Lease]) -> kiln_core::Result<u64> {
+        self.ready().await?;
         Ok(self.release_inner(leases).await?)
     }
 
     async fn fence(&self, key: &str, generation: u64) -> kiln_core::Result<u64> {
+        self.ready().await?;
         Ok(self.fence_inner(key, generation).await?)
     }
 
     async fn dead_letters(&self, limit: usize) -> kiln_core::Result<Vec<DeadLetter>> {
+        self.ready().await?;
         Ok(self.dead_letters_inner(limit).await?)
     }
 
     async fn redrive(&self, ids: Option<&[JobId]>) -> kiln_core::Result<u64> {
+        self.ready().await?;
         Ok(self.redrive_inner(ids).await?)
     }
 
     async fn tally(&self, run: RunId) -> kiln_core::Result<Tally> {
+        self.ready().await?;
         Ok(self.tally_inner(run).await?)
     }
 
     async fn pending(&self) -> kiln_core::Result<u64> {
+        self.ready().await?;
         Ok(self.pending_inner().await?)
     }
 
     async fn wait_for_work(&self, max: Duration) {
         self.wait_inner(max).await
+    }
+
+    async fn heartbeat(&self, worker: &Liveness) -> kiln_core::Result<u64> {
+        self.ready().await?;
+        Ok(liveness::heartbeat(self.pool(), &self.inner.channel, worker).await?)
+    }
+
+    async fn retire(&self, worker: &str) -> kiln_core::Result<u64> {
+        self.ready().await?;
+        Ok(liveness::retire(self.pool(), &self.inner.channel, worker).await?)
     }
 }

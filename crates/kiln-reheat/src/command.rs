@@ -12,6 +12,7 @@ use kiln_core::ids::LibraryName;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
+use crate::body::{self, ReadError};
 use crate::handler::{RenderError, Rendered};
 
 /// The exit status a command uses to ask for a retry (`EX_TEMPFAIL`).
@@ -24,21 +25,28 @@ pub struct CommandRenderer {
     argv: Vec<String>,
     content_type: String,
     timeout: Duration,
+    max_bytes: usize,
 }
 
+/// How much of a failed command's stderr the dead letter keeps (the end).
+const STDERR_TAIL_BYTES: usize = 4096;
+
 impl CommandRenderer {
-    /// A renderer running `argv` (non-empty; checked by the config) for `library`.
+    /// A renderer running `argv` (non-empty; checked by the config) for `library`, whose
+    /// output may be at most `max_bytes` long.
     pub fn new(
         library: LibraryName,
         argv: Vec<String>,
         content_type: String,
         timeout: Duration,
+        max_bytes: usize,
     ) -> Self {
         CommandRenderer {
             library,
             argv,
             content_type,
             timeout,
+            max_bytes,
         }
     }
 
@@ -62,15 +70,36 @@ impl CommandRenderer {
             })?;
         let input = serde_json::to_vec(props).unwrap_or_default();
         let mut stdin = child.stdin.take();
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let cap = self.max_bytes;
+        // Input, output and errors at once: a program may write before it has read all its
+        // input. Past the cap, stdout is abandoned and the child is killed (on drop).
         let run = async move {
-            if let Some(stdin) = stdin.as_mut() {
-                // A program that exits without reading its input is not an error here.
-                let _ = stdin.write_all(&input).await;
-            }
-            drop(stdin);
-            child.wait_with_output().await
+            let feed = async {
+                if let Some(stdin) = stdin.as_mut() {
+                    // A program that exits without reading its input is not an error here.
+                    let _ = stdin.write_all(&input).await;
+                }
+                drop(stdin);
+            };
+            let out = async {
+                match stdout {
+                    Some(s) => body::stream(s, cap).await,
+                    None => Ok(Vec::new()),
+                }
+            };
+            let err = async {
+                match stderr {
+                    Some(s) => body::tail(s, STDERR_TAIL_BYTES).await,
+                    None => Vec::new(),
+                }
+            };
+            let ((), out, err) = tokio::join!(feed, out, err);
+            let out = out?;
+            let status = child.wait().await.map_err(ReadError::Io)?;
+            Ok::<_, ReadError<std::io::Error>>((status, out, err))
         };
-        let out = match tokio::time::timeout(self.timeout, run).await {
+        let (status, stdout, stderr) = match tokio::time::timeout(self.timeout, run).await {
             Err(_) => {
                 return Err(RenderError::Retry {
                     after: None,
@@ -80,7 +109,14 @@ impl CommandRenderer {
                     ),
                 });
             }
-            Ok(Err(e)) => {
+            Ok(Err(ReadError::TooLarge(t))) => {
+                return Err(RenderError::Fail(format!(
+                    "renderer command {prog:?} wrote more than {} bytes for {key:?} \
+                     (max_render_bytes)",
+                    t.cap
+                )));
+            }
+            Ok(Err(ReadError::Io(e))) => {
                 return Err(RenderError::Retry {
                     after: None,
                     reason: format!("renderer command {prog:?} for {key:?}: {e}"),
@@ -88,13 +124,13 @@ impl CommandRenderer {
             }
             Ok(Ok(out)) => out,
         };
-        if out.status.success() {
+        if status.success() {
             return Ok(Rendered {
-                bytes: Bytes::from(out.stdout),
+                bytes: Bytes::from(stdout),
                 content_type: self.content_type.clone(),
             });
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = String::from_utf8_lossy(&stderr);
         let tail: String = stderr
             .trim_end()
             .chars()
@@ -104,11 +140,8 @@ impl CommandRenderer {
             .into_iter()
             .rev()
             .collect();
-        let reason = format!(
-            "renderer command {prog:?} {} for {key:?}: {tail}",
-            out.status
-        );
-        if out.status.code() == Some(EXIT_TEMPFAIL) {
+        let reason = format!("renderer command {prog:?} {status} for {key:?}: {tail}");
+        if status.code() == Some(EXIT_TEMPFAIL) {
             Err(RenderError::Retry {
                 after: None,
                 reason,

@@ -46,6 +46,14 @@ pub struct LibraryConfig {
     /// The media type of a command renderer's output (default `text/html; charset=utf-8`).
     #[serde(default)]
     pub content_type: Option<String>,
+    /// Pages a listing may have in one run (default 100,000): a listing whose `next` never
+    /// ends fails the run at this page.
+    #[serde(default = "default_max_pages")]
+    pub max_pages: u64,
+    /// The largest render result in bytes (default 8 MiB): a larger one is not read past the
+    /// cap and its job is a dead letter naming the key.
+    #[serde(default = "default_max_render_bytes")]
+    pub max_render_bytes: u64,
 }
 
 /// Where a library's items come from.
@@ -87,6 +95,12 @@ fn default_page_size() -> u32 {
 fn default_max_attempts() -> u32 {
     5
 }
+fn default_max_pages() -> u64 {
+    100_000
+}
+fn default_max_render_bytes() -> u64 {
+    8 * 1024 * 1024
+}
 fn default_timeout() -> String {
     "30s".to_string()
 }
@@ -104,6 +118,10 @@ pub struct LibrarySettings {
     pub render_through: bool,
     /// Timeout of one listing request or render.
     pub timeout: Duration,
+    /// Pages a listing may have in one run.
+    pub max_pages: u64,
+    /// The largest render result in bytes.
+    pub max_render_bytes: usize,
 }
 
 impl Default for LibrarySettings {
@@ -114,6 +132,8 @@ impl Default for LibrarySettings {
             max_attempts: default_max_attempts(),
             render_through: false,
             timeout: Duration::from_secs(30),
+            max_pages: default_max_pages(),
+            max_render_bytes: default_max_render_bytes() as usize,
         }
     }
 }
@@ -144,6 +164,13 @@ impl LibraryConfig {
         if self.max_attempts == 0 {
             return Err(bad("max_attempts", "must be at least 1".into()));
         }
+        if self.max_pages == 0 {
+            return Err(bad("max_pages", "must be at least 1".into()));
+        }
+        let max_render_bytes = usize::try_from(self.max_render_bytes)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| bad("max_render_bytes", "must be at least 1".into()))?;
         let timeout = humantime::parse_duration(&self.timeout).map_err(|e| {
             bad(
                 "timeout",
@@ -188,6 +215,8 @@ impl LibraryConfig {
             max_attempts: self.max_attempts,
             render_through: self.render_through,
             timeout,
+            max_pages: self.max_pages,
+            max_render_bytes,
         })
     }
 }

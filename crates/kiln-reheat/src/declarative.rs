@@ -59,6 +59,7 @@ impl DeclarativeHandler {
                 library.clone(),
                 url.clone(),
                 settings.timeout,
+                settings.max_render_bytes,
             )?),
             RendererConfig::Command(argv) => Renderer::Command(CommandRenderer::new(
                 library.clone(),
@@ -68,6 +69,7 @@ impl DeclarativeHandler {
                     .clone()
                     .unwrap_or_else(|| "text/html; charset=utf-8".to_string()),
                 settings.timeout,
+                settings.max_render_bytes,
             )),
         };
         Ok(DeclarativeHandler {

@@ -14,6 +14,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::body::{self, ReadError};
 use crate::handler::{RenderError, RenderItem, Rendered, Work};
 
 /// The documented listing format, quoted in errors.
@@ -153,15 +154,25 @@ pub struct HttpRenderer {
     library: LibraryName,
     url: String,
     client: reqwest::Client,
+    max_bytes: usize,
 }
 
+/// How much of an error answer's body is read, for the dead letter's excerpt.
+const ERROR_BODY_BYTES: usize = 4096;
+
 impl HttpRenderer {
-    /// A renderer at `url` for `library`.
-    pub fn new(library: LibraryName, url: String, timeout: Duration) -> Result<Self> {
+    /// A renderer at `url` for `library`, whose results may be at most `max_bytes` long.
+    pub fn new(
+        library: LibraryName,
+        url: String,
+        timeout: Duration,
+        max_bytes: usize,
+    ) -> Result<Self> {
         Ok(HttpRenderer {
             library,
             url,
             client: client(timeout)?,
+            max_bytes,
         })
     }
 
@@ -204,23 +215,34 @@ impl HttpRenderer {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/octet-stream")
             .to_string();
-        let body = resp.bytes().await.map_err(|e| {
-            retry(
-                format!(
-                    "renderer {} for {key:?}: reading the body: {}",
-                    self.url,
-                    chain(&e)
-                ),
-                None,
-            )
-        })?;
         if !status.is_success() {
-            let excerpt = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            // Only the start of an error answer is read: it is quoted, not stored.
+            let body = match body::http(resp, ERROR_BODY_BYTES).await {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(_) => String::new(),
+            };
+            let excerpt: String = body.chars().take(200).collect();
             return Err(RenderError::Fail(format!(
                 "renderer {} answered {status} for {key:?}: {excerpt}",
                 self.url
             )));
         }
+        let body = body::http(resp, self.max_bytes)
+            .await
+            .map_err(|e| match e {
+                ReadError::TooLarge(t) => RenderError::Fail(format!(
+                    "renderer {} answered more than {} bytes for {key:?} (max_render_bytes)",
+                    self.url, t.cap
+                )),
+                ReadError::Io(e) => retry(
+                    format!(
+                        "renderer {} for {key:?}: reading the body: {}",
+                        self.url,
+                        chain(&e)
+                    ),
+                    None,
+                ),
+            })?;
         Ok(Rendered {
             bytes: body,
             content_type,

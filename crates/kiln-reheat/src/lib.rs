@@ -8,6 +8,8 @@
 //! read path, with optional render-through on a miss.
 
 pub mod backoff;
+mod body;
+pub mod chain;
 pub mod command;
 pub mod config;
 pub mod course;
@@ -15,6 +17,7 @@ pub mod declarative;
 pub mod handler;
 pub mod http;
 pub mod library;
+mod liveness;
 pub mod metrics;
 pub mod payload;
 mod read;

@@ -10,6 +10,8 @@ use kiln_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::chain::Mark;
+
 /// The largest encoded payload a job may carry (64 KiB): props beyond that belong in the
 /// handler's own store, referenced by key.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -45,6 +47,13 @@ pub enum JobPayload {
         group: Option<String>,
         /// The handler's cursor (a page number, a document range, a course version...).
         cursor: Value,
+        /// How many producer jobs precede this one in its listing (0 for those of the
+        /// new-build job).
+        #[serde(default)]
+        page: u64,
+        /// A cursor seen earlier in this listing, for cycle detection ([`crate::chain`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mark: Option<Mark>,
     },
     /// Render one key and store it.
     Render {
@@ -93,6 +102,21 @@ impl JobPayload {
             JobPayload::Producer { cursor, .. } => format!("producer {cursor}"),
             JobPayload::Render { key, .. } => format!("render {key:?}"),
             JobPayload::Invalid { what, .. } => what.clone(),
+        }
+    }
+
+    /// The job's identity within its run, for the queue's idempotent enqueue: a redelivered
+    /// new-build or producer job asks for the same jobs again, and they are created once.
+    /// A producer is named by its page and cursor (so a listing that cycles makes new
+    /// pages, which [`crate::chain`] detects), a render by its key.
+    pub fn dedupe_key(&self) -> Option<String> {
+        match self {
+            JobPayload::NewBuild { .. } => Some("new-build".to_string()),
+            JobPayload::Producer { page, cursor, .. } => Some(format!("producer:{page}:{cursor}")),
+            JobPayload::Render {
+                run: Some(_), key, ..
+            } => Some(format!("render:{key}")),
+            JobPayload::Render { run: None, .. } | JobPayload::Invalid { .. } => None,
         }
     }
 

@@ -119,6 +119,7 @@ impl Reheat {
                         max_attempts: lib.settings.max_attempts,
                         run: None,
                         fence: None,
+                        dedupe: None,
                     }])
                     .await?;
                 Err(Error::Unavailable {

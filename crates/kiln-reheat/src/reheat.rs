@@ -176,6 +176,7 @@ impl Reheat {
                 max_attempts: lib.settings.max_attempts,
                 run: Some(run.id),
                 fence: Some((fence_key(&lib.name, run.group.as_deref()), generation)),
+                dedupe: job.dedupe_key(),
             }])
             .await?;
         Ok(())

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use kiln_core::Result;
 use kiln_core::ids::{JobId, LibraryName, RunId};
 use kiln_core::queue::{
-    Job, JobQueue, Lease, LeaseOptions, NewJob, RetryOptions, RetryOutcome, priority,
+    Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome, priority,
 };
 use kiln_core::render_cache::{CacheEntry, PutOutcome};
 use kiln_core::time::Timestamp;
@@ -22,8 +22,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::chain::{self, Position};
 use crate::handler::{BuildContext, RenderError, Work};
 use crate::library::Library;
+use crate::liveness;
 use crate::metrics::{BackendCall, Metrics};
 use crate::payload::{JobPayload, fence_key};
 use crate::reheat::Reheat;
@@ -49,6 +51,13 @@ pub struct WorkerOptions {
     pub shutdown_grace: Duration,
     /// How often expired cache entries are purged (backends without native expiry).
     pub purge_interval: Duration,
+    /// How long the worker counts as alive after a heartbeat (it beats five times as often):
+    /// when it stops (a crash), other workers reclaim its leases after this long rather than
+    /// after the visibility timeout.
+    pub liveness: Duration,
+    /// Render results held before they are stored: a batch stores what it has as soon as
+    /// its results pass this many bytes, so results waiting for the batch's end stay bounded.
+    pub put_budget: usize,
 }
 
 impl Default for WorkerOptions {
@@ -62,6 +71,8 @@ impl Default for WorkerOptions {
             backoff: Backoff::default(),
             shutdown_grace: Duration::from_secs(10),
             purge_interval: Duration::from_secs(60),
+            liveness: Duration::from_secs(5),
+            put_budget: 64 * 1024 * 1024,
         }
     }
 }
@@ -86,6 +97,8 @@ pub struct Worker {
     /// Leases of jobs in flight: extended by the heartbeat, given back on shutdown. A std
     /// mutex: every section is a short map update with no await inside.
     held: Mutex<HashMap<JobId, Lease>>,
+    /// This worker in the queue: its leases are reclaimed soon after it stops heartbeating.
+    me: Liveness,
 }
 
 /// How one job ended, before the batch is settled.
@@ -120,6 +133,10 @@ impl Worker {
             lanes: opts.lanes.max(1),
             ..opts
         };
+        let me = Liveness {
+            worker: liveness::worker_id(),
+            ttl: opts.liveness.max(Duration::from_millis(100)),
+        };
         Worker {
             reheat,
             limit: Semaphore::new(opts.concurrency),
@@ -127,7 +144,13 @@ impl Worker {
             opts,
             metrics: Arc::new(Metrics::default()),
             held: Mutex::new(HashMap::new()),
+            me,
         }
+    }
+
+    /// The worker's id in the queue.
+    pub fn id(&self) -> &str {
+        &self.me.worker
     }
 
     /// The worker's counters.
@@ -151,6 +174,7 @@ impl Worker {
             .lease(&LeaseOptions {
                 max_jobs: self.opts.batch,
                 visibility: self.opts.visibility,
+                worker: Some(self.me.clone()),
             })
             .await?;
         self.metrics.record_backend(BackendCall::Lease, t);
@@ -159,12 +183,26 @@ impl Worker {
         }
         let leases: Vec<Lease> = jobs.iter().map(|j| j.lease).collect();
         self.held().extend(leases.iter().map(|l| (l.job, *l)));
-        let outcomes: Vec<Outcome> = futures::stream::iter(jobs)
+        let mut running = futures::stream::iter(jobs)
             .map(|job| self.execute(job))
-            .buffer_unordered(self.opts.concurrency)
-            .collect()
-            .await;
-        let settled = self.settle(outcomes).await;
+            .buffer_unordered(self.opts.concurrency);
+        // Results are stored at the batch's end, or earlier once they pass the put budget:
+        // memory stays under `concurrency × max_render_bytes` rendering plus the budget.
+        let mut outcomes = Vec::new();
+        let mut held_bytes = 0usize;
+        let mut settled = Ok(());
+        while let Some(o) = running.next().await {
+            if let Outcome::Put { entry, .. } = &o {
+                held_bytes += entry.bytes.len();
+            }
+            outcomes.push(o);
+            if held_bytes > self.opts.put_budget {
+                settled = settled.and(self.settle(std::mem::take(&mut outcomes)).await);
+                held_bytes = 0;
+            }
+        }
+        drop(running);
+        let settled = settled.and(self.settle(outcomes).await);
         // Settled, or failed to settle (the leases then expire and the jobs come back):
         // either way this worker no longer holds them. A cancelled batch leaves them here
         // for `run` to give back.
@@ -208,6 +246,7 @@ impl Worker {
             let n = self.queue().release(&leases).await?;
             tracing::info!(released = n, "gave leases back on shutdown");
         }
+        self.queue().retire(&self.me.worker).await?;
         Ok(())
     }
 
@@ -236,10 +275,13 @@ impl Worker {
     async fn background(&self) {
         let mut beat = tokio::time::interval(self.opts.visibility / 3);
         let mut purge = tokio::time::interval(self.opts.purge_interval);
+        let mut alive = tokio::time::interval(liveness::interval(self.me.ttl));
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = alive.tick() => liveness::beat(&**self.queue(), &self.me).await,
                 _ = beat.tick() => {
                     let leases: Vec<Lease> = self.held().values().copied().collect();
                     if leases.is_empty() {
@@ -316,6 +358,18 @@ impl Worker {
                 self.metrics
                     .record_render(started.elapsed(), result.is_ok());
                 match result {
+                    // Declarative renderers stop reading at the cap; this holds any handler to it.
+                    Ok(r) if r.bytes.len() > lib.settings.max_render_bytes => Outcome::Fail {
+                        lease,
+                        run,
+                        reason: format!(
+                            "library {}: the render of {key:?} is {} bytes, more than {} \
+                             (max_render_bytes)",
+                            lib.name,
+                            r.bytes.len(),
+                            lib.settings.max_render_bytes
+                        ),
+                    },
                     Ok(r) => Outcome::Put {
                         lease,
                         run,
@@ -359,18 +413,25 @@ impl Worker {
             } => {
                 let ctx = self.context(lib, run_id, generation, build, group);
                 let out = lib.handler.new_build(&ctx).await;
-                self.spawned(lib, &ctx, &job, out).await
+                self.spawned(lib, &ctx, &job, None, out).await
             }
             JobPayload::Producer {
                 run: run_id,
                 generation,
                 group,
                 cursor,
+                page,
+                mark,
                 ..
             } => {
                 let ctx = self.context(lib, run_id, generation, String::new(), group);
                 let out = lib.handler.produce(&ctx, &cursor).await;
-                self.spawned(lib, &ctx, &job, out).await
+                let at = Position {
+                    page,
+                    cursor: &cursor,
+                    mark: mark.as_ref(),
+                };
+                self.spawned(lib, &ctx, &job, Some(at), out).await
             }
             JobPayload::Invalid { .. } => Outcome::Fail {
                 lease,
@@ -398,14 +459,17 @@ impl Worker {
         }
     }
 
-    /// Enqueues the jobs a new-build or producer job asked for (before the job is acked, so
-    /// a run never looks settled while it has work left), or turns its error into a retry
-    /// or a permanent failure.
+    /// Enqueues the jobs a new-build or producer job (the latter at `at` in its listing)
+    /// asked for, before the job is acked so a run never looks settled while it has work
+    /// left, or turns its error into a retry or a permanent failure. Each job carries its
+    /// dedupe key, so a redelivered job creates nothing twice; a listing past `max_pages`
+    /// or one that cycles fails the job.
     async fn spawned(
         &self,
         lib: &Library,
         ctx: &BuildContext,
         job: &Job,
+        at: Option<Position<'_>>,
         out: Result<Vec<Work>>,
     ) -> Outcome {
         let (lease, run) = (job.lease, job.run);
@@ -429,32 +493,65 @@ impl Worker {
             }
         };
         let fence = Some((fence_key(&lib.name, ctx.group.as_deref()), ctx.generation));
-        let jobs = work
-            .into_iter()
-            .map(|w| {
-                let (payload, prio) = match w {
-                    Work::Producer { cursor } => (
+        let producers = work
+            .iter()
+            .filter(|w| matches!(w, Work::Producer { .. }))
+            .count() as u64;
+        if producers > lib.settings.max_pages {
+            return Outcome::Fail {
+                lease,
+                run,
+                reason: format!(
+                    "library {}: one job asked for {producers} producer jobs, more than the \
+                     {} pages a listing may have (max_pages)",
+                    lib.name, lib.settings.max_pages
+                ),
+            };
+        }
+        let mut payloads = Vec::with_capacity(work.len());
+        for w in work {
+            payloads.push(match w {
+                Work::Producer { cursor } => {
+                    let (page, mark) = match chain::follow(at, &cursor, lib.settings.max_pages) {
+                        Ok(next) => next,
+                        Err(why) => {
+                            return Outcome::Fail {
+                                lease,
+                                run,
+                                reason: format!("library {}: {why}", lib.name),
+                            };
+                        }
+                    };
+                    (
                         JobPayload::Producer {
                             library: lib.name.to_string(),
                             run: ctx.run.0,
                             generation: ctx.generation,
                             group: ctx.group.clone(),
                             cursor,
+                            page,
+                            mark: Some(mark),
                         },
                         priority::PRODUCER,
-                    ),
-                    Work::Render(item) => (
-                        JobPayload::Render {
-                            library: lib.name.to_string(),
-                            run: Some(ctx.run.0),
-                            generation: ctx.generation,
-                            group: item.group,
-                            key: item.key,
-                            props: item.props,
-                        },
-                        priority::RENDER,
-                    ),
-                };
+                    )
+                }
+                Work::Render(item) => (
+                    JobPayload::Render {
+                        library: lib.name.to_string(),
+                        run: Some(ctx.run.0),
+                        generation: ctx.generation,
+                        group: item.group,
+                        key: item.key,
+                        props: item.props,
+                    },
+                    priority::RENDER,
+                ),
+            });
+        }
+        let jobs = payloads
+            .into_iter()
+            .map(|(payload, prio)| {
+                let dedupe = payload.dedupe_key();
                 // An oversized job is enqueued as an `Invalid` marker instead: it becomes a
                 // dead letter naming the key and the size, and the rest of the page goes on.
                 let bytes = payload.encode().or_else(|e| {
@@ -472,6 +569,7 @@ impl Worker {
                     max_attempts: lib.settings.max_attempts,
                     run: Some(ctx.run),
                     fence: fence.clone(),
+                    dedupe,
                 })
             })
             .collect::<Result<Vec<_>>>();

@@ -47,6 +47,7 @@ async fn main() -> BoxResult<()> {
                     max_attempts: 5,
                     run: Some(RunId(1)),
                     fence: Some(("guides".into(), 1)),
+                    dedupe: None,
                 }
             })
             .collect();
@@ -125,6 +126,7 @@ async fn work(
     let opts = LeaseOptions {
         max_jobs: batch,
         visibility: Duration::from_secs(60),
+        worker: None,
     };
     let mut done = 0;
     loop {

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    DeadLetter, Job, JobQueue, Lease, LeaseOptions, NewJob, RetryOptions, RetryOutcome, Tally,
+    DeadLetter, Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome,
+    Tally,
 };
 use kiln_core::time::Timestamp;
 use kiln_core::{Error, Result};
@@ -21,6 +22,11 @@ use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::Notify;
 
 use crate::db::{self, Db, err};
+
+mod dedupe;
+mod liveness;
+
+use dedupe::Dedupe;
 
 fn migrator() -> Migrator {
     db::migrator(&[
@@ -33,6 +39,11 @@ fn migrator() -> Migrator {
             2,
             "lease tokens",
             include_str!("../migrations/queue/0002_lease_seq.sql"),
+        ),
+        (
+            3,
+            "dedupe keys and worker liveness",
+            include_str!("../migrations/queue/0003_dedupe_liveness.sql"),
         ),
     ])
 }
@@ -234,6 +245,11 @@ impl JobQueue for SqliteQueue {
             if let Some((_, g)) = &j.fence {
                 i64_of(*g, &format!("job {i} of the batch: fence generation"))?;
             }
+            if j.dedupe.is_some() && j.run.is_none() {
+                return Err(Error::invalid(format!(
+                    "job {i} of the batch: a dedupe key needs a run"
+                )));
+            }
         }
         let mut tx = self.db.begin().await?;
         // The fences of the batch's keys (usually one), read under the write lock so that no
@@ -257,11 +273,13 @@ impl JobQueue for SqliteQueue {
                 fences.insert(r.try_get(0).map_err(err)?, r.try_get(1).map_err(err)?);
             }
         }
+        let dedupe = Dedupe::resolve(&mut tx, &jobs).await?;
+        let fresh: Vec<&NewJob> = dedupe.fresh.iter().map(|&i| &jobs[i]).collect();
         let mut deltas = Deltas::default();
         let mut fenced = 0usize;
         let mut first = None;
         let mut next = 0i64;
-        for chunk in jobs.chunks(ENQUEUE_CHUNK) {
+        for chunk in fresh.chunks(ENQUEUE_CHUNK) {
             let sql = if chunk.len() == ENQUEUE_CHUNK {
                 ENQUEUE_SQL
                     .get_or_init(|| enqueue_sql(ENQUEUE_CHUNK))
@@ -305,8 +323,7 @@ impl JobQueue for SqliteQueue {
             first.get_or_insert(last - n + 1);
             next = last + 1;
         }
-        let n = jobs.len() as i64;
-        // `jobs` is not empty, so a chunk ran.
+        let n = fresh.len() as i64;
         let first = first.unwrap_or(next - n);
         if fenced > 0 {
             sqlx::query("DELETE FROM jobs WHERE id >= ? AND state = 3")
@@ -315,12 +332,13 @@ impl JobQueue for SqliteQueue {
                 .await
                 .map_err(err)?;
         }
+        let ids = dedupe.record(&mut tx, &jobs, first).await?;
         deltas.apply(&mut tx).await?;
         tx.commit().await.map_err(err)?;
-        if fenced < jobs.len() {
+        if fenced < fresh.len() {
             self.wake();
         }
-        Ok((first..first + n).map(JobId).collect())
+        Ok(ids)
     }
 
     async fn lease(&self, opts: &LeaseOptions) -> Result<Vec<Job>> {
@@ -347,13 +365,18 @@ impl JobQueue for SqliteQueue {
             .fetch_one(&mut *tx)
             .await
             .map_err(err)?;
+        if let Some(w) = &opts.worker {
+            liveness::refresh(&mut tx, w, now).await?;
+        }
         sqlx::query(
-            "UPDATE jobs SET state = 1, token = ?3, attempt = attempt + 1, avail_at = ?2
+            "UPDATE jobs SET state = 1, token = ?3, attempt = attempt + 1, avail_at = ?2,
+                 owner = ?4
              WHERE id IN (SELECT value FROM json_each(?1))",
         )
         .bind(&ids)
         .bind(now.plus(opts.visibility).0)
         .bind(token)
+        .bind(opts.worker.as_ref().map(|w| w.worker.as_str()))
         .execute(&mut *tx)
         .await
         .map_err(err)?;
@@ -532,6 +555,13 @@ impl JobQueue for SqliteQueue {
         .execute(&mut *tx)
         .await
         .map_err(err)?;
+        // The dropped generations' runs never run again: their dedupe keys can go.
+        sqlx::query("DELETE FROM job_keys WHERE fence_key = ? AND fence_gen < ?")
+            .bind(key)
+            .bind(generation)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         let runs: Vec<Option<i64>> = sqlx::query_scalar(
             "DELETE FROM jobs WHERE fence_key = ? AND fence_gen < ? AND state < 2 RETURNING run",
         )
@@ -646,5 +676,28 @@ impl JobQueue for SqliteQueue {
     async fn wait_for_work(&self, max: Duration) {
         // Dropping the `notified` future is cancel-safe: a permit it did not take stays.
         let _ = tokio::time::timeout(max, self.work.notified()).await;
+    }
+
+    async fn heartbeat(&self, worker: &Liveness) -> Result<u64> {
+        let now = Timestamp::now();
+        let mut tx = self.db.begin().await?;
+        // Itself first: a worker never reclaims its own leases.
+        liveness::refresh(&mut tx, worker, now).await?;
+        let n = liveness::reclaim_lapsed(&mut tx, now).await?;
+        tx.commit().await.map_err(err)?;
+        if n > 0 {
+            self.wake();
+        }
+        Ok(n)
+    }
+
+    async fn retire(&self, worker: &str) -> Result<u64> {
+        let mut tx = self.db.begin().await?;
+        let n = liveness::retire(&mut tx, worker, Timestamp::now()).await?;
+        tx.commit().await.map_err(err)?;
+        if n > 0 {
+            self.wake();
+        }
+        Ok(n)
     }
 }

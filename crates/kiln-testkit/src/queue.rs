@@ -9,7 +9,8 @@ use bytes::Bytes;
 use kiln_core::Error;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    Job, JobQueue, Lease, LeaseOptions, NewJob, RetryOptions, RetryOutcome, Tally, priority,
+    Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome, Tally,
+    priority,
 };
 use kiln_core::time::Timestamp;
 use rand::rngs::StdRng;
@@ -29,7 +30,13 @@ pub fn job(payload: &str) -> NewJob {
         max_attempts: 3,
         run: None,
         fence: None,
+        dedupe: None,
     }
+}
+
+fn keyed(mut j: NewJob, key: &str) -> NewJob {
+    j.dedupe = Some(key.into());
+    j
 }
 
 fn with_run(mut j: NewJob, run: i64) -> NewJob {
@@ -46,6 +53,22 @@ fn opts(max_jobs: usize, visibility: Duration) -> LeaseOptions {
     LeaseOptions {
         max_jobs,
         visibility,
+        worker: None,
+    }
+}
+
+fn alive(worker: &str, ttl: Duration) -> Liveness {
+    Liveness {
+        worker: worker.into(),
+        ttl,
+    }
+}
+
+fn opts_as(max_jobs: usize, worker: Liveness) -> LeaseOptions {
+    LeaseOptions {
+        max_jobs,
+        visibility: LONG,
+        worker: Some(worker),
     }
 }
 
@@ -477,6 +500,180 @@ pub async fn wait_for_work_wakes_on_enqueue(q: &dyn JobQueue) {
         .expect("wait_for_work was not woken");
 }
 
+/// Contract (idempotent enqueue): a dedupe key enqueued twice, in one batch or two, creates
+/// one job and tallies one; the duplicates get the first job's id.
+pub async fn dedupe_key_creates_one_job(q: &dyn JobQueue) {
+    let ids = q
+        .enqueue(vec![
+            keyed(with_run(job("page-1"), 1), "producer:1"),
+            with_run(job("plain"), 1),
+            keyed(with_run(job("page-1 again"), 1), "producer:1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        ids[2], ids[0],
+        "a duplicate in the batch gets the first job's id"
+    );
+    assert_ne!(ids[1], ids[0]);
+    let again = q
+        .enqueue(vec![
+            keyed(with_run(job("page-1 later"), 1), "producer:1"),
+            keyed(with_run(job("page-2"), 1), "producer:2"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(again[0], ids[0], "a known key returns its job's id");
+    assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(3, 0, 0, 0, 0));
+    assert_eq!(q.pending().await.unwrap(), 3);
+    let mut got: Vec<Bytes> = lease(q, 10).await.into_iter().map(|j| j.payload).collect();
+    got.sort();
+    assert_eq!(got, ["page-1", "page-2", "plain"]);
+}
+
+/// Contract (idempotent enqueue): a key stays known after its job is acked or dead (a
+/// redelivered producer re-enqueues pages that already ran), and keys are per run.
+pub async fn dedupe_key_outlives_its_job(q: &dyn JobQueue) {
+    let ids = q
+        .enqueue(vec![
+            keyed(with_run(job("a"), 1), "render:a"),
+            keyed(with_run(job("b"), 1), "render:b"),
+        ])
+        .await
+        .unwrap();
+    let got = lease(q, 10).await;
+    assert_eq!(q.ack(&[got[0].lease]).await.unwrap(), 1);
+    assert!(q.fail(got[1].lease, "x").await.unwrap());
+    let again = q
+        .enqueue(vec![
+            keyed(with_run(job("a"), 1), "render:a"),
+            keyed(with_run(job("b"), 1), "render:b"),
+            keyed(with_run(job("a in run 2"), 2), "render:a"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(again[..2], ids[..]);
+    assert!(!ids.contains(&again[2]), "another run's key is its own");
+    assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(2, 1, 1, 1, 0));
+    assert_eq!(q.tally(RunId(2)).await.unwrap(), tally(1, 0, 0, 0, 0));
+    let got: Vec<Bytes> = lease(q, 10).await.into_iter().map(|j| j.payload).collect();
+    assert_eq!(got, ["a in run 2"]);
+}
+
+/// Contract (idempotent enqueue): a dedupe key without a run is refused, naming the job.
+pub async fn dedupe_key_needs_a_run(q: &dyn JobQueue) {
+    let err = q
+        .enqueue(vec![job("ok"), keyed(job("no run"), "k")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert!(err.to_string().contains("job 1 of the batch"), "{err}");
+    assert_eq!(q.pending().await.unwrap(), 0);
+}
+
+/// Contract (idempotent enqueue): a fence forgets the keys of the generations it drops,
+/// and keeps the others.
+pub async fn fence_forgets_dropped_keys(q: &dyn JobQueue) {
+    q.enqueue(vec![
+        keyed(fenced(with_run(job("old"), 1), "lib", 1), "k"),
+        keyed(fenced(with_run(job("new"), 2), "lib", 2), "k"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(q.fence("lib", 2).await.unwrap(), 1);
+    let ids = q
+        .enqueue(vec![
+            keyed(fenced(with_run(job("old again"), 1), "lib", 1), "k"),
+            keyed(fenced(with_run(job("new again"), 2), "lib", 2), "k"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    // Run 1's key was forgotten, so its job counts again (and is dropped at once); run 2's
+    // is still known.
+    assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(2, 0, 0, 0, 2));
+    assert_eq!(q.tally(RunId(2)).await.unwrap(), tally(1, 0, 0, 0, 0));
+    let got: Vec<Bytes> = lease(q, 10).await.into_iter().map(|j| j.payload).collect();
+    assert_eq!(got, ["new"]);
+}
+
+/// Contract (liveness): once a worker's liveness lapses, another worker's heartbeat
+/// reclaims its leases long before the visibility timeout: the jobs come back with
+/// `attempt + 1` and a new token, and the dead worker's token is stale.
+pub async fn lapsed_workers_leases_are_reclaimed(q: &dyn JobQueue) {
+    let ids = q
+        .enqueue(vec![with_run(job("a"), 1), with_run(job("b"), 1)])
+        .await
+        .unwrap();
+    let held = q
+        .lease(&opts_as(10, alive("dead", Duration::from_millis(1))))
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 2);
+    let start = Instant::now();
+    let mut reclaimed = 0;
+    while reclaimed < 2 {
+        reclaimed += q.heartbeat(&alive("live", LONG)).await.unwrap();
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the lapsed worker was never reclaimed"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(reclaimed, 2);
+    let again = q.lease(&opts_as(10, alive("live", LONG))).await.unwrap();
+    let got: Vec<(JobId, u32)> = again.iter().map(|j| (j.id, j.attempt)).collect();
+    assert_eq!(got, [(ids[0], 2), (ids[1], 2)]);
+    assert_eq!(
+        q.ack(&leases(&held)).await.unwrap(),
+        0,
+        "the dead worker's leases are stale"
+    );
+    assert_eq!(q.ack(&leases(&again)).await.unwrap(), 2);
+    assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(2, 2, 0, 0, 0));
+    assert_eq!(
+        q.heartbeat(&alive("live", LONG)).await.unwrap(),
+        0,
+        "a lapsed worker is reclaimed once"
+    );
+}
+
+/// Contract (liveness): a live worker's leases are never reclaimed, by its own heartbeat
+/// or another's, and its heartbeat keeps it alive past the ttl it leased with.
+pub async fn live_workers_leases_are_kept(q: &dyn JobQueue) {
+    q.enqueue(vec![job("a"), job("b")]).await.unwrap();
+    let held = q.lease(&opts_as(1, alive("w1", LONG))).await.unwrap();
+    assert_eq!(held.len(), 1);
+    // w2 leases with a short ttl and refreshes itself at once with a long one: its own
+    // heartbeat refreshes it before it reclaims anything.
+    let short = q
+        .lease(&opts_as(1, alive("w2", Duration::from_millis(1))))
+        .await
+        .unwrap();
+    assert_eq!(short.len(), 1);
+    assert_eq!(q.heartbeat(&alive("w2", LONG)).await.unwrap(), 0);
+    assert_eq!(q.heartbeat(&alive("w1", LONG)).await.unwrap(), 0);
+    assert_eq!(q.heartbeat(&alive("w3", LONG)).await.unwrap(), 0);
+    assert!(lease(q, 10).await.is_empty(), "nothing was reclaimed");
+    assert_eq!(q.ack(&[held[0].lease, short[0].lease]).await.unwrap(), 2);
+}
+
+/// Contract (liveness): `retire` forgets a worker and reclaims its leases at once; leases
+/// without a worker are left to their visibility timeout.
+pub async fn retire_reclaims_at_once(q: &dyn JobQueue) {
+    let ids = q.enqueue(vec![job("a"), job("b")]).await.unwrap();
+    let owned = q.lease(&opts_as(1, alive("w", LONG))).await.unwrap();
+    let anonymous = lease(q, 1).await;
+    assert_eq!((owned[0].id, anonymous[0].id), (ids[0], ids[1]));
+    assert_eq!(q.retire("w").await.unwrap(), 1);
+    assert_eq!(q.retire("w").await.unwrap(), 0);
+    let again = lease(q, 10).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempt), (ids[0], 2));
+    assert_eq!(q.ack(&leases(&owned)).await.unwrap(), 0);
+    assert_eq!(q.ack(&leases(&anonymous)).await.unwrap(), 1);
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Ready,
@@ -700,6 +897,13 @@ macro_rules! job_queue_tests {
             concurrent_leases_are_disjoint,
             large_batch_drains_exactly_once,
             wait_for_work_wakes_on_enqueue,
+            dedupe_key_creates_one_job,
+            dedupe_key_outlives_its_job,
+            dedupe_key_needs_a_run,
+            fence_forgets_dropped_keys,
+            lapsed_workers_leases_are_reclaimed,
+            live_workers_leases_are_kept,
+            retire_reclaims_at_once,
             model_based_random_operations,
         );
     };

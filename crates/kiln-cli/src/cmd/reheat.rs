@@ -28,6 +28,12 @@ fn worker_options(env: &Env, concurrency: Option<usize>) -> WorkerOptions {
     if let Some(c) = concurrency.or(env.config.worker.concurrency) {
         opts.concurrency = c;
     }
+    if let Some(v) = env.config.worker.visibility {
+        opts.visibility = v;
+    }
+    if let Some(l) = env.config.worker.liveness {
+        opts.liveness = l;
+    }
     opts
 }
 

@@ -64,6 +64,7 @@ fn job() -> NewJob {
         max_attempts: 3,
         run: None,
         fence: None,
+        dedupe: None,
     }
 }
 

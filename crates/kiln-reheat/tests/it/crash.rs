@@ -1,11 +1,14 @@
 //! kill -9 of a worker mid-run: the run still completes, every item is rendered at least
-//! once and none is lost. The worker is this test binary run again as a child process
-//! (`worker_process_entry`), over SQLite files that both processes open.
+//! once and none is lost; a producer job redelivered after the kill creates nothing twice,
+//! so the run's counters are exact; and the dead worker's leases come back within seconds
+//! (its liveness lapses), not after the visibility timeout. The worker is this test binary
+//! run again as a child process (`worker_process_entry`), over SQLite files that both
+//! processes open.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kiln_core::catalog::RunState;
 use kiln_core::ids::LibraryName;
@@ -17,6 +20,7 @@ use crate::support::{Backends, Harness, poll_until};
 
 const CHILD_DIR: &str = "KILN_REHEAT_TEST_CHILD_DIR";
 const CHILD_SITE: &str = "KILN_REHEAT_TEST_CHILD_SITE";
+const CHILD_VISIBILITY: &str = "KILN_REHEAT_TEST_CHILD_VISIBILITY_S";
 
 fn library_config(listing: &str, render: &str) -> kiln_reheat::LibraryConfig {
     kiln_reheat::LibraryConfig {
@@ -29,6 +33,8 @@ fn library_config(listing: &str, render: &str) -> kiln_reheat::LibraryConfig {
         render_through: false,
         timeout: "30s".into(),
         content_type: None,
+        max_pages: 100_000,
+        max_render_bytes: 8 * 1024 * 1024,
     }
 }
 
@@ -55,19 +61,25 @@ async fn worker_process_entry() {
     let cfg = library_config(&format!("{site}/items"), &format!("{site}/render"));
     let libs = Libraries::from_configs(&[cfg], b.catalog.clone()).unwrap();
     let reheat = Reheat::new(b.catalog.clone(), b.queue.clone(), b.cache.clone(), libs);
+    let visibility = std::env::var(CHILD_VISIBILITY)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
     let worker = Worker::new(
         reheat,
         WorkerOptions {
-            visibility: Duration::from_secs(2),
+            visibility: Duration::from_secs(visibility),
+            liveness: Duration::from_secs(1),
             ..crate::support::test_worker_options()
         },
     );
     worker.run(std::future::pending()).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_run_loses_nothing() {
-    let n = 300;
+/// Starts a run of `n` items (25 per page) and a child worker with `visibility`, and
+/// kills the child (SIGKILL) midway: 60 renders answered and more held at the gate, so
+/// its batches hold renders and the producers leased with them, unacked.
+async fn kill_a_worker_midway(n: usize, visibility: u64) -> Killed {
     let site = Site::start(items(n, "g")).await;
     site.with(|s| s.hold_after = Some(60));
     let dir = tempfile::tempdir().unwrap();
@@ -91,11 +103,11 @@ async fn a_worker_killed_mid_run_loses_nothing() {
         ])
         .env(CHILD_DIR, dir.path())
         .env(CHILD_SITE, &base)
+        .env(CHILD_VISIBILITY, visibility.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Midway: 60 renders answered and more held at the gate, leased by the child.
     let s2 = site.clone();
     poll_until("the child to be midway", Duration::from_secs(60), || {
         let s2 = s2.clone();
@@ -106,14 +118,38 @@ async fn a_worker_killed_mid_run_loses_nothing() {
     .await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    let killed_at = Instant::now();
     let mid = starter.status(run.id).await.unwrap();
     assert_eq!(mid.run.state, RunState::Running);
     assert!(mid.tally.pending() > 0, "{:?}", mid.tally);
-
-    // Another worker takes over: the dead one's leases expire and its jobs come back.
     site.with(|s| s.hold_after = None);
     site.gate.send_replace(true);
-    let h = Harness::new(b, &[cfg]);
+    Killed {
+        site,
+        backends: b,
+        cfg,
+        run,
+        killed_at,
+        _dir: dir,
+    }
+}
+
+struct Killed {
+    site: Site,
+    backends: Backends,
+    cfg: kiln_reheat::LibraryConfig,
+    run: kiln_core::catalog::Run,
+    killed_at: Instant,
+    _dir: tempfile::TempDir,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_run_loses_nothing() {
+    let n = 300;
+    let k = kill_a_worker_midway(n, 2).await;
+    let (site, run) = (k.site.clone(), k.run.clone());
+    // Another worker takes over and the dead one's jobs come back.
+    let h = Harness::new(k.backends, &[k.cfg]);
     let s = h.wait(run.id).await;
     assert_eq!(s.run.state, RunState::Complete, "{:?}", s.tally);
     assert_eq!((s.tally.pending(), s.tally.dead), (0, 0), "{:?}", s.tally);
@@ -133,5 +169,53 @@ async fn a_worker_killed_mid_run_loses_nothing() {
             i.key
         );
     }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_producer_creates_nothing_twice_and_its_leases_come_back_in_seconds() {
+    // 12 pages of 25: exactly 1 new-build + 12 producers + 300 renders, however often a
+    // producer runs. The child's visibility timeout is 120 s: only its lapsed liveness can
+    // bring its jobs back within the bound below.
+    let (n, pages) = (300, 12);
+    let k = kill_a_worker_midway(n, 120).await;
+    let (site, run, killed_at) = (k.site.clone(), k.run.clone(), k.killed_at);
+    let h = Harness::new(k.backends, &[k.cfg]);
+    let s = h.wait(run.id).await;
+    let took = killed_at.elapsed();
+    assert!(
+        took < Duration::from_secs(60),
+        "the dead worker's leases came back after {took:?}: the visibility timeout, not liveness"
+    );
+    assert_eq!(s.run.state, RunState::Complete, "{:?}", s.tally);
+    let jobs = 1 + pages + n as u64;
+    assert_eq!(
+        (
+            s.tally.enqueued,
+            s.tally.done,
+            s.tally.dead,
+            s.tally.dropped
+        ),
+        (jobs, jobs, 0, 0),
+        "{:?}",
+        s.tally
+    );
+    // The scenario happened: a page was listed again by a redelivered producer.
+    let listed = site.with(|s| s.pages.clone());
+    let mut distinct = listed.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len() as u64, pages, "{listed:?}");
+    assert!(
+        listed.len() > distinct.len(),
+        "no producer was redelivered: {listed:?}"
+    );
+    let keys = h
+        .reheat
+        .cache()
+        .keys(&LibraryName::new("guides").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), n);
     h.stop().await;
 }

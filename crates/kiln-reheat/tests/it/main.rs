@@ -19,8 +19,10 @@ macro_rules! both {
 
 mod bad_input;
 mod crash;
+mod listing_faults;
 mod mem;
 mod reheat;
+mod render_cap;
 mod site;
 mod support;
 mod worker;

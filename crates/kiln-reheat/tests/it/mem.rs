@@ -13,7 +13,8 @@ use kiln_core::catalog::{
 use kiln_core::ids::{ChunkId, CourseId, JobId, LibraryName, RunId, VersionId};
 use kiln_core::manifest::Manifest;
 use kiln_core::queue::{
-    DeadLetter, Job, JobQueue, Lease, LeaseOptions, NewJob, RetryOptions, RetryOutcome, Tally,
+    DeadLetter, Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome,
+    Tally,
 };
 use kiln_core::render_cache::{CacheEntry, PruneScope, PutOutcome, RenderCache};
 use kiln_core::time::Timestamp;
@@ -189,6 +190,8 @@ struct MemJob {
     token: i64,
     /// Leased until, when leased.
     leased_until: Option<Timestamp>,
+    /// The worker holding the lease.
+    owner: Option<String>,
     dead: Option<(String, Timestamp)>,
 }
 
@@ -206,6 +209,10 @@ struct QState {
     next_token: i64,
     fences: HashMap<String, u64>,
     tallies: HashMap<i64, Tally>,
+    /// (run, dedupe key) -> (job id, fence).
+    keys: HashMap<(i64, String), (i64, Option<(String, u64)>)>,
+    /// Worker -> alive until.
+    workers: HashMap<String, Timestamp>,
 }
 
 impl QState {
@@ -231,9 +238,17 @@ impl JobQueue for MemQueue {
         let mut s = self.state.lock().unwrap();
         let mut ids = Vec::new();
         for job in jobs {
+            let key = job.run.zip(job.dedupe.clone()).map(|(r, k)| (r.0, k));
+            if let Some(&(id, _)) = key.as_ref().and_then(|k| s.keys.get(k)) {
+                ids.push(JobId(id));
+                continue;
+            }
             s.next_id += 1;
             let id = s.next_id;
             ids.push(JobId(id));
+            if let Some(k) = key {
+                s.keys.insert(k, (id, job.fence.clone()));
+            }
             let fenced = job
                 .fence
                 .as_ref()
@@ -253,6 +268,7 @@ impl JobQueue for MemQueue {
                         attempt: 0,
                         token: 0,
                         leased_until: None,
+                        owner: None,
                         dead: None,
                     },
                 );
@@ -265,6 +281,9 @@ impl JobQueue for MemQueue {
     async fn lease(&self, opts: &LeaseOptions) -> Result<Vec<Job>> {
         let now = Timestamp::now();
         let mut s = self.state.lock().unwrap();
+        if let Some(w) = &opts.worker {
+            s.workers.insert(w.worker.clone(), now.plus(w.ttl));
+        }
         let mut ready: Vec<(i32, i64)> = s
             .jobs
             .iter()
@@ -282,6 +301,7 @@ impl JobQueue for MemQueue {
             j.attempt += 1;
             j.token = token;
             j.leased_until = Some(now.plus(opts.visibility));
+            j.owner = opts.worker.as_ref().map(|w| w.worker.clone());
             out.push(Job {
                 id: JobId(id),
                 lease: Lease {
@@ -393,6 +413,8 @@ impl JobQueue for MemQueue {
             })
             .map(|(id, _)| *id)
             .collect();
+        s.keys
+            .retain(|_, (_, f)| !f.as_ref().is_some_and(|(k, g)| k == key && *g < generation));
         for id in &drop {
             let j = s.jobs.remove(id).unwrap();
             if let Some(t) = s.tally(j.job.run) {
@@ -432,6 +454,44 @@ impl JobQueue for MemQueue {
     async fn wait_for_work(&self, max: Duration) {
         let _ =
             tokio::time::timeout(max.min(Duration::from_millis(50)), self.notify.notified()).await;
+    }
+    async fn heartbeat(&self, worker: &Liveness) -> Result<u64> {
+        let now = Timestamp::now();
+        let mut s = self.state.lock().unwrap();
+        s.workers
+            .insert(worker.worker.clone(), now.plus(worker.ttl));
+        let lapsed: Vec<String> = s
+            .workers
+            .iter()
+            .filter(|(_, until)| **until < now)
+            .map(|(w, _)| w.clone())
+            .collect();
+        let mut n = 0;
+        for w in lapsed {
+            s.workers.remove(&w);
+            n += s.free(&w);
+        }
+        Ok(n)
+    }
+    async fn retire(&self, worker: &str) -> Result<u64> {
+        let mut s = self.state.lock().unwrap();
+        s.workers.remove(worker);
+        Ok(s.free(worker))
+    }
+}
+
+impl QState {
+    /// Makes the jobs leased by `worker` ready now.
+    fn free(&mut self, worker: &str) -> u64 {
+        let mut n = 0;
+        for j in self.jobs.values_mut() {
+            if j.dead.is_none() && j.leased_until.is_some() && j.owner.as_deref() == Some(worker) {
+                j.leased_until = None;
+                j.owner = None;
+                n += 1;
+            }
+        }
+        n
     }
 }
 

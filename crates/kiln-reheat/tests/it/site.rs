@@ -23,6 +23,17 @@ pub(crate) enum Mode {
     Hang,
 }
 
+/// How the listing's `next` goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// `page + 1` while items remain, then null.
+    Normal,
+    /// `page + 1` forever (empty pages past the items).
+    Forever,
+    /// `1 - page`: 0, 1, 0, 1...
+    Cycle,
+}
+
 /// One listed item.
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
@@ -47,6 +58,10 @@ pub(crate) struct SiteState {
     pub(crate) hold_after: Option<u32>,
     /// Requests waiting at the gate now.
     pub(crate) waiting: u32,
+    /// How `next` goes on.
+    pub(crate) next: Next,
+    /// Keys whose render is this many bytes: (key, size, streamed without a length).
+    pub(crate) big: Vec<(String, usize, bool)>,
 }
 
 /// The site: its address and its state.
@@ -79,6 +94,8 @@ impl Site {
             bad_listing: None,
             hold_after: None,
             waiting: 0,
+            next: Next::Normal,
+            big: Vec::new(),
         }));
         let (gate, _) = tokio::sync::watch::channel(true);
         let site = Site {
@@ -132,10 +149,10 @@ async fn list(State(site): State<Site>, Query(q): Query<HashMap<String, String>>
         .take(size as usize)
         .map(|i| json!({"key": i.key, "group": i.group, "props": i.props}))
         .collect();
-    let next = if start + (size as usize) < s.items.len() {
-        Some(page + 1)
-    } else {
-        None
+    let next = match s.next {
+        Next::Normal => (start + (size as usize) < s.items.len()).then_some(page + 1),
+        Next::Forever => Some(page + 1),
+        Next::Cycle => Some(1 - page.min(1)),
     };
     axum::Json(json!({ "items": items, "next": next })).into_response()
 }
@@ -163,6 +180,19 @@ async fn render(State(site): State<Site>, headers: HeaderMap, body: String) -> R
     let _ = open.wait_for(|o| *o).await;
     site.with(|s| s.waiting -= 1);
     let (mode, tag) = site.with(|s| (s.mode, s.tag.clone()));
+    let big = site.with(|s| s.big.iter().find(|b| b.0 == key).cloned());
+    if let Some((_, size, streamed)) = big {
+        site.with(|s| *s.renders.entry(key.clone()).or_default() += 1);
+        if !streamed {
+            return vec![b'x'; size].into_response();
+        }
+        // Chunks of 64 KiB with no content-length: the reader must count as it goes.
+        let chunks = (0..size.div_ceil(65536)).map(move |i| {
+            let n = 65536.min(size - i * 65536);
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from(vec![b'y'; n]))
+        });
+        return axum::body::Body::from_stream(futures::stream::iter(chunks)).into_response();
+    }
     match mode {
         Mode::Hang => std::future::pending::<Response>().await,
         Mode::Fail500 => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),

@@ -75,6 +75,8 @@ pub(crate) fn http_lib(name: &str, site: &Site) -> LibraryConfig {
         render_through: false,
         timeout: "5s".into(),
         content_type: None,
+        max_pages: 100_000,
+        max_render_bytes: 8 * 1024 * 1024,
     }
 }
 
@@ -92,6 +94,8 @@ pub(crate) fn test_worker_options() -> WorkerOptions {
         },
         shutdown_grace: Duration::from_secs(2),
         purge_interval: Duration::from_millis(200),
+        liveness: Duration::from_secs(2),
+        put_budget: 64 * 1024 * 1024,
     }
 }
 

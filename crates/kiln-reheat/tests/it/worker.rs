@@ -40,6 +40,7 @@ async fn heartbeats_keep_a_render_longer_than_the_visibility_timeout_leased() {
             .lease(&LeaseOptions {
                 max_jobs: 10,
                 visibility: Duration::from_secs(60),
+                worker: None,
             })
             .await
             .unwrap();
@@ -88,6 +89,7 @@ async fn shutdown_gives_unfinished_leases_back_without_spending_an_attempt() {
         .lease(&LeaseOptions {
             max_jobs: 10,
             visibility: Duration::from_secs(60),
+            worker: None,
         })
         .await
         .unwrap();

@@ -43,6 +43,7 @@ async fn jobs_survive_reopening_and_two_handles_share_a_file() {
     let opts = LeaseOptions {
         max_jobs: 1,
         visibility: Duration::from_secs(60),
+        worker: None,
     };
     let a = q1.lease(&opts).await.unwrap();
     let b = q2.lease(&opts).await.unwrap();
