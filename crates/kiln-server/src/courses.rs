@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
 use bytes::Bytes;
 use kiln_core::ids::{ChunkRef, CourseId, VersionId};
 use serde::{Deserialize, Serialize};
@@ -34,21 +35,25 @@ pub(crate) struct CourseSummary {
 pub(crate) async fn show(
     State(st): State<AppState>,
     course: Result<Path<String>, PathRejection>,
-) -> Result<Json<CourseSummary>, ApiError> {
+) -> Result<(HeaderMap, Json<CourseSummary>), ApiError> {
     let course = course_id(course)?;
-    let version = st.cache.current_version(&course).await?;
+    let current = st.cache.current(&course).await?;
+    let version = current.version;
     let manifest = st.cache.manifest(&course, &version).await?;
     let mut kinds = BTreeMap::new();
     for e in manifest.entries() {
         *kinds.entry(e.kind.as_str()).or_insert(0) += 1;
     }
-    Ok(Json(CourseSummary {
-        course: course.to_string(),
-        version: version.to_string(),
-        chunks: manifest.entries().len(),
-        bytes: manifest.total_size(),
-        kinds,
-    }))
+    Ok((
+        stale_header(current.stale),
+        Json(CourseSummary {
+            course: course.to_string(),
+            version: version.to_string(),
+            chunks: manifest.entries().len(),
+            bytes: manifest.total_size(),
+            kinds,
+        }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -77,7 +82,7 @@ pub(crate) async fn ensure(
     State(st): State<AppState>,
     course: Result<Path<String>, PathRejection>,
     body: Bytes,
-) -> Result<Json<EnsureResponse>, ApiError> {
+) -> Result<(HeaderMap, Json<EnsureResponse>), ApiError> {
     let course = course_id(course)?;
     let req: EnsureRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("invalid ensure request body: {e}")))?;
@@ -102,16 +107,30 @@ pub(crate) async fn ensure(
     // The chunks stay on disk until the lease ends, not only until this response is sent:
     // the caller reads them from disk after it has the answer.
     let lease = st.cache.lease(ensured.pin, ttl)?;
-    Ok(Json(EnsureResponse {
-        lease: lease.into(),
-        course: course.to_string(),
-        version: ensured.version.to_string(),
-        root: ensured.root.display().to_string(),
-        paths: ensured
-            .paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect(),
-        downloaded: ensured.downloaded.iter().map(ToString::to_string).collect(),
-    }))
+    let head = stale_header(ensured.stale);
+    Ok((
+        head,
+        Json(EnsureResponse {
+            lease: lease.into(),
+            course: course.to_string(),
+            version: ensured.version.to_string(),
+            root: ensured.root.display().to_string(),
+            paths: ensured
+                .paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            downloaded: ensured.downloaded.iter().map(ToString::to_string).collect(),
+        }),
+    ))
+}
+
+/// `x-kiln-stale: <seconds>` when the current version was served while the catalog could
+/// not confirm it: how long ago it last did.
+pub(crate) fn stale_header(stale: Option<Duration>) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Some(s) = stale {
+        h.insert("x-kiln-stale", HeaderValue::from(s.as_secs()));
+    }
+    h
 }

@@ -68,6 +68,62 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A known route asked with a method it does not have, as JSON.
+pub(crate) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let body = Body {
+        error: "method_not_allowed",
+        message: format!("method {method} is not allowed on {}", uri.path()),
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}
+
+/// Turns an error response that is not JSON (axum's own rejections: 413 for a body over
+/// the limit, 415, 422, ...) into `{error, message}`, keeping its status and its text.
+pub(crate) async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_input",
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.remove(axum::http::header::CONTENT_TYPE);
+    let mut out = (
+        status,
+        Json(Body {
+            error: code,
+            message,
+        }),
+    )
+        .into_response();
+    for (k, v) in parts.headers.iter() {
+        out.headers_mut().entry(k).or_insert(v.clone());
+    }
+    out
+}
+
 /// The fallback: an unknown route, as JSON.
 pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError(Error::not_found(format!("route {}", uri.path())))

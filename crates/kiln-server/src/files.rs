@@ -64,6 +64,7 @@ pub(crate) async fn get_file(
         HeaderValue::from_static(cache_control),
     );
     head.insert("x-kiln-version", hv(&version)?);
+    head.extend(crate::courses::stale_header(resolved.ensured.stale));
     if if_none_match(&headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, head).into_response());
     }

@@ -1,16 +1,20 @@
 //! kiln-server: the HTTP API of `kiln serve` (axum), in front of a [`kiln_load::ChunkCache`].
 //!
-//! Routes (DESIGN.md's contract): `GET /v1/courses/{course}`, `POST /v1/courses/{course}/ensure`,
-//! `GET /v1/courses/{course}/files/{*path}` (`?version=` optional), `GET /metrics`,
-//! `POST /v1/leases/{id}/renew`, `DELETE /v1/leases/{id}` ([`leases`]), `GET /healthz`; the reheat routes are merged from [`reheat_routes`]. Errors are JSON
-//! `{error, message}` ([`error::ApiError`]). Only this crate knows HTTP.
+//! Routes (DESIGN.md's contract): `GET /v1/courses/{course}`, `POST /v1/courses/{course}/ensure`
+//! (answers with a lease), `GET /v1/courses/{course}/files/{*path}` (`?version=` optional),
+//! `POST /v1/leases/{id}/renew`, `DELETE /v1/leases/{id}`, `GET /metrics`, `GET /healthz`
+//! (liveness) and `GET /readyz` (readiness, per backend); the reheat routes are merged from
+//! [`reheat_routes`]. Errors are JSON `{error, message}` ([`error::ApiError`]). Only this
+//! crate knows HTTP.
 
 mod courses;
 pub mod error;
 mod files;
+mod health;
 mod leases;
 mod metrics;
 pub mod reheat_routes;
+mod serve;
 mod state;
 
 use std::future::Future;
@@ -18,6 +22,7 @@ use std::future::Future;
 use axum::Router;
 use axum::routing::{delete, get, post};
 
+pub use serve::ServeOptions;
 pub use state::AppState;
 
 /// The whole API over `state`.
@@ -29,10 +34,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/leases/{id}/renew", post(leases::renew))
         .route("/v1/leases/{id}", delete(leases::release))
         .route("/metrics", get(metrics::render))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
         // The reheat API (kiln-reheat) lives in its own file; this is its one merge point.
         .merge(reheat_routes::routes())
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        // Rejections axum writes itself (a body over the limit, a bad header) as JSON too.
+        .layer(axum::middleware::map_response(error::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -47,10 +56,19 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with(listener, state, ServeOptions::default(), shutdown).await
+}
+
+/// Like [`run`], with connection timeouts and limits from `options` (see [`ServeOptions`]).
+pub async fn run_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let maintenance = tokio::spawn(state.cache.clone().maintain_forever());
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = router(state.clone());
+    let served = serve::serve(listener, app, state, options, shutdown).await;
     maintenance.abort();
     served
 }

@@ -14,7 +14,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -37,6 +37,8 @@ pub(crate) struct Route {
 pub(crate) struct HttpMetrics {
     requests: Family<RouteStatus, Counter>,
     latency: Family<Route, Histogram>,
+    /// Open connections (see [`crate::ServeOptions::max_connections`]).
+    pub(crate) connections: Gauge,
 }
 
 impl HttpMetrics {
@@ -56,7 +58,17 @@ impl HttpMetrics {
             "HTTP request latency by route",
             latency.clone(),
         );
-        HttpMetrics { requests, latency }
+        let connections = Gauge::default();
+        registry.register(
+            "kiln_http_connections",
+            "Open HTTP connections",
+            connections.clone(),
+        );
+        HttpMetrics {
+            requests,
+            latency,
+            connections,
+        }
     }
 }
 

@@ -157,3 +157,27 @@ async fn health_and_metrics() {
     }
     assert!(text.contains("kiln_load_bytes_downloaded_total"));
 }
+
+#[tokio::test]
+async fn a_wrong_method_and_a_body_too_large_are_json_errors() {
+    let env = Env::new().await;
+    let resp = env
+        .send(
+            axum::http::Request::delete("/v1/courses/demo")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(resp.headers().contains_key("allow"));
+    let v = json(resp).await;
+    assert_eq!(v["error"], "method_not_allowed");
+    assert!(v["message"].as_str().unwrap().contains("DELETE"), "{v}");
+
+    let huge = format!(r#"{{"chunks":["{}"]}}"#, "x".repeat(3 << 20));
+    let resp = env.post_json("/v1/courses/demo/ensure", &huge).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let v = json(resp).await;
+    assert_eq!(v["error"], "payload_too_large");
+    assert!(!v["message"].as_str().unwrap().is_empty(), "{v}");
+}

@@ -2,8 +2,10 @@
 //! test over a real listener.
 
 mod api;
+mod connections;
 mod files;
 mod heal;
 mod leases;
 mod listener;
+mod outage;
 mod support;

@@ -28,11 +28,20 @@ impl Env {
 
     /// Like [`Env::new`], with the cache's configuration changed by `f`.
     pub(crate) async fn with_config(f: impl FnOnce(LoadConfig) -> LoadConfig) -> Env {
+        Env::with_catalog(None, f).await
+    }
+
+    /// Like [`Env::with_config`], over `catalog` rather than the in-memory one (which
+    /// then only receives `publish` calls nobody reads).
+    pub(crate) async fn with_catalog(
+        catalog: Option<Arc<dyn kiln_core::catalog::Catalog>>,
+        f: impl FnOnce(LoadConfig) -> LoadConfig,
+    ) -> Env {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("store")).unwrap();
         let local = LocalFileSystem::new_with_prefix(dir.path().join("store")).unwrap();
         let store = CountingStore::new(Arc::new(local));
-        let catalog = MemCatalog::new();
+        let mem = MemCatalog::new();
         let q1 = BundleBuilder::new()
             .file("info.json", "{\"uuid\":\"q1\"}")
             .file("question.html", "<p>hello</p>")
@@ -50,14 +59,16 @@ impl Env {
                         refresh_interval: std::time::Duration::ZERO,
                         ..LoadConfig::new(dir.path().join("cache"))
                     }),
-                    catalog.clone(),
+                    catalog
+                        .clone()
+                        .unwrap_or_else(|| mem.clone() as Arc<dyn kiln_core::catalog::Catalog>),
                     store.clone(),
                 )
                 .await
                 .unwrap(),
             ),
             dir,
-            catalog,
+            catalog: mem,
             store,
             q1,
             info,

@@ -1,0 +1,305 @@
+//! The accept loop: HTTP/1.1 connections with a header-read timeout, an idle timeout and a
+//! connection limit, so that slow or idle clients cannot exhaust the process's file
+//! descriptors and starve everyone else (health checks included).
+//!
+//! - **Header-read timeout** (hyper's): a client has this long to send a request's complete
+//!   headers, counted from when the connection opened or answered its previous request.
+//!   It closes slowloris clients that trickle header bytes, and keep-alive connections that
+//!   sit without a next request.
+//! - **Idle timeout**: a connection on which no byte has moved either way for this long, and
+//!   no handler works (none runs, or the one that runs waits for request body bytes), is
+//!   closed: a client that stopped sending its request body or stopped reading its
+//!   response. A handler that is working (waiting for a download, say) keeps its connection
+//!   however long it takes.
+//! - **Connection limit**: at most this many connections at once; at the limit the loop
+//!   stops accepting (new clients wait in the kernel's backlog) until one closes, which the
+//!   two timeouts guarantee happens.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::AppState;
+
+/// How connections are served.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Time to send a request's complete headers (from connect, or from the previous
+    /// response on a kept-alive connection).
+    pub header_read_timeout: Duration,
+    /// Time without a running handler and without a byte moving before a connection closes.
+    pub idle_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for ServeOptions {
+    /// 10 s to send headers, 60 s idle, 1024 connections.
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// What the idle watchdog of one connection reads: when a byte last moved, and how many
+/// handlers run.
+#[derive(Debug)]
+struct Activity {
+    epoch: Instant,
+    last_ms: AtomicU64,
+    busy: AtomicUsize,
+    /// A handler waits for request body bytes from the client: its time is the client's.
+    awaiting_body: AtomicBool,
+}
+
+impl Activity {
+    fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
+            awaiting_body: AtomicBool::new(false),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether the connection waits on the client only: no handler works for it.
+    fn client_bound(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) == 0 || self.awaiting_body.load(Ordering::Relaxed)
+    }
+
+    fn idle_for(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// Counts a running handler for as long as it lives.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn enter(a: &Arc<Activity>) -> Busy {
+        a.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(a.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// A request body that tells the watchdog while its handler waits for the client.
+struct WatchedBody {
+    inner: hyper::body::Incoming,
+    activity: Arc<Activity>,
+}
+
+impl hyper::body::Body for WatchedBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        self.activity
+            .awaiting_body
+            .store(r.is_pending(), Ordering::Relaxed);
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for WatchedBody {
+    fn drop(&mut self) {
+        self.activity.awaiting_body.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A stream that records when bytes move.
+struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown`, then waits for open connections to finish
+/// their requests (idle ones close at once).
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    state: AppState,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let limit = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before accept: wait a
+                    // little rather than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let activity = Activity::new();
+        let conn = http.serve_connection(
+            TokioIo::new(Watched {
+                inner: stream,
+                activity: activity.clone(),
+            }),
+            service(app.clone(), activity.clone()),
+        );
+        let conn = graceful.watch(conn);
+        let gauge = state.http.connections.clone();
+        let idle_timeout = options.idle_timeout;
+        tokio::spawn(async move {
+            gauge.inc();
+            watch_idle(conn, &activity, idle_timeout).await;
+            gauge.dec();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Runs a connection until it ends, or drops it (closing the socket) once it is idle.
+async fn watch_idle<F, E>(conn: F, activity: &Activity, idle_timeout: Duration)
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    let check = (idle_timeout / 4).max(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            r = &mut conn => {
+                if let Err(e) = r {
+                    tracing::debug!("connection ended: {e}");
+                }
+                return;
+            }
+            _ = tokio::time::sleep(check) => {
+                if activity.client_bound() && activity.idle_for() >= idle_timeout {
+                    tracing::debug!("closing an idle connection");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn service(
+    app: Router,
+    activity: Arc<Activity>,
+) -> TowerToHyperService<
+    impl tower::Service<
+        Request<hyper::body::Incoming>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future = impl Send,
+    > + Clone,
+> {
+    TowerToHyperService::new(tower::service_fn(
+        move |req: Request<hyper::body::Incoming>| {
+            let (app, activity) = (app.clone(), activity.clone());
+            async move {
+                let _busy = Busy::enter(&activity);
+                let req = req.map(|inner| {
+                    axum::body::Body::new(WatchedBody {
+                        inner,
+                        activity: activity.clone(),
+                    })
+                });
+                app.oneshot(req).await
+            }
+        },
+    ))
+}

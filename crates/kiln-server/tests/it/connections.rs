@@ -1,0 +1,142 @@
+//! Slow and idle clients over a real listener: idle sockets and slowloris headers are closed
+//! after their timeouts, the connection limit holds, and /healthz keeps answering.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kiln_server::ServeOptions;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::Env;
+
+/// A generous bound for anything the server must do "after the timeout".
+const PATIENCE: Duration = Duration::from_secs(30);
+
+async fn start(env: &Env, options: ServeOptions) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(kiln_server::run_with(
+        listener,
+        env.state.clone(),
+        options,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stop)
+}
+
+/// Waits (bounded) until the server closes `conn`: a read returns EOF or an error.
+async fn closed_by_server(conn: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    let r = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    r.is_ok()
+}
+
+async fn healthz(addr: SocketAddr) -> String {
+    let fut = async {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    tokio::time::timeout(PATIENCE, fut)
+        .await
+        .expect("/healthz answers")
+}
+
+fn open_connections(env: &Env) -> i64 {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &env.state.registry).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("kiln_http_connections "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slowloris_clients_are_cut_off_and_the_limit_holds() {
+    let env = Env::new().await;
+    let limit = 16;
+    let (addr, _stop) = start(
+        &env,
+        ServeOptions {
+            header_read_timeout: Duration::from_millis(500),
+            idle_timeout: Duration::from_millis(500),
+            max_connections: limit,
+        },
+    )
+    .await;
+    // Far more idle sockets than the limit; the kernel backlog holds the rest.
+    let mut idle = Vec::new();
+    for _ in 0..3 * limit {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // Slowloris: a header byte at a time, forever.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..200 {
+            if slow.write_all(b"x").await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    });
+    assert!(open_connections(&env) <= limit as i64);
+    // Health checks get through: idle sockets time out and free their slots.
+    let out = healthz(addr).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(open_connections(&env) <= limit as i64);
+    for c in &mut idle {
+        assert!(closed_by_server(c).await, "an idle socket stayed open");
+    }
+    assert!(
+        tokio::time::timeout(PATIENCE, trickle)
+            .await
+            .unwrap()
+            .unwrap(),
+        "a slowloris client kept its connection"
+    );
+    let out = healthz(addr).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_sending_its_body_is_cut_off() {
+    let env = Env::new().await;
+    let (addr, _stop) = start(
+        &env,
+        ServeOptions {
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_millis(500),
+            max_connections: 4,
+        },
+    )
+    .await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"POST /v1/courses/demo/ensure HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"chunks\":")
+        .await
+        .unwrap();
+    assert!(closed_by_server(&mut c).await);
+    // A kept-alive connection that answered a request is still served in time.
+    let out = healthz(addr).await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
