@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0003_render_cache.sql"),
     ),
     (
+        4,
+        "queue dedupe and liveness",
+        include_str!("../migrations/0004_queue_dedupe_liveness.sql"),
+    ),
+    (
         5,
         "claims and marks",
         include_str!("../migrations/0005_claims_marks.sql"),

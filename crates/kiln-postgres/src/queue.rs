@@ -39,8 +39,6 @@ struct Inner {
     /// The counter value the last `wait_for_work` saw.
     seen: AtomicU64,
     listener: OnceCell<AbortOnDrop>,
-    /// Set once this queue's own schema step (dedupe keys, liveness) is applied.
-    schema: OnceCell<()>,
 }
 
 impl fmt::Debug for PgQueue {
@@ -78,44 +76,6 @@ fn tally_cte(name: &str, src: &str, columns: &[(&str, &str)]) -> String {
     )
 }
 
-/// The statements of a migration file: comments dropped, split at `;` (the file has no
-/// string literals or bodies that hold one).
-fn statements(sql: &str) -> Vec<String> {
-    let text: String = sql
-        .lines()
-        .map(|l| l.split("--").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n");
-    text.split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// Runs the queue's re-runnable schema step under an advisory lock of this schema.
-async fn apply_schema(pool: &sqlx::PgPool, channel: &str) -> Result<()> {
-    let mut conn = pool.acquire().await?;
-    let lock = format!("kiln.queue.schema.{channel}");
-    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
-        .bind(&lock)
-        .execute(&mut *conn)
-        .await?;
-    let mut applied = Ok(());
-    for stmt in statements(include_str!("../migrations/0004_queue_dedupe_liveness.sql")) {
-        if let Err(e) = sqlx::query(&stmt).execute(&mut *conn).await {
-            applied = Err(e);
-            break;
-        }
-    }
-    sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
-        .bind(&lock)
-        .execute(&mut *conn)
-        .await?;
-    applied?;
-    Ok(())
-}
-
 impl PgQueue {
     /// Connects to `url` and migrates `schema` (default `public`).
     pub async fn connect(url: &str, schema: Option<&str>) -> kiln_core::Result<Self> {
@@ -132,7 +92,6 @@ impl PgQueue {
                 wake: Arc::new(watch::channel(0).0),
                 seen: AtomicU64::new(0),
                 listener: OnceCell::new(),
-                schema: OnceCell::new(),
             }),
         }
     }
@@ -144,17 +103,6 @@ impl PgQueue {
 
     fn pool(&self) -> &sqlx::PgPool {
         self.inner.db.pool()
-    }
-
-    /// Applies `migrations/0004_queue_dedupe_liveness.sql` once per process: it is written to
-    /// be re-runnable, and an advisory lock keeps concurrent processes from racing on it.
-    async fn ready(&self) -> Result<()> {
-        let inner = &self.inner;
-        inner
-            .schema
-            .get_or_try_init(|| apply_schema(inner.db.pool(), &inner.channel))
-            .await?;
-        Ok(())
     }
 
     /// Takes the fence keys' advisory locks for the rest of `tx`: shared to enqueue, exclusive
@@ -626,62 +574,50 @@ impl PgQueue {
 #[async_trait]
 impl JobQueue for PgQueue {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> kiln_core::Result<Vec<JobId>> {
-        self.ready().await?;
         Ok(self.enqueue_inner(jobs).await?)
     }
 
     async fn lease(&self, opts: &LeaseOptions) -> kiln_core::Result<Vec<Job>> {
-        self.ready().await?;
         Ok(self.lease_inner(opts).await?)
     }
 
     async fn extend(&self, leases: &[Lease], visibility: Duration) -> kiln_core::Result<u64> {
-        self.ready().await?;
         Ok(self.extend_inner(leases, visibility).await?)
     }
 
     async fn ack(&self, leases: &[Lease]) -> kiln_core::Result<u64> {
-        self.ready().await?;
         Ok(self.ack_inner(leases).await?)
     }
 
     async fn retry(&self, lease: Lease, opts: RetryOptions) -> kiln_core::Result<RetryOutcome> {
-        self.ready().await?;
         Ok(self.retry_inner(lease, opts).await?)
     }
 
     async fn fail(&self, lease: Lease, error: &str) -> kiln_core::Result<bool> {
-        self.ready().await?;
         Ok(self.fail_inner(lease, error).await?)
     }
 
     async fn release(&self, leases: &[Lease]) -> kiln_core::Result<u64> {
-        self.ready().await?;
         Ok(self.release_inner(leases).await?)
     }
 
     async fn fence(&self, key: &str, generation: u64) -> kiln_core::Result<u64> {
-        self.ready().await?;
         Ok(self.fence_inner(key, generation).await?)
     }
 
     async fn dead_letters(&self, limit: usize) -> kiln_core::Result<Vec<DeadLetter>> {
-        self.ready().await?;
         Ok(self.dead_letters_inner(limit).await?)
     }
 
     async fn redrive(&self, ids: Option<&[JobId]>) -> kiln_core::Result<u64> {
-        self.ready().await?;
         Ok(self.redrive_inner(ids).await?)
     }
 
     async fn tally(&self, run: RunId) -> kiln_core::Result<Tally> {
-        self.ready().await?;
         Ok(self.tally_inner(run).await?)
     }
 
     async fn pending(&self) -> kiln_core::Result<u64> {
-        self.ready().await?;
         Ok(self.pending_inner().await?)
     }
 
@@ -690,12 +626,10 @@ impl JobQueue for PgQueue {
     }
 
     async fn heartbeat(&self, worker: &Liveness) -> kiln_core::Result<u64> {
-        self.ready().await?;
         Ok(liveness::heartbeat(self.pool(), &self.inner.channel, worker).await?)
     }
 
     async fn retire(&self, worker: &str) -> kiln_core::Result<u64> {
-        self.ready().await?;
         Ok(liveness::retire(self.pool(), &self.inner.channel, worker).await?)
     }
 }
