@@ -195,6 +195,9 @@ struct MemJob {
     dead: Option<(String, Timestamp)>,
 }
 
+/// A job's fence: (key, generation).
+type Fence = Option<(String, u64)>;
+
 /// A job queue.
 #[derive(Debug, Default)]
 pub(crate) struct MemQueue {
@@ -210,7 +213,7 @@ struct QState {
     fences: HashMap<String, u64>,
     tallies: HashMap<i64, Tally>,
     /// (run, dedupe key) -> (job id, fence).
-    keys: HashMap<(i64, String), (i64, Option<(String, u64)>)>,
+    keys: HashMap<(i64, String), (i64, Fence)>,
     /// Worker -> alive until.
     workers: HashMap<String, Timestamp>,
 }
