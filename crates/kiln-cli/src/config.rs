@@ -130,6 +130,16 @@ pub(crate) struct LoadConfig {
     /// How long an old version directory is kept (default `10m`).
     #[serde(default, with = "opt_duration")]
     pub(crate) version_grace: Option<std::time::Duration>,
+    /// How long the last known current version is served while the catalog is
+    /// unreachable (default `5m`; `0s` never).
+    #[serde(default, with = "opt_duration")]
+    pub(crate) max_stale: Option<std::time::Duration>,
+    /// How long an ensure's lease lasts unless the request names a duration (default `60s`).
+    #[serde(default, with = "opt_duration")]
+    pub(crate) lease_ttl: Option<std::time::Duration>,
+    /// The longest lease a request may ask for (default `1h`).
+    #[serde(default, with = "opt_duration")]
+    pub(crate) lease_max_ttl: Option<std::time::Duration>,
 }
 
 /// HTTP server settings.
@@ -138,6 +148,14 @@ pub(crate) struct LoadConfig {
 pub(crate) struct ServerConfig {
     /// The listen address (default `127.0.0.1:7878`).
     pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Time a client has to send a request's headers (default `10s`).
+    #[serde(default, with = "opt_duration")]
+    pub(crate) header_read_timeout: Option<std::time::Duration>,
+    /// Time a connection may sit with no handler running and no byte moving (default `60s`).
+    #[serde(default, with = "opt_duration")]
+    pub(crate) idle_timeout: Option<std::time::Duration>,
+    /// Connections served at once (default 1024).
+    pub(crate) max_connections: Option<usize>,
 }
 
 /// Worker settings.

@@ -173,7 +173,21 @@ async fn download_once(
             tokio::task::spawn_blocking(move || job(Box::new(reader))).await
         }
     };
-    joined.map_err(|err| Fault::Final(Error::backend("kiln-load", err)))?
+    let chunk = e.chunk_ref();
+    // A local failure (a full disk, say) names the chunk it was filling the cache with.
+    joined
+        .map_err(|err| Fault::Final(Error::backend("kiln-load", err)))?
+        .map_err(|f| match f {
+            Fault::Final(Error::Backend { backend, source }) => Fault::Final(Error::Backend {
+                backend,
+                source: format!(
+                    "extracting chunk {chunk} ({}) of course {course} into the cache: {source}",
+                    e.id
+                )
+                .into(),
+            }),
+            other => other,
+        })
 }
 
 /// Seals the staged chunk read-only and renames it into place.

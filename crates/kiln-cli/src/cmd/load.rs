@@ -36,6 +36,15 @@ pub(crate) async fn open_cache_with(
     if let Some(d) = load.version_grace {
         config.version_grace = d;
     }
+    if let Some(d) = load.max_stale {
+        config.max_stale = d;
+    }
+    if let Some(d) = load.lease_ttl {
+        config.lease_ttl = d;
+    }
+    if let Some(d) = load.lease_max_ttl {
+        config.lease_max_ttl = d;
+    }
     Ok(ChunkCache::open(config, catalog, store).await?)
 }
 

@@ -43,7 +43,18 @@ pub(crate) async fn serve(
             }
         })
     });
-    kiln_server::run(listener, state, crate::cmd::shutdown_signal()).await?;
+    let server = &env.config.server;
+    let mut options = kiln_server::ServeOptions::default();
+    if let Some(d) = server.header_read_timeout {
+        options.header_read_timeout = d;
+    }
+    if let Some(d) = server.idle_timeout {
+        options.idle_timeout = d;
+    }
+    if let Some(n) = server.max_connections {
+        options.max_connections = n;
+    }
+    kiln_server::run_with(listener, state, options, crate::cmd::shutdown_signal()).await?;
     if let Some(n) = notified {
         n.abort();
     }

@@ -1,5 +1,6 @@
 //! The cache directory is disposable: deleting it, or any chunk, version or staging
-//! directory in it, under a running cache costs a fetch, never an error.
+//! directory in it, under a running cache costs a fetch, never an error; and a disk that fills
+//! up says which chunk it was filling.
 
 use std::path::Path;
 
@@ -97,4 +98,47 @@ async fn deleted_staging_and_lock_directories_are_made_again() {
     rm_rf(&env.cache_dir().join("locks"));
     let e = cache.ensure(&env.course, &[r(&b)]).await.unwrap();
     assert!(e.paths[0].join("info.json").is_file());
+}
+
+#[tokio::test]
+async fn a_full_disk_names_the_chunk_it_was_filling() {
+    let root = std::process::Command::new("id").arg("-u").output().ok();
+    if root.as_ref().map(|o| o.stdout.as_slice()) != Some(b"0\n".as_slice()) {
+        eprintln!(
+            "skipping a_full_disk_names_the_chunk_it_was_filling: needs root to mount a tmpfs"
+        );
+        return;
+    }
+    let env = Env::new();
+    let mnt = env.dir.join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("skipping a_full_disk_names_the_chunk_it_was_filling: cannot mount a tmpfs");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let big = question_chunk("big", 8, 100_000, 7);
+    env.publish("v1", &[&big]).await;
+    let cache = env
+        .open(kiln_load::LoadConfig {
+            cache_dir: mnt.join("cache"),
+            ..env.config()
+        })
+        .await;
+    let err = cache.ensure(&env.course, &[r(&big)]).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("question:big"), "{text}");
+    assert!(text.contains(&big.entry.id.to_string()), "{text}");
+    assert!(text.to_lowercase().contains("no space left"), "{text}");
+    drop(cache);
 }
