@@ -399,6 +399,13 @@ fn fault_rounds(backends: Backends, rounds: u64) {
             &format!("r{round}"),
         ])));
         let run_id = started["run"].clone();
+        // One worker is killed while the listing is being walked, and restarted.
+        std::thread::sleep(Duration::from_millis(rand::random_range(0..300)));
+        let victim = rand::random_range(0..workers.len());
+        let _ = workers[victim].0.kill();
+        let _ = workers[victim].0.wait();
+        kill("worker");
+        workers[victim] = start_worker(&rig);
         let gc_stop = Arc::new(AtomicBool::new(false));
         let gc_kills = Arc::new(AtomicUsize::new(0));
         let gc_thread = {
@@ -445,7 +452,7 @@ fn fault_rounds(backends: Backends, rounds: u64) {
             .flat_map(|i| question_files(&spec, i, round))
             .collect();
         commit_files(&repo, &format!("round {round}"), &files).unwrap();
-        if run_maybe_killed(sync_a, 0.5, 400) {
+        if run_maybe_killed(sync_a, 0.6, 150) {
             kill("sync");
         }
         let v = json(&ok(&mut sync_a()))["version"]
@@ -465,18 +472,10 @@ fn fault_rounds(backends: Backends, rounds: u64) {
             c.args(["sync"]).arg(&brepo).args(["--course", &course_b]);
             c
         };
-        if run_maybe_killed(sync_b, 0.5, 400) {
+        if run_maybe_killed(sync_b, 0.6, 150) {
             kill("sync");
         }
         courses_made.fetch_add(1, Ordering::Relaxed);
-
-        // One worker is killed mid-run and restarted.
-        std::thread::sleep(Duration::from_millis(rand::random_range(0..800)));
-        let victim = rand::random_range(0..workers.len());
-        let _ = workers[victim].0.kill();
-        let _ = workers[victim].0.wait();
-        kill("worker");
-        workers[victim] = start_worker(&rig);
 
         // The run ends, completed, with exact counters.
         let deadline = Instant::now() + Duration::from_secs(240);
@@ -608,7 +607,7 @@ fn fault_rounds(backends: Backends, rounds: u64) {
 
 #[test]
 fn faults_on_the_embedded_default() {
-    fault_rounds(Backends::Embedded, 4);
+    fault_rounds(Backends::Embedded, 6);
 }
 
 #[test]
@@ -624,6 +623,6 @@ fn faults_on_postgres_redis_s3() {
             s3,
             bucket,
         },
-        3,
+        4,
     );
 }
