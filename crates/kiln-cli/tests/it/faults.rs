@@ -32,6 +32,9 @@ use crate::support::{Proc, json, kiln, ok, start_server};
 const PAGES: u64 = 12;
 const PAGE_SIZE: u64 = 10;
 
+/// Lanes of a `kiln worker` (batches it runs at once): the pages a kill may list again.
+const LANES: u64 = 2;
+
 /// A listing server on loopback: `GET /items?page=N` answers page N of `PAGES`, counting
 /// how often each page is asked for.
 struct Listing {
@@ -508,7 +511,7 @@ fn fault_rounds(backends: Backends, rounds: u64) {
             "round {round}: run complete with {want} jobs created once"
         ));
 
-        // Each page listed once, but for one in flight at the worker's kill.
+        // Each page listed once, but for those in flight at the worker's kill.
         let hits = listing.take_hits();
         let extra: u64 = hits.values().map(|n| n - 1).sum();
         for page in 0..PAGES {
@@ -517,7 +520,12 @@ fn fault_rounds(backends: Backends, rounds: u64) {
                 "round {round}: page {page} never listed: {hits:?}"
             );
         }
-        assert!(extra <= 1, "round {round}: pages listed again: {hits:?}");
+        // A producer is acked with the batch it ran in, so a killed worker's batches in
+        // flight (one per lane, two lanes) may each list their page again: at most 2.
+        assert!(
+            extra <= LANES,
+            "round {round}: pages listed again: {hits:?}"
+        );
         check(format!(
             "round {round}: {PAGES} pages listed, {extra} again after the kill"
         ));
