@@ -196,8 +196,8 @@ pub trait Catalog: Send + Sync + Debug + Display + 'static {
     async fn take_over(&self, name: &str, from: &str, owner: &str, ttl: Duration) -> Result<bool>;
 
     /// Records that sync `owner` is about to reference `ids` (whose objects it found in the
-    /// store or will upload), live for `ttl` from now; renews every earlier claim of `owner`.
-    /// Returns the ids among `ids` that a gc has marked for deletion.
+    /// store or will upload), live for `ttl` from now; with no ids, renews every claim of
+    /// `owner` instead. Returns the ids among `ids` that a gc has marked for deletion.
     async fn claim_chunks(
         &self,
         owner: &str,

@@ -466,11 +466,14 @@ impl PgCatalog {
             .bind(GC_LOCK)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE chunk_claims SET expires_at = $2 WHERE owner = $1")
-            .bind(owner)
-            .bind(now.plus(ttl).0)
-            .execute(&mut *tx)
-            .await?;
+        if ids.is_empty() {
+            // A renewal: every claim of `owner`.
+            sqlx::query("UPDATE chunk_claims SET expires_at = $2 WHERE owner = $1")
+                .bind(owner)
+                .bind(now.plus(ttl).0)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO chunk_claims (owner, chunk_id, expires_at) \
              SELECT DISTINCT $1, id, $2 FROM unnest($3::bytea[]) AS u(id) \

@@ -375,17 +375,20 @@ impl Catalog for SqliteCatalog {
         let list = json_list(ids.iter().map(hex));
         // One write transaction: SQLite's single writer serialises it with `gc_mark`.
         let mut tx = self.db.begin().await?;
-        sqlx::query("DELETE FROM chunk_claims WHERE expires_at <= ?")
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        sqlx::query("UPDATE chunk_claims SET expires_at = ?2 WHERE owner = ?1")
-            .bind(owner)
-            .bind(now.plus(ttl).0)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+        if ids.is_empty() {
+            // A renewal: every claim of `owner`; expired claims of anyone are swept.
+            sqlx::query("DELETE FROM chunk_claims WHERE expires_at <= ?")
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            sqlx::query("UPDATE chunk_claims SET expires_at = ?2 WHERE owner = ?1")
+                .bind(owner)
+                .bind(now.plus(ttl).0)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
         sqlx::query(
             "INSERT INTO chunk_claims (owner, chunk_id, expires_at)
              SELECT DISTINCT ?1, unhex(value), ?2 FROM json_each(?3) WHERE true
@@ -411,8 +414,9 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn release_claims(&self, owner: &str) -> Result<()> {
-        sqlx::query("DELETE FROM chunk_claims WHERE owner = ?")
+        sqlx::query("DELETE FROM chunk_claims WHERE owner = ? OR expires_at <= ?")
             .bind(owner)
+            .bind(Timestamp::now().0)
             .execute(&self.db.writer)
             .await
             .map_err(err)?;

@@ -462,7 +462,7 @@ pub async fn claims_report_marks_and_expire(c: &dyn Catalog) {
         assert!(start.elapsed() < DEADLINE, "a claim never expired");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    // A claim renews the owner's earlier claims: sync-3's first claim outlives its ttl.
+    // A claim with no ids renews the owner's earlier claims: sync-3's first one outlives its ttl.
     c.gc_unmark("gc-3").await.unwrap();
     c.claim_chunks("sync-3", &[a], Duration::from_millis(50))
         .await

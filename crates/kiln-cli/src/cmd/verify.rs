@@ -98,7 +98,12 @@ pub(crate) async fn verify(
         },
     );
     if still_bad > 0 {
-        eprintln!("kiln: {still_bad} objects are missing or corrupt");
+        let (n, are) = if still_bad == 1 {
+            ("object", "is")
+        } else {
+            ("objects", "are")
+        };
+        eprintln!("kiln: {still_bad} {n} {are} missing or corrupt");
         std::process::exit(1);
     }
     Ok(())

@@ -144,7 +144,7 @@ fn verify_reports_and_repairs_a_missing_object() {
     std::fs::remove_file(data.join(format!("objects/chunks/{}/{id}.tar.zst", &id[..2]))).unwrap();
 
     let err = fails(kiln(&data).args(["verify", "demo"]));
-    assert!(err.contains("1 objects are missing or corrupt"), "{err}");
+    assert!(err.contains("1 object is missing or corrupt"), "{err}");
     let out = kiln(&data).args(["verify", "demo"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("chunk {id} (missing)")), "{text}");
