@@ -45,31 +45,7 @@ pub(crate) async fn run(
     store: Arc<dyn ObjectStore>,
     progress: Arc<dyn Progress>,
 ) -> Result<SyncReport> {
-    let started = Instant::now();
-    let opened = {
-        let (path, rev, sub) = (opts.source.clone(), opts.rev.clone(), opts.subdir.clone());
-        tokio::task::spawn_blocking(move || source::open(&path, rev.as_deref(), sub.as_deref()))
-            .await
-            .map_err(join_err)??
-    };
-    let course = match &opts.course {
-        Some(c) => c.clone(),
-        None => CourseId::new(source::default_course_name(&opts.source))?,
-    };
-    let lock = CourseLock::acquire(catalog.clone(), &course, opts.lock_wait).await?;
-    let ctx = Ctx {
-        opts: &opts,
-        course: &course,
-        catalog: &catalog,
-        store: &store,
-        progress: &progress,
-        lock: &lock,
-        started,
-        rebuild: None,
-    };
-    let result = ctx.run_locked(opened).await;
-    lock.release().await;
-    result
+    locked(opts, catalog, store, progress, None).await
 }
 
 /// Builds `version` of the course from the source again and uploads the objects the store
@@ -79,6 +55,19 @@ pub(crate) async fn rebuild(
     catalog: Arc<dyn Catalog>,
     store: Arc<dyn ObjectStore>,
     version: VersionId,
+) -> Result<SyncReport> {
+    let progress: Arc<dyn Progress> = Arc::new(crate::NoProgress);
+    locked(opts, catalog, store, progress, Some(&version)).await
+}
+
+/// Opens the source, takes the course's lock, and syncs (or, with `rebuild`, rebuilds
+/// that version without publishing).
+async fn locked(
+    opts: SyncOptions,
+    catalog: Arc<dyn Catalog>,
+    store: Arc<dyn ObjectStore>,
+    progress: Arc<dyn Progress>,
+    rebuild: Option<&VersionId>,
 ) -> Result<SyncReport> {
     let started = Instant::now();
     let opened = {
@@ -92,7 +81,6 @@ pub(crate) async fn rebuild(
         None => CourseId::new(source::default_course_name(&opts.source))?,
     };
     let lock = CourseLock::acquire(catalog.clone(), &course, opts.lock_wait).await?;
-    let progress: Arc<dyn Progress> = Arc::new(crate::NoProgress);
     let ctx = Ctx {
         opts: &opts,
         course: &course,
@@ -101,9 +89,12 @@ pub(crate) async fn rebuild(
         progress: &progress,
         lock: &lock,
         started,
-        rebuild: Some(&version),
+        rebuild,
     };
-    let result = ctx.run_walk(opened, None).await;
+    let result = match rebuild {
+        None => ctx.run_locked(opened).await,
+        Some(_) => ctx.run_walk(opened, None).await,
+    };
     lock.release().await;
     result
 }

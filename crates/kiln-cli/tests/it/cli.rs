@@ -221,19 +221,7 @@ fn gc_deletes_only_unreferenced_objects() {
     assert_eq!(report["bytes_freed"], 6);
     // Every chunk of the version is still there: a fresh cache can load the whole course.
     let chunks = json(&ok(kiln(&data).args(["--json", "chunks", "demo"])));
-    let all: Vec<String> = chunks["chunks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let (k, n) = (r["kind"].as_str().unwrap(), r["name"].as_str().unwrap());
-            if n.is_empty() {
-                k.to_string()
-            } else {
-                format!("{k}:{n}")
-            }
-        })
-        .collect();
+    let all = crate::support::chunk_refs(&chunks);
     ok(kiln(&data)
         .args(["ensure", "demo"])
         .args(&all)

@@ -390,7 +390,6 @@ fn fault_rounds(backends: Backends, rounds: u64) {
         servers.push(p);
     }
     let mut workers = vec![start_worker(&rig), start_worker(&rig)];
-    let courses_made = AtomicUsize::new(0);
 
     for round in 1..=rounds {
         // The reheat of this round, drained by the workers while everything else happens.
@@ -413,24 +412,11 @@ fn fault_rounds(backends: Backends, rounds: u64) {
         let gc_kills = Arc::new(AtomicUsize::new(0));
         let gc_thread = {
             let (gc_stop, gc_kills) = (gc_stop.clone(), gc_kills.clone());
-            let mut cmd = rig.kiln();
-            cmd.args(["gc", "--grace", "0s"]);
-            let program = cmd.get_program().to_owned();
-            let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
-            let envs: Vec<_> = cmd
-                .get_envs()
-                .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-                .collect();
+            let (data, cfg) = (rig.data.clone(), rig.cfg.clone());
             std::thread::spawn(move || {
                 while !gc_stop.load(Ordering::Relaxed) {
-                    let mut c = Command::new(&program);
-                    c.args(&args);
-                    for (k, v) in &envs {
-                        match v {
-                            Some(v) => c.env(k, v),
-                            None => c.env_remove(k),
-                        };
-                    }
+                    let mut c = kiln(&data);
+                    c.arg("--config").arg(&cfg).args(["gc", "--grace", "0s"]);
                     let mut child = c
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
@@ -478,7 +464,6 @@ fn fault_rounds(backends: Backends, rounds: u64) {
         if run_maybe_killed(sync_b, 0.6, 150) {
             kill("sync");
         }
-        courses_made.fetch_add(1, Ordering::Relaxed);
 
         // The run ends, completed, with exact counters.
         let deadline = Instant::now() + Duration::from_secs(240);
@@ -543,19 +528,7 @@ fn fault_rounds(backends: Backends, rounds: u64) {
         names.extend((1..=round).map(|r| format!("fb{r}")));
         for course in &names {
             let chunks = json(&ok(rig.kiln().args(["--json", "chunks", course])));
-            let all: Vec<String> = chunks["chunks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    let (k, n) = (r["kind"].as_str().unwrap(), r["name"].as_str().unwrap());
-                    if n.is_empty() {
-                        k.to_string()
-                    } else {
-                        format!("{k}:{n}")
-                    }
-                })
-                .collect();
+            let all = crate::support::chunk_refs(&chunks);
             let fresh = rig.tmp.path().join(format!("fresh-{round}-{course}"));
             ok(rig
                 .kiln()

@@ -245,19 +245,7 @@ page_size = 50
         .arg("--config")
         .arg(&cfg)
         .args(["--json", "chunks", "mn"])));
-    let all: Vec<String> = chunks["chunks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let (k, n) = (r["kind"].as_str().unwrap(), r["name"].as_str().unwrap());
-            if n.is_empty() {
-                k.to_string()
-            } else {
-                format!("{k}:{n}")
-            }
-        })
-        .collect();
+    let all = crate::support::chunk_refs(&chunks);
     let ensured = json(&ok(kiln(&data)
         .arg("--config")
         .arg(&cfg)

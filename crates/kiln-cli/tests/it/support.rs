@@ -131,3 +131,21 @@ pub(crate) fn start_server(cmd: &mut Command, cache_dir: Option<&Path>) -> (Proc
     );
     (child, base)
 }
+
+/// Every chunk of a `kiln --json chunks` answer as `kiln ensure` takes it: `KIND:NAME`, or
+/// `KIND` for a course-wide chunk.
+pub(crate) fn chunk_refs(chunks: &serde_json::Value) -> Vec<String> {
+    chunks["chunks"]
+        .as_array()
+        .expect("a chunks list")
+        .iter()
+        .map(|r| {
+            let (k, n) = (r["kind"].as_str().unwrap(), r["name"].as_str().unwrap());
+            if n.is_empty() {
+                k.to_string()
+            } else {
+                format!("{k}:{n}")
+            }
+        })
+        .collect()
+}
