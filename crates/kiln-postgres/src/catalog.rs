@@ -423,14 +423,13 @@ impl PgCatalog {
                 .bind(Timestamp::now().0)
                 .fetch_optional(self.inner.db.pool())
                 .await?;
-        Ok(row
-            .map(|r| -> Result<LockHolder> {
-                Ok(LockHolder {
-                    owner: r.try_get(0)?,
-                    expires_at: Timestamp(r.try_get(1)?),
-                })
+        row.map(|r| -> Result<LockHolder> {
+            Ok(LockHolder {
+                owner: r.try_get(0)?,
+                expires_at: Timestamp(r.try_get(1)?),
             })
-            .transpose()?)
+        })
+        .transpose()
     }
 
     async fn take_over_inner(

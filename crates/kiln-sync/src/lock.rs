@@ -54,18 +54,18 @@ impl CourseLock {
         let mut said: Option<Instant> = None;
         while !catalog.try_lock(&name, &owner, TTL).await? {
             let holder = catalog.lock_holder(&name).await?;
-            if let Some(h) = &holder {
-                if Holder::is_gone(&h.owner) {
-                    if catalog.take_over(&name, &h.owner, &owner, TTL).await? {
-                        tracing::warn!(
-                            lock = %name,
-                            "took over the sync lock of course {course}: its holder ({}) is gone",
-                            Holder::describe(&h.owner)
-                        );
-                        break;
-                    }
-                    continue;
+            if let Some(h) = &holder
+                && Holder::is_gone(&h.owner)
+            {
+                if catalog.take_over(&name, &h.owner, &owner, TTL).await? {
+                    tracing::warn!(
+                        lock = %name,
+                        "took over the sync lock of course {course}: its holder ({}) is gone",
+                        Holder::describe(&h.owner)
+                    );
+                    break;
                 }
+                continue;
             }
             let who = holder.as_ref().map_or_else(
                 || "another process".to_string(),
