@@ -4,6 +4,7 @@
 //! `#[tokio::test]` per check for a backend's `setup()` (see STYLE.md section 3).
 
 pub mod catalog;
+pub mod clock;
 pub mod course_gen;
 pub mod queue;
 pub mod render_cache;
