@@ -3,13 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use kiln_core::catalog::Catalog;
 use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
 use object_store::ObjectStore;
 
-use crate::config::{Backend, Config, DbConfig, StoreBackend};
+use crate::config::{CacheDb, CatalogDb, Config, QueueDb, StoreConfig};
 
 /// Courses that published a new version, as the catalog announces them.
 pub(crate) type VersionEvents =
@@ -31,15 +31,6 @@ impl Env {
         }
     }
 
-    fn url<'a>(&self, section: &str, db: &'a DbConfig) -> anyhow::Result<&'a str> {
-        db.url.as_deref().with_context(|| {
-            format!(
-                "invalid config: `{section}.url` is required for backend {}",
-                format!("{:?}", db.backend).to_lowercase()
-            )
-        })
-    }
-
     /// The catalog.
     pub(crate) async fn catalog(&self) -> anyhow::Result<Arc<dyn Catalog>> {
         Ok(self.catalog_with_events().await?.0)
@@ -50,17 +41,16 @@ impl Env {
     pub(crate) async fn catalog_with_events(
         &self,
     ) -> anyhow::Result<(Arc<dyn Catalog>, Option<VersionEvents>)> {
-        let db = &self.config.catalog;
         let mut events = None;
-        let catalog: Arc<dyn Catalog> = match db.backend {
-            Backend::Sqlite => Arc::new(
+        let catalog: Arc<dyn Catalog> = match &self.config.catalog {
+            CatalogDb::Sqlite => Arc::new(
                 kiln_sqlite::SqliteCatalog::open(&self.data_dir.join("catalog.db"))
                     .await
                     .context("opening the sqlite catalog")?,
             ),
-            Backend::Postgres => {
-                let url = self.url("catalog", db)?;
-                let pg = kiln_postgres::PgCatalog::connect(url, db.namespace.as_deref())
+            CatalogDb::Postgres(pg) => {
+                let url = &pg.url;
+                let pg = kiln_postgres::PgCatalog::connect(url, pg.namespace.as_deref())
                     .await
                     .with_context(|| {
                         format!("connecting to the postgres catalog at {}", redact(url))
@@ -72,7 +62,6 @@ impl Env {
                 events = Some(Box::pin(stream) as VersionEvents);
                 Arc::new(pg)
             }
-            Backend::Redis => bail!("invalid config: `catalog.backend` cannot be redis"),
         };
         self.say("catalog", &catalog);
         Ok((catalog, events))
@@ -80,24 +69,22 @@ impl Env {
 
     /// The job queue.
     pub(crate) async fn queue(&self) -> anyhow::Result<Arc<dyn JobQueue>> {
-        let db = &self.config.queue;
-        let queue: Arc<dyn JobQueue> = match db.backend {
-            Backend::Sqlite => Arc::new(
+        let queue: Arc<dyn JobQueue> = match &self.config.queue {
+            QueueDb::Sqlite => Arc::new(
                 kiln_sqlite::SqliteQueue::open(&self.data_dir.join("queue.db"))
                     .await
                     .context("opening the sqlite queue")?,
             ),
-            Backend::Postgres => {
-                let url = self.url("queue", db)?;
+            QueueDb::Postgres(pg) => {
+                let url = &pg.url;
                 Arc::new(
-                    kiln_postgres::PgQueue::connect(url, db.namespace.as_deref())
+                    kiln_postgres::PgQueue::connect(url, pg.namespace.as_deref())
                         .await
                         .with_context(|| {
                             format!("connecting to the postgres queue at {}", redact(url))
                         })?,
                 )
             }
-            Backend::Redis => bail!("invalid config: `queue.backend` cannot be redis"),
         };
         self.say("queue", &queue);
         Ok(queue)
@@ -105,29 +92,28 @@ impl Env {
 
     /// The render cache.
     pub(crate) async fn render_cache(&self) -> anyhow::Result<Arc<dyn RenderCache>> {
-        let db = &self.config.cache;
-        let cache: Arc<dyn RenderCache> = match db.backend {
-            Backend::Sqlite => Arc::new(
+        let cache: Arc<dyn RenderCache> = match &self.config.cache {
+            CacheDb::Sqlite => Arc::new(
                 kiln_sqlite::SqliteRenderCache::open(&self.data_dir.join("render-cache.db"))
                     .await
                     .context("opening the sqlite render cache")?,
             ),
-            Backend::Postgres => {
-                let url = self.url("cache", db)?;
+            CacheDb::Postgres(pg) => {
+                let url = &pg.url;
                 Arc::new(
-                    kiln_postgres::PgRenderCache::connect(url, db.namespace.as_deref())
+                    kiln_postgres::PgRenderCache::connect(url, pg.namespace.as_deref())
                         .await
                         .with_context(|| {
                             format!("connecting to the postgres render cache at {}", redact(url))
                         })?,
                 )
             }
-            Backend::Redis => {
-                let url = self.url("cache", db)?;
+            CacheDb::Redis(redis) => {
+                let url = &redis.url;
                 Arc::new(
                     kiln_redis::RedisRenderCache::connect(
                         url,
-                        db.namespace.as_deref().unwrap_or("kiln"),
+                        redis.namespace.as_deref().unwrap_or("kiln"),
                     )
                     .await
                     .with_context(|| {
@@ -142,19 +128,19 @@ impl Env {
 
     /// The directory of a local object store (`None` for S3).
     pub(crate) fn local_store_root(&self) -> Option<std::path::PathBuf> {
-        let s = &self.config.store;
-        (s.backend == StoreBackend::Local).then(|| {
-            s.path
-                .clone()
-                .unwrap_or_else(|| self.data_dir.join("objects"))
-        })
+        match &self.config.store {
+            StoreConfig::Local { path } => Some(
+                path.clone()
+                    .unwrap_or_else(|| self.data_dir.join("objects")),
+            ),
+            StoreConfig::S3(_) => None,
+        }
     }
 
     /// The object store for bundles.
     pub(crate) fn store(&self) -> anyhow::Result<Arc<dyn ObjectStore>> {
-        let s = &self.config.store;
-        let store: Arc<dyn ObjectStore> = match s.backend {
-            StoreBackend::Local => {
+        let store: Arc<dyn ObjectStore> = match &self.config.store {
+            StoreConfig::Local { .. } => {
                 let path = self
                     .local_store_root()
                     .context("a local store has a directory")?;
@@ -166,13 +152,9 @@ impl Env {
                     )?,
                 )
             }
-            StoreBackend::S3 => {
+            StoreConfig::S3(s) => {
                 let mut b = object_store::aws::AmazonS3Builder::from_env();
-                let bucket = s
-                    .bucket
-                    .as_deref()
-                    .context("invalid config: `store.bucket` is required for backend s3")?;
-                b = b.with_bucket_name(bucket);
+                b = b.with_bucket_name(&s.bucket);
                 if let Some(e) = &s.endpoint {
                     b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
                     if e.starts_with("http://") {

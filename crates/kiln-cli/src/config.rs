@@ -14,13 +14,13 @@ pub(crate) struct Config {
     pub(crate) data_dir: Option<PathBuf>,
     /// The catalog backend.
     #[serde(default)]
-    pub(crate) catalog: DbConfig,
+    pub(crate) catalog: CatalogDb,
     /// The job queue backend.
     #[serde(default)]
-    pub(crate) queue: DbConfig,
+    pub(crate) queue: QueueDb,
     /// The render cache backend.
     #[serde(default)]
-    pub(crate) cache: DbConfig,
+    pub(crate) cache: CacheDb,
     /// The object store for bundles.
     #[serde(default)]
     pub(crate) store: StoreConfig,
@@ -44,7 +44,7 @@ pub(crate) struct Config {
     pub(crate) courses: Vec<CourseConfig>,
 }
 
-/// Which backend a trait uses.
+/// Which backend a trait uses, as the config names it (`backend = "..."`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Backend {
@@ -57,43 +57,202 @@ pub(crate) enum Backend {
     Redis,
 }
 
-/// A database-backed trait's settings.
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::Redis => "redis",
+        }
+    }
+}
+
+/// A database-backed trait's section as written: `backend`, and `url` + `namespace` for a
+/// server. [`Db::check`] turns it into a [`Db`], which holds a URL exactly when it needs one.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct DbConfig {
-    /// The backend.
+struct RawDb {
     #[serde(default)]
-    pub(crate) backend: Backend,
+    backend: Backend,
+    url: Option<String>,
+    namespace: Option<String>,
+}
+
+/// Where a server backend lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Server {
     /// The server URL (postgres://..., redis://...).
-    pub(crate) url: Option<String>,
+    pub(crate) url: String,
     /// A PostgreSQL schema or a Redis key prefix.
     pub(crate) namespace: Option<String>,
 }
 
-/// Object store kinds.
+/// A database section's backend with what it needs, before its trait narrows it.
+enum Db {
+    Sqlite,
+    Postgres(Server),
+    Redis(Server),
+}
+
+impl Db {
+    /// Checks a section against the backends its trait allows: a server backend needs a
+    /// URL, the embedded one takes none.
+    fn check(raw: RawDb, allowed: &[Backend]) -> Result<Db, String> {
+        let names = || {
+            allowed
+                .iter()
+                .map(|b| b.name())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        if !allowed.contains(&raw.backend) {
+            return Err(format!(
+                "`backend` cannot be {} here (use {})",
+                raw.backend.name(),
+                names()
+            ));
+        }
+        let server = |url: Option<String>| {
+            url.map(|url| Server {
+                url,
+                namespace: raw.namespace.clone(),
+            })
+            .ok_or_else(|| format!("`url` is required for backend {}", raw.backend.name()))
+        };
+        match raw.backend {
+            Backend::Sqlite => match (raw.url, raw.namespace) {
+                (None, None) => Ok(Db::Sqlite),
+                (url, _) => Err(format!(
+                    "`{}` is not used by backend sqlite (did you mean backend = \"postgres\"?)",
+                    if url.is_some() { "url" } else { "namespace" }
+                )),
+            },
+            Backend::Postgres => server(raw.url.clone()).map(Db::Postgres),
+            Backend::Redis => server(raw.url.clone()).map(Db::Redis),
+        }
+    }
+}
+
+/// The `[catalog]` section: sqlite or postgres.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawDb")]
+pub(crate) enum CatalogDb {
+    /// `catalog.db` in the data directory.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres(Server),
+}
+
+impl TryFrom<RawDb> for CatalogDb {
+    type Error = String;
+    fn try_from(raw: RawDb) -> Result<Self, String> {
+        match Db::check(raw, &[Backend::Sqlite, Backend::Postgres])? {
+            Db::Sqlite => Ok(CatalogDb::Sqlite),
+            Db::Postgres(s) => Ok(CatalogDb::Postgres(s)),
+            Db::Redis(_) => Err("`backend` cannot be redis here".into()),
+        }
+    }
+}
+
+/// The `[queue]` section: sqlite or postgres.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawDb")]
+pub(crate) enum QueueDb {
+    /// `queue.db` in the data directory.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres(Server),
+}
+
+impl TryFrom<RawDb> for QueueDb {
+    type Error = String;
+    fn try_from(raw: RawDb) -> Result<Self, String> {
+        match Db::check(raw, &[Backend::Sqlite, Backend::Postgres])? {
+            Db::Sqlite => Ok(QueueDb::Sqlite),
+            Db::Postgres(s) => Ok(QueueDb::Postgres(s)),
+            Db::Redis(_) => Err("`backend` cannot be redis here".into()),
+        }
+    }
+}
+
+/// The `[cache]` section: sqlite, postgres or redis.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawDb")]
+pub(crate) enum CacheDb {
+    /// `render-cache.db` in the data directory.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres(Server),
+    /// A Redis server; `namespace` is the key prefix (default `kiln`).
+    Redis(Server),
+}
+
+impl TryFrom<RawDb> for CacheDb {
+    type Error = String;
+    fn try_from(raw: RawDb) -> Result<Self, String> {
+        Ok(
+            match Db::check(raw, &[Backend::Sqlite, Backend::Postgres, Backend::Redis])? {
+                Db::Sqlite => CacheDb::Sqlite,
+                Db::Postgres(s) => CacheDb::Postgres(s),
+                Db::Redis(s) => CacheDb::Redis(s),
+            },
+        )
+    }
+}
+
+/// The `[store]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(default)]
+    backend: StoreKind,
+    path: Option<PathBuf>,
+    endpoint: Option<String>,
+    bucket: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    allow_http: Option<bool>,
+}
+
+/// Object store kinds, as the config names them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum StoreBackend {
-    /// A directory (default `<data_dir>/objects`).
+enum StoreKind {
     #[default]
     Local,
-    /// Any S3-compatible store.
     S3,
 }
 
-/// The object store's settings; S3 credentials also come from the usual AWS variables.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct StoreConfig {
-    /// The kind.
-    #[serde(default)]
-    pub(crate) backend: StoreBackend,
-    /// The directory of a local store.
-    pub(crate) path: Option<PathBuf>,
-    /// The S3 endpoint (e.g. `http://127.0.0.1:9100`).
-    pub(crate) endpoint: Option<String>,
+/// The object store for bundles; S3 credentials also come from the usual AWS variables.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawStore")]
+pub(crate) enum StoreConfig {
+    /// A directory (default `<data_dir>/objects`).
+    Local {
+        /// The directory.
+        path: Option<PathBuf>,
+    },
+    /// Any S3-compatible store.
+    S3(S3Config),
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig::Local { path: None }
+    }
+}
+
+/// An S3-compatible store's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct S3Config {
     /// The bucket.
-    pub(crate) bucket: Option<String>,
+    pub(crate) bucket: String,
+    /// The endpoint (e.g. `http://127.0.0.1:9100`; default AWS).
+    pub(crate) endpoint: Option<String>,
     /// The region.
     pub(crate) region: Option<String>,
     /// The access key id.
@@ -102,6 +261,48 @@ pub(crate) struct StoreConfig {
     pub(crate) secret_access_key: Option<String>,
     /// Allow a plain-HTTP endpoint.
     pub(crate) allow_http: Option<bool>,
+}
+
+impl TryFrom<RawStore> for StoreConfig {
+    type Error = String;
+    fn try_from(raw: RawStore) -> Result<Self, String> {
+        match raw.backend {
+            StoreKind::Local => {
+                let s3_key = [
+                    ("endpoint", raw.endpoint.is_some()),
+                    ("bucket", raw.bucket.is_some()),
+                    ("region", raw.region.is_some()),
+                    ("access_key_id", raw.access_key_id.is_some()),
+                    ("secret_access_key", raw.secret_access_key.is_some()),
+                    ("allow_http", raw.allow_http.is_some()),
+                ]
+                .into_iter()
+                .find(|(_, set)| *set);
+                match s3_key {
+                    Some((key, _)) => Err(format!(
+                        "`{key}` is not used by backend local (did you mean backend = \"s3\"?)"
+                    )),
+                    None => Ok(StoreConfig::Local { path: raw.path }),
+                }
+            }
+            StoreKind::S3 => {
+                if raw.path.is_some() {
+                    return Err("`path` is not used by backend s3".into());
+                }
+                let bucket = raw
+                    .bucket
+                    .ok_or_else(|| "`bucket` is required for backend s3".to_string())?;
+                Ok(StoreConfig::S3(S3Config {
+                    bucket,
+                    endpoint: raw.endpoint,
+                    region: raw.region,
+                    access_key_id: raw.access_key_id,
+                    secret_access_key: raw.secret_access_key,
+                    allow_http: raw.allow_http,
+                }))
+            }
+        }
+    }
 }
 
 /// Sync settings.
@@ -218,7 +419,13 @@ impl Config {
         let origin = path.map_or("environment".to_string(), |p| p.display().to_string());
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(value)).map_err(|e| {
-                anyhow::anyhow!("invalid config {origin}: key `{}`: {}", e.path(), e.inner())
+                // The message alone: toml's Display adds a line naming the table, which
+                // the path already says.
+                kiln_core::Error::invalid(format!(
+                    "invalid config {origin}: key `{}`: {}",
+                    e.path(),
+                    e.inner().message()
+                ))
             })?;
         config
             .check_references()
@@ -329,12 +536,13 @@ mod tests {
             "[queue]\nbackend = \"sqlite\"\n",
             &[
                 ("KILN_QUEUE_BACKEND", "postgres"),
+                ("KILN_QUEUE_URL", "postgres://h/db"),
                 ("KILN_LOAD_BUDGET", "1000"),
                 ("PATH", "/bin"),
             ],
         )
         .unwrap();
-        assert_eq!(c.queue.backend, Backend::Postgres);
+        assert!(matches!(c.queue, QueueDb::Postgres(_)), "{:?}", c.queue);
         assert_eq!(c.load.budget, Some(1000));
     }
 
@@ -394,6 +602,70 @@ reheat = "nosuchlib"
             load_str("[[course]]\nid = \"no/slash\"\n", &[]).unwrap_err()
         );
         assert!(err.contains("course[0].id"), "{err}");
+    }
+
+    #[test]
+    fn each_backend_states_what_it_needs() {
+        let cases = [
+            (
+                "[catalog]\nbackend = \"postgres\"\n",
+                "catalog",
+                "`url` is required for backend postgres",
+            ),
+            (
+                "[cache]\nbackend = \"redis\"\n",
+                "cache",
+                "`url` is required for backend redis",
+            ),
+            (
+                "[queue]\nbackend = \"redis\"\nurl = \"redis://h\"\n",
+                "queue",
+                "cannot be redis here (use sqlite or postgres)",
+            ),
+            (
+                "[catalog]\nurl = \"postgres://h/db\"\n",
+                "catalog",
+                "`url` is not used by backend sqlite",
+            ),
+            (
+                "[store]\nbackend = \"s3\"\n",
+                "store",
+                "`bucket` is required for backend s3",
+            ),
+            (
+                "[store]\nbucket = \"b\"\n",
+                "store",
+                "`bucket` is not used by backend local",
+            ),
+            (
+                "[store]\nbackend = \"s3\"\nbucket = \"b\"\npath = \"/x\"\n",
+                "store",
+                "`path` is not used by backend s3",
+            ),
+        ];
+        for (text, key, why) in cases {
+            let err = format!("{:#}", load_str(text, &[]).unwrap_err());
+            assert!(
+                err.contains(&format!("key `{key}`")) && err.contains(why),
+                "{text}: {err}"
+            );
+        }
+        let c = load_str(
+            "[cache]\nbackend = \"redis\"\nurl = \"redis://h\"\nnamespace = \"n\"\n\n[store]\nbackend = \"s3\"\nbucket = \"b\"\n",
+            &[],
+        )
+        .unwrap();
+        let server = Server {
+            url: "redis://h".into(),
+            namespace: Some("n".into()),
+        };
+        assert_eq!(c.cache, CacheDb::Redis(server));
+        assert!(
+            matches!(&c.store, StoreConfig::S3(s) if s.bucket == "b"),
+            "{:?}",
+            c.store
+        );
+        assert_eq!(c.catalog, CatalogDb::Sqlite);
     }
 
     #[test]
