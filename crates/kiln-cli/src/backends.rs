@@ -1,5 +1,6 @@
 //! Opening the backends the config names: the only place that knows every backend.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
 use object_store::ObjectStore;
 
-use crate::config::{CacheDb, CatalogDb, Config, QueueDb, StoreConfig};
+use crate::config::{CacheDb, CatalogDb, Config, QueueDb, Server, StoreConfig};
 
 /// Courses that published a new version, as the catalog announces them.
 pub(crate) type VersionEvents =
@@ -22,9 +23,41 @@ pub(crate) struct Env {
     /// Whether to say which backends are used (not under `--json`, which owns stdout; the
     /// message goes to stderr either way, but scripts parsing stderr prefer quiet).
     pub(crate) announce: bool,
+    /// The PostgreSQL databases opened so far, one per server and schema: traits on the
+    /// same schema share one pool and one migration run.
+    pub(crate) postgres: tokio::sync::Mutex<HashMap<Server, kiln_postgres::PgDb>>,
 }
 
 impl Env {
+    /// The config plus where the embedded backends live.
+    pub(crate) fn new(config: Config, data_dir: PathBuf, announce: bool) -> Env {
+        Env {
+            config,
+            data_dir,
+            announce,
+            postgres: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// The PostgreSQL database at `server`, connected and migrated on first use; `what`
+    /// names the trait for the error.
+    async fn postgres(&self, server: &Server, what: &str) -> anyhow::Result<kiln_postgres::PgDb> {
+        let mut open = self.postgres.lock().await;
+        if let Some(db) = open.get(server) {
+            return Ok(db.clone());
+        }
+        let db = kiln_postgres::PgDb::connect(&server.url, server.namespace.as_deref())
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to the postgres {what} at {}",
+                    redact(&server.url)
+                )
+            })?;
+        open.insert(server.clone(), db.clone());
+        Ok(db)
+    }
+
     fn say(&self, what: &str, backend: &dyn std::fmt::Display) {
         if self.announce {
             eprintln!("kiln: {what}: {backend}");
@@ -48,13 +81,8 @@ impl Env {
                     .await
                     .context("opening the sqlite catalog")?,
             ),
-            CatalogDb::Postgres(pg) => {
-                let url = &pg.url;
-                let pg = kiln_postgres::PgCatalog::connect(url, pg.namespace.as_deref())
-                    .await
-                    .with_context(|| {
-                        format!("connecting to the postgres catalog at {}", redact(url))
-                    })?;
+            CatalogDb::Postgres(server) => {
+                let pg = kiln_postgres::PgCatalog::new(self.postgres(server, "catalog").await?);
                 let stream = pg
                     .subscribe_versions()
                     .await
@@ -75,16 +103,9 @@ impl Env {
                     .await
                     .context("opening the sqlite queue")?,
             ),
-            QueueDb::Postgres(pg) => {
-                let url = &pg.url;
-                Arc::new(
-                    kiln_postgres::PgQueue::connect(url, pg.namespace.as_deref())
-                        .await
-                        .with_context(|| {
-                            format!("connecting to the postgres queue at {}", redact(url))
-                        })?,
-                )
-            }
+            QueueDb::Postgres(server) => Arc::new(kiln_postgres::PgQueue::new(
+                self.postgres(server, "queue").await?,
+            )),
         };
         self.say("queue", &queue);
         Ok(queue)
@@ -98,16 +119,9 @@ impl Env {
                     .await
                     .context("opening the sqlite render cache")?,
             ),
-            CacheDb::Postgres(pg) => {
-                let url = &pg.url;
-                Arc::new(
-                    kiln_postgres::PgRenderCache::connect(url, pg.namespace.as_deref())
-                        .await
-                        .with_context(|| {
-                            format!("connecting to the postgres render cache at {}", redact(url))
-                        })?,
-                )
-            }
+            CacheDb::Postgres(server) => Arc::new(kiln_postgres::PgRenderCache::new(
+                self.postgres(server, "render cache").await?,
+            )),
             CacheDb::Redis(redis) => {
                 let url = &redis.url;
                 Arc::new(
@@ -204,6 +218,35 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::{Env, Server};
+    use crate::config::{CacheDb, CatalogDb, Config, QueueDb};
+
+    #[tokio::test]
+    async fn traits_on_one_postgres_schema_share_one_pool() {
+        let url = kiln_testkit::skip_unless_env!("TEST_POSTGRES_URL");
+        let schema = format!("kiln_test_cli_pool_{}", std::process::id());
+        let server = Server {
+            url,
+            namespace: Some(schema),
+        };
+        let config = Config {
+            catalog: CatalogDb::Postgres(server.clone()),
+            queue: QueueDb::Postgres(server.clone()),
+            cache: CacheDb::Postgres(server.clone()),
+            ..Config::default()
+        };
+        let env = Env::new(config, std::env::temp_dir(), false);
+        env.catalog().await.unwrap();
+        env.queue().await.unwrap();
+        env.render_cache().await.unwrap();
+        // The schema (`kiln_test_*`) is dropped by CI's service set-up, as every suite's is.
+        assert_eq!(
+            env.postgres.lock().await.len(),
+            1,
+            "one database for three traits"
+        );
+    }
+
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(

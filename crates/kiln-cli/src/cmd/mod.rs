@@ -22,11 +22,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         .clone()
         .or_else(|| config.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("kiln-data"));
-    let env = Env {
-        config,
-        data_dir,
-        announce: std::env::var_os("KILN_QUIET").is_none(),
-    };
+    let env = Env::new(config, data_dir, std::env::var_os("KILN_QUIET").is_none());
     let json = cli.global.json;
     match cli.command {
         Command::Sync(args) => sync::sync(&env, args, json).await,
