@@ -10,7 +10,7 @@ use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
 use object_store::ObjectStore;
 
-use crate::config::{CacheDb, CatalogDb, Config, QueueDb, Server, StoreConfig};
+use crate::config::{CacheDb, Config, Server, SqlDb, StoreConfig};
 
 /// Courses that published a new version, as the catalog announces them.
 pub(crate) type VersionEvents =
@@ -76,12 +76,12 @@ impl Env {
     ) -> anyhow::Result<(Arc<dyn Catalog>, Option<VersionEvents>)> {
         let mut events = None;
         let catalog: Arc<dyn Catalog> = match &self.config.catalog {
-            CatalogDb::Sqlite => Arc::new(
+            SqlDb::Sqlite => Arc::new(
                 kiln_sqlite::SqliteCatalog::open(&self.data_dir.join("catalog.db"))
                     .await
                     .context("opening the sqlite catalog")?,
             ),
-            CatalogDb::Postgres(server) => {
+            SqlDb::Postgres(server) => {
                 let pg = kiln_postgres::PgCatalog::new(self.postgres(server, "catalog").await?);
                 let stream = pg
                     .subscribe_versions()
@@ -98,12 +98,12 @@ impl Env {
     /// The job queue.
     pub(crate) async fn queue(&self) -> anyhow::Result<Arc<dyn JobQueue>> {
         let queue: Arc<dyn JobQueue> = match &self.config.queue {
-            QueueDb::Sqlite => Arc::new(
+            SqlDb::Sqlite => Arc::new(
                 kiln_sqlite::SqliteQueue::open(&self.data_dir.join("queue.db"))
                     .await
                     .context("opening the sqlite queue")?,
             ),
-            QueueDb::Postgres(server) => Arc::new(kiln_postgres::PgQueue::new(
+            SqlDb::Postgres(server) => Arc::new(kiln_postgres::PgQueue::new(
                 self.postgres(server, "queue").await?,
             )),
         };
@@ -219,7 +219,7 @@ fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{Env, Server};
-    use crate::config::{CacheDb, CatalogDb, Config, QueueDb};
+    use crate::config::{CacheDb, Config, SqlDb};
 
     #[tokio::test]
     async fn traits_on_one_postgres_schema_share_one_pool() {
@@ -230,8 +230,8 @@ mod tests {
             namespace: Some(schema),
         };
         let config = Config {
-            catalog: CatalogDb::Postgres(server.clone()),
-            queue: QueueDb::Postgres(server.clone()),
+            catalog: SqlDb::Postgres(server.clone()),
+            queue: SqlDb::Postgres(server.clone()),
             cache: CacheDb::Postgres(server.clone()),
             ..Config::default()
         };

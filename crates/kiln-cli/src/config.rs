@@ -14,10 +14,10 @@ pub(crate) struct Config {
     pub(crate) data_dir: Option<PathBuf>,
     /// The catalog backend.
     #[serde(default)]
-    pub(crate) catalog: CatalogDb,
+    pub(crate) catalog: SqlDb,
     /// The job queue backend.
     #[serde(default)]
-    pub(crate) queue: QueueDb,
+    pub(crate) queue: SqlDb,
     /// The render cache backend.
     #[serde(default)]
     pub(crate) cache: CacheDb,
@@ -133,45 +133,23 @@ impl Db {
     }
 }
 
-/// The `[catalog]` section: sqlite or postgres.
+/// The `[catalog]` and `[queue]` sections: sqlite or postgres.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "RawDb")]
-pub(crate) enum CatalogDb {
-    /// `catalog.db` in the data directory.
+pub(crate) enum SqlDb {
+    /// A database file in the data directory.
     #[default]
     Sqlite,
     /// A PostgreSQL server.
     Postgres(Server),
 }
 
-impl TryFrom<RawDb> for CatalogDb {
+impl TryFrom<RawDb> for SqlDb {
     type Error = String;
     fn try_from(raw: RawDb) -> Result<Self, String> {
         match Db::check(raw, &[Backend::Sqlite, Backend::Postgres])? {
-            Db::Sqlite => Ok(CatalogDb::Sqlite),
-            Db::Postgres(s) => Ok(CatalogDb::Postgres(s)),
-            Db::Redis(_) => Err("`backend` cannot be redis here".into()),
-        }
-    }
-}
-
-/// The `[queue]` section: sqlite or postgres.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "RawDb")]
-pub(crate) enum QueueDb {
-    /// `queue.db` in the data directory.
-    #[default]
-    Sqlite,
-    /// A PostgreSQL server.
-    Postgres(Server),
-}
-
-impl TryFrom<RawDb> for QueueDb {
-    type Error = String;
-    fn try_from(raw: RawDb) -> Result<Self, String> {
-        match Db::check(raw, &[Backend::Sqlite, Backend::Postgres])? {
-            Db::Sqlite => Ok(QueueDb::Sqlite),
-            Db::Postgres(s) => Ok(QueueDb::Postgres(s)),
+            Db::Sqlite => Ok(SqlDb::Sqlite),
+            Db::Postgres(s) => Ok(SqlDb::Postgres(s)),
             Db::Redis(_) => Err("`backend` cannot be redis here".into()),
         }
     }
@@ -542,7 +520,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert!(matches!(c.queue, QueueDb::Postgres(_)), "{:?}", c.queue);
+        assert!(matches!(c.queue, SqlDb::Postgres(_)), "{:?}", c.queue);
         assert_eq!(c.load.budget, Some(1000));
     }
 
@@ -665,7 +643,7 @@ reheat = "nosuchlib"
             "{:?}",
             c.store
         );
-        assert_eq!(c.catalog, CatalogDb::Sqlite);
+        assert_eq!(c.catalog, SqlDb::Sqlite);
     }
 
     #[test]
