@@ -194,4 +194,105 @@ mod tests {
         assert!(err.contains("\"huge\"") && err.contains("65536"), "{err}");
         assert!(JobPayload::decode(b"nope").is_err());
     }
+
+    /// Payloads are a persisted format (queued jobs, dead letters): their JSON must not
+    /// change. One case per kind, with and without the optional fields.
+    #[test]
+    fn payload_json_is_pinned() {
+        let cases = [
+            (
+                JobPayload::NewBuild {
+                    library: "guides".into(),
+                    run: 3,
+                    generation: 7,
+                    build: "abc".into(),
+                    group: None,
+                },
+                r#"{"type":"new-build","library":"guides","run":3,"generation":7,"build":"abc"}"#,
+            ),
+            (
+                JobPayload::NewBuild {
+                    library: "guides".into(),
+                    run: 3,
+                    generation: 7,
+                    build: "abc".into(),
+                    group: Some("g1".into()),
+                },
+                r#"{"type":"new-build","library":"guides","run":3,"generation":7,"build":"abc","group":"g1"}"#,
+            ),
+            (
+                JobPayload::Producer {
+                    library: "guides".into(),
+                    run: 3,
+                    generation: 7,
+                    group: None,
+                    cursor: serde_json::json!({"page": 2}),
+                    page: 0,
+                    mark: None,
+                },
+                r#"{"type":"producer","library":"guides","run":3,"generation":7,"cursor":{"page":2},"page":0}"#,
+            ),
+            (
+                JobPayload::Producer {
+                    library: "guides".into(),
+                    run: 3,
+                    generation: 7,
+                    group: Some("g1".into()),
+                    cursor: serde_json::json!(5),
+                    page: 4,
+                    mark: Some(Mark {
+                        page: 4,
+                        cursor: serde_json::json!(5),
+                    }),
+                },
+                r#"{"type":"producer","library":"guides","run":3,"generation":7,"group":"g1","cursor":5,"page":4,"mark":{"page":4,"cursor":5}}"#,
+            ),
+            (
+                JobPayload::Render {
+                    library: "guides".into(),
+                    run: Some(3),
+                    generation: 7,
+                    group: "g".into(),
+                    key: "k/1".into(),
+                    props: serde_json::json!({"a": 1}),
+                },
+                r#"{"type":"render","library":"guides","run":3,"generation":7,"group":"g","key":"k/1","props":{"a":1}}"#,
+            ),
+            (
+                JobPayload::Render {
+                    library: "guides".into(),
+                    run: None,
+                    generation: 0,
+                    group: String::new(),
+                    key: "k".into(),
+                    props: Value::Null,
+                },
+                r#"{"type":"render","library":"guides","generation":0,"group":"","key":"k"}"#,
+            ),
+            (
+                JobPayload::Invalid {
+                    library: "guides".into(),
+                    what: "render \"huge\"".into(),
+                    reason: "too big".into(),
+                },
+                r#"{"type":"invalid","library":"guides","what":"render \"huge\"","reason":"too big"}"#,
+            ),
+        ];
+        for (payload, json) in cases {
+            let encoded = payload.encode().unwrap();
+            assert_eq!(std::str::from_utf8(&encoded).unwrap(), json);
+            assert_eq!(JobPayload::decode(json.as_bytes()).unwrap(), payload);
+        }
+        // Fields with defaults may be missing from older payloads.
+        let old = r#"{"type":"producer","library":"guides","run":3,"generation":7,"cursor":1}"#;
+        assert!(matches!(
+            JobPayload::decode(old.as_bytes()).unwrap(),
+            JobPayload::Producer {
+                page: 0,
+                mark: None,
+                group: None,
+                ..
+            }
+        ));
+    }
 }
