@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use kiln_core::catalog::RunState;
 use kiln_core::ids::LibraryName;
+use kiln_core::time::SystemClock;
 use kiln_reheat::{Libraries, Reheat, StartOptions, Worker, WorkerOptions};
 use kiln_sqlite::{SqliteCatalog, SqliteQueue, SqliteRenderCache};
 
@@ -60,7 +61,13 @@ async fn worker_process_entry() {
     let b = sqlite_backends(Path::new(&dir)).await;
     let cfg = library_config(&format!("{site}/items"), &format!("{site}/render"));
     let libs = Libraries::from_configs(&[cfg], b.catalog.clone()).unwrap();
-    let reheat = Reheat::new(b.catalog.clone(), b.queue.clone(), b.cache.clone(), libs);
+    let reheat = Reheat::new(
+        b.catalog.clone(),
+        b.queue.clone(),
+        b.cache.clone(),
+        libs,
+        SystemClock::shared(),
+    );
     let visibility = std::env::var(CHILD_VISIBILITY)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -88,7 +95,13 @@ async fn kill_a_worker_midway(n: usize, visibility: u64) -> Killed {
     let b = sqlite_backends(dir.path()).await;
     let cfg = library_config(&site.listing_url(), &site.render_url());
     let libs = Libraries::from_configs(std::slice::from_ref(&cfg), b.catalog.clone()).unwrap();
-    let starter = Reheat::new(b.catalog.clone(), b.queue.clone(), b.cache.clone(), libs);
+    let starter = Reheat::new(
+        b.catalog.clone(),
+        b.queue.clone(),
+        b.cache.clone(),
+        libs,
+        SystemClock::shared(),
+    );
     let run = starter
         .start("guides", StartOptions::default())
         .await
