@@ -119,7 +119,8 @@ impl Reheat {
     /// Starts a reheat of `library`: a new generation; for a library-wide run the cache's
     /// floor and the queue's fence move to it, so older runs' jobs are dropped (nothing is
     /// purged); with `prune = { ttl }` the scope's older entries are marked to expire; then
-    /// the new-build job is enqueued. An unknown library is [`Error::NotFound`].
+    /// the new-build job is enqueued. An unknown library is
+    /// [`Error::NotFound`](kiln_core::Error::NotFound).
     pub async fn start(&self, library: &str, opts: StartOptions) -> Result<Run> {
         let lib = self.inner.libraries.get(library)?;
         let build = match opts.build {

@@ -105,7 +105,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker over `reheat`'s backends and libraries.
+    /// A worker over `reheat`'s backends and libraries, reading the time from its clock.
     pub fn new(reheat: Reheat, opts: WorkerOptions) -> Self {
         let opts = WorkerOptions {
             concurrency: opts.concurrency.max(1),
