@@ -3,11 +3,12 @@
 //! before the job itself is acked.
 
 use kiln_core::Result;
+use serde_json::Value;
 
 use super::Worker;
 use super::outcome::Action;
-use crate::chain::{self, Position};
-use crate::handler::{BuildContext, Work};
+use crate::chain::{self, Mark, Position};
+use crate::handler::{BuildContext, RenderItem, Work};
 use crate::library::Library;
 use crate::payload::RunJobs;
 
@@ -46,23 +47,32 @@ impl Worker {
                 lib.name, lib.settings.max_pages
             ));
         }
-        let run = RunJobs::of(lib, ctx);
-        let mut jobs = Vec::with_capacity(work.len());
+        // Every producer is placed in its listing before any job is made, so a listing
+        // that may not go on is what fails the job, whatever else the page holds.
+        let mut placed = Vec::with_capacity(work.len());
         for w in work {
-            let job = match w {
+            placed.push(match w {
                 Work::Producer { cursor } => {
                     match chain::follow(at, &cursor, lib.settings.max_pages) {
-                        Ok((page, mark)) => run.producer(cursor, page, mark),
+                        Ok((page, mark)) => Placed::Producer { cursor, page, mark },
                         Err(why) => return Action::Fail(format!("library {}: {why}", lib.name)),
                     }
                 }
-                Work::Render(item) => run.render(item),
-            };
-            match job {
-                Ok(job) => jobs.push(job),
-                Err(e) => return Action::Fail(e.to_string()),
-            }
+                Work::Render(item) => Placed::Render(item),
+            });
         }
+        let run = RunJobs::of(lib, ctx);
+        let jobs = placed
+            .into_iter()
+            .map(|p| match p {
+                Placed::Producer { cursor, page, mark } => run.producer(cursor, page, mark),
+                Placed::Render(item) => run.render(item),
+            })
+            .collect::<Result<Vec<_>>>();
+        let jobs = match jobs {
+            Ok(jobs) => jobs,
+            Err(e) => return Action::Fail(e.to_string()),
+        };
         if jobs.is_empty() {
             return Action::Ack;
         }
@@ -74,4 +84,16 @@ impl Worker {
             },
         }
     }
+}
+
+/// A job a new-build or producer job asked for, placed in its listing.
+enum Placed {
+    /// A producer at `page` of the listing, with its cycle-detection mark.
+    Producer {
+        cursor: Value,
+        page: u64,
+        mark: Mark,
+    },
+    /// A render.
+    Render(RenderItem),
 }
