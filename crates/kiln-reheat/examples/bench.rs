@@ -16,7 +16,7 @@ use bytes::Bytes;
 use kiln_core::catalog::RunState;
 use kiln_core::ids::LibraryName;
 use kiln_core::render_cache::{CacheEntry, RenderCache};
-use kiln_core::time::Timestamp;
+use kiln_core::time::{SystemClock, Timestamp};
 use kiln_reheat::{
     BuildContext, Handler, Libraries, Library, LibrarySettings, Reheat, RenderError, RenderItem,
     Rendered, StartOptions, Work, Worker, WorkerOptions,
@@ -142,7 +142,7 @@ async fn main() -> kiln_core::Result<()> {
             ..LibrarySettings::default()
         },
     ))?;
-    let reheat = Reheat::new(catalog, queue, cache, libs);
+    let reheat = Reheat::new(catalog, queue, cache, libs, SystemClock::shared());
     let worker = Arc::new(Worker::new(reheat.clone(), opts.clone()));
 
     // RSS sampler: peak, and one sample per second.
@@ -186,7 +186,7 @@ async fn main() -> kiln_core::Result<()> {
                     Arc::new(Noop { jobs }),
                     LibrarySettings::default(),
                 ))?;
-                let reheat = Reheat::new(catalog, queue, cache, libs);
+                let reheat = Reheat::new(catalog, queue, cache, libs, SystemClock::shared());
                 let mut lat_us: Vec<u32> = Vec::with_capacity(1 << 20);
                 let (mut misses, mut x) = (0u64, 0x9E37_79B9_7F4A_7C15u64);
                 while !stop.load(Ordering::Relaxed) && prefill > 0 {

@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::Result;
 use kiln_core::ids::{LibraryName, RunId};
+use kiln_core::render_cache::CacheEntry;
+use kiln_core::time::Timestamp;
 use serde_json::Value;
 
 /// What a new-build or producer job hands to its handler.
@@ -61,6 +63,29 @@ pub struct Rendered {
     pub bytes: Bytes,
     /// Their media type.
     pub content_type: String,
+}
+
+impl Rendered {
+    /// The cache entry of this result for `key` of `group` at `generation`, written at
+    /// `written_at`, with no expiry: the one way a render becomes an entry (the worker's
+    /// render jobs and the read path's render-through).
+    pub(crate) fn into_entry(
+        self,
+        key: String,
+        group: String,
+        generation: u64,
+        written_at: Timestamp,
+    ) -> CacheEntry {
+        CacheEntry {
+            key,
+            bytes: self.bytes,
+            content_type: self.content_type,
+            generation,
+            group,
+            written_at,
+            expires_at: None,
+        }
+    }
 }
 
 /// Why a render did not produce an entry: transient (try again) or permanent.

@@ -4,8 +4,10 @@
 //! generation: [`Reheat::start`] fences older runs and enqueues a new-build job; workers
 //! ([`Worker`]) turn it into producer jobs, producer jobs into render jobs, and render jobs
 //! into cache entries, through the library's [`Handler`]; when every job is settled the run
-//! is finished and the entries it no longer produces are pruned. [`Reheat::read`] is the
-//! read path, with optional render-through on a miss.
+//! is finished and the entries it no longer produces are pruned. [`ReadThrough`] is the
+//! read path, with optional render-through on a miss; [`Reheat::read`] hands reads to the
+//! one it composes. Jobs are made in [`payload`] only; time is read from the
+//! [`SharedClock`](kiln_core::time::SharedClock) given to [`Reheat::new`].
 
 pub mod backoff;
 mod body;
@@ -20,12 +22,13 @@ pub mod library;
 mod liveness;
 pub mod metrics;
 pub mod payload;
-mod read;
+pub mod read;
 pub mod reheat;
 pub mod worker;
 
 pub use config::{LibraryConfig, LibrarySettings, Prune, parse_libraries};
 pub use handler::{BuildContext, Handler, RenderError, RenderItem, Rendered, Work};
 pub use library::{Libraries, Library};
+pub use read::ReadThrough;
 pub use reheat::{Reheat, RunStatus, StartOptions};
 pub use worker::{Worker, WorkerOptions, WorkerState};

@@ -1,16 +1,24 @@
-//! Job payloads: the three job types of a reheat (new-build, producer, render), as JSON.
+//! Job payloads, and the one place jobs are made: the three job types of a reheat
+//! (new-build, producer, render) as JSON, and the [`NewJob`]s that carry them.
 //!
 //! Payloads carry references (library, run, generation, cursor, key) and small props, never
 //! large ones: an encoded payload over [`MAX_PAYLOAD_BYTES`] is refused with an error naming
 //! the key and the size. JSON keeps dead letters readable in `kiln dlq list`.
+//!
+//! The JSON is a persisted format (jobs wait in the queue across upgrades, dead letters
+//! stay): the core ids serialize as the plain strings and integers they always were, and a
+//! test pins the JSON of each kind.
 
 use bytes::Bytes;
 use kiln_core::ids::{LibraryName, RunId};
+use kiln_core::queue::{NewJob, priority};
 use kiln_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::chain::Mark;
+use crate::handler::{BuildContext, RenderItem};
+use crate::library::Library;
 
 /// The largest encoded payload a job may carry (64 KiB): props beyond that belong in the
 /// handler's own store, referenced by key.
@@ -23,9 +31,11 @@ pub enum JobPayload {
     /// The first job of a run: asks the handler for the run's producer (or render) jobs.
     NewBuild {
         /// The library.
-        library: String,
+        #[serde(with = "library_name")]
+        library: LibraryName,
         /// The run.
-        run: i64,
+        #[serde(with = "run_id")]
+        run: RunId,
         /// The build's generation.
         generation: u64,
         /// The build's label.
@@ -37,9 +47,11 @@ pub enum JobPayload {
     /// One page of the listing: asks the handler for its render jobs (and the next page).
     Producer {
         /// The library.
-        library: String,
+        #[serde(with = "library_name")]
+        library: LibraryName,
         /// The run.
-        run: i64,
+        #[serde(with = "run_id")]
+        run: RunId,
         /// The build's generation.
         generation: u64,
         /// The producer group this job rewrites, if it rewrites one.
@@ -58,10 +70,11 @@ pub enum JobPayload {
     /// Render one key and store it.
     Render {
         /// The library.
-        library: String,
+        #[serde(with = "library_name")]
+        library: LibraryName,
         /// The run, or none for a live render-through.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        run: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_run_id")]
+        run: Option<RunId>,
         /// The generation the entry is written at.
         generation: u64,
         /// The producer group of the entry.
@@ -76,7 +89,8 @@ pub enum JobPayload {
     /// dead letter at once with `reason`, so the run's counters show it.
     Invalid {
         /// The library.
-        library: String,
+        #[serde(with = "library_name")]
+        library: LibraryName,
         /// What the job was for (e.g. the key).
         what: String,
         /// Why it could not run.
@@ -86,7 +100,7 @@ pub enum JobPayload {
 
 impl JobPayload {
     /// The library the job belongs to.
-    pub fn library(&self) -> &str {
+    pub fn library(&self) -> &LibraryName {
         match self {
             JobPayload::NewBuild { library, .. }
             | JobPayload::Producer { library, .. }
@@ -137,6 +151,21 @@ impl JobPayload {
         Ok(Bytes::from(bytes))
     }
 
+    /// Encodes the payload, or, when it cannot be (oversized), an [`JobPayload::Invalid`]
+    /// marker in its place: that job becomes a dead letter naming the key and the size,
+    /// and the jobs enqueued with it go on. Fails only if the marker cannot be encoded
+    /// either.
+    fn encode_or_invalid(&self) -> Result<Bytes> {
+        self.encode().or_else(|e| {
+            JobPayload::Invalid {
+                library: self.library().clone(),
+                what: self.describe(),
+                reason: e.to_string(),
+            }
+            .encode()
+        })
+    }
+
     /// Decodes a payload; the error quotes the start of an unreadable one.
     pub fn decode(bytes: &[u8]) -> Result<JobPayload> {
         serde_json::from_slice(bytes).map_err(|e| {
@@ -148,10 +177,8 @@ impl JobPayload {
     /// The run, if the job belongs to one.
     pub fn run(&self) -> Option<RunId> {
         match self {
-            JobPayload::NewBuild { run, .. } | JobPayload::Producer { run, .. } => {
-                Some(RunId(*run))
-            }
-            JobPayload::Render { run, .. } => run.map(RunId),
+            JobPayload::NewBuild { run, .. } | JobPayload::Producer { run, .. } => Some(*run),
+            JobPayload::Render { run, .. } => *run,
             JobPayload::Invalid { .. } => None,
         }
     }
@@ -166,15 +193,176 @@ pub fn fence_key(library: &LibraryName, group: Option<&str>) -> String {
     }
 }
 
+/// The jobs of one run, made here and nowhere else: what they share (library, run,
+/// generation, the run's group and so its fence, attempts), with each kind's priority
+/// and dedupe key.
+#[derive(Debug, Clone)]
+pub(crate) struct RunJobs {
+    library: LibraryName,
+    run: RunId,
+    generation: u64,
+    group: Option<String>,
+    max_attempts: u32,
+}
+
+impl RunJobs {
+    /// The jobs of run `run` of `lib` at `generation`, rewriting `group` or, with `None`,
+    /// the whole library.
+    pub(crate) fn new(lib: &Library, run: RunId, generation: u64, group: Option<String>) -> Self {
+        RunJobs {
+            library: lib.name.clone(),
+            run,
+            generation,
+            group,
+            max_attempts: lib.settings.max_attempts,
+        }
+    }
+
+    /// The jobs that a new-build or producer job of `ctx` asks for.
+    pub(crate) fn of(lib: &Library, ctx: &BuildContext) -> Self {
+        Self::new(lib, ctx.run, ctx.generation, ctx.group.clone())
+    }
+
+    /// The fence of the run's jobs: its scope's key and its generation.
+    pub(crate) fn fence(&self) -> (String, u64) {
+        (
+            fence_key(&self.library, self.group.as_deref()),
+            self.generation,
+        )
+    }
+
+    /// The run's new-build job; a payload that cannot be encoded is an error, since the
+    /// run has no other job.
+    pub(crate) fn new_build(&self, build: String) -> Result<NewJob> {
+        let payload = JobPayload::NewBuild {
+            library: self.library.clone(),
+            run: self.run,
+            generation: self.generation,
+            build,
+            group: self.group.clone(),
+        };
+        Ok(self.job(payload.encode()?, &payload, priority::NEW_BUILD))
+    }
+
+    /// A producer job for `cursor`, at `page` of its listing with `mark` (see
+    /// [`crate::chain`]); an oversized one is an invalid marker.
+    pub(crate) fn producer(&self, cursor: Value, page: u64, mark: Mark) -> Result<NewJob> {
+        let payload = JobPayload::Producer {
+            library: self.library.clone(),
+            run: self.run,
+            generation: self.generation,
+            group: self.group.clone(),
+            cursor,
+            page,
+            mark: Some(mark),
+        };
+        Ok(self.job(payload.encode_or_invalid()?, &payload, priority::PRODUCER))
+    }
+
+    /// A render job for `item`; an oversized one is an invalid marker.
+    pub(crate) fn render(&self, item: RenderItem) -> Result<NewJob> {
+        let payload = JobPayload::Render {
+            library: self.library.clone(),
+            run: Some(self.run),
+            generation: self.generation,
+            group: item.group,
+            key: item.key,
+            props: item.props,
+        };
+        Ok(self.job(payload.encode_or_invalid()?, &payload, priority::RENDER))
+    }
+
+    fn job(&self, bytes: Bytes, payload: &JobPayload, priority: i32) -> NewJob {
+        NewJob {
+            payload: bytes,
+            priority,
+            not_before: None,
+            max_attempts: self.max_attempts,
+            run: Some(self.run),
+            fence: Some(self.fence()),
+            dedupe: payload.dedupe_key(),
+        }
+    }
+}
+
+/// The render job of a live render-through that failed transiently: no run, no fence, at
+/// [`priority::LIVE`] so a worker retries it ahead of any reheat work. A payload that
+/// cannot be encoded is an error for the reader.
+pub(crate) fn live_render(lib: &Library, generation: u64, item: RenderItem) -> Result<NewJob> {
+    let payload = JobPayload::Render {
+        library: lib.name.clone(),
+        run: None,
+        generation,
+        group: item.group,
+        key: item.key,
+        props: item.props,
+    };
+    Ok(NewJob {
+        payload: payload.encode()?,
+        priority: priority::LIVE,
+        not_before: None,
+        max_attempts: lib.settings.max_attempts,
+        run: None,
+        fence: None,
+        dedupe: None,
+    })
+}
+
+/// Serde for a [`LibraryName`] as its string (checked when read).
+mod library_name {
+    use kiln_core::ids::LibraryName;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(name: &LibraryName, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(name.as_str())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LibraryName, D::Error> {
+        LibraryName::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde for a [`RunId`] as its integer.
+mod run_id {
+    use kiln_core::ids::RunId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(run: &RunId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(run.0)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RunId, D::Error> {
+        i64::deserialize(d).map(RunId)
+    }
+}
+
+/// Serde for an optional [`RunId`] as an integer or null.
+mod opt_run_id {
+    use kiln_core::ids::RunId;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(run: &Option<RunId>, s: S) -> Result<S::Ok, S::Error> {
+        run.map(|r| r.0).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RunId>, D::Error> {
+        Option::<i64>::deserialize(d).map(|r| r.map(RunId))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn guides() -> LibraryName {
+        LibraryName::new("guides").unwrap()
+    }
+
     #[test]
     fn round_trip_and_cap() {
         let p = JobPayload::Render {
-            library: "guides".into(),
-            run: Some(3),
+            library: guides(),
+            run: Some(RunId(3)),
             generation: 7,
             group: "g".into(),
             key: "k".into(),
@@ -183,7 +371,7 @@ mod tests {
         let b = p.encode().unwrap();
         assert_eq!(JobPayload::decode(&b).unwrap(), p);
         let big = JobPayload::Render {
-            library: "guides".into(),
+            library: guides(),
             run: None,
             generation: 1,
             group: "g".into(),
@@ -193,5 +381,106 @@ mod tests {
         let err = big.encode().unwrap_err().to_string();
         assert!(err.contains("\"huge\"") && err.contains("65536"), "{err}");
         assert!(JobPayload::decode(b"nope").is_err());
+    }
+
+    /// Payloads are a persisted format (queued jobs, dead letters): their JSON must not
+    /// change. One case per kind, with and without the optional fields.
+    #[test]
+    fn payload_json_is_pinned() {
+        let cases = [
+            (
+                JobPayload::NewBuild {
+                    library: guides(),
+                    run: RunId(3),
+                    generation: 7,
+                    build: "abc".into(),
+                    group: None,
+                },
+                r#"{"type":"new-build","library":"guides","run":3,"generation":7,"build":"abc"}"#,
+            ),
+            (
+                JobPayload::NewBuild {
+                    library: guides(),
+                    run: RunId(3),
+                    generation: 7,
+                    build: "abc".into(),
+                    group: Some("g1".into()),
+                },
+                r#"{"type":"new-build","library":"guides","run":3,"generation":7,"build":"abc","group":"g1"}"#,
+            ),
+            (
+                JobPayload::Producer {
+                    library: guides(),
+                    run: RunId(3),
+                    generation: 7,
+                    group: None,
+                    cursor: serde_json::json!({"page": 2}),
+                    page: 0,
+                    mark: None,
+                },
+                r#"{"type":"producer","library":"guides","run":3,"generation":7,"cursor":{"page":2},"page":0}"#,
+            ),
+            (
+                JobPayload::Producer {
+                    library: guides(),
+                    run: RunId(3),
+                    generation: 7,
+                    group: Some("g1".into()),
+                    cursor: serde_json::json!(5),
+                    page: 4,
+                    mark: Some(Mark {
+                        page: 4,
+                        cursor: serde_json::json!(5),
+                    }),
+                },
+                r#"{"type":"producer","library":"guides","run":3,"generation":7,"group":"g1","cursor":5,"page":4,"mark":{"page":4,"cursor":5}}"#,
+            ),
+            (
+                JobPayload::Render {
+                    library: guides(),
+                    run: Some(RunId(3)),
+                    generation: 7,
+                    group: "g".into(),
+                    key: "k/1".into(),
+                    props: serde_json::json!({"a": 1}),
+                },
+                r#"{"type":"render","library":"guides","run":3,"generation":7,"group":"g","key":"k/1","props":{"a":1}}"#,
+            ),
+            (
+                JobPayload::Render {
+                    library: guides(),
+                    run: None,
+                    generation: 0,
+                    group: String::new(),
+                    key: "k".into(),
+                    props: Value::Null,
+                },
+                r#"{"type":"render","library":"guides","generation":0,"group":"","key":"k"}"#,
+            ),
+            (
+                JobPayload::Invalid {
+                    library: guides(),
+                    what: "render \"huge\"".into(),
+                    reason: "too big".into(),
+                },
+                r#"{"type":"invalid","library":"guides","what":"render \"huge\"","reason":"too big"}"#,
+            ),
+        ];
+        for (payload, json) in cases {
+            let encoded = payload.encode().unwrap();
+            assert_eq!(std::str::from_utf8(&encoded).unwrap(), json);
+            assert_eq!(JobPayload::decode(json.as_bytes()).unwrap(), payload);
+        }
+        // Fields with defaults may be missing from older payloads.
+        let old = r#"{"type":"producer","library":"guides","run":3,"generation":7,"cursor":1}"#;
+        assert!(matches!(
+            JobPayload::decode(old.as_bytes()).unwrap(),
+            JobPayload::Producer {
+                page: 0,
+                mark: None,
+                group: None,
+                ..
+            }
+        ));
     }
 }

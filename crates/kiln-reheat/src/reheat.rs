@@ -1,19 +1,21 @@
 //! The `Reheat` service: starting runs (generation, fence, floor, marks, the new-build job),
-//! finishing them (state and pruning), and their status.
+//! finishing them (state and pruning), their status and waiting for them; reads go to the
+//! [`ReadThrough`] it composes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use kiln_core::Result;
 use kiln_core::catalog::{BeginRun, Catalog, Run, RunState};
-use kiln_core::ids::{LibraryName, RunId};
-use kiln_core::queue::{JobQueue, NewJob, Tally, priority};
-use kiln_core::render_cache::{PruneScope, RenderCache};
-use kiln_core::time::Timestamp;
+use kiln_core::ids::RunId;
+use kiln_core::queue::{JobQueue, Tally};
+use kiln_core::render_cache::{CacheEntry, PruneScope, RenderCache};
+use kiln_core::time::SharedClock;
 
 use crate::config::Prune;
 use crate::library::{Libraries, Library};
-use crate::payload::{JobPayload, fence_key};
-use crate::read::Flights;
+use crate::payload::{RunJobs, fence_key};
+use crate::read::ReadThrough;
 
 /// Options of [`Reheat::start`].
 #[derive(Debug, Clone, Default)]
@@ -34,36 +36,51 @@ pub struct RunStatus {
     pub tally: Tally,
 }
 
+/// How often [`Reheat::wait`] looks at its run.
+const WAIT_POLL: Duration = Duration::from_millis(100);
+
 /// Runs reheats over a catalog, a queue and a render cache; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Reheat {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) catalog: Arc<dyn Catalog>,
-    pub(crate) queue: Arc<dyn JobQueue>,
-    pub(crate) cache: Arc<dyn RenderCache>,
-    pub(crate) libraries: Libraries,
-    pub(crate) flights: Mutex<Flights>,
+struct Inner {
+    catalog: Arc<dyn Catalog>,
+    queue: Arc<dyn JobQueue>,
+    cache: Arc<dyn RenderCache>,
+    libraries: Libraries,
+    clock: SharedClock,
+    reader: ReadThrough,
 }
 
 impl Reheat {
-    /// The service over these backends, for these libraries.
+    /// The service over these backends, for these libraries, reading the time (build
+    /// labels, expiry marks, entries' write times) from `clock`: `SystemClock::shared()`
+    /// in production.
     pub fn new(
         catalog: Arc<dyn Catalog>,
         queue: Arc<dyn JobQueue>,
         cache: Arc<dyn RenderCache>,
         libraries: Libraries,
+        clock: SharedClock,
     ) -> Self {
+        let reader = ReadThrough::new(
+            catalog.clone(),
+            queue.clone(),
+            cache.clone(),
+            libraries.clone(),
+            clock.clone(),
+        );
         Reheat {
             inner: Arc::new(Inner {
                 catalog,
                 queue,
                 cache,
                 libraries,
-                flights: Mutex::new(Flights::default()),
+                clock,
+                reader,
             }),
         }
     }
@@ -88,17 +105,29 @@ impl Reheat {
         &self.inner.libraries
     }
 
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// The entry of `key`, rendering through on a miss where the library allows it: see
+    /// [`ReadThrough::read`].
+    pub async fn read(&self, library: &str, key: &str) -> Result<Option<CacheEntry>> {
+        self.inner.reader.read(library, key).await
+    }
+
     /// Starts a reheat of `library`: a new generation; for a library-wide run the cache's
     /// floor and the queue's fence move to it, so older runs' jobs are dropped (nothing is
     /// purged); with `prune = { ttl }` the scope's older entries are marked to expire; then
-    /// the new-build job is enqueued. An unknown library is [`Error::NotFound`].
+    /// the new-build job is enqueued. An unknown library is
+    /// [`Error::NotFound`](kiln_core::Error::NotFound).
     pub async fn start(&self, library: &str, opts: StartOptions) -> Result<Run> {
         let lib = self.inner.libraries.get(library)?;
         let build = match opts.build {
             Some(b) => b,
             None => match lib.handler.default_build().await? {
                 Some(b) => b,
-                None => format!("manual-{}", Timestamp::now().0),
+                None => format!("manual-{}", self.inner.clock.now().0),
             },
         };
         let run = self
@@ -129,12 +158,12 @@ impl Reheat {
     async fn prepare(&self, lib: &Library, run: &Run) -> Result<()> {
         let (catalog, queue, cache) = (&self.inner.catalog, &self.inner.queue, &self.inner.cache);
         let generation = run.generation;
+        let jobs = RunJobs::new(lib, run.id, generation, run.group.clone());
         if run.group.is_none() {
             cache.set_floor(&lib.name, generation).await?;
         }
-        queue
-            .fence(&fence_key(&lib.name, run.group.as_deref()), generation)
-            .await?;
+        let (fence, generation) = jobs.fence();
+        queue.fence(&fence, generation).await?;
         // Older running runs that this one overrides: a library-wide run overrides all of
         // them (its floor refuses their writes), a group run those of its group. Their jobs
         // are fenced and they are closed here, since no job of theirs will finish them.
@@ -158,26 +187,11 @@ impl Reheat {
                 below_generation: generation,
             };
             cache
-                .mark_expiring(&lib.name, &scope, Timestamp::now().plus(ttl))
+                .mark_expiring(&lib.name, &scope, self.inner.clock.now().plus(ttl))
                 .await?;
         }
-        let job = JobPayload::NewBuild {
-            library: lib.name.to_string(),
-            run: run.id.0,
-            generation,
-            build: run.build.clone(),
-            group: run.group.clone(),
-        };
         queue
-            .enqueue(vec![NewJob {
-                payload: job.encode()?,
-                priority: priority::NEW_BUILD,
-                not_before: None,
-                max_attempts: lib.settings.max_attempts,
-                run: Some(run.id),
-                fence: Some((fence_key(&lib.name, run.group.as_deref()), generation)),
-                dedupe: job.dedupe_key(),
-            }])
+            .enqueue(vec![jobs.new_build(run.build.clone())?])
             .await?;
         Ok(())
     }
@@ -193,8 +207,9 @@ impl Reheat {
     /// jobs mean a newer build fenced it (`Superseded`); dead letters make it `Failed`
     /// without pruning, since pruning would delete entries whose re-render failed; else
     /// `prune = "on-complete"` sweeps the scope's older entries and it is `Complete`.
-    /// Idempotent: workers call it after settling a batch of the run's jobs.
-    pub async fn finalize(&self, id: RunId) -> Result<RunState> {
+    /// Idempotent: workers call it after settling a batch of the run's jobs, and
+    /// [`Reheat::wait`] when it sees every job settled.
+    pub(crate) async fn finalize(&self, id: RunId) -> Result<RunState> {
         let (catalog, queue, cache) = (&self.inner.catalog, &self.inner.queue, &self.inner.cache);
         // The tally first: it is the cheap check that fails on almost every call.
         let tally = queue.tally(id).await?;
@@ -225,14 +240,26 @@ impl Reheat {
         Ok(catalog.run(id).await?.state)
     }
 
-    /// The generation a live render-through writes at: the library's newest build's.
-    pub(crate) async fn live_generation(&self, library: &LibraryName) -> Result<u64> {
-        Ok(self
-            .inner
-            .catalog
-            .runs(Some(library), 1)
-            .await?
-            .first()
-            .map_or(0, |r| r.generation))
+    /// Waits until run `run` is no longer running, calling `on_progress` with its status
+    /// every 100 ms and once at the end, and returns the final status. A run whose jobs
+    /// are all settled is finished here (finishing is idempotent), so that waiting does
+    /// not depend on a worker having done it.
+    pub async fn wait(
+        &self,
+        run: RunId,
+        mut on_progress: impl FnMut(&RunStatus),
+    ) -> Result<RunStatus> {
+        loop {
+            let s = self.status(run).await?;
+            on_progress(&s);
+            if s.run.state != RunState::Running {
+                return Ok(s);
+            }
+            if s.tally.pending() == 0 {
+                self.finalize(run).await?;
+                continue;
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
     }
 }

@@ -4,31 +4,34 @@
 //!
 //! Shape (from garage): [`Worker::work`] handles one batch and says `Busy` or `Idle`;
 //! [`Worker::wait_for_work`] is cancel-safe; [`Worker::run`] drives both until shutdown.
+//!
+//! This file is the runtime (batches, lanes, heartbeat, shutdown). One job is run in
+//! `execute` (decoding, permits, render jobs) and `spawn` (new-build and producer jobs:
+//! the jobs they ask for); each ends as an `Outcome` (lease, run, action), and `outcome`
+//! settles a batch of them.
 
-use std::collections::{BTreeSet, HashMap};
+mod execute;
+mod outcome;
+mod spawn;
+
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kiln_core::Result;
-use kiln_core::ids::{JobId, LibraryName, RunId};
-use kiln_core::queue::{
-    Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome, priority,
-};
-use kiln_core::render_cache::{CacheEntry, PutOutcome};
-use kiln_core::time::Timestamp;
+use kiln_core::ids::JobId;
+use kiln_core::queue::{JobQueue, Lease, LeaseOptions, Liveness};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::chain::{self, Position};
-use crate::handler::{BuildContext, RenderError, Work};
-use crate::library::Library;
 use crate::liveness;
 use crate::metrics::{BackendCall, Metrics};
-use crate::payload::{JobPayload, fence_key};
 use crate::reheat::Reheat;
+
+use self::outcome::Action;
 
 /// Options of a [`Worker`].
 #[derive(Debug, Clone)]
@@ -101,31 +104,8 @@ pub struct Worker {
     me: Liveness,
 }
 
-/// How one job ended, before the batch is settled.
-enum Outcome {
-    Put {
-        lease: Lease,
-        run: Option<RunId>,
-        library: LibraryName,
-        entry: CacheEntry,
-    },
-    /// A new-build or producer job whose jobs are enqueued.
-    Ack { lease: Lease, run: Option<RunId> },
-    Retry {
-        lease: Lease,
-        run: Option<RunId>,
-        delay: Duration,
-        reason: String,
-    },
-    Fail {
-        lease: Lease,
-        run: Option<RunId>,
-        reason: String,
-    },
-}
-
 impl Worker {
-    /// A worker over `reheat`'s backends and libraries.
+    /// A worker over `reheat`'s backends and libraries, reading the time from its clock.
     pub fn new(reheat: Reheat, opts: WorkerOptions) -> Self {
         let opts = WorkerOptions {
             concurrency: opts.concurrency.max(1),
@@ -192,7 +172,7 @@ impl Worker {
         let mut held_bytes = 0usize;
         let mut settled = Ok(());
         while let Some(o) = running.next().await {
-            if let Outcome::Put { entry, .. } = &o {
+            if let Action::Put { entry, .. } = &o.action {
                 held_bytes += entry.bytes.len();
             }
             outcomes.push(o);
@@ -292,400 +272,12 @@ impl Worker {
                     }
                 }
                 _ = purge.tick() => {
-                    if let Err(e) = self.reheat.cache().purge_expired(Timestamp::now()).await {
+                    let now = self.reheat.clock().now();
+                    if let Err(e) = self.reheat.cache().purge_expired(now).await {
                         tracing::warn!(error = %e, "purging expired entries failed");
                     }
                 }
             }
         }
-    }
-
-    async fn execute(&self, job: Job) -> Outcome {
-        let (lease, run) = (job.lease, job.run);
-        let payload = match JobPayload::decode(&job.payload) {
-            Ok(p) => p,
-            Err(e) => {
-                return Outcome::Fail {
-                    lease,
-                    run,
-                    reason: e.to_string(),
-                };
-            }
-        };
-        if let JobPayload::Invalid { reason, .. } = &payload {
-            return Outcome::Fail {
-                lease,
-                run,
-                reason: reason.clone(),
-            };
-        }
-        let lib = match self.reheat.libraries().get(payload.library()) {
-            Ok(l) => l,
-            Err(e) => {
-                return Outcome::Fail {
-                    lease,
-                    run,
-                    reason: e.to_string(),
-                };
-            }
-        };
-        // Permits bound producers and handler calls across lanes; the semaphores are never
-        // closed, so acquiring cannot fail.
-        let _producer = match payload {
-            JobPayload::NewBuild { .. } | JobPayload::Producer { .. } => {
-                self.producers.acquire().await.ok()
-            }
-            _ => None,
-        };
-        let Ok(_permit) = self.limit.acquire().await else {
-            return Outcome::Retry {
-                lease,
-                run,
-                delay: Duration::ZERO,
-                reason: "worker stopping".into(),
-            };
-        };
-        match payload {
-            JobPayload::Render {
-                generation,
-                group,
-                key,
-                props,
-                ..
-            } => {
-                let started = Instant::now();
-                let result = lib.handler.render(&key, &props).await;
-                self.metrics
-                    .record_render(started.elapsed(), result.is_ok());
-                match result {
-                    // Declarative renderers stop reading at the cap; this holds any handler to it.
-                    Ok(r) if r.bytes.len() > lib.settings.max_render_bytes => Outcome::Fail {
-                        lease,
-                        run,
-                        reason: format!(
-                            "library {}: the render of {key:?} is {} bytes, more than {} \
-                             (max_render_bytes)",
-                            lib.name,
-                            r.bytes.len(),
-                            lib.settings.max_render_bytes
-                        ),
-                    },
-                    Ok(r) => Outcome::Put {
-                        lease,
-                        run,
-                        library: lib.name.clone(),
-                        entry: CacheEntry {
-                            key,
-                            bytes: r.bytes,
-                            content_type: r.content_type,
-                            generation,
-                            group,
-                            written_at: Timestamp::now(),
-                            expires_at: None,
-                        },
-                    },
-                    Err(RenderError::Retry { after, reason }) => {
-                        let delay = self
-                            .opts
-                            .backoff
-                            .delay(job.attempt)
-                            .max(after.unwrap_or_default());
-                        Outcome::Retry {
-                            lease,
-                            run,
-                            delay,
-                            reason: format!("library {}: {reason}", lib.name),
-                        }
-                    }
-                    Err(RenderError::Fail(reason)) => Outcome::Fail {
-                        lease,
-                        run,
-                        reason: format!("library {}: {reason}", lib.name),
-                    },
-                }
-            }
-            JobPayload::NewBuild {
-                run: run_id,
-                generation,
-                build,
-                group,
-                ..
-            } => {
-                let ctx = self.context(lib, run_id, generation, build, group);
-                let out = lib.handler.new_build(&ctx).await;
-                self.spawned(lib, &ctx, &job, None, out).await
-            }
-            JobPayload::Producer {
-                run: run_id,
-                generation,
-                group,
-                cursor,
-                page,
-                mark,
-                ..
-            } => {
-                let ctx = self.context(lib, run_id, generation, String::new(), group);
-                let out = lib.handler.produce(&ctx, &cursor).await;
-                let at = Position {
-                    page,
-                    cursor: &cursor,
-                    mark: mark.as_ref(),
-                };
-                self.spawned(lib, &ctx, &job, Some(at), out).await
-            }
-            JobPayload::Invalid { .. } => Outcome::Fail {
-                lease,
-                run,
-                reason: "invalid job".into(),
-            },
-        }
-    }
-
-    fn context(
-        &self,
-        lib: &Library,
-        run: i64,
-        generation: u64,
-        build: String,
-        group: Option<String>,
-    ) -> BuildContext {
-        BuildContext {
-            library: lib.name.clone(),
-            run: RunId(run),
-            generation,
-            build,
-            group,
-            page_size: lib.settings.page_size,
-        }
-    }
-
-    /// Enqueues the jobs a new-build or producer job (the latter at `at` in its listing)
-    /// asked for, before the job is acked so a run never looks settled while it has work
-    /// left, or turns its error into a retry or a permanent failure. Each job carries its
-    /// dedupe key, so a redelivered job creates nothing twice; a listing past `max_pages`
-    /// or one that cycles fails the job.
-    async fn spawned(
-        &self,
-        lib: &Library,
-        ctx: &BuildContext,
-        job: &Job,
-        at: Option<Position<'_>>,
-        out: Result<Vec<Work>>,
-    ) -> Outcome {
-        let (lease, run) = (job.lease, job.run);
-        let work = match out {
-            Ok(w) => w,
-            Err(e) if e.is_transient() => {
-                let delay = self.opts.backoff.delay(job.attempt);
-                return Outcome::Retry {
-                    lease,
-                    run,
-                    delay,
-                    reason: e.to_string(),
-                };
-            }
-            Err(e) => {
-                return Outcome::Fail {
-                    lease,
-                    run,
-                    reason: e.to_string(),
-                };
-            }
-        };
-        let fence = Some((fence_key(&lib.name, ctx.group.as_deref()), ctx.generation));
-        let producers = work
-            .iter()
-            .filter(|w| matches!(w, Work::Producer { .. }))
-            .count() as u64;
-        if producers > lib.settings.max_pages {
-            return Outcome::Fail {
-                lease,
-                run,
-                reason: format!(
-                    "library {}: one job asked for {producers} producer jobs, more than the \
-                     {} pages a listing may have (max_pages)",
-                    lib.name, lib.settings.max_pages
-                ),
-            };
-        }
-        let mut payloads = Vec::with_capacity(work.len());
-        for w in work {
-            payloads.push(match w {
-                Work::Producer { cursor } => {
-                    let (page, mark) = match chain::follow(at, &cursor, lib.settings.max_pages) {
-                        Ok(next) => next,
-                        Err(why) => {
-                            return Outcome::Fail {
-                                lease,
-                                run,
-                                reason: format!("library {}: {why}", lib.name),
-                            };
-                        }
-                    };
-                    (
-                        JobPayload::Producer {
-                            library: lib.name.to_string(),
-                            run: ctx.run.0,
-                            generation: ctx.generation,
-                            group: ctx.group.clone(),
-                            cursor,
-                            page,
-                            mark: Some(mark),
-                        },
-                        priority::PRODUCER,
-                    )
-                }
-                Work::Render(item) => (
-                    JobPayload::Render {
-                        library: lib.name.to_string(),
-                        run: Some(ctx.run.0),
-                        generation: ctx.generation,
-                        group: item.group,
-                        key: item.key,
-                        props: item.props,
-                    },
-                    priority::RENDER,
-                ),
-            });
-        }
-        let jobs = payloads
-            .into_iter()
-            .map(|(payload, prio)| {
-                let dedupe = payload.dedupe_key();
-                // An oversized job is enqueued as an `Invalid` marker instead: it becomes a
-                // dead letter naming the key and the size, and the rest of the page goes on.
-                let bytes = payload.encode().or_else(|e| {
-                    JobPayload::Invalid {
-                        library: lib.name.to_string(),
-                        what: payload.describe(),
-                        reason: e.to_string(),
-                    }
-                    .encode()
-                });
-                bytes.map(|payload| NewJob {
-                    payload,
-                    priority: prio,
-                    not_before: None,
-                    max_attempts: lib.settings.max_attempts,
-                    run: Some(ctx.run),
-                    fence: fence.clone(),
-                    dedupe,
-                })
-            })
-            .collect::<Result<Vec<_>>>();
-        let jobs = match jobs {
-            Ok(jobs) => jobs,
-            Err(e) => {
-                return Outcome::Fail {
-                    lease,
-                    run,
-                    reason: e.to_string(),
-                };
-            }
-        };
-        if jobs.is_empty() {
-            return Outcome::Ack { lease, run };
-        }
-        match self.queue().enqueue(jobs).await {
-            Ok(_) => Outcome::Ack { lease, run },
-            Err(e) => Outcome::Retry {
-                lease,
-                run,
-                delay: self.opts.backoff.delay(job.attempt),
-                reason: format!("enqueueing its jobs: {e}"),
-            },
-        }
-    }
-
-    /// Stores, acks, retries and fails a batch's outcomes, in that order (a job is
-    /// acked only once its result is stored or its jobs are enqueued), then finishes runs.
-    async fn settle(&self, outcomes: Vec<Outcome>) -> Result<()> {
-        let mut runs = BTreeSet::new();
-        let mut puts: HashMap<LibraryName, (Vec<Lease>, Vec<CacheEntry>)> = HashMap::new();
-        let mut to_ack = Vec::new();
-        let mut retries = Vec::new();
-        let mut fails = Vec::new();
-        for o in outcomes {
-            match o {
-                Outcome::Put {
-                    lease,
-                    run,
-                    library,
-                    entry,
-                } => {
-                    runs.extend(run);
-                    let slot = puts.entry(library).or_default();
-                    slot.0.push(lease);
-                    slot.1.push(entry);
-                }
-                Outcome::Ack { lease, run } => {
-                    runs.extend(run);
-                    to_ack.push(lease);
-                }
-                Outcome::Retry {
-                    lease,
-                    run,
-                    delay,
-                    reason,
-                } => {
-                    runs.extend(run);
-                    retries.push((lease, delay, reason));
-                }
-                Outcome::Fail { lease, run, reason } => {
-                    runs.extend(run);
-                    fails.push((lease, reason));
-                }
-            }
-        }
-        for (library, (leases, entries)) in puts {
-            let t = Instant::now();
-            let outcomes = self.reheat.cache().put(&library, entries).await?;
-            self.metrics.record_backend(BackendCall::Put, t);
-            let stale = outcomes.iter().filter(|o| **o == PutOutcome::Stale).count();
-            self.metrics.add_stale(stale as u64);
-            to_ack.extend(leases);
-        }
-        if !to_ack.is_empty() {
-            let t = Instant::now();
-            let acked = self.queue().ack(&to_ack).await?;
-            self.metrics.record_backend(BackendCall::Ack, t);
-            self.metrics.add_done(acked);
-            self.metrics
-                .add_lost(to_ack.len() as u64 - acked.min(to_ack.len() as u64));
-        }
-        for (lease, delay, reason) in retries {
-            tracing::debug!(job = %lease.job, %reason, "retrying");
-            match self
-                .queue()
-                .retry(
-                    lease,
-                    RetryOptions {
-                        delay,
-                        error: reason,
-                    },
-                )
-                .await?
-            {
-                RetryOutcome::Retrying => self.metrics.add_retried(),
-                RetryOutcome::Dead => self.metrics.add_dead(),
-                RetryOutcome::LeaseLost => self.metrics.add_lost(1),
-            }
-        }
-        for (lease, reason) in fails {
-            tracing::warn!(job = %lease.job, %reason, "job failed permanently");
-            if self.queue().fail(lease, &reason).await? {
-                self.metrics.add_dead();
-            } else {
-                self.metrics.add_lost(1);
-            }
-        }
-        let t = Instant::now();
-        for run in runs {
-            if let Err(e) = self.reheat.finalize(run).await {
-                tracing::warn!(%run, error = %e, "finishing the run failed");
-            }
-        }
-        self.metrics.record_backend(BackendCall::Finalize, t);
-        Ok(())
     }
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use kiln_core::catalog::RunState;
 use kiln_core::ids::{CourseId, JobId, LibraryName, RunId};
+use kiln_core::time::SystemClock;
 use kiln_reheat::{Libraries, Reheat, StartOptions, Worker, WorkerOptions};
 use serde_json::json;
 
@@ -20,7 +21,13 @@ pub(crate) async fn service(env: &Env) -> anyhow::Result<Reheat> {
     let cache = env.render_cache().await?;
     let libraries = Libraries::from_configs(&env.config.libraries, catalog.clone())
         .context("invalid config: [[library]]")?;
-    Ok(Reheat::new(catalog, queue, cache, libraries))
+    Ok(Reheat::new(
+        catalog,
+        queue,
+        cache,
+        libraries,
+        SystemClock::shared(),
+    ))
 }
 
 fn worker_options(env: &Env, concurrency: Option<usize>) -> WorkerOptions {
@@ -104,20 +111,14 @@ pub(crate) async fn reheat(
         let status = if wait {
             let bar = bar("{spinner} {msg} [{bar:40}] {pos}/{len} jobs {per_sec} ETA {eta}");
             bar.set_message(format!("run {}", run.id));
-            loop {
-                let s = reheat.status(run.id).await?;
-                bar.set_length(s.tally.enqueued);
-                bar.set_position(s.tally.done + s.tally.dead + s.tally.dropped);
-                if s.run.state != RunState::Running {
-                    bar.finish_and_clear();
-                    break s;
-                }
-                if s.tally.pending() == 0 {
-                    reheat.finalize(run.id).await?;
-                    continue;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let s = reheat
+                .wait(run.id, |s| {
+                    bar.set_length(s.tally.enqueued);
+                    bar.set_position(s.tally.done + s.tally.dead + s.tally.dropped);
+                })
+                .await?;
+            bar.finish_and_clear();
+            s
         } else {
             reheat.status(run.id).await?
         };

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use kiln_core::catalog::RunState;
 use kiln_core::ids::LibraryName;
+use kiln_core::time::SystemClock;
 use kiln_reheat::{Libraries, Reheat, StartOptions, Worker, WorkerOptions};
 use kiln_sqlite::{SqliteCatalog, SqliteQueue, SqliteRenderCache};
 
@@ -50,6 +51,17 @@ async fn sqlite_backends(dir: &Path) -> Backends {
     )
 }
 
+/// The reheat service over `b`, on the wall clock (both processes share the SQLite files).
+fn service(b: &Backends, libs: Libraries) -> Reheat {
+    Reheat::new(
+        b.catalog.clone(),
+        b.queue.clone(),
+        b.cache.clone(),
+        libs,
+        SystemClock::shared(),
+    )
+}
+
 /// The child worker: runs only when the crash test spawns this binary with its variables
 /// set (otherwise it returns at once), and works until it is killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,7 +72,7 @@ async fn worker_process_entry() {
     let b = sqlite_backends(Path::new(&dir)).await;
     let cfg = library_config(&format!("{site}/items"), &format!("{site}/render"));
     let libs = Libraries::from_configs(&[cfg], b.catalog.clone()).unwrap();
-    let reheat = Reheat::new(b.catalog.clone(), b.queue.clone(), b.cache.clone(), libs);
+    let reheat = service(&b, libs);
     let visibility = std::env::var(CHILD_VISIBILITY)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -88,7 +100,7 @@ async fn kill_a_worker_midway(n: usize, visibility: u64) -> Killed {
     let b = sqlite_backends(dir.path()).await;
     let cfg = library_config(&site.listing_url(), &site.render_url());
     let libs = Libraries::from_configs(std::slice::from_ref(&cfg), b.catalog.clone()).unwrap();
-    let starter = Reheat::new(b.catalog.clone(), b.queue.clone(), b.cache.clone(), libs);
+    let starter = service(&b, libs);
     let run = starter
         .start("guides", StartOptions::default())
         .await

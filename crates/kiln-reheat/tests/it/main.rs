@@ -1,5 +1,6 @@
 //! Integration tests of kiln-reheat: end-to-end reheats against a test HTTP site, bad
-//! input, fencing, pruning, the zero-miss window, render-through and worker crashes.
+//! input, fencing, pruning, the zero-miss window, render-through, worker crashes, and the
+//! injected clock under paused time.
 
 /// Stamps out `NAME::mem` and `NAME::sqlite` tests that run `async fn NAME(Backends)`.
 macro_rules! both {
@@ -18,6 +19,7 @@ macro_rules! both {
 }
 
 mod bad_input;
+mod clock;
 mod crash;
 mod listing_faults;
 mod mem;

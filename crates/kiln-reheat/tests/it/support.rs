@@ -3,12 +3,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kiln_core::catalog::{Catalog, RunState};
 use kiln_core::ids::RunId;
 use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
+use kiln_core::time::{SharedClock, SystemClock};
 use kiln_reheat::backoff::Backoff;
 use kiln_reheat::config::{LibraryConfig, PruneConfig, RendererConfig, SourceConfig};
 use kiln_reheat::metrics::Metrics;
@@ -123,11 +124,22 @@ impl Harness {
         libs: Libraries,
         opts: WorkerOptions,
     ) -> Harness {
+        Self::with_clock(backends, libs, opts, SystemClock::shared())
+    }
+
+    /// A harness whose service and worker read the time from `clock`.
+    pub(crate) fn with_clock(
+        backends: Backends,
+        libs: Libraries,
+        opts: WorkerOptions,
+        clock: SharedClock,
+    ) -> Harness {
         let reheat = Reheat::new(
             backends.catalog.clone(),
             backends.queue.clone(),
             backends.cache.clone(),
             libs,
+            clock,
         );
         let worker = Worker::new(reheat.clone(), opts);
         let metrics = worker.metrics();
@@ -171,18 +183,22 @@ impl Harness {
     }
 }
 
-/// Polls `f` every 10 ms until it yields a value; panics naming `what` after `limit`.
+/// Polls `f` every 10 ms until it yields a value; panics naming `what` after `limit` (of
+/// tokio's time, so that under `tokio::time::pause()` the limit is virtual too).
 pub(crate) async fn poll_until<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + limit;
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -1,0 +1,121 @@
+//! How a job ends: an [`Outcome`] is the job's lease, its run and the [`Action`] that
+//! settles it; [`Worker::settle`] settles a batch of outcomes (store, ack, retry, fail, in
+//! that order) and then finishes the runs they belong to.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use kiln_core::Result;
+use kiln_core::ids::{LibraryName, RunId};
+use kiln_core::queue::{Lease, RetryOptions, RetryOutcome};
+use kiln_core::render_cache::{CacheEntry, PutOutcome};
+
+use super::Worker;
+use crate::metrics::BackendCall;
+
+/// How one job ended, before its batch is settled.
+pub(super) struct Outcome {
+    /// The job's lease: the ack, retry or fail presents it.
+    pub(super) lease: Lease,
+    /// The run the job counts toward, to finish once the batch is settled.
+    pub(super) run: Option<RunId>,
+    /// What settles the job.
+    pub(super) action: Action,
+}
+
+/// What settles a job.
+pub(super) enum Action {
+    /// A render job: store `entry`, then ack.
+    Put {
+        /// The entry's library.
+        library: LibraryName,
+        /// The rendered entry.
+        entry: CacheEntry,
+    },
+    /// A new-build or producer job whose jobs are enqueued: ack.
+    Ack,
+    /// A transient failure: try again after `delay`.
+    Retry {
+        /// How long the job waits.
+        delay: Duration,
+        /// What failed, kept for the dead letter.
+        reason: String,
+    },
+    /// A permanent failure: the job becomes a dead letter with `reason`.
+    Fail(String),
+}
+
+impl Worker {
+    /// Stores, acks, retries and fails a batch's outcomes, in that order (a job is
+    /// acked only once its result is stored or its jobs are enqueued), then finishes runs.
+    pub(super) async fn settle(&self, outcomes: Vec<Outcome>) -> Result<()> {
+        let mut runs = BTreeSet::new();
+        let mut puts: HashMap<LibraryName, (Vec<Lease>, Vec<CacheEntry>)> = HashMap::new();
+        let mut to_ack = Vec::new();
+        let mut retries = Vec::new();
+        let mut fails = Vec::new();
+        for Outcome { lease, run, action } in outcomes {
+            runs.extend(run);
+            match action {
+                Action::Put { library, entry } => {
+                    let slot = puts.entry(library).or_default();
+                    slot.0.push(lease);
+                    slot.1.push(entry);
+                }
+                Action::Ack => to_ack.push(lease),
+                Action::Retry { delay, reason } => retries.push((lease, delay, reason)),
+                Action::Fail(reason) => fails.push((lease, reason)),
+            }
+        }
+        for (library, (leases, entries)) in puts {
+            let t = Instant::now();
+            let outcomes = self.reheat.cache().put(&library, entries).await?;
+            self.metrics.record_backend(BackendCall::Put, t);
+            let stale = outcomes.iter().filter(|o| **o == PutOutcome::Stale).count();
+            self.metrics.add_stale(stale as u64);
+            to_ack.extend(leases);
+        }
+        if !to_ack.is_empty() {
+            let t = Instant::now();
+            let acked = self.queue().ack(&to_ack).await?;
+            self.metrics.record_backend(BackendCall::Ack, t);
+            self.metrics.add_done(acked);
+            self.metrics
+                .add_lost(to_ack.len() as u64 - acked.min(to_ack.len() as u64));
+        }
+        for (lease, delay, reason) in retries {
+            tracing::debug!(job = %lease.job, %reason, "retrying");
+            match self
+                .queue()
+                .retry(
+                    lease,
+                    RetryOptions {
+                        delay,
+                        error: reason,
+                    },
+                )
+                .await?
+            {
+                RetryOutcome::Retrying => self.metrics.add_retried(),
+                RetryOutcome::Dead => self.metrics.add_dead(),
+                RetryOutcome::LeaseLost => self.metrics.add_lost(1),
+            }
+        }
+        for (lease, reason) in fails {
+            tracing::warn!(job = %lease.job, %reason, "job failed permanently");
+            if self.queue().fail(lease, &reason).await? {
+                self.metrics.add_dead();
+            } else {
+                self.metrics.add_lost(1);
+            }
+        }
+        let t = Instant::now();
+        for run in runs {
+            if let Err(e) = self.reheat.finalize(run).await {
+                tracing::warn!(%run, error = %e, "finishing the run failed");
+            }
+        }
+        self.metrics.record_backend(BackendCall::Finalize, t);
+        Ok(())
+    }
+}

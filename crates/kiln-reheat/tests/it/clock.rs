@@ -1,0 +1,194 @@
+//! Time under the test's control: a Rust handler over the in-memory backends, no network,
+//! under `tokio::time::pause()`. The injected clock stamps build labels, entries and
+//! expiry marks; `Reheat::wait` reports progress until the run ends.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use kiln_core::catalog::RunState;
+use kiln_core::ids::LibraryName;
+use kiln_core::time::{Clock, SharedClock};
+use kiln_reheat::{
+    BuildContext, Handler, Libraries, Library, LibrarySettings, Prune, RenderError, RenderItem,
+    Rendered, StartOptions, Work,
+};
+use kiln_testkit::clock::{ManualClock, TokioClock};
+use serde_json::Value;
+
+use crate::support::{Backends, Harness, test_worker_options};
+
+/// Lists `keys` in pages of the library's page size (the cursor is the page number) and
+/// renders each key as its own name.
+#[derive(Debug, Default)]
+struct Keys {
+    keys: Mutex<Vec<String>>,
+}
+
+impl Keys {
+    fn new(n: usize) -> Arc<Keys> {
+        Arc::new(Keys {
+            keys: Mutex::new((0..n).map(|i| format!("key-{i:03}")).collect()),
+        })
+    }
+}
+
+#[async_trait]
+impl Handler for Keys {
+    async fn new_build(&self, _: &BuildContext) -> kiln_core::Result<Vec<Work>> {
+        Ok(vec![Work::Producer {
+            cursor: Value::from(0),
+        }])
+    }
+
+    async fn produce(&self, ctx: &BuildContext, cursor: &Value) -> kiln_core::Result<Vec<Work>> {
+        let page = cursor.as_u64().unwrap_or(0) as usize;
+        let size = ctx.page_size as usize;
+        let keys = self.keys.lock().unwrap().clone();
+        let mut work: Vec<Work> = keys
+            .iter()
+            .skip(page * size)
+            .take(size)
+            .map(|k| {
+                Work::Render(RenderItem {
+                    key: k.clone(),
+                    group: "g".into(),
+                    props: Value::Null,
+                })
+            })
+            .collect();
+        if (page + 1) * size < keys.len() {
+            work.push(Work::Producer {
+                cursor: Value::from(page as u64 + 1),
+            });
+        }
+        Ok(work)
+    }
+
+    async fn render(&self, key: &str, _: &Value) -> Result<Rendered, RenderError> {
+        Ok(Rendered {
+            bytes: Bytes::from(key.to_string()),
+            content_type: "text/plain".into(),
+        })
+    }
+}
+
+fn harness(handler: Arc<Keys>, settings: LibrarySettings, clock: SharedClock) -> Harness {
+    let b = Backends::mem();
+    let mut libs = Libraries::new();
+    libs.insert(Library::new(guides(), handler, settings))
+        .unwrap();
+    Harness::with_clock(b, libs, test_worker_options(), clock)
+}
+
+fn guides() -> LibraryName {
+    LibraryName::new("guides").unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_reports_progress_until_the_run_completes() {
+    let settings = LibrarySettings {
+        page_size: 10,
+        ..LibrarySettings::default()
+    };
+    let h = harness(Keys::new(35), settings, TokioClock::new().shared());
+    let run = h
+        .reheat
+        .start("guides", StartOptions::default())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let s = h
+        .reheat
+        .wait(run.id, |s| {
+            seen.push((s.run.state, s.tally.done + s.tally.dead + s.tally.dropped))
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.run.state, RunState::Complete);
+    // 1 new-build + 4 producer pages + 35 renders.
+    assert_eq!((s.tally.enqueued, s.tally.done), (40, 40), "{:?}", s.tally);
+    assert_eq!(seen.last(), Some(&(RunState::Complete, 40)));
+    assert!(
+        seen.windows(2).all(|w| w[0].1 <= w[1].1),
+        "progress went back: {seen:?}"
+    );
+    assert!(
+        seen[..seen.len() - 1]
+            .iter()
+            .all(|(state, _)| *state == RunState::Running),
+        "{seen:?}"
+    );
+    assert_eq!(h.reheat.cache().keys(&guides()).await.unwrap().len(), 35);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_injected_clock_stamps_build_labels_entries_and_expiry_marks() {
+    let clock = ManualClock::new();
+    let ttl = Duration::from_secs(3600);
+    let settings = LibrarySettings {
+        prune: Prune::Ttl(ttl),
+        render_through: true,
+        ..LibrarySettings::default()
+    };
+    let keys = Keys::new(3);
+    let h = harness(keys.clone(), settings, clock.shared());
+    let t1 = clock.now();
+    let run1 = h
+        .reheat
+        .start("guides", StartOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(run1.build, format!("manual-{}", t1.0));
+    assert_eq!(
+        h.reheat.wait(run1.id, |_| {}).await.unwrap().run.state,
+        RunState::Complete
+    );
+    for k in ["key-000", "key-001", "key-002"] {
+        let e = h.backends.cache.get(&guides(), k).await.unwrap().unwrap();
+        assert_eq!((e.written_at, e.expires_at), (t1, None), "{k}");
+    }
+
+    // A minute later, a build that no longer lists key-002: its old entry is marked to
+    // expire a TTL after the start, the rewritten ones are stamped with the new time.
+    clock.advance(Duration::from_secs(60));
+    let t2 = clock.now();
+    keys.keys.lock().unwrap().pop();
+    let run2 = h
+        .reheat
+        .start("guides", StartOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        h.reheat.wait(run2.id, |_| {}).await.unwrap().run.state,
+        RunState::Complete
+    );
+    let dropped = h
+        .backends
+        .cache
+        .get(&guides(), "key-002")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (dropped.written_at, dropped.expires_at),
+        (t1, Some(t2.plus(ttl)))
+    );
+    let kept = h
+        .backends
+        .cache
+        .get(&guides(), "key-000")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((kept.written_at, kept.expires_at), (t2, None));
+
+    // A render-through is stamped by the same clock.
+    clock.advance(Duration::from_secs(60));
+    let fresh = h.reheat.read("guides", "fresh").await.unwrap().unwrap();
+    assert_eq!(fresh.written_at, clock.now());
+    assert_eq!(fresh.generation, run2.generation);
+    h.stop().await;
+}
