@@ -68,6 +68,16 @@ fn scope(group: Option<&str>, below_generation: u64) -> PruneScope {
     }
 }
 
+/// The keys `keys` lists.
+async fn listed(c: &dyn RenderCache) -> Vec<String> {
+    c.keys(&lib())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.0)
+        .collect()
+}
+
 async fn generation_of(c: &dyn RenderCache, key: &str) -> Option<u64> {
     c.get(&lib(), key).await.unwrap().map(|e| e.generation)
 }
@@ -233,14 +243,7 @@ pub async fn marked_entries_expire_at_their_time(
     );
     clock.advance(HOUR);
     assert_eq!(c.get(&lib(), "old").await.unwrap(), None, "expired at its time");
-    let keys: Vec<String> = c
-        .keys(&lib())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.0)
-        .collect();
-    assert_eq!(keys, ["kept"]);
+    assert_eq!(listed(c).await, ["kept"]);
     let later = clock.now().plus(HOUR);
     assert_eq!(
         c.mark_expiring(&lib(), &scope(None, 2), later)
@@ -281,14 +284,7 @@ pub async fn expired_entries_are_hidden(c: &dyn RenderCache, clock: &ManualClock
         1
     );
     assert_eq!(c.get(&lib(), "marked").await.unwrap(), None);
-    let keys: Vec<String> = c
-        .keys(&lib())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.0)
-        .collect();
-    assert_eq!(keys, ["kept"]);
+    assert_eq!(listed(c).await, ["kept"]);
 }
 
 async fn prune_fixture(c: &dyn RenderCache) {

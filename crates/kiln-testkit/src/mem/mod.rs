@@ -5,3 +5,12 @@
 
 pub mod queue;
 pub mod render_cache;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks a backend's state. Each method checks before it changes anything and does not
+/// await under the lock, so a panic while holding it leaves a consistent state: a
+/// poisoned lock is still usable.
+fn lock<T>(state: &Mutex<T>) -> MutexGuard<'_, T> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}

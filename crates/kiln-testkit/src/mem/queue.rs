@@ -129,9 +129,7 @@ impl MemQueue {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // Each method checks before it changes anything, so a panic under the lock leaves
-        // a consistent state: a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        super::lock(&self.state)
     }
 
     /// Wakes every `wait_for_work` now, and the next one to come.

@@ -41,9 +41,7 @@ impl MemCache {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves no half-done change (each method completes
-        // its edit before it can panic), so a poisoned lock is still consistent.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        super::lock(&self.state)
     }
 }
 
