@@ -14,8 +14,8 @@
 //! [`RedisRenderCache::with_clock`] gives another): reads and prunes compare `x` with it.
 //! The native expiry is Redis's own clock and only reclaims the memory; with the system
 //! clock the two agree. An index member whose entry expired natively is removed lazily, by
-//! the next prune or listing that meets it. The scripts build key names from a base, so this layout is for a
-//! single Redis server (not Redis Cluster).
+//! the next prune or listing that meets it. The scripts build key names from a base, so
+//! this layout is for a single Redis server (not Redis Cluster).
 
 use std::fmt;
 use std::time::Duration;

@@ -208,7 +208,10 @@ pub async fn expired_lease_is_delivered_again(q: &dyn JobQueue, clock: &ManualCl
     let first = q.lease(&opts(10, SHORT)).await.unwrap();
     assert_eq!(first.len(), 1);
     clock.advance(SHORT - Duration::from_millis(1));
-    assert!(lease(q, 10).await.is_empty(), "the lease holds until its end");
+    assert!(
+        lease(q, 10).await.is_empty(),
+        "the lease holds until its end"
+    );
     clock.advance(Duration::from_millis(1));
     let second = lease(q, 10).await;
     assert_eq!(second.len(), 1, "the job was not delivered again");
@@ -270,7 +273,11 @@ pub async fn retry_schedules_another_attempt(q: &dyn JobQueue, clock: &ManualClo
     assert!(lease(q, 1).await.is_empty(), "not before its delay");
     clock.advance(SHORT);
     let last = lease(q, 1).await;
-    assert_eq!((last[0].id, last[0].attempt), (ids[0], 3), "ready after its delay");
+    assert_eq!(
+        (last[0].id, last[0].attempt),
+        (ids[0], 3),
+        "ready after its delay"
+    );
 }
 
 /// Contract (dead letters): `retry` at `max_attempts` makes a dead letter with the error.

@@ -6,8 +6,8 @@
 //! the expiry checks advance it instead of sleeping. A backend with native expiry (Redis)
 //! still removes entries by its own clock; [`Caps::native_expiry`] says so.
 
-use std::collections::BTreeMap;
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -242,7 +242,11 @@ pub async fn marked_entries_expire_at_their_time(
         1
     );
     clock.advance(HOUR);
-    assert_eq!(c.get(&lib(), "old").await.unwrap(), None, "expired at its time");
+    assert_eq!(
+        c.get(&lib(), "old").await.unwrap(),
+        None,
+        "expired at its time"
+    );
     assert_eq!(listed(c).await, ["kept"]);
     let later = clock.now().plus(HOUR);
     assert_eq!(

@@ -391,10 +391,8 @@ impl JobQueue for MemQueue {
         let f = s.fences.entry(key.to_string()).or_default();
         *f = (*f).max(generation);
         // The dropped generations' runs never run again: their dedupe keys go too.
-        s.keys.retain(|_, (_, f)| {
-            !f.as_ref()
-                .is_some_and(|(k, g)| k == key && *g < generation)
-        });
+        s.keys
+            .retain(|_, (_, f)| !f.as_ref().is_some_and(|(k, g)| k == key && *g < generation));
         let dropped: Vec<i64> = s
             .jobs
             .iter()
@@ -445,9 +443,11 @@ impl JobQueue for MemQueue {
             .collect();
         let mut n = 0;
         for id in chosen {
-            let superseded = s.jobs.get(&id).and_then(|j| j.fence.clone()).is_some_and(
-                |(k, g)| s.fences.get(&k).is_some_and(|&f| g < f),
-            );
+            let superseded = s
+                .jobs
+                .get(&id)
+                .and_then(|j| j.fence.clone())
+                .is_some_and(|(k, g)| s.fences.get(&k).is_some_and(|&f| g < f));
             let run = if superseded {
                 // A dead letter whose fence moved on meanwhile is dropped, not redriven.
                 s.jobs.remove(&id).and_then(|j| j.run)
@@ -476,7 +476,12 @@ impl JobQueue for MemQueue {
     }
 
     async fn tally(&self, run: RunId) -> Result<Tally> {
-        Ok(self.state().tallies.get(&run.0).copied().unwrap_or_default())
+        Ok(self
+            .state()
+            .tallies
+            .get(&run.0)
+            .copied()
+            .unwrap_or_default())
     }
 
     async fn pending(&self) -> Result<u64> {
