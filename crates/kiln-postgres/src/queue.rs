@@ -14,7 +14,7 @@ use kiln_core::queue::{
     DeadLetter, Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome,
     Tally,
 };
-use kiln_core::time::Timestamp;
+use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use sqlx::Row;
 use tokio::sync::{OnceCell, watch};
 
@@ -26,9 +26,14 @@ mod dedupe;
 mod liveness;
 
 /// The job queue on PostgreSQL.
+///
+/// Every time it decides by (visibility timeouts, delays, liveness, dead-letter times) is
+/// read from its clock and bound as a parameter, never the server's `now()`: the system
+/// clock unless [`PgQueue::with_clock`] gives another.
 #[derive(Clone)]
 pub struct PgQueue {
     inner: Arc<Inner>,
+    clock: SharedClock,
 }
 
 struct Inner {
@@ -93,7 +98,14 @@ impl PgQueue {
                 seen: AtomicU64::new(0),
                 listener: OnceCell::new(),
             }),
+            clock: SystemClock::shared(),
         }
+    }
+
+    /// This queue reading the time from `clock` (tests move it instead of sleeping).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The database.
@@ -135,7 +147,7 @@ impl PgQueue {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let now = Timestamp::now().0;
+        let now = self.clock.now().0;
         let n = jobs.len();
         let mut payloads = Vec::with_capacity(n);
         let mut priorities = Vec::with_capacity(n);
@@ -254,7 +266,7 @@ impl PgQueue {
         if opts.max_jobs == 0 {
             return Ok(Vec::new());
         }
-        let now = Timestamp::now();
+        let now = self.clock.now();
         // With a worker, the same statement refreshes its liveness: a worker that leases is
         // alive, and its row's lock orders this lease against a concurrent reclaim of it.
         let rows = sqlx::query(
@@ -307,7 +319,7 @@ impl PgQueue {
         )
         .bind(ids)
         .bind(tokens)
-        .bind(Timestamp::now().plus(visibility).0)
+        .bind(self.clock.now().plus(visibility).0)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
@@ -335,7 +347,7 @@ impl PgQueue {
     }
 
     async fn retry_inner(&self, lease: Lease, opts: RetryOptions) -> Result<RetryOutcome> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let sql = format!(
             "WITH r AS ( \
                UPDATE jobs SET leased = false, dead = attempt >= max_attempts, \
@@ -395,7 +407,7 @@ impl PgQueue {
             .bind(lease.job.0)
             .bind(lease.token)
             .bind(error)
-            .bind(Timestamp::now().0)
+            .bind(self.clock.now().0)
             .fetch_one(self.pool())
             .await?;
         Ok(n == 1)
@@ -414,7 +426,7 @@ impl PgQueue {
         )
         .bind(ids)
         .bind(tokens)
-        .bind(Timestamp::now().0)
+        .bind(self.clock.now().0)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() > 0 {
@@ -505,7 +517,7 @@ impl PgQueue {
         );
         let n: i64 = sqlx::query_scalar(&sql)
             .bind(&ids)
-            .bind(Timestamp::now().0)
+            .bind(self.clock.now().0)
             .fetch_one(&mut *tx)
             .await?;
         if n > 0 {
@@ -626,10 +638,12 @@ impl JobQueue for PgQueue {
     }
 
     async fn heartbeat(&self, worker: &Liveness) -> kiln_core::Result<u64> {
-        Ok(liveness::heartbeat(self.pool(), &self.inner.channel, worker).await?)
+        let now = self.clock.now();
+        Ok(liveness::heartbeat(self.pool(), &self.inner.channel, worker, now).await?)
     }
 
     async fn retire(&self, worker: &str) -> kiln_core::Result<u64> {
-        Ok(liveness::retire(self.pool(), &self.inner.channel, worker).await?)
+        let now = self.clock.now();
+        Ok(liveness::retire(self.pool(), &self.inner.channel, worker, now).await?)
     }
 }

@@ -8,16 +8,20 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::LibraryName;
 use kiln_core::render_cache::{CacheEntry, PruneScope, PutOutcome, RenderCache};
-use kiln_core::time::Timestamp;
+use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use sqlx::Row;
 
 use crate::db::PgDb;
 use crate::error::{Error, Result};
 
 /// The render cache on PostgreSQL.
+///
+/// Expiry is decided against its clock, bound as a parameter (never the server's `now()`):
+/// the system clock unless [`PgRenderCache::with_clock`] gives another.
 #[derive(Clone)]
 pub struct PgRenderCache {
     db: PgDb,
+    clock: SharedClock,
 }
 
 impl fmt::Debug for PgRenderCache {
@@ -55,7 +59,16 @@ impl PgRenderCache {
 
     /// The render cache on an open database.
     pub fn new(db: PgDb) -> Self {
-        PgRenderCache { db }
+        PgRenderCache {
+            db,
+            clock: SystemClock::shared(),
+        }
+    }
+
+    /// This cache reading the time from `clock` (tests move it instead of sleeping).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The database.
@@ -71,7 +84,7 @@ impl PgRenderCache {
         )
         .bind(library.as_str())
         .bind(key)
-        .bind(Timestamp::now().0)
+        .bind(self.clock.now().0)
         .fetch_optional(self.db.pool())
         .await?;
         row.map(|r| {
@@ -174,7 +187,7 @@ impl PgRenderCache {
         .bind(&scope.group)
         .bind(gen_i64(scope.below_generation)?)
         .bind(at.0)
-        .bind(Timestamp::now().0)
+        .bind(self.clock.now().0)
         .execute(self.db.pool())
         .await?;
         Ok(done.rows_affected())
@@ -189,7 +202,7 @@ impl PgRenderCache {
         .bind(library.as_str())
         .bind(&scope.group)
         .bind(gen_i64(scope.below_generation)?)
-        .bind(Timestamp::now().0)
+        .bind(self.clock.now().0)
         .fetch_one(self.db.pool())
         .await?;
         Ok(n as u64)
@@ -222,7 +235,7 @@ impl PgRenderCache {
              WHERE library = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY key",
         )
         .bind(library.as_str())
-        .bind(Timestamp::now().0)
+        .bind(self.clock.now().0)
         .fetch_all(self.db.pool())
         .await?;
         let mut keys = rows

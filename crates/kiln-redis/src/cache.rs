@@ -10,9 +10,12 @@
 //! - `p:lib:g:<group>`: the group's keys scored by generation; `p:lib:groups`: the groups.
 //! - `p:lib:floor`: the library's generation floor.
 //!
-//! An index member whose entry expired natively is removed lazily, by the next prune or
-//! listing that meets it. The scripts build key names from a base, so this layout is for a
-//! single Redis server (not Redis Cluster).
+//! Whether an entry has expired is decided by the cache's clock (the system clock unless
+//! [`RedisRenderCache::with_clock`] gives another): reads and prunes compare `x` with it.
+//! The native expiry is Redis's own clock and only reclaims the memory; with the system
+//! clock the two agree. An index member whose entry expired natively is removed lazily, by
+//! the next prune or listing that meets it. The scripts build key names from a base, so
+//! this layout is for a single Redis server (not Redis Cluster).
 
 use std::fmt;
 use std::time::Duration;
@@ -21,7 +24,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::LibraryName;
 use kiln_core::render_cache::{CacheEntry, PruneScope, PutOutcome, RenderCache};
-use kiln_core::time::Timestamp;
+use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 
@@ -42,6 +45,7 @@ pub struct RedisRenderCache {
     put: Script,
     prune: Script,
     floor: Script,
+    clock: SharedClock,
 }
 
 impl fmt::Debug for RedisRenderCache {
@@ -122,7 +126,15 @@ impl RedisRenderCache {
             put: Script::new(include_str!("lua/put.lua")),
             prune: Script::new(include_str!("lua/prune.lua")),
             floor: Script::new(include_str!("lua/floor.lua")),
+            clock: SystemClock::shared(),
         })
+    }
+
+    /// This cache deciding expiry by `clock` (tests move it instead of sleeping); Redis's
+    /// native expiry still follows the server's clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The key prefix.
@@ -150,8 +162,9 @@ impl RedisRenderCache {
             why,
         };
         let expires_at = x.map(Timestamp);
-        // Redis expires the key itself; this guards the millisecond it takes to notice.
-        if expires_at.is_some_and(|t| t <= Timestamp::now()) {
+        // Redis expires the key itself, by its own clock; the cache's clock decides (with the
+        // system clock, this guards the millisecond Redis takes to notice).
+        if expires_at.is_some_and(|t| t <= self.clock.now()) {
             return Ok(None);
         }
         Ok(Some(CacheEntry {
@@ -208,6 +221,7 @@ impl RedisRenderCache {
         at: Timestamp,
     ) -> Result<u64> {
         check_generation(scope.below_generation)?;
+        let now = self.clock.now();
         let base = self.base(library);
         let mut conn = self.conn.clone();
         let groups: Vec<String> = match &scope.group {
@@ -236,6 +250,7 @@ impl RedisRenderCache {
                     .arg(&group)
                     .arg(scope.below_generation)
                     .arg(at.0)
+                    .arg(now.0)
                     .arg(chunk);
                 let n: u64 = inv.invoke_async(&mut conn).await?;
                 total += n;
@@ -265,6 +280,7 @@ impl RedisRenderCache {
             .arg(-1)
             .query_async(&mut conn)
             .await?;
+        let now = self.clock.now();
         let mut out = Vec::with_capacity(keys.len());
         let mut gone = Vec::new();
         for chunk in keys.chunks(1000) {
@@ -272,12 +288,15 @@ impl RedisRenderCache {
             for k in chunk {
                 pipe.cmd("HMGET")
                     .arg(format!("{base}e:{k}"))
-                    .arg(&["g", "grp"]);
+                    .arg(&["g", "grp", "x"]);
             }
-            let rows: Vec<(Option<u64>, Option<String>)> = pipe.query_async(&mut conn).await?;
+            let rows: Vec<(Option<u64>, Option<String>, Option<i64>)> =
+                pipe.query_async(&mut conn).await?;
             for (k, row) in chunk.iter().zip(rows) {
                 match row {
-                    (Some(g), Some(grp)) => out.push((k.clone(), g, grp)),
+                    // Expired by the cache's clock, not yet by Redis's.
+                    (Some(_), Some(_), Some(x)) if Timestamp(x) <= now => {}
+                    (Some(g), Some(grp), _) => out.push((k.clone(), g, grp)),
                     _ => gone.push(k.clone()),
                 }
             }

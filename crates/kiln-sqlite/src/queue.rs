@@ -15,7 +15,7 @@ use kiln_core::queue::{
     DeadLetter, Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome,
     Tally,
 };
-use kiln_core::time::Timestamp;
+use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use kiln_core::{Error, Result};
 use sqlx::migrate::Migrator;
 use sqlx::{Row, Sqlite, Transaction};
@@ -54,10 +54,14 @@ fn migrator() -> Migrator {
 /// migrations, and the queue's write rate should not wait on theirs. Several processes may
 /// open the same file (SQLite serialises their writes); `wait_for_work` is woken at once
 /// by this process's enqueues and sees other processes' at its timeout.
+///
+/// Visibility timeouts, delays, liveness and dead-letter times are read from its clock
+/// (the system clock unless [`SqliteQueue::with_clock`] gives another).
 #[derive(Debug)]
 pub struct SqliteQueue {
     db: Db,
     work: Notify,
+    clock: SharedClock,
 }
 
 impl SqliteQueue {
@@ -76,7 +80,14 @@ impl SqliteQueue {
         SqliteQueue {
             db,
             work: Notify::new(),
+            clock: SystemClock::shared(),
         }
+    }
+
+    /// This queue reading the time from `clock` (tests move it instead of sleeping).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Wakes every `wait_for_work` now, and the next one to come (it may be between an
@@ -235,7 +246,7 @@ impl JobQueue for SqliteQueue {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let now = Timestamp::now().0;
+        let now = self.clock.now().0;
         for (i, j) in jobs.iter().enumerate() {
             if j.max_attempts == 0 {
                 return Err(Error::invalid(format!(
@@ -345,7 +356,7 @@ impl JobQueue for SqliteQueue {
         if opts.max_jobs == 0 {
             return Ok(Vec::new());
         }
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         // Statements of at most one row each: a lease of 1,000 jobs as 1,000 result rows
         // costs several times more in sqlx than the SQL itself.
@@ -400,7 +411,7 @@ impl JobQueue for SqliteQueue {
     }
 
     async fn extend(&self, leases: &[Lease], visibility: Duration) -> Result<u64> {
-        let until = Timestamp::now().plus(visibility);
+        let until = self.clock.now().plus(visibility);
         let mut n = 0;
         for (token, ids) in by_token(leases) {
             let done = sqlx::query(&format!("UPDATE jobs SET avail_at = ?3 WHERE {HELD}"))
@@ -458,7 +469,7 @@ impl JobQueue for SqliteQueue {
     }
 
     async fn retry(&self, lease: Lease, opts: RetryOptions) -> Result<RetryOutcome> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         let row = sqlx::query(
             "UPDATE jobs SET
@@ -507,7 +518,7 @@ impl JobQueue for SqliteQueue {
         .bind(lease.job.0)
         .bind(lease.token)
         .bind(error)
-        .bind(Timestamp::now().0)
+        .bind(self.clock.now().0)
         .fetch_optional(&mut *tx)
         .await
         .map_err(err)?;
@@ -523,7 +534,7 @@ impl JobQueue for SqliteQueue {
     }
 
     async fn release(&self, leases: &[Lease]) -> Result<u64> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let mut n = 0;
         for (token, ids) in by_token(leases) {
             let done = sqlx::query(&format!(
@@ -630,7 +641,7 @@ impl JobQueue for SqliteQueue {
              WHERE {filter} RETURNING run"
         ))
         .bind(&ids)
-        .bind(Timestamp::now().0)
+        .bind(self.clock.now().0)
         .fetch_all(&mut *tx)
         .await
         .map_err(err)?;
@@ -679,7 +690,7 @@ impl JobQueue for SqliteQueue {
     }
 
     async fn heartbeat(&self, worker: &Liveness) -> Result<u64> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         // Itself first: a worker never reclaims its own leases.
         liveness::refresh(&mut tx, worker, now).await?;
@@ -693,7 +704,7 @@ impl JobQueue for SqliteQueue {
 
     async fn retire(&self, worker: &str) -> Result<u64> {
         let mut tx = self.db.begin().await?;
-        let n = liveness::retire(&mut tx, worker, Timestamp::now()).await?;
+        let n = liveness::retire(&mut tx, worker, self.clock.now()).await?;
         tx.commit().await.map_err(err)?;
         if n > 0 {
             self.wake();

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::LibraryName;
 use kiln_core::render_cache::{CacheEntry, PruneScope, PutOutcome, RenderCache};
-use kiln_core::time::Timestamp;
+use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use kiln_core::{Error, Result};
 use sqlx::Row;
 use sqlx::migrate::Migrator;
@@ -30,10 +30,12 @@ fn migrator() -> Migrator {
 /// The render cache in one SQLite file (WAL, one writer connection and a read pool).
 ///
 /// Give it its own file, apart from the catalog and the queue (each has its own
-/// migrations). Expiry is checked on read; [`RenderCache::purge_expired`] deletes.
+/// migrations). Expiry is checked on read against its clock (the system clock unless
+/// [`SqliteRenderCache::with_clock`] gives another); [`RenderCache::purge_expired`] deletes.
 #[derive(Debug, Clone)]
 pub struct SqliteRenderCache {
     db: Db,
+    clock: SharedClock,
 }
 
 impl SqliteRenderCache {
@@ -42,6 +44,7 @@ impl SqliteRenderCache {
     pub async fn open(path: &Path) -> Result<Self> {
         Ok(SqliteRenderCache {
             db: Db::open(path, &migrator()).await?,
+            clock: SystemClock::shared(),
         })
     }
 
@@ -49,7 +52,14 @@ impl SqliteRenderCache {
     pub async fn open_in_memory() -> Result<Self> {
         Ok(SqliteRenderCache {
             db: Db::open_in_memory(&migrator()).await?,
+            clock: SystemClock::shared(),
         })
+    }
+
+    /// This cache reading the time from `clock` (tests move it instead of sleeping).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Writes one batch whose keys are distinct: outcomes are decided against the state
@@ -197,7 +207,7 @@ impl RenderCache for SqliteRenderCache {
         )
         .bind(library.as_str())
         .bind(key)
-        .bind(Timestamp::now().0)
+        .bind(self.clock.now().0)
         .fetch_optional(&self.db.reader)
         .await
         .map_err(err)?;
@@ -257,7 +267,7 @@ impl RenderCache for SqliteRenderCache {
         .bind(&scope.group)
         .bind(generation(scope.below_generation)?)
         .bind(at.0)
-        .bind(Timestamp::now().0)
+        .bind(self.clock.now().0)
         .execute(&self.db.writer)
         .await
         .map_err(err)?;
@@ -274,7 +284,7 @@ impl RenderCache for SqliteRenderCache {
         .bind(library.as_str())
         .bind(&scope.group)
         .bind(generation(scope.below_generation)?)
-        .bind(Timestamp::now().0)
+        .bind(self.clock.now().0)
         .fetch_one(&mut *tx)
         .await
         .map_err(err)?;
@@ -318,7 +328,7 @@ impl RenderCache for SqliteRenderCache {
              WHERE library = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key",
         )
         .bind(library.as_str())
-        .bind(Timestamp::now().0)
+        .bind(self.clock.now().0)
         .fetch_all(&self.db.reader)
         .await
         .map_err(err)?;

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod course_gen;
+pub mod mem;
 pub mod queue;
 pub mod render_cache;
 pub mod services;

@@ -1,9 +1,12 @@
 //! The conformance suite of [`JobQueue`]: one `pub async fn` per contract clause, a
-//! model-based random test, and [`job_queue_tests!`](crate::job_queue_tests) to stamp out
+//! model-based random test (in `model`), and [`job_queue_tests!`](crate::job_queue_tests) to stamp out
 //! one test per check for a backend.
+//!
+//! Time is a [`ManualClock`] that the setup builds the queue on: checks of visibility
+//! timeouts, delays, backoff and liveness advance it instead of sleeping or polling.
 
-use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kiln_core::Error;
@@ -12,14 +15,21 @@ use kiln_core::queue::{
     Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome, Tally,
     priority,
 };
-use kiln_core::time::Timestamp;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use kiln_core::time::Clock;
 
-/// How long a check polls for something that must happen soon (a lease expiring).
+use crate::clock::ManualClock;
+
+mod model;
+
+pub use model::model_based_random_operations;
+
+/// How long `wait_for_work_wakes_on_enqueue` gives a wake-up (tokio time: it bounds a hang).
 const DEADLINE: Duration = Duration::from_secs(10);
 
 const LONG: Duration = Duration::from_secs(3600);
+
+/// A visibility timeout or liveness ttl that the checks let pass by advancing the clock.
+const SHORT: Duration = Duration::from_secs(1);
 
 /// A job with `payload`, render priority, 3 attempts and no run or fence.
 pub fn job(payload: &str) -> NewJob {
@@ -157,16 +167,24 @@ pub async fn lease_orders_by_priority_then_id(q: &dyn JobQueue) {
     assert!(q.lease(&opts(0, LONG)).await.unwrap().is_empty());
 }
 
-/// Contract (ordering): a job whose `not_before` is in the future is not ready.
-pub async fn delayed_jobs_wait(q: &dyn JobQueue) {
+/// Contract (ordering): a job whose `not_before` is in the future is not ready; it is
+/// once its time comes.
+pub async fn delayed_jobs_wait(q: &dyn JobQueue, clock: &ManualClock) {
     let mut later = job("later");
-    later.not_before = Some(Timestamp::now().plus(LONG));
+    later.not_before = Some(clock.now().plus(LONG));
     let mut past = job("past");
-    past.not_before = Some(Timestamp::now().minus(LONG));
+    past.not_before = Some(clock.now().minus(LONG));
     q.enqueue(vec![later, past]).await.unwrap();
-    let got: Vec<Bytes> = lease(q, 10).await.into_iter().map(|j| j.payload).collect();
-    assert_eq!(got, ["past"]);
+    let got = lease(q, 10).await;
+    let payloads: Vec<&Bytes> = got.iter().map(|j| &j.payload).collect();
+    assert_eq!(payloads, ["past"]);
     assert_eq!(q.pending().await.unwrap(), 2, "a delayed job is pending");
+    q.ack(&leases(&got)).await.unwrap();
+    clock.advance(LONG - SHORT);
+    assert!(lease(q, 10).await.is_empty(), "not before its time");
+    clock.advance(SHORT);
+    let got: Vec<Bytes> = lease(q, 10).await.into_iter().map(|j| j.payload).collect();
+    assert_eq!(got, ["later"], "ready at its time");
 }
 
 /// Contract (at-least-once): an acked job is never delivered again; a second ack is stale.
@@ -182,29 +200,21 @@ pub async fn ack_completes_once(q: &dyn JobQueue) {
     assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(2, 2, 0, 0, 0));
 }
 
-async fn lease_again(q: &dyn JobQueue, max_jobs: usize, visibility: Duration) -> Vec<Job> {
-    let start = Instant::now();
-    loop {
-        let got = q.lease(&opts(max_jobs, visibility)).await.unwrap();
-        if !got.is_empty() {
-            return got;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "the job was never delivered again"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Contract (at-least-once, leases): an expired lease delivers the job again with a new
-/// token and `attempt + 1`; the stale token changes nothing.
-pub async fn expired_lease_is_delivered_again(q: &dyn JobQueue) {
+/// Contract (at-least-once, leases): a lease holds until its visibility timeout ends;
+/// then the job is delivered again with a new token and `attempt + 1`, and the stale token
+/// changes nothing.
+pub async fn expired_lease_is_delivered_again(q: &dyn JobQueue, clock: &ManualClock) {
     let ids = q.enqueue(vec![job("a")]).await.unwrap();
-    let first = q.lease(&opts(10, Duration::from_millis(1))).await.unwrap();
+    let first = q.lease(&opts(10, SHORT)).await.unwrap();
     assert_eq!(first.len(), 1);
-    let second = lease_again(q, 10, LONG).await;
-    assert_eq!(second.len(), 1);
+    clock.advance(SHORT - Duration::from_millis(1));
+    assert!(
+        lease(q, 10).await.is_empty(),
+        "the lease holds until its end"
+    );
+    clock.advance(Duration::from_millis(1));
+    let second = lease(q, 10).await;
+    assert_eq!(second.len(), 1, "the job was not delivered again");
     assert_eq!(second[0].id, ids[0]);
     assert_eq!(second[0].attempt, 2);
     assert_ne!(second[0].lease.token, first[0].lease.token);
@@ -221,14 +231,15 @@ pub async fn expired_lease_is_delivered_again(q: &dyn JobQueue) {
 }
 
 /// Contract (leases): `extend` moves the visibility timeout; only current leases count.
-pub async fn extend_keeps_the_lease(q: &dyn JobQueue) {
+pub async fn extend_keeps_the_lease(q: &dyn JobQueue, clock: &ManualClock) {
     q.enqueue(vec![job("a")]).await.unwrap();
-    let got = q.lease(&opts(10, Duration::from_millis(1))).await.unwrap();
+    let got = q.lease(&opts(10, SHORT)).await.unwrap();
     let bogus = Lease {
         job: got[0].id,
         token: got[0].lease.token.wrapping_add(1000),
     };
     assert_eq!(q.extend(&[got[0].lease, bogus], LONG).await.unwrap(), 1);
+    clock.advance(SHORT * 2);
     assert!(
         lease(q, 10).await.is_empty(),
         "an extended lease is not delivered again"
@@ -237,7 +248,7 @@ pub async fn extend_keeps_the_lease(q: &dyn JobQueue) {
 }
 
 /// Contract (dead letters): `retry` schedules another attempt after its delay.
-pub async fn retry_schedules_another_attempt(q: &dyn JobQueue) {
+pub async fn retry_schedules_another_attempt(q: &dyn JobQueue, clock: &ManualClock) {
     let ids = q.enqueue(vec![with_run(job("a"), 1)]).await.unwrap();
     let got = lease(q, 1).await;
     assert_eq!(
@@ -258,6 +269,15 @@ pub async fn retry_schedules_another_attempt(q: &dyn JobQueue) {
     assert!(lease(q, 1).await.is_empty(), "a delayed retry is not ready");
     assert_eq!(q.pending().await.unwrap(), 1);
     assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(1, 0, 2, 0, 0));
+    clock.advance(LONG - SHORT);
+    assert!(lease(q, 1).await.is_empty(), "not before its delay");
+    clock.advance(SHORT);
+    let last = lease(q, 1).await;
+    assert_eq!(
+        (last[0].id, last[0].attempt),
+        (ids[0], 3),
+        "ready after its delay"
+    );
 }
 
 /// Contract (dead letters): `retry` at `max_attempts` makes a dead letter with the error.
@@ -287,18 +307,20 @@ pub async fn retry_at_last_attempt_makes_a_dead_letter(q: &dyn JobQueue) {
     assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(1, 0, 2, 1, 0));
 }
 
-/// Contract (dead letters): `fail` makes a dead letter at once; a stale `fail` is refused.
-pub async fn fail_makes_a_dead_letter_at_once(q: &dyn JobQueue) {
-    let before = Timestamp::now();
+/// Contract (dead letters): `fail` makes a dead letter at once, stamped with the time; a
+/// stale `fail` is refused.
+pub async fn fail_makes_a_dead_letter_at_once(q: &dyn JobQueue, clock: &ManualClock) {
     q.enqueue(vec![with_run(job("a"), 1)]).await.unwrap();
     let got = lease(q, 1).await;
+    clock.advance(SHORT);
+    let at = clock.now();
     assert!(q.fail(got[0].lease, "permanent").await.unwrap());
     assert!(!q.fail(got[0].lease, "again").await.unwrap());
     let dead = q.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].error, "permanent");
     assert_eq!(dead[0].attempts, 1);
-    assert!(dead[0].failed_at >= before);
+    assert_eq!(dead[0].failed_at, at);
     assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(1, 0, 1, 1, 0));
 }
 
@@ -486,9 +508,9 @@ pub async fn large_batch_drains_exactly_once(q: &dyn JobQueue) {
 
 /// Contract: `wait_for_work` returns when work is enqueued, and after `max` otherwise.
 pub async fn wait_for_work_wakes_on_enqueue(q: &dyn JobQueue) {
-    let start = Instant::now();
-    q.wait_for_work(Duration::from_millis(20)).await;
-    assert!(start.elapsed() < DEADLINE);
+    tokio::time::timeout(DEADLINE, q.wait_for_work(Duration::from_millis(20)))
+        .await
+        .expect("wait_for_work did not return after max");
     let waiter = q.wait_for_work(Duration::from_secs(3600));
     let enqueuer = async {
         tokio::task::yield_now().await;
@@ -597,30 +619,28 @@ pub async fn fence_forgets_dropped_keys(q: &dyn JobQueue) {
     assert_eq!(got, ["new"]);
 }
 
-/// Contract (liveness): once a worker's liveness lapses, another worker's heartbeat
-/// reclaims its leases long before the visibility timeout: the jobs come back with
-/// `attempt + 1` and a new token, and the dead worker's token is stale.
-pub async fn lapsed_workers_leases_are_reclaimed(q: &dyn JobQueue) {
+/// Contract (liveness): once a worker's liveness lapses (and not before), another worker's
+/// heartbeat reclaims its leases long before the visibility timeout: the jobs come back
+/// with `attempt + 1` and a new token, and the dead worker's token is stale.
+pub async fn lapsed_workers_leases_are_reclaimed(q: &dyn JobQueue, clock: &ManualClock) {
     let ids = q
         .enqueue(vec![with_run(job("a"), 1), with_run(job("b"), 1)])
         .await
         .unwrap();
-    let held = q
-        .lease(&opts_as(10, alive("dead", Duration::from_millis(1))))
-        .await
-        .unwrap();
+    let held = q.lease(&opts_as(10, alive("dead", SHORT))).await.unwrap();
     assert_eq!(held.len(), 2);
-    let start = Instant::now();
-    let mut reclaimed = 0;
-    while reclaimed < 2 {
-        reclaimed += q.heartbeat(&alive("live", LONG)).await.unwrap();
-        assert!(
-            start.elapsed() < DEADLINE,
-            "the lapsed worker was never reclaimed"
-        );
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(reclaimed, 2);
+    clock.advance(SHORT);
+    assert_eq!(
+        q.heartbeat(&alive("live", LONG)).await.unwrap(),
+        0,
+        "a worker is alive to the end of its ttl"
+    );
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(
+        q.heartbeat(&alive("live", LONG)).await.unwrap(),
+        2,
+        "the lapsed worker's leases were not reclaimed"
+    );
     let again = q.lease(&opts_as(10, alive("live", LONG))).await.unwrap();
     let got: Vec<(JobId, u32)> = again.iter().map(|j| (j.id, j.attempt)).collect();
     assert_eq!(got, [(ids[0], 2), (ids[1], 2)]);
@@ -640,18 +660,17 @@ pub async fn lapsed_workers_leases_are_reclaimed(q: &dyn JobQueue) {
 
 /// Contract (liveness): a live worker's leases are never reclaimed, by its own heartbeat
 /// or another's, and its heartbeat keeps it alive past the ttl it leased with.
-pub async fn live_workers_leases_are_kept(q: &dyn JobQueue) {
+pub async fn live_workers_leases_are_kept(q: &dyn JobQueue, clock: &ManualClock) {
     q.enqueue(vec![job("a"), job("b")]).await.unwrap();
     let held = q.lease(&opts_as(1, alive("w1", LONG))).await.unwrap();
     assert_eq!(held.len(), 1);
-    // w2 leases with a short ttl and refreshes itself at once with a long one: its own
-    // heartbeat refreshes it before it reclaims anything.
-    let short = q
-        .lease(&opts_as(1, alive("w2", Duration::from_millis(1))))
-        .await
-        .unwrap();
+    // w2 leases with a short ttl and, after it has lapsed, refreshes itself with a long
+    // one: its own heartbeat refreshes it before it reclaims anything.
+    let short = q.lease(&opts_as(1, alive("w2", SHORT))).await.unwrap();
     assert_eq!(short.len(), 1);
+    clock.advance(SHORT * 2);
     assert_eq!(q.heartbeat(&alive("w2", LONG)).await.unwrap(), 0);
+    clock.advance(SHORT * 2);
     assert_eq!(q.heartbeat(&alive("w1", LONG)).await.unwrap(), 0);
     assert_eq!(q.heartbeat(&alive("w3", LONG)).await.unwrap(), 0);
     assert!(lease(q, 10).await.is_empty(), "nothing was reclaimed");
@@ -674,220 +693,23 @@ pub async fn retire_reclaims_at_once(q: &dyn JobQueue) {
     assert_eq!(q.ack(&leases(&anonymous)).await.unwrap(), 1);
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Ready,
-    Leased(i64),
-    Dead,
-}
-
-#[derive(Debug)]
-struct ModelJob {
-    priority: i32,
-    state: State,
-    attempt: u32,
-    max_attempts: u32,
-}
-
-/// Contract, all clauses together: a seeded random sequence of a few hundred operations,
-/// applied to the queue and to a `BTreeMap` model, must agree at every step (deliveries,
-/// their order and attempts, outcomes, pending counts, tallies and dead letters).
-pub async fn model_based_random_operations(q: &dyn JobQueue) {
-    for seed in [1u64, 2, 3] {
-        model_run(q, seed, RunId(1000 + seed as i64)).await;
-    }
-}
-
-async fn model_run(q: &dyn JobQueue, seed: u64, run: RunId) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut model: BTreeMap<JobId, ModelJob> = BTreeMap::new();
-    let mut held: Vec<Lease> = Vec::new();
-    let mut stale: Vec<Lease> = Vec::new();
-    let mut t = Tally::default();
-    // Jobs of earlier seeds are all acked or dead; count only this run's.
-    let base_pending = q.pending().await.unwrap();
-    for step in 0..300 {
-        let ctx = format!("seed {seed} step {step}");
-        match rng.random_range(0..10) {
-            0 | 1 => {
-                let n = rng.random_range(1..4);
-                let jobs: Vec<NewJob> = (0..n)
-                    .map(|_| {
-                        let mut j = with_run(job("m"), run.0);
-                        j.priority = [1, 5, 9][rng.random_range(0..3)];
-                        j.max_attempts = rng.random_range(1..4);
-                        j
-                    })
-                    .collect();
-                let ids = q.enqueue(jobs.clone()).await.unwrap();
-                for (id, j) in ids.into_iter().zip(jobs) {
-                    let m = ModelJob {
-                        priority: j.priority,
-                        state: State::Ready,
-                        attempt: 0,
-                        max_attempts: j.max_attempts,
-                    };
-                    assert!(model.insert(id, m).is_none(), "{ctx}: id reused");
-                }
-                t.enqueued += n;
-            }
-            2 | 3 => {
-                let n = rng.random_range(1..5);
-                let got = lease(q, n).await;
-                let mut ready: Vec<(i32, JobId)> = model
-                    .iter()
-                    .filter(|(_, m)| m.state == State::Ready)
-                    .map(|(id, m)| (m.priority, *id))
-                    .collect();
-                ready.sort_by_key(|&(p, id)| (std::cmp::Reverse(p), id));
-                let want: Vec<JobId> = ready.iter().take(n).map(|&(_, id)| id).collect();
-                let ids: Vec<JobId> = got.iter().map(|j| j.id).collect();
-                assert_eq!(ids, want, "{ctx}: lease");
-                for j in got {
-                    let m = model.get_mut(&j.id).unwrap();
-                    m.attempt += 1;
-                    m.state = State::Leased(j.lease.token);
-                    assert_eq!(j.attempt, m.attempt, "{ctx}: attempt");
-                    held.push(j.lease);
-                }
-            }
-            4 | 5 => {
-                let mut batch = take_some(&mut rng, &mut held, 3);
-                let fresh = batch.len() as u64;
-                if let Some(s) = stale.first() {
-                    batch.push(*s);
-                }
-                assert_eq!(q.ack(&batch).await.unwrap(), fresh, "{ctx}: ack");
-                for l in &batch[..fresh as usize] {
-                    model.remove(&l.job);
-                }
-                t.done += fresh;
-                stale.extend(batch);
-            }
-            6 => {
-                if let Some(l) = take_some(&mut rng, &mut held, 1).pop() {
-                    let m = model.get_mut(&l.job).unwrap();
-                    let out = q.retry(l, retry_now("retry")).await.unwrap();
-                    t.failed += 1;
-                    if m.attempt >= m.max_attempts {
-                        assert_eq!(out, RetryOutcome::Dead, "{ctx}: retry");
-                        m.state = State::Dead;
-                        t.dead += 1;
-                    } else {
-                        assert_eq!(out, RetryOutcome::Retrying, "{ctx}: retry");
-                        m.state = State::Ready;
-                    }
-                    stale.push(l);
-                } else if let Some(s) = stale.first() {
-                    let out = q.retry(*s, retry_now("stale")).await.unwrap();
-                    assert_eq!(out, RetryOutcome::LeaseLost, "{ctx}: stale retry");
-                }
-            }
-            7 => {
-                if let Some(l) = take_some(&mut rng, &mut held, 1).pop() {
-                    assert!(q.fail(l, "fail").await.unwrap(), "{ctx}: fail");
-                    model.get_mut(&l.job).unwrap().state = State::Dead;
-                    t.failed += 1;
-                    t.dead += 1;
-                    stale.push(l);
-                }
-            }
-            8 => {
-                let batch = take_some(&mut rng, &mut held, 2);
-                assert_eq!(
-                    q.release(&batch).await.unwrap(),
-                    batch.len() as u64,
-                    "{ctx}"
-                );
-                for l in &batch {
-                    let m = model.get_mut(&l.job).unwrap();
-                    m.state = State::Ready;
-                    m.attempt -= 1;
-                }
-                stale.extend(batch);
-            }
-            _ => {
-                let dead: Vec<JobId> = model
-                    .iter()
-                    .filter(|(_, m)| m.state == State::Dead)
-                    .map(|(id, _)| *id)
-                    .collect();
-                let listed: Vec<JobId> = q
-                    .dead_letters(1000)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|d| d.id)
-                    .filter(|id| model.contains_key(id))
-                    .collect();
-                let mut sorted = listed.clone();
-                sorted.sort();
-                assert_eq!(sorted, dead, "{ctx}: dead letters");
-                if rng.random_bool(0.5) {
-                    assert_eq!(q.redrive(Some(&dead)).await.unwrap(), dead.len() as u64);
-                    for id in &dead {
-                        let m = model.get_mut(id).unwrap();
-                        m.state = State::Ready;
-                        m.attempt = 0;
-                    }
-                    t.dead -= dead.len() as u64;
-                }
-            }
-        }
-        let live = model.values().filter(|m| m.state != State::Dead).count() as u64;
-        assert_eq!(
-            q.pending().await.unwrap(),
-            base_pending + live,
-            "{ctx}: pending"
-        );
-        assert_eq!(q.tally(run).await.unwrap(), t, "{ctx}: tally");
-    }
-    // Leave nothing pending for the next seed: ack what is held, fail what is ready.
-    q.ack(&held).await.unwrap();
-    loop {
-        let got = lease(q, 100).await;
-        if got.is_empty() {
-            break;
-        }
-        q.ack(&leases(&got)).await.unwrap();
-    }
-    let dead: Vec<JobId> = model
-        .iter()
-        .filter(|(_, m)| m.state == State::Dead)
-        .map(|(id, _)| *id)
-        .collect();
-    q.redrive(Some(&dead)).await.unwrap();
-    let got = lease(q, 1000).await;
-    q.ack(&leases(&got)).await.unwrap();
-    assert_eq!(q.pending().await.unwrap(), base_pending);
-}
-
-fn take_some(rng: &mut StdRng, v: &mut Vec<Lease>, max: usize) -> Vec<Lease> {
-    let n = rng.random_range(0..=max.min(v.len()));
-    (0..n)
-        .map(|_| v.swap_remove(rng.random_range(0..v.len())))
-        .collect()
-}
-
-/// Stamps out one `#[tokio::test]` per job-queue check. `$setup` is an expression that
-/// evaluates to a future of `Arc<dyn JobQueue>` (or any smart pointer to a `JobQueue`); it
-/// is evaluated once per test and must give an isolated, empty queue. Invoke it inside a
-/// module of its own: the tests are named after the checks.
+/// Stamps out one `#[tokio::test]` per job-queue check. Invoked as
+/// `job_queue_tests!(clock => setup(clock))`: each test makes a
+/// [`ManualClock`](crate::clock::ManualClock) and binds
+/// the name before `=>` to it as a `SharedClock`; the expression after it must evaluate to
+/// a future of `Arc<dyn JobQueue>` (or any smart pointer to a `JobQueue`) on that clock,
+/// isolated and empty. It may `return` (a skipped test). Invoke it inside a module of its
+/// own: the tests are named after the checks.
 #[macro_export]
 macro_rules! job_queue_tests {
-    ($setup:expr) => {
-        $crate::job_queue_tests!(@ $setup;
+    ($clock:ident => $setup:expr) => {
+        $crate::job_queue_tests!(@plain $clock => $setup;
             enqueue_returns_ids_in_order,
             invalid_batch_is_refused_whole,
             lease_round_trips_the_job,
             lease_orders_by_priority_then_id,
-            delayed_jobs_wait,
             ack_completes_once,
-            expired_lease_is_delivered_again,
-            extend_keeps_the_lease,
-            retry_schedules_another_attempt,
             retry_at_last_attempt_makes_a_dead_letter,
-            fail_makes_a_dead_letter_at_once,
             redrive_makes_dead_letters_ready,
             release_gives_jobs_back,
             fence_drops_older_generations,
@@ -901,18 +723,38 @@ macro_rules! job_queue_tests {
             dedupe_key_outlives_its_job,
             dedupe_key_needs_a_run,
             fence_forgets_dropped_keys,
+            retire_reclaims_at_once,
+        );
+        $crate::job_queue_tests!(@timed $clock => $setup;
+            delayed_jobs_wait,
+            expired_lease_is_delivered_again,
+            extend_keeps_the_lease,
+            retry_schedules_another_attempt,
+            fail_makes_a_dead_letter_at_once,
             lapsed_workers_leases_are_reclaimed,
             live_workers_leases_are_kept,
-            retire_reclaims_at_once,
             model_based_random_operations,
         );
     };
-    (@ $setup:expr; $($check:ident),* $(,)?) => {
+    (@plain $clock:ident => $setup:expr; $($check:ident),* $(,)?) => {
         $(
             #[::tokio::test]
             async fn $check() {
+                let manual = $crate::clock::ManualClock::new();
+                let $clock = manual.shared();
                 let queue = $setup.await;
                 $crate::queue::$check(&*queue).await;
+            }
+        )*
+    };
+    (@timed $clock:ident => $setup:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $check() {
+                let manual = $crate::clock::ManualClock::new();
+                let $clock = manual.shared();
+                let queue = $setup.await;
+                $crate::queue::$check(&*queue, &manual).await;
             }
         )*
     };

@@ -1,23 +1,31 @@
 //! The conformance suite of [`RenderCache`]: one `pub async fn` per contract clause, a
 //! model-based random test, and [`render_cache_tests!`](crate::render_cache_tests) to stamp
 //! out one test per check for a backend.
+//!
+//! Time is a [`ManualClock`] that the setup builds the cache on: marks are set by it, and
+//! the expiry checks advance it instead of sleeping. A backend with native expiry (Redis)
+//! still removes entries by its own clock; [`Caps::native_expiry`] says so.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kiln_core::ids::LibraryName;
 use kiln_core::render_cache::{CacheEntry, PruneScope, PutOutcome, RenderCache};
-use kiln_core::time::Timestamp;
+use kiln_core::time::{Clock, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::catalog::library;
+use crate::clock::ManualClock;
 
 /// What a backend can do differently, within the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caps {
-    /// The backend expires entries itself (Redis TTLs): `purge_expired` returns 0.
+    /// The backend expires entries itself (Redis TTLs), by its own clock: `purge_expired`
+    /// returns 0, and an entry expired by the injected clock alone is hidden from reads
+    /// but not purged (the server removes it when its own clock gets there).
     pub native_expiry: bool,
 }
 
@@ -58,6 +66,16 @@ fn scope(group: Option<&str>, below_generation: u64) -> PruneScope {
         group: group.map(String::from),
         below_generation,
     }
+}
+
+/// The keys `keys` lists.
+async fn listed(c: &dyn RenderCache) -> Vec<String> {
+    c.keys(&lib())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.0)
+        .collect()
 }
 
 async fn generation_of(c: &dyn RenderCache, key: &str) -> Option<u64> {
@@ -173,9 +191,9 @@ pub async fn batch_outcomes_are_per_entry(c: &dyn RenderCache) {
 
 /// Contract (round trip, no miss window): a marked entry stays readable with its mark
 /// until its time; a put clears the mark.
-pub async fn marked_entries_stay_until_rewritten(c: &dyn RenderCache) {
+pub async fn marked_entries_stay_until_rewritten(c: &dyn RenderCache, clock: &ManualClock) {
     c.put(&lib(), vec![entry("k", b"v", 1, "g")]).await.unwrap();
-    let at = Timestamp::now().plus(HOUR);
+    let at = clock.now().plus(HOUR);
     assert_eq!(
         c.mark_expiring(&lib(), &scope(Some("g"), 2), at)
             .await
@@ -188,16 +206,68 @@ pub async fn marked_entries_stay_until_rewritten(c: &dyn RenderCache) {
         .unwrap()
         .expect("marked but not yet expired");
     assert_eq!(got.expires_at, Some(at));
+    clock.advance(HOUR - Duration::from_millis(1));
+    assert!(
+        c.get(&lib(), "k").await.unwrap().is_some(),
+        "readable to the last millisecond before its time"
+    );
     c.put(&lib(), vec![entry("k", b"v2", 2, "g")])
         .await
         .unwrap();
     assert_eq!(c.get(&lib(), "k").await.unwrap().unwrap().expires_at, None);
+    clock.advance(HOUR);
+    assert!(
+        c.get(&lib(), "k").await.unwrap().is_some(),
+        "the rewrite cleared the mark"
+    );
+}
+
+/// Contract (expiry, pruning): once a marked entry's time comes it is hidden from `get`
+/// and `keys`, no longer counted by `mark_expiring` or `sweep`, and purged (backends with
+/// native expiry purge nothing: their server removes it by its own clock).
+pub async fn marked_entries_expire_at_their_time(
+    c: &dyn RenderCache,
+    clock: &ManualClock,
+    caps: Caps,
+) {
+    c.put(
+        &lib(),
+        vec![entry("old", b"v", 1, "g"), entry("kept", b"v", 2, "g")],
+    )
+    .await
+    .unwrap();
+    let at = clock.now().plus(HOUR);
+    assert_eq!(
+        c.mark_expiring(&lib(), &scope(None, 2), at).await.unwrap(),
+        1
+    );
+    clock.advance(HOUR);
+    assert_eq!(
+        c.get(&lib(), "old").await.unwrap(),
+        None,
+        "expired at its time"
+    );
+    assert_eq!(listed(c).await, ["kept"]);
+    let later = clock.now().plus(HOUR);
+    assert_eq!(
+        c.mark_expiring(&lib(), &scope(None, 2), later)
+            .await
+            .unwrap(),
+        0,
+        "an expired entry is not marked again"
+    );
+    assert_eq!(c.get(&lib(), "old").await.unwrap(), None, "nor revived");
+    let purged = c.purge_expired(clock.now()).await.unwrap();
+    assert_eq!(purged, if caps.native_expiry { 0 } else { 1 });
+    assert_eq!(c.sweep(&lib(), &scope(None, 2)).await.unwrap(), 0);
+    assert_eq!(c.get(&lib(), "old").await.unwrap(), None);
+    assert_eq!(generation_of(c, "kept").await, Some(2));
 }
 
 /// Contract (expiry): an entry whose time has passed is never returned, by `get` or
 /// `keys`, whether it was put so or marked so.
-pub async fn expired_entries_are_hidden(c: &dyn RenderCache) {
-    let past = Timestamp::now().minus(HOUR);
+pub async fn expired_entries_are_hidden(c: &dyn RenderCache, clock: &ManualClock) {
+    let past = clock.now().minus(HOUR);
     let mut gone = entry("gone", b"v", 1, "g");
     gone.expires_at = Some(past);
     c.put(
@@ -218,14 +288,7 @@ pub async fn expired_entries_are_hidden(c: &dyn RenderCache) {
         1
     );
     assert_eq!(c.get(&lib(), "marked").await.unwrap(), None);
-    let keys: Vec<String> = c
-        .keys(&lib())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.0)
-        .collect();
-    assert_eq!(keys, ["kept"]);
+    assert_eq!(listed(c).await, ["kept"]);
 }
 
 async fn prune_fixture(c: &dyn RenderCache) {
@@ -245,9 +308,9 @@ async fn prune_fixture(c: &dyn RenderCache) {
 }
 
 /// Contract (pruning): `mark_expiring` marks exactly the scope's entries and counts them.
-pub async fn mark_expiring_touches_exactly_the_scope(c: &dyn RenderCache) {
+pub async fn mark_expiring_touches_exactly_the_scope(c: &dyn RenderCache, clock: &ManualClock) {
     prune_fixture(c).await;
-    let at = Timestamp::now().plus(HOUR);
+    let at = clock.now().plus(HOUR);
     assert_eq!(
         c.mark_expiring(&lib(), &scope(Some("g1"), 2), at)
             .await
@@ -288,9 +351,13 @@ pub async fn sweep_deletes_exactly_the_scope(c: &dyn RenderCache) {
 }
 
 /// Contract (expiry): `purge_expired` deletes the entries expired by `now` (backends with
-/// native expiry return 0) and keeps the others.
-pub async fn purge_expired_deletes_only_expired(c: &dyn RenderCache, caps: Caps) {
-    let now = Timestamp::now();
+/// native expiry return 0) and keeps the others, until their time comes too.
+pub async fn purge_expired_deletes_only_expired(
+    c: &dyn RenderCache,
+    clock: &ManualClock,
+    caps: Caps,
+) {
+    let now = clock.now();
     let mut past = entry("past", b"", 1, "g");
     past.expires_at = Some(now.minus(HOUR));
     let mut future = entry("future", b"", 1, "g");
@@ -302,6 +369,11 @@ pub async fn purge_expired_deletes_only_expired(c: &dyn RenderCache, caps: Caps)
     assert_eq!(purged, if caps.native_expiry { 0 } else { 1 });
     assert_eq!(generation_of(c, "past").await, None);
     assert_eq!(generation_of(c, "future").await, Some(1));
+    assert_eq!(generation_of(c, "never").await, Some(1));
+    clock.advance(HOUR * 2);
+    let purged = c.purge_expired(clock.now()).await.unwrap();
+    assert_eq!(purged, if caps.native_expiry { 0 } else { 1 });
+    assert_eq!(generation_of(c, "future").await, None);
     assert_eq!(generation_of(c, "never").await, Some(1));
 }
 
@@ -328,13 +400,15 @@ pub async fn keys_are_sorted_and_live(c: &dyn RenderCache) {
 
 /// Contract (no miss window, generations): a reader polling a key while a writer rewrites
 /// it generation after generation never misses it and never sees a generation go back.
-pub async fn readers_never_miss_during_rewrites(c: &dyn RenderCache) {
+pub async fn readers_never_miss_during_rewrites(c: &dyn RenderCache, clock: &ManualClock) {
     c.put(&lib(), vec![entry("hot", b"0", 0, "g")])
         .await
         .unwrap();
+    // Both run on this task (`join!`), so a flag is enough to end the reader.
+    let done = Cell::new(false);
     let writer = async {
         for g in 1..=60u64 {
-            let at = Timestamp::now().plus(HOUR);
+            let at = clock.now().plus(HOUR);
             c.mark_expiring(&lib(), &scope(Some("g"), g), at)
                 .await
                 .unwrap();
@@ -343,11 +417,12 @@ pub async fn readers_never_miss_during_rewrites(c: &dyn RenderCache) {
                 .unwrap();
             tokio::task::yield_now().await;
         }
+        done.set(true);
     };
     let reader = async {
-        let start = Instant::now();
         let mut last = 0;
         loop {
+            let finished = done.get();
             let got = c
                 .get(&lib(), "hot")
                 .await
@@ -355,13 +430,10 @@ pub async fn readers_never_miss_during_rewrites(c: &dyn RenderCache) {
                 .expect("a miss during rewrites");
             assert!(got.generation >= last, "generation went back");
             last = got.generation;
-            if last == 60 {
+            if finished {
+                assert_eq!(last, 60, "the last rewrite is read");
                 return;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the writer never finished"
-            );
             tokio::task::yield_now().await;
         }
     };
@@ -410,7 +482,7 @@ struct ModelEntry {
 /// Contract, all clauses together: a seeded random sequence of a few hundred puts, floors,
 /// marks and sweeps, applied to the cache and to a `BTreeMap` model, must agree at every
 /// step (outcomes, entries, keys).
-pub async fn model_based_random_operations(c: &dyn RenderCache) {
+pub async fn model_based_random_operations(c: &dyn RenderCache, clock: &ManualClock) {
     let mut rng = StdRng::seed_from_u64(7);
     let mut model: BTreeMap<String, ModelEntry> = BTreeMap::new();
     let mut floor = 0u64;
@@ -452,7 +524,7 @@ pub async fn model_based_random_operations(c: &dyn RenderCache) {
             6 | 7 => {
                 let group = rng.random_bool(0.5).then(|| groups[rng.random_range(0..2)]);
                 let below = rng.random_range(0..7);
-                let at = Timestamp::now().plus(HOUR + Duration::from_secs(step));
+                let at = clock.now().plus(HOUR + Duration::from_secs(step));
                 let n = c
                     .mark_expiring(&lib(), &scope(group, below), at)
                     .await
@@ -494,45 +566,73 @@ pub async fn model_based_random_operations(c: &dyn RenderCache) {
     }
 }
 
-/// Stamps out one `#[tokio::test]` per render-cache check. `$setup` is an expression that
-/// evaluates to a future of `Arc<dyn RenderCache>` (or any smart pointer to a
-/// `RenderCache`); it is evaluated once per test and must give an isolated, empty cache.
-/// `$caps` (a [`Caps`], default [`Caps::SQL`]) states the backend's differences. Invoke it
-/// inside a module of its own: the tests are named after the checks.
+/// Stamps out one `#[tokio::test]` per render-cache check. Invoked as
+/// `render_cache_tests!(clock => setup(clock))` or `render_cache_tests!(clock =>
+/// setup(clock), caps)`: each test makes a [`ManualClock`](crate::clock::ManualClock) and
+/// binds the name before `=>` to it as a `SharedClock`; the expression after it must
+/// evaluate to a future of `Arc<dyn RenderCache>` (or any smart pointer to a `RenderCache`)
+/// on that clock, isolated and empty. It may `return` (a skipped test). `caps` (a [`Caps`],
+/// default [`Caps::SQL`]) states the backend's differences. Invoke it inside a module of
+/// its own: the tests are named after the checks.
 #[macro_export]
 macro_rules! render_cache_tests {
-    ($setup:expr) => {
-        $crate::render_cache_tests!($setup, $crate::render_cache::Caps::SQL);
+    ($clock:ident => $setup:expr) => {
+        $crate::render_cache_tests!($clock => $setup, $crate::render_cache::Caps::SQL);
     };
-    ($setup:expr, $caps:expr) => {
-        $crate::render_cache_tests!(@ $setup;
+    ($clock:ident => $setup:expr, $caps:expr) => {
+        $crate::render_cache_tests!(@plain $clock => $setup;
             put_get_roundtrip,
             missing_is_none,
             newer_generations_win,
             floor_refuses_older_generations,
             batch_outcomes_are_per_entry,
+            sweep_deletes_exactly_the_scope,
+            keys_are_sorted_and_live,
+            concurrent_puts_leave_the_newest,
+            large_batch_is_written,
+        );
+        $crate::render_cache_tests!(@timed $clock => $setup;
             marked_entries_stay_until_rewritten,
             expired_entries_are_hidden,
             mark_expiring_touches_exactly_the_scope,
-            sweep_deletes_exactly_the_scope,
-            keys_are_sorted_and_live,
             readers_never_miss_during_rewrites,
-            concurrent_puts_leave_the_newest,
-            large_batch_is_written,
             model_based_random_operations,
         );
-        #[::tokio::test]
-        async fn purge_expired_deletes_only_expired() {
-            let cache = $setup.await;
-            $crate::render_cache::purge_expired_deletes_only_expired(&*cache, $caps).await;
-        }
+        $crate::render_cache_tests!(@caps $clock => $setup, $caps;
+            marked_entries_expire_at_their_time,
+            purge_expired_deletes_only_expired,
+        );
     };
-    (@ $setup:expr; $($check:ident),* $(,)?) => {
+    (@plain $clock:ident => $setup:expr; $($check:ident),* $(,)?) => {
         $(
             #[::tokio::test]
             async fn $check() {
+                let manual = $crate::clock::ManualClock::new();
+                let $clock = manual.shared();
                 let cache = $setup.await;
                 $crate::render_cache::$check(&*cache).await;
+            }
+        )*
+    };
+    (@timed $clock:ident => $setup:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $check() {
+                let manual = $crate::clock::ManualClock::new();
+                let $clock = manual.shared();
+                let cache = $setup.await;
+                $crate::render_cache::$check(&*cache, &manual).await;
+            }
+        )*
+    };
+    (@caps $clock:ident => $setup:expr, $caps:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $check() {
+                let manual = $crate::clock::ManualClock::new();
+                let $clock = manual.shared();
+                let cache = $setup.await;
+                $crate::render_cache::$check(&*cache, &manual, $caps).await;
             }
         )*
     };

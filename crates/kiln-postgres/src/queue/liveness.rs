@@ -6,13 +6,14 @@ use kiln_core::time::Timestamp;
 
 use crate::error::Result;
 
-/// Refreshes `worker`, then reclaims the lapsed workers' leases; returns how many.
+/// Refreshes `worker`, then reclaims the leases of the workers lapsed by `now`; returns how
+/// many.
 pub(super) async fn heartbeat(
     pool: &sqlx::PgPool,
     channel: &str,
     worker: &Liveness,
+    now: Timestamp,
 ) -> Result<u64> {
-    let now = Timestamp::now();
     // Committed on its own before any reclaim: a concurrent reclaimer then sees this
     // worker alive, and two lapsed workers heartbeating at once never wait on each other.
     sqlx::query(
@@ -53,13 +54,18 @@ pub(super) async fn heartbeat(
 }
 
 /// Forgets `worker` and reclaims what it still holds.
-pub(super) async fn retire(pool: &sqlx::PgPool, channel: &str, worker: &str) -> Result<u64> {
+pub(super) async fn retire(
+    pool: &sqlx::PgPool,
+    channel: &str,
+    worker: &str,
+    now: Timestamp,
+) -> Result<u64> {
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM workers WHERE id = $1")
         .bind(worker)
         .execute(&mut *tx)
         .await?;
-    let n = free(&mut tx, channel, &[worker.to_string()], Timestamp::now()).await?;
+    let n = free(&mut tx, channel, &[worker.to_string()], now).await?;
     tx.commit().await?;
     Ok(n)
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use kiln_core::catalog::Catalog;
 use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
+use kiln_core::time::SharedClock;
 use kiln_postgres::{PgCatalog, PgDb, PgQueue, PgRenderCache};
 
 /// The catalog suite, each test on a fresh schema.
@@ -22,19 +23,19 @@ mod catalog_suite {
     });
 }
 
-/// The job-queue suite, each test on a fresh schema.
+/// The job-queue suite, each test on a fresh schema and the suite's clock.
 mod queue_suite {
-    kiln_testkit::job_queue_tests!({
+    kiln_testkit::job_queue_tests!(clock => {
         let url = kiln_testkit::skip_unless_env!("TEST_POSTGRES_URL");
-        crate::queue(url)
+        crate::queue(url, clock)
     });
 }
 
-/// The render-cache suite, each test on a fresh schema.
+/// The render-cache suite, each test on a fresh schema and the suite's clock.
 mod render_cache_suite {
-    kiln_testkit::render_cache_tests!({
+    kiln_testkit::render_cache_tests!(clock => {
         let url = kiln_testkit::skip_unless_env!("TEST_POSTGRES_URL");
-        crate::render_cache(url)
+        crate::render_cache(url, clock)
     });
 }
 
@@ -42,8 +43,8 @@ pub(crate) async fn catalog(url: String) -> Arc<dyn Catalog> {
     Arc::new(PgCatalog::new(fresh_db(&url).await))
 }
 
-pub(crate) async fn queue(url: String) -> Arc<dyn JobQueue> {
-    Arc::new(PgQueue::new(fresh_db(&url).await))
+pub(crate) async fn queue(url: String, clock: SharedClock) -> Arc<dyn JobQueue> {
+    Arc::new(PgQueue::new(fresh_db(&url).await).with_clock(clock))
 }
 
 /// A schema name no other test uses: every setup gets its own tables, so tests run in
@@ -59,6 +60,6 @@ pub(crate) async fn fresh_db(url: &str) -> PgDb {
         .expect("connecting to TEST_POSTGRES_URL")
 }
 
-pub(crate) async fn render_cache(url: String) -> Arc<dyn RenderCache> {
-    Arc::new(PgRenderCache::new(fresh_db(&url).await))
+pub(crate) async fn render_cache(url: String, clock: SharedClock) -> Arc<dyn RenderCache> {
+    Arc::new(PgRenderCache::new(fresh_db(&url).await).with_clock(clock))
 }

@@ -1,12 +1,15 @@
 -- Marks (ARGV[2] = "mark") or sweeps (ARGV[2] = "sweep") candidate entries of one producer
 -- group. ARGV: base "<prefix>:<library>:", op, group, below generation, expire-at (mark),
--- then candidate keys from the group's index. Each candidate is re-checked against its
--- entry, so a stale index member is cleaned up instead of acted on. Returns how many entries
--- were marked or deleted.
+-- now (the cache's clock, ms), then candidate keys from the group's index. Each candidate is
+-- re-checked against its entry, so a stale index member is cleaned up instead of acted on.
+-- An entry expired by `now` (which Redis's own expiry may not have removed yet) is gone for
+-- readers: a sweep deletes it and a mark leaves it, neither counts it. Returns how many
+-- entries were marked or deleted.
 local base, op, grp, below, at = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local now = tonumber(ARGV[6])
 local gk = base .. 'g:' .. grp
 local n = 0
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local key = ARGV[i]
   local ek = base .. 'e:' .. key
   local cur = redis.call('HMGET', ek, 'g', 'grp', 'x')
@@ -18,15 +21,19 @@ for i = 6, #ARGV do
     -- The entry moved to another group.
     redis.call('ZREM', gk, key)
   elseif tonumber(cur[1]) < below then
+    local expired = cur[3] and tonumber(cur[3]) <= now
     if op == 'sweep' then
       redis.call('DEL', ek)
       redis.call('ZREM', gk, key)
       redis.call('ZREM', base .. 'keys', key)
-    else
+      if not expired then
+        n = n + 1
+      end
+    elseif not expired then
       redis.call('HSET', ek, 'x', at)
       redis.call('PEXPIREAT', ek, at)
+      n = n + 1
     end
-    n = n + 1
   end
 end
 if redis.call('EXISTS', gk) == 0 then

@@ -15,9 +15,11 @@ use kiln_reheat::config::{LibraryConfig, PruneConfig, RendererConfig, SourceConf
 use kiln_reheat::metrics::Metrics;
 use kiln_reheat::{Libraries, Reheat, RunStatus, Worker, WorkerOptions};
 use kiln_sqlite::{SqliteCatalog, SqliteQueue, SqliteRenderCache};
+use kiln_testkit::mem::queue::MemQueue;
+use kiln_testkit::mem::render_cache::MemCache;
 use tokio::task::JoinHandle;
 
-use crate::mem::{MemCache, MemCatalog, MemQueue};
+use crate::mem::MemCatalog;
 use crate::site::Site;
 
 /// The three backends.

@@ -4,28 +4,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_core::queue::{JobQueue, LeaseOptions};
+use kiln_core::time::SharedClock;
 use kiln_sqlite::SqliteQueue;
 use kiln_testkit::queue::job;
 
-/// A fresh queue in its own temporary directory (kept for the test's duration by leaking
-/// the guard: the OS temp cleaner removes it).
-async fn setup() -> Arc<dyn JobQueue> {
+/// A fresh queue on `clock` in its own temporary directory (kept for the test's duration
+/// by leaking the guard: the OS temp cleaner removes it).
+async fn setup(clock: SharedClock) -> Arc<dyn JobQueue> {
     let dir = tempfile::tempdir().unwrap().keep();
-    Arc::new(SqliteQueue::open(&dir.join("queue.sqlite")).await.unwrap())
+    let q = SqliteQueue::open(&dir.join("queue.sqlite")).await.unwrap();
+    Arc::new(q.with_clock(clock))
 }
 
 mod file {
-    kiln_testkit::job_queue_tests!(super::setup());
+    kiln_testkit::job_queue_tests!(clock => super::setup(clock));
 }
 
 mod memory {
     use super::*;
 
-    async fn setup() -> Arc<dyn JobQueue> {
-        Arc::new(SqliteQueue::open_in_memory().await.unwrap())
+    async fn setup(clock: SharedClock) -> Arc<dyn JobQueue> {
+        let q = SqliteQueue::open_in_memory().await.unwrap();
+        Arc::new(q.with_clock(clock))
     }
 
-    kiln_testkit::job_queue_tests!(setup());
+    kiln_testkit::job_queue_tests!(clock => setup(clock));
 }
 
 #[tokio::test]

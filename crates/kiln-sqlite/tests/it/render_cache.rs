@@ -3,33 +3,34 @@
 use std::sync::Arc;
 
 use kiln_core::render_cache::RenderCache;
+use kiln_core::time::SharedClock;
 use kiln_sqlite::SqliteRenderCache;
 use kiln_testkit::catalog::library;
 use kiln_testkit::render_cache::entry;
 
-/// A fresh cache in its own temporary directory (kept for the test's duration by leaking
-/// the guard: the OS temp cleaner removes it).
-async fn setup() -> Arc<dyn RenderCache> {
+/// A fresh cache on `clock` in its own temporary directory (kept for the test's duration
+/// by leaking the guard: the OS temp cleaner removes it).
+async fn setup(clock: SharedClock) -> Arc<dyn RenderCache> {
     let dir = tempfile::tempdir().unwrap().keep();
-    Arc::new(
-        SqliteRenderCache::open(&dir.join("cache.sqlite"))
-            .await
-            .unwrap(),
-    )
+    let c = SqliteRenderCache::open(&dir.join("cache.sqlite"))
+        .await
+        .unwrap();
+    Arc::new(c.with_clock(clock))
 }
 
 mod file {
-    kiln_testkit::render_cache_tests!(super::setup());
+    kiln_testkit::render_cache_tests!(clock => super::setup(clock));
 }
 
 mod memory {
     use super::*;
 
-    async fn setup() -> Arc<dyn RenderCache> {
-        Arc::new(SqliteRenderCache::open_in_memory().await.unwrap())
+    async fn setup(clock: SharedClock) -> Arc<dyn RenderCache> {
+        let c = SqliteRenderCache::open_in_memory().await.unwrap();
+        Arc::new(c.with_clock(clock))
     }
 
-    kiln_testkit::render_cache_tests!(setup());
+    kiln_testkit::render_cache_tests!(clock => setup(clock));
 }
 
 #[tokio::test]
