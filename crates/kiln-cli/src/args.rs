@@ -80,7 +80,7 @@ pub(crate) enum Command {
     Worker {
         /// Jobs run at once.
         #[arg(long)]
-        concurrency: Option<usize>,
+        concurrency: Option<std::num::NonZeroUsize>,
         /// Stop once the queue stays empty this long (e.g. `2s`); run forever without it.
         #[arg(long, value_parser = humantime::parse_duration)]
         exit_when_idle: Option<std::time::Duration>,

@@ -334,7 +334,7 @@ pub(crate) struct ServerConfig {
     #[serde(default, with = "opt_duration")]
     pub(crate) idle_timeout: Option<std::time::Duration>,
     /// Connections served at once (default 1024).
-    pub(crate) max_connections: Option<usize>,
+    pub(crate) max_connections: Option<std::num::NonZeroUsize>,
 }
 
 /// Worker settings.
@@ -342,7 +342,7 @@ pub(crate) struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct WorkerConfig {
     /// Jobs run at once (default 64).
-    pub(crate) concurrency: Option<usize>,
+    pub(crate) concurrency: Option<std::num::NonZeroUsize>,
     /// The lease's visibility timeout, e.g. `"30s"` (default 30s): the backstop that frees
     /// a lease whose worker is gone without a trace.
     #[serde(default, with = "opt_duration")]
@@ -644,6 +644,20 @@ reheat = "nosuchlib"
             c.store
         );
         assert_eq!(c.catalog, SqlDb::Sqlite);
+    }
+
+    #[test]
+    fn zero_is_refused_where_it_means_nothing() {
+        for (text, key) in [
+            ("[worker]\nconcurrency = 0\n", "worker.concurrency"),
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+        ] {
+            let err = format!("{:#}", load_str(text, &[]).unwrap_err());
+            assert!(
+                err.contains(key) && err.contains("nonzero"),
+                "{text}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The JobQueue trait: at-least-once jobs with leases, retries, dead letters and fencing.
 
 use std::fmt::{Debug, Display};
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,8 +32,8 @@ pub struct NewJob {
     pub priority: i32,
     /// Not before this time (a delayed job).
     pub not_before: Option<Timestamp>,
-    /// Attempts before the job becomes a dead letter (at least 1).
-    pub max_attempts: u32,
+    /// Attempts before the job becomes a dead letter.
+    pub max_attempts: NonZeroU32,
     /// The run the job belongs to, for its tallies.
     pub run: Option<RunId>,
     /// The fence the job is subject to: (key, generation); see [`JobQueue::fence`].
@@ -40,6 +41,19 @@ pub struct NewJob {
     /// The job's identity within its run (needs `run`): a run gets at most one job per key,
     /// however often it is enqueued; see the contract's **Idempotent enqueue**.
     pub dedupe: Option<String>,
+}
+
+impl NewJob {
+    /// Checks what the types cannot say: a dedupe key needs a run. `i` is the job's place
+    /// in its batch, for the message. Every backend calls this before it writes a batch.
+    pub fn check(&self, i: usize) -> Result<()> {
+        if self.dedupe.is_some() && self.run.is_none() {
+            return Err(crate::Error::invalid(format!(
+                "job {i} of the batch: a dedupe key needs a run"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A leased job.
@@ -74,7 +88,7 @@ pub struct Lease {
 #[derive(Debug, Clone)]
 pub struct LeaseOptions {
     /// At most this many jobs.
-    pub max_jobs: usize,
+    pub max_jobs: NonZeroUsize,
     /// The visibility timeout: the job is delivered again after it unless acked or extended.
     pub visibility: Duration,
     /// The worker taking the leases: its liveness is refreshed, and the leases are

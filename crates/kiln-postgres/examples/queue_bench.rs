@@ -76,7 +76,7 @@ async fn main() {
                 payload: Bytes::from(format!("{{\"key\":\"page/{i}\"}}")),
                 priority: priority::RENDER,
                 not_before: None,
-                max_attempts: 3,
+                max_attempts: std::num::NonZeroU32::new(3).unwrap(),
                 run: None,
                 fence: None,
                 dedupe: None,
@@ -101,7 +101,7 @@ async fn main() {
             spent[i].fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
         };
         let opts = LeaseOptions {
-            max_jobs: args.batch,
+            max_jobs: std::num::NonZeroUsize::new(args.batch).unwrap(),
             visibility: Duration::from_secs(60),
             worker: None,
         };

@@ -158,22 +158,11 @@ impl PgQueue {
         let mut fence_gens = Vec::with_capacity(n);
         let mut dedupes = Vec::with_capacity(n);
         for (i, j) in jobs.iter().enumerate() {
-            if j.max_attempts == 0 {
-                return Err(kiln_core::Error::invalid(format!(
-                    "job {i} of the batch: max_attempts must be at least 1"
-                ))
-                .into());
-            }
-            if j.dedupe.is_some() && j.run.is_none() {
-                return Err(kiln_core::Error::invalid(format!(
-                    "job {i} of the batch: a dedupe key needs a run"
-                ))
-                .into());
-            }
+            j.check(i)?;
             payloads.push(&j.payload[..]);
             priorities.push(j.priority);
             visible.push(j.not_before.map_or(now, |t| t.0));
-            max_attempts.push(i32::try_from(j.max_attempts).unwrap_or(i32::MAX));
+            max_attempts.push(i32::try_from(j.max_attempts.get()).unwrap_or(i32::MAX));
             runs.push(j.run.map(|r| r.0));
             fence_keys.push(j.fence.as_ref().map(|f| f.0.as_str()));
             let gen_ = match &j.fence {
@@ -263,9 +252,6 @@ impl PgQueue {
     }
 
     async fn lease_inner(&self, opts: &LeaseOptions) -> Result<Vec<Job>> {
-        if opts.max_jobs == 0 {
-            return Ok(Vec::new());
-        }
         let now = self.clock.now();
         // With a worker, the same statement refreshes its liveness: a worker that leases is
         // alive, and its row's lock orders this lease against a concurrent reclaim of it.
@@ -283,7 +269,7 @@ impl PgQueue {
              RETURNING j.id, j.token, j.payload, j.attempt, j.max_attempts, j.run_id, j.priority",
         )
         .bind(now.0)
-        .bind(i64::try_from(opts.max_jobs).unwrap_or(i64::MAX))
+        .bind(i64::try_from(opts.max_jobs.get()).unwrap_or(i64::MAX))
         .bind(now.plus(opts.visibility).0)
         .bind(opts.worker.as_ref().map(|w| w.worker.as_str()))
         .bind(opts.worker.as_ref().map(|w| now.plus(w.ttl).0))

@@ -96,10 +96,12 @@ async fn main() -> kiln_core::Result<()> {
     let page_size = arg(&args, "--page-size", 1000) as u32;
     let prefill = arg(&args, "--prefill", jobs).min(jobs);
     let opts = WorkerOptions {
-        batch: arg(&args, "--batch", 1024) as usize,
-        concurrency: arg(&args, "--concurrency", 256) as usize,
-        producer_concurrency: arg(&args, "--producers", 2) as usize,
-        lanes: arg(&args, "--lanes", 2) as usize,
+        batch: std::num::NonZeroUsize::new(arg(&args, "--batch", 1024) as usize).unwrap(),
+        concurrency: std::num::NonZeroUsize::new(arg(&args, "--concurrency", 256) as usize)
+            .unwrap(),
+        producer_concurrency: std::num::NonZeroUsize::new(arg(&args, "--producers", 2) as usize)
+            .unwrap(),
+        lanes: std::num::NonZeroUsize::new(arg(&args, "--lanes", 2) as usize).unwrap(),
         ..WorkerOptions::default()
     };
     let tmp;
@@ -138,7 +140,7 @@ async fn main() -> kiln_core::Result<()> {
         lib.clone(),
         Arc::new(Noop { jobs }),
         LibrarySettings {
-            page_size,
+            page_size: std::num::NonZeroU32::new(page_size).unwrap(),
             ..LibrarySettings::default()
         },
     ))?;

@@ -3,6 +3,7 @@
 //! Parsing is pure ([`parse_libraries`], or serde from the caller's own config tree);
 //! [`LibraryConfig::settings`] validates the values and names the offending key.
 
+use std::num::{NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
 use kiln_core::ids::LibraryName;
@@ -30,13 +31,13 @@ pub struct LibraryConfig {
     pub renderer: RendererConfig,
     /// Items per producer page (default 1000).
     #[serde(default = "default_page_size")]
-    pub page_size: u32,
+    pub page_size: NonZeroU32,
     /// How entries that a build no longer produces are removed (default `on-complete`).
     #[serde(default)]
     pub prune: PruneConfig,
     /// Attempts per job before it becomes a dead letter (default 5).
     #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
+    pub max_attempts: NonZeroU32,
     /// Whether a read that misses renders the key at once (default false).
     #[serde(default)]
     pub render_through: bool,
@@ -49,11 +50,11 @@ pub struct LibraryConfig {
     /// Pages a listing may have in one run (default 100,000): a listing whose `next` never
     /// ends fails the run at this page.
     #[serde(default = "default_max_pages")]
-    pub max_pages: u64,
+    pub max_pages: NonZeroU64,
     /// The largest render result in bytes (default 8 MiB): a larger one is not read past the
     /// cap and its job is a dead letter naming the key.
     #[serde(default = "default_max_render_bytes")]
-    pub max_render_bytes: u64,
+    pub max_render_bytes: NonZeroU64,
 }
 
 /// Where a library's items come from.
@@ -89,17 +90,17 @@ pub enum PruneConfig {
     Ttl(String),
 }
 
-fn default_page_size() -> u32 {
-    1000
+fn default_page_size() -> NonZeroU32 {
+    NonZeroU32::new(1000).expect("not zero")
 }
-fn default_max_attempts() -> u32 {
-    5
+fn default_max_attempts() -> NonZeroU32 {
+    NonZeroU32::new(5).expect("not zero")
 }
-fn default_max_pages() -> u64 {
-    100_000
+fn default_max_pages() -> NonZeroU64 {
+    NonZeroU64::new(100_000).expect("not zero")
 }
-fn default_max_render_bytes() -> u64 {
-    8 * 1024 * 1024
+fn default_max_render_bytes() -> NonZeroU64 {
+    NonZeroU64::new(8 * 1024 * 1024).expect("not zero")
 }
 fn default_timeout() -> String {
     "30s".to_string()
@@ -109,17 +110,17 @@ fn default_timeout() -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LibrarySettings {
     /// Items per producer page.
-    pub page_size: u32,
+    pub page_size: NonZeroU32,
     /// The pruning mode.
     pub prune: Prune,
     /// Attempts per job.
-    pub max_attempts: u32,
+    pub max_attempts: NonZeroU32,
     /// Whether a read miss renders through.
     pub render_through: bool,
     /// Timeout of one listing request or render.
     pub timeout: Duration,
     /// Pages a listing may have in one run.
-    pub max_pages: u64,
+    pub max_pages: NonZeroU64,
     /// The largest render result in bytes.
     pub max_render_bytes: usize,
 }
@@ -133,7 +134,7 @@ impl Default for LibrarySettings {
             render_through: false,
             timeout: Duration::from_secs(30),
             max_pages: default_max_pages(),
-            max_render_bytes: default_max_render_bytes() as usize,
+            max_render_bytes: default_max_render_bytes().get() as usize,
         }
     }
 }
@@ -158,19 +159,8 @@ impl LibraryConfig {
         let name = self.library_name()?;
         let bad =
             |key: &str, why: String| Error::invalid(format!("library {name:?}: {key}: {why}"));
-        if self.page_size == 0 {
-            return Err(bad("page_size", "must be at least 1".into()));
-        }
-        if self.max_attempts == 0 {
-            return Err(bad("max_attempts", "must be at least 1".into()));
-        }
-        if self.max_pages == 0 {
-            return Err(bad("max_pages", "must be at least 1".into()));
-        }
-        let max_render_bytes = usize::try_from(self.max_render_bytes)
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| bad("max_render_bytes", "must be at least 1".into()))?;
+        let max_render_bytes = usize::try_from(self.max_render_bytes.get())
+            .map_err(|_| bad("max_render_bytes", "too large for this machine".into()))?;
         let timeout = humantime::parse_duration(&self.timeout).map_err(|e| {
             bad(
                 "timeout",
@@ -305,6 +295,6 @@ mod tests {
             libs[1].settings().unwrap().prune,
             Prune::Ttl(Duration::from_secs(7200))
         );
-        assert_eq!(libs[0].settings().unwrap().page_size, 1000);
+        assert_eq!(libs[0].settings().unwrap().page_size.get(), 1000);
     }
 }

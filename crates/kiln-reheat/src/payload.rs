@@ -9,6 +9,8 @@
 //! stay): the core ids serialize as the plain strings and integers they always were, and a
 //! test pins the JSON of each kind.
 
+use std::num::NonZeroU32;
+
 use bytes::Bytes;
 use kiln_core::ids::{LibraryName, RunId};
 use kiln_core::queue::{NewJob, priority};
@@ -202,7 +204,7 @@ pub(crate) struct RunJobs {
     run: RunId,
     generation: u64,
     group: Option<String>,
-    max_attempts: u32,
+    max_attempts: NonZeroU32,
 }
 
 impl RunJobs {

@@ -16,6 +16,7 @@ mod spawn;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,14 +38,14 @@ use self::outcome::Action;
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
     /// Handler calls (renders, listings) running at once.
-    pub concurrency: usize,
+    pub concurrency: NonZeroUsize,
     /// New-build and producer jobs running at once: each holds a page of jobs in memory
     /// until it has enqueued them, so this bounds the worker's memory.
-    pub producer_concurrency: usize,
+    pub producer_concurrency: NonZeroUsize,
     /// Jobs leased per batch.
-    pub batch: usize,
+    pub batch: NonZeroUsize,
     /// Batches in flight at once (one leases while another renders or stores).
-    pub lanes: usize,
+    pub lanes: NonZeroUsize,
     /// The lease's visibility timeout; leases are extended every third of it.
     pub visibility: Duration,
     /// Retry delays.
@@ -63,13 +64,18 @@ pub struct WorkerOptions {
     pub put_budget: usize,
 }
 
+/// `n`, known not to be zero.
+fn nonzero(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).expect("a non-zero constant")
+}
+
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            concurrency: 64,
-            producer_concurrency: 4,
-            batch: 256,
-            lanes: 2,
+            concurrency: nonzero(64),
+            producer_concurrency: nonzero(4),
+            batch: nonzero(256),
+            lanes: nonzero(2),
             visibility: Duration::from_secs(30),
             backoff: Backoff::default(),
             shutdown_grace: Duration::from_secs(10),
@@ -107,20 +113,14 @@ pub struct Worker {
 impl Worker {
     /// A worker over `reheat`'s backends and libraries, reading the time from its clock.
     pub fn new(reheat: Reheat, opts: WorkerOptions) -> Self {
-        let opts = WorkerOptions {
-            concurrency: opts.concurrency.max(1),
-            batch: opts.batch.max(1),
-            lanes: opts.lanes.max(1),
-            ..opts
-        };
         let me = Liveness {
             worker: liveness::worker_id(),
             ttl: opts.liveness.max(Duration::from_millis(100)),
         };
         Worker {
             reheat,
-            limit: Semaphore::new(opts.concurrency),
-            producers: Semaphore::new(opts.producer_concurrency.max(1)),
+            limit: Semaphore::new(opts.concurrency.get()),
+            producers: Semaphore::new(opts.producer_concurrency.get()),
             opts,
             metrics: Arc::new(Metrics::default()),
             held: Mutex::new(HashMap::new()),
@@ -165,7 +165,7 @@ impl Worker {
         self.held().extend(leases.iter().map(|l| (l.job, *l)));
         let mut running = futures::stream::iter(jobs)
             .map(|job| self.execute(job))
-            .buffer_unordered(self.opts.concurrency);
+            .buffer_unordered(self.opts.concurrency.get());
         // Results are stored at the batch's end, or earlier once they pass the put budget:
         // memory stays under `concurrency × max_render_bytes` rendering plus the budget.
         let mut outcomes = Vec::new();
@@ -206,7 +206,7 @@ impl Worker {
         // Boxed rather than pinned on the stack, so that dropping it below cancels the
         // batches still in flight (and their renders) before their leases are given back.
         let mut lanes = Box::pin(futures::future::join_all(
-            (0..self.opts.lanes).map(|_| self.lane(&stopping)),
+            (0..self.opts.lanes.get()).map(|_| self.lane(&stopping)),
         ));
         let background = self.background();
         tokio::pin!(background, shutdown);

@@ -43,7 +43,7 @@ pub struct ServeOptions {
     /// Time without a running handler and without a byte moving before a connection closes.
     pub idle_timeout: Duration,
     /// Connections served at once.
-    pub max_connections: usize,
+    pub max_connections: std::num::NonZeroUsize,
 }
 
 impl Default for ServeOptions {
@@ -52,7 +52,7 @@ impl Default for ServeOptions {
         ServeOptions {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
-            max_connections: 1024,
+            max_connections: std::num::NonZeroUsize::new(1024).expect("not zero"),
         }
     }
 }
@@ -199,7 +199,7 @@ pub(crate) async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let limit = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let limit = Arc::new(Semaphore::new(options.max_connections.get()));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())

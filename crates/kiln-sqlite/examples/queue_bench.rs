@@ -44,7 +44,7 @@ async fn main() -> BoxResult<()> {
                     payload: Bytes::from(format!("render:guides:items/{key:012}")),
                     priority: priority::RENDER,
                     not_before: None,
-                    max_attempts: 5,
+                    max_attempts: std::num::NonZeroU32::new(5).unwrap(),
                     run: Some(RunId(1)),
                     fence: Some(("guides".into(), 1)),
                     dedupe: None,
@@ -124,7 +124,7 @@ async fn work(
     batch: usize,
 ) -> BoxResult<usize> {
     let opts = LeaseOptions {
-        max_jobs: batch,
+        max_jobs: std::num::NonZeroUsize::new(batch).unwrap(),
         visibility: Duration::from_secs(60),
         worker: None,
     };

@@ -248,19 +248,10 @@ impl JobQueue for SqliteQueue {
         }
         let now = self.clock.now().0;
         for (i, j) in jobs.iter().enumerate() {
-            if j.max_attempts == 0 {
-                return Err(Error::invalid(format!(
-                    "job {i} of the batch: max_attempts must be at least 1"
-                )));
-            }
             if let Some((_, g)) = &j.fence {
                 i64_of(*g, &format!("job {i} of the batch: fence generation"))?;
             }
-            if j.dedupe.is_some() && j.run.is_none() {
-                return Err(Error::invalid(format!(
-                    "job {i} of the batch: a dedupe key needs a run"
-                )));
-            }
+            j.check(i)?;
         }
         let mut tx = self.db.begin().await?;
         // The fences of the batch's keys (usually one), read under the write lock so that no
@@ -315,7 +306,7 @@ impl JobQueue for SqliteQueue {
                     .bind(if dropped { 3i64 } else { 0 })
                     .bind(j.priority)
                     .bind(j.not_before.map_or(now, |t| t.0))
-                    .bind(j.max_attempts as i64)
+                    .bind(i64::from(j.max_attempts.get()))
                     .bind(run)
                     .bind(j.fence.as_ref().map(|f| f.0.as_str()))
                     .bind(j.fence.as_ref().map(|f| f.1 as i64))
@@ -353,9 +344,6 @@ impl JobQueue for SqliteQueue {
     }
 
     async fn lease(&self, opts: &LeaseOptions) -> Result<Vec<Job>> {
-        if opts.max_jobs == 0 {
-            return Ok(Vec::new());
-        }
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         // Statements of at most one row each: a lease of 1,000 jobs as 1,000 result rows
@@ -365,7 +353,7 @@ impl JobQueue for SqliteQueue {
                  WHERE state < 2 AND avail_at <= ? ORDER BY priority DESC, id LIMIT ?)",
         )
         .bind(now.0)
-        .bind(opts.max_jobs.min(i64::MAX as usize) as i64)
+        .bind(opts.max_jobs.get().min(i64::MAX as usize) as i64)
         .fetch_one(&mut *tx)
         .await
         .map_err(err)?;

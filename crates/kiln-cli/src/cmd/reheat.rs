@@ -30,7 +30,7 @@ pub(crate) async fn service(env: &Env) -> anyhow::Result<Reheat> {
     ))
 }
 
-fn worker_options(env: &Env, concurrency: Option<usize>) -> WorkerOptions {
+fn worker_options(env: &Env, concurrency: Option<std::num::NonZeroUsize>) -> WorkerOptions {
     let mut opts = WorkerOptions::default();
     if let Some(c) = concurrency.or(env.config.worker.concurrency) {
         opts.concurrency = c;
@@ -169,7 +169,7 @@ pub(crate) async fn reheat(
 /// `kiln worker [--concurrency N] [--exit-when-idle D]`.
 pub(crate) async fn worker(
     env: &Env,
-    concurrency: Option<usize>,
+    concurrency: Option<std::num::NonZeroUsize>,
     exit_when_idle: Option<Duration>,
 ) -> anyhow::Result<()> {
     let reheat = service(env).await?;

@@ -61,7 +61,7 @@ fn job() -> NewJob {
         payload: "noop".into(),
         priority: priority::RENDER,
         not_before: None,
-        max_attempts: 3,
+        max_attempts: std::num::NonZeroU32::new(3).unwrap(),
         run: None,
         fence: None,
         dedupe: None,

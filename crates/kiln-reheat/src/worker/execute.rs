@@ -153,6 +153,6 @@ fn context(
         generation,
         build,
         group,
-        page_size: lib.settings.page_size,
+        page_size: lib.settings.page_size.get(),
     }
 }

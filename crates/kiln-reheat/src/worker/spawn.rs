@@ -40,7 +40,7 @@ impl Worker {
             .iter()
             .filter(|w| matches!(w, Work::Producer { .. }))
             .count() as u64;
-        if producers > lib.settings.max_pages {
+        if producers > lib.settings.max_pages.get() {
             return Action::Fail(format!(
                 "library {}: one job asked for {producers} producer jobs, more than the \
                  {} pages a listing may have (max_pages)",
@@ -53,7 +53,7 @@ impl Worker {
         for w in work {
             placed.push(match w {
                 Work::Producer { cursor } => {
-                    match chain::follow(at, &cursor, lib.settings.max_pages) {
+                    match chain::follow(at, &cursor, lib.settings.max_pages.get()) {
                         Ok((page, mark)) => Placed::Producer { cursor, page, mark },
                         Err(why) => return Action::Fail(format!("library {}: {why}", lib.name)),
                     }

@@ -89,7 +89,7 @@ fn guides() -> LibraryName {
 #[tokio::test(start_paused = true)]
 async fn wait_reports_progress_until_the_run_completes() {
     let settings = LibrarySettings {
-        page_size: 10,
+        page_size: std::num::NonZeroU32::new(10).unwrap(),
         ..LibrarySettings::default()
     };
     let h = harness(Keys::new(35), settings, TokioClock::new().shared());

@@ -28,14 +28,14 @@ fn library_config(listing: &str, render: &str) -> kiln_reheat::LibraryConfig {
         name: "guides".into(),
         source: kiln_reheat::config::SourceConfig::Http(listing.into()),
         renderer: kiln_reheat::config::RendererConfig::Http(render.into()),
-        page_size: 25,
+        page_size: std::num::NonZeroU32::new(25).unwrap(),
         prune: kiln_reheat::config::PruneConfig::OnComplete,
-        max_attempts: 10,
+        max_attempts: std::num::NonZeroU32::new(10).unwrap(),
         render_through: false,
         timeout: "30s".into(),
         content_type: None,
-        max_pages: 100_000,
-        max_render_bytes: 8 * 1024 * 1024,
+        max_pages: std::num::NonZeroU64::new(100_000).unwrap(),
+        max_render_bytes: std::num::NonZeroU64::new(8 * 1024 * 1024).unwrap(),
     }
 }
 

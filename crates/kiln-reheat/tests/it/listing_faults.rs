@@ -13,7 +13,7 @@ async fn a_listing_whose_next_never_ends_fails_at_max_pages(b: Backends) {
     let site = Site::start(items(25, "g")).await;
     site.with(|s| s.next = Next::Forever);
     let mut cfg = http_lib("guides", &site);
-    cfg.max_pages = 20;
+    cfg.max_pages = std::num::NonZeroU64::new(20).unwrap();
     let h = Harness::new(b, &[cfg]);
     let run = h
         .reheat

@@ -52,7 +52,7 @@ async fn http_listing_and_renderer_reheat_end_to_end(b: Backends) {
 async fn listing_is_fetched_page_by_page_with_the_configured_page_size() {
     let site = Site::start(items(20, "g")).await;
     let mut cfg = http_lib("guides", &site);
-    cfg.page_size = 7;
+    cfg.page_size = std::num::NonZeroU32::new(7).unwrap();
     let h = Harness::new(Backends::mem(), &[cfg]);
     let run = h
         .reheat
@@ -315,7 +315,7 @@ async fn course_source_renders_each_question_of_the_current_version_with_a_comma
     let mut cfg = http_lib("questions", &site);
     cfg.source = SourceConfig::Course("demo".into());
     cfg.renderer = RendererConfig::Command(vec!["cat".into()]);
-    cfg.page_size = 2;
+    cfg.page_size = std::num::NonZeroU32::new(2).unwrap();
     cfg.content_type = Some("application/json".into());
     let h = Harness::new(backends, &[cfg]);
     let run = h

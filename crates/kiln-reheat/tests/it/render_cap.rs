@@ -35,7 +35,7 @@ async fn a_render_past_the_cap_is_a_dead_letter_naming_the_key_and_the_cap(b: Ba
         ]
     });
     let mut cfg = http_lib("guides", &site);
-    cfg.max_render_bytes = CAP;
+    cfg.max_render_bytes = std::num::NonZeroU64::new(CAP).unwrap();
     let h = capped_run(b, cfg).await;
     let mut dead = h.reheat.queue().dead_letters(10).await.unwrap();
     dead.sort_by(|a, b| a.error.cmp(&b.error));
@@ -69,7 +69,7 @@ async fn a_render_past_the_cap_is_a_dead_letter_naming_the_key_and_the_cap(b: Ba
 async fn a_command_writing_past_the_cap_is_a_dead_letter_naming_the_key() {
     let site = Site::start(items(2, "g")).await;
     let mut cfg = http_lib("guides", &site);
-    cfg.max_render_bytes = CAP;
+    cfg.max_render_bytes = std::num::NonZeroU64::new(CAP).unwrap();
     // Writes 50 MB for item-0001 and a small entry otherwise.
     cfg.renderer = RendererConfig::Command(vec![
         "sh".into(),

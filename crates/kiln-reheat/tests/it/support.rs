@@ -72,24 +72,24 @@ pub(crate) fn http_lib(name: &str, site: &Site) -> LibraryConfig {
         name: name.into(),
         source: SourceConfig::Http(site.listing_url()),
         renderer: RendererConfig::Http(site.render_url()),
-        page_size: 10,
+        page_size: std::num::NonZeroU32::new(10).unwrap(),
         prune: PruneConfig::OnComplete,
-        max_attempts: 3,
+        max_attempts: std::num::NonZeroU32::new(3).unwrap(),
         render_through: false,
         timeout: "5s".into(),
         content_type: None,
-        max_pages: 100_000,
-        max_render_bytes: 8 * 1024 * 1024,
+        max_pages: std::num::NonZeroU64::new(100_000).unwrap(),
+        max_render_bytes: std::num::NonZeroU64::new(8 * 1024 * 1024).unwrap(),
     }
 }
 
 /// Fast retries, so dead letters come quickly.
 pub(crate) fn test_worker_options() -> WorkerOptions {
     WorkerOptions {
-        concurrency: 16,
-        producer_concurrency: 2,
-        batch: 64,
-        lanes: 2,
+        concurrency: std::num::NonZeroUsize::new(16).unwrap(),
+        producer_concurrency: std::num::NonZeroUsize::new(2).unwrap(),
+        batch: std::num::NonZeroUsize::new(64).unwrap(),
+        lanes: std::num::NonZeroUsize::new(2).unwrap(),
         visibility: Duration::from_secs(5),
         backoff: Backoff {
             base: Duration::from_millis(5),

@@ -38,7 +38,7 @@ async fn heartbeats_keep_a_render_longer_than_the_visibility_timeout_leased() {
     while std::time::Instant::now() < deadline {
         let stolen = q
             .lease(&LeaseOptions {
-                max_jobs: 10,
+                max_jobs: std::num::NonZeroUsize::new(10).unwrap(),
                 visibility: Duration::from_secs(60),
                 worker: None,
             })
@@ -87,7 +87,7 @@ async fn shutdown_gives_unfinished_leases_back_without_spending_an_attempt() {
     // With a 60 s visibility, only a release makes the jobs ready again now.
     let back = q
         .lease(&LeaseOptions {
-            max_jobs: 10,
+            max_jobs: std::num::NonZeroUsize::new(10).unwrap(),
             visibility: Duration::from_secs(60),
             worker: None,
         })

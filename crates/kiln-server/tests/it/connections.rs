@@ -77,7 +77,7 @@ async fn idle_and_slowloris_clients_are_cut_off_and_the_limit_holds() {
         ServeOptions {
             header_read_timeout: Duration::from_millis(500),
             idle_timeout: Duration::from_millis(500),
-            max_connections: limit,
+            max_connections: std::num::NonZeroUsize::new(limit).unwrap(),
         },
     )
     .await;
@@ -127,7 +127,7 @@ async fn a_client_that_stops_sending_its_body_is_cut_off() {
         ServeOptions {
             header_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_millis(500),
-            max_connections: 4,
+            max_connections: std::num::NonZeroUsize::new(4).unwrap(),
         },
     )
     .await;

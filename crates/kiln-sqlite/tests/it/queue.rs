@@ -44,7 +44,7 @@ async fn jobs_survive_reopening_and_two_handles_share_a_file() {
         SqliteQueue::open(&path).await.unwrap(),
     );
     let opts = LeaseOptions {
-        max_jobs: 1,
+        max_jobs: std::num::NonZeroUsize::new(1).unwrap(),
         visibility: Duration::from_secs(60),
         worker: None,
     };

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use kiln_core::Result;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
     DeadLetter, Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome,
     Tally,
 };
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
-use kiln_core::{Error, Result};
 use tokio::sync::Notify;
 
 /// A job queue in memory; it lives as long as the value.
@@ -171,16 +171,7 @@ impl fmt::Display for MemQueue {
 
 fn check(jobs: &[NewJob]) -> Result<()> {
     for (i, j) in jobs.iter().enumerate() {
-        if j.max_attempts == 0 {
-            return Err(Error::invalid(format!(
-                "job {i} of the batch: max_attempts must be at least 1"
-            )));
-        }
-        if j.dedupe.is_some() && j.run.is_none() {
-            return Err(Error::invalid(format!(
-                "job {i} of the batch: a dedupe key needs a run"
-            )));
-        }
+        j.check(i)?;
     }
     Ok(())
 }
@@ -221,7 +212,7 @@ impl JobQueue for MemQueue {
             let j = MemJob {
                 payload: job.payload,
                 priority: job.priority,
-                max_attempts: job.max_attempts,
+                max_attempts: job.max_attempts.get(),
                 run: job.run,
                 fence: job.fence,
                 attempt: 0,
@@ -241,9 +232,6 @@ impl JobQueue for MemQueue {
     }
 
     async fn lease(&self, opts: &LeaseOptions) -> Result<Vec<Job>> {
-        if opts.max_jobs == 0 {
-            return Ok(Vec::new());
-        }
         let now = self.clock.now();
         let mut s = self.state();
         if let Some(w) = &opts.worker {
@@ -257,7 +245,7 @@ impl JobQueue for MemQueue {
             .collect();
         ready.sort_unstable();
         let mut out = Vec::new();
-        for (_, id) in ready.into_iter().take(opts.max_jobs) {
+        for (_, id) in ready.into_iter().take(opts.max_jobs.get()) {
             s.next_token += 1;
             let token = s.next_token;
             let Some(j) = s.jobs.get_mut(&id) else {

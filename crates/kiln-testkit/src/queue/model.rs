@@ -62,7 +62,7 @@ async fn model_run(q: &dyn JobQueue, clock: &ManualClock, seed: u64, run: RunId)
                     .map(|_| {
                         let mut j = with_run(job("m"), run.0);
                         j.priority = [1, 5, 9][rng.random_range(0..3)];
-                        j.max_attempts = rng.random_range(1..4);
+                        j.max_attempts = super::attempts(rng.random_range(1..4));
                         j.not_before = Some(now.plus(model_delay(&mut rng)));
                         j
                     })
@@ -73,7 +73,7 @@ async fn model_run(q: &dyn JobQueue, clock: &ManualClock, seed: u64, run: RunId)
                         priority: j.priority,
                         state: State::Ready(j.not_before.unwrap_or(now)),
                         attempt: 0,
-                        max_attempts: j.max_attempts,
+                        max_attempts: j.max_attempts.get(),
                     };
                     assert!(model.insert(id, m).is_none(), "{ctx}: id reused");
                 }
