@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use kiln_core::catalog::Catalog;
+use kiln_core::ledger::RunLedger;
 use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
 use object_store::ObjectStore;
@@ -14,6 +15,13 @@ use crate::config::{Backend, Config, DbConfig, StoreBackend};
 /// Courses that published a new version, as the catalog announces them.
 pub(crate) type VersionEvents =
     std::pin::Pin<Box<dyn futures::Stream<Item = kiln_core::ids::CourseId> + Send>>;
+
+/// What the `[catalog]` database holds.
+struct CatalogParts {
+    catalog: Arc<dyn Catalog>,
+    ledger: Arc<dyn RunLedger>,
+    events: Option<VersionEvents>,
+}
 
 /// The config plus where the embedded backends live.
 pub(crate) struct Env {
@@ -42,7 +50,7 @@ impl Env {
 
     /// The catalog.
     pub(crate) async fn catalog(&self) -> anyhow::Result<Arc<dyn Catalog>> {
-        Ok(self.catalog_with_events().await?.0)
+        Ok(self.open_catalog().await?.catalog)
     }
 
     /// The catalog, and a stream of courses that published a version where the backend
@@ -50,14 +58,33 @@ impl Env {
     pub(crate) async fn catalog_with_events(
         &self,
     ) -> anyhow::Result<(Arc<dyn Catalog>, Option<VersionEvents>)> {
+        let parts = self.open_catalog().await?;
+        Ok((parts.catalog, parts.events))
+    }
+
+    /// The catalog and the runs ledger in its database, on one connection pool.
+    pub(crate) async fn catalog_and_ledger(
+        &self,
+    ) -> anyhow::Result<(Arc<dyn Catalog>, Arc<dyn RunLedger>)> {
+        let parts = self.open_catalog().await?;
+        Ok((parts.catalog, parts.ledger))
+    }
+
+    /// Opens the `[catalog]` database: the content catalog, the runs ledger sharing its
+    /// connections, and (where the backend can tell) the new-version stream.
+    async fn open_catalog(&self) -> anyhow::Result<CatalogParts> {
         let db = &self.config.catalog;
-        let mut events = None;
-        let catalog: Arc<dyn Catalog> = match db.backend {
-            Backend::Sqlite => Arc::new(
-                kiln_sqlite::SqliteCatalog::open(&self.data_dir.join("catalog.db"))
+        let parts = match db.backend {
+            Backend::Sqlite => {
+                let catalog = kiln_sqlite::SqliteCatalog::open(&self.data_dir.join("catalog.db"))
                     .await
-                    .context("opening the sqlite catalog")?,
-            ),
+                    .context("opening the sqlite catalog")?;
+                CatalogParts {
+                    ledger: Arc::new(catalog.ledger()),
+                    catalog: Arc::new(catalog),
+                    events: None,
+                }
+            }
             Backend::Postgres => {
                 let url = self.url("catalog", db)?;
                 let pg = kiln_postgres::PgCatalog::connect(url, db.namespace.as_deref())
@@ -69,13 +96,16 @@ impl Env {
                     .subscribe_versions()
                     .await
                     .context("listening for new versions on the postgres catalog")?;
-                events = Some(Box::pin(stream) as VersionEvents);
-                Arc::new(pg)
+                CatalogParts {
+                    ledger: Arc::new(pg.ledger()),
+                    catalog: Arc::new(pg),
+                    events: Some(Box::pin(stream) as VersionEvents),
+                }
             }
             Backend::Redis => bail!("invalid config: `catalog.backend` cannot be redis"),
         };
-        self.say("catalog", &catalog);
-        Ok((catalog, events))
+        self.say("catalog", &parts.catalog);
+        Ok(parts)
     }
 
     /// The job queue.

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use kiln_core::Result;
-use kiln_core::catalog::{BeginRun, Catalog, Run, RunState};
 use kiln_core::ids::{LibraryName, RunId};
+use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState};
 use kiln_core::queue::{JobQueue, NewJob, Tally, priority};
 use kiln_core::render_cache::{PruneScope, RenderCache};
 use kiln_core::time::Timestamp;
@@ -34,7 +34,7 @@ pub struct RunStatus {
     pub tally: Tally,
 }
 
-/// Runs reheats over a catalog, a queue and a render cache; cheap to clone.
+/// Runs reheats over a runs ledger, a queue and a render cache; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Reheat {
     pub(crate) inner: Arc<Inner>,
@@ -42,7 +42,7 @@ pub struct Reheat {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) catalog: Arc<dyn Catalog>,
+    pub(crate) ledger: Arc<dyn RunLedger>,
     pub(crate) queue: Arc<dyn JobQueue>,
     pub(crate) cache: Arc<dyn RenderCache>,
     pub(crate) libraries: Libraries,
@@ -52,14 +52,14 @@ pub(crate) struct Inner {
 impl Reheat {
     /// The service over these backends, for these libraries.
     pub fn new(
-        catalog: Arc<dyn Catalog>,
+        ledger: Arc<dyn RunLedger>,
         queue: Arc<dyn JobQueue>,
         cache: Arc<dyn RenderCache>,
         libraries: Libraries,
     ) -> Self {
         Reheat {
             inner: Arc::new(Inner {
-                catalog,
+                ledger,
                 queue,
                 cache,
                 libraries,
@@ -68,9 +68,9 @@ impl Reheat {
         }
     }
 
-    /// The catalog.
-    pub fn catalog(&self) -> &Arc<dyn Catalog> {
-        &self.inner.catalog
+    /// The runs ledger.
+    pub fn ledger(&self) -> &Arc<dyn RunLedger> {
+        &self.inner.ledger
     }
 
     /// The queue.
@@ -103,7 +103,7 @@ impl Reheat {
         };
         let run = self
             .inner
-            .catalog
+            .ledger
             .begin_run(
                 &lib.name,
                 BeginRun {
@@ -116,18 +116,14 @@ impl Reheat {
             Ok(()) => Ok(run),
             Err(e) => {
                 // The run has no job that could ever finish it: close it now.
-                let _ = self
-                    .inner
-                    .catalog
-                    .finish_run(run.id, RunState::Failed)
-                    .await;
+                let _ = self.inner.ledger.finish_run(run.id, RunState::Failed).await;
                 Err(e)
             }
         }
     }
 
     async fn prepare(&self, lib: &Library, run: &Run) -> Result<()> {
-        let (catalog, queue, cache) = (&self.inner.catalog, &self.inner.queue, &self.inner.cache);
+        let (ledger, queue, cache) = (&self.inner.ledger, &self.inner.queue, &self.inner.cache);
         let generation = run.generation;
         if run.group.is_none() {
             cache.set_floor(&lib.name, generation).await?;
@@ -138,7 +134,7 @@ impl Reheat {
         // Older running runs that this one overrides: a library-wide run overrides all of
         // them (its floor refuses their writes), a group run those of its group. Their jobs
         // are fenced and they are closed here, since no job of theirs will finish them.
-        for old in catalog.runs(Some(&lib.name), 1000).await? {
+        for old in ledger.runs(Some(&lib.name), 1000).await? {
             let overridden = old.id != run.id
                 && old.state == RunState::Running
                 && old.generation < generation
@@ -149,7 +145,7 @@ impl Reheat {
                         .fence(&fence_key(&lib.name, old.group.as_deref()), generation)
                         .await?;
                 }
-                catalog.finish_run(old.id, RunState::Superseded).await?;
+                ledger.finish_run(old.id, RunState::Superseded).await?;
             }
         }
         if let Prune::Ttl(ttl) = lib.settings.prune {
@@ -184,7 +180,7 @@ impl Reheat {
 
     /// A run and its tallies.
     pub async fn status(&self, run: RunId) -> Result<RunStatus> {
-        let run = self.inner.catalog.run(run).await?;
+        let run = self.inner.ledger.run(run).await?;
         let tally = self.inner.queue.tally(run.id).await?;
         Ok(RunStatus { run, tally })
     }
@@ -195,13 +191,13 @@ impl Reheat {
     /// `prune = "on-complete"` sweeps the scope's older entries and it is `Complete`.
     /// Idempotent: workers call it after settling a batch of the run's jobs.
     pub async fn finalize(&self, id: RunId) -> Result<RunState> {
-        let (catalog, queue, cache) = (&self.inner.catalog, &self.inner.queue, &self.inner.cache);
+        let (ledger, queue, cache) = (&self.inner.ledger, &self.inner.queue, &self.inner.cache);
         // The tally first: it is the cheap check that fails on almost every call.
         let tally = queue.tally(id).await?;
         if tally.pending() > 0 {
             return Ok(RunState::Running);
         }
-        let run = catalog.run(id).await?;
+        let run = ledger.run(id).await?;
         if run.state != RunState::Running {
             return Ok(run.state);
         }
@@ -221,15 +217,15 @@ impl Reheat {
             }
             RunState::Complete
         };
-        catalog.finish_run(id, state).await?;
-        Ok(catalog.run(id).await?.state)
+        ledger.finish_run(id, state).await?;
+        Ok(ledger.run(id).await?.state)
     }
 
     /// The generation a live render-through writes at: the library's newest build's.
     pub(crate) async fn live_generation(&self, library: &LibraryName) -> Result<u64> {
         Ok(self
             .inner
-            .catalog
+            .ledger
             .runs(Some(library), 1)
             .await?
             .first()

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kiln_core::catalog::RunState;
 use kiln_core::ids::LibraryName;
+use kiln_core::ledger::RunState;
 use kiln_reheat::{Libraries, Reheat, StartOptions, Worker, WorkerOptions};
 use kiln_sqlite::{SqliteCatalog, SqliteQueue, SqliteRenderCache};
 
@@ -39,8 +39,10 @@ fn library_config(listing: &str, render: &str) -> kiln_reheat::LibraryConfig {
 }
 
 async fn sqlite_backends(dir: &Path) -> Backends {
+    let catalog = SqliteCatalog::open(&dir.join("catalog.db")).await.unwrap();
     Backends::from_parts(
-        Arc::new(SqliteCatalog::open(&dir.join("catalog.db")).await.unwrap()),
+        Arc::new(catalog.ledger()),
+        Arc::new(catalog),
         Arc::new(SqliteQueue::open(&dir.join("queue.db")).await.unwrap()),
         Arc::new(
             SqliteRenderCache::open(&dir.join("cache.db"))
@@ -60,7 +62,7 @@ async fn worker_process_entry() {
     let b = sqlite_backends(Path::new(&dir)).await;
     let cfg = library_config(&format!("{site}/items"), &format!("{site}/render"));
     let libs = Libraries::from_configs(&[cfg], b.catalog.clone()).unwrap();
-    let reheat = Reheat::new(b.catalog.clone(), b.queue.clone(), b.cache.clone(), libs);
+    let reheat = Reheat::new(b.ledger.clone(), b.queue.clone(), b.cache.clone(), libs);
     let visibility = std::env::var(CHILD_VISIBILITY)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -88,7 +90,7 @@ async fn kill_a_worker_midway(n: usize, visibility: u64) -> Killed {
     let b = sqlite_backends(dir.path()).await;
     let cfg = library_config(&site.listing_url(), &site.render_url());
     let libs = Libraries::from_configs(std::slice::from_ref(&cfg), b.catalog.clone()).unwrap();
-    let starter = Reheat::new(b.catalog.clone(), b.queue.clone(), b.cache.clone(), libs);
+    let starter = Reheat::new(b.ledger.clone(), b.queue.clone(), b.cache.clone(), libs);
     let run = starter
         .start("guides", StartOptions::default())
         .await
@@ -138,7 +140,7 @@ struct Killed {
     site: Site,
     backends: Backends,
     cfg: kiln_reheat::LibraryConfig,
-    run: kiln_core::catalog::Run,
+    run: kiln_core::ledger::Run,
     killed_at: Instant,
     _dir: tempfile::TempDir,
 }

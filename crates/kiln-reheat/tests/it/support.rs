@@ -5,8 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kiln_core::catalog::{Catalog, RunState};
+use kiln_core::catalog::Catalog;
 use kiln_core::ids::RunId;
+use kiln_core::ledger::{RunLedger, RunState};
 use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
 use kiln_reheat::backoff::Backoff;
@@ -16,11 +17,15 @@ use kiln_reheat::{Libraries, Reheat, RunStatus, Worker, WorkerOptions};
 use kiln_sqlite::{SqliteCatalog, SqliteQueue, SqliteRenderCache};
 use tokio::task::JoinHandle;
 
-use crate::mem::{MemCache, MemCatalog, MemQueue};
+use kiln_testkit::mem::catalog::MemCatalog;
+use kiln_testkit::mem::ledger::MemLedger;
+
+use crate::mem::{MemCache, MemQueue};
 use crate::site::Site;
 
-/// The three backends.
+/// The backends: the catalog (for course sources), the runs ledger, the queue and the cache.
 pub(crate) struct Backends {
+    pub(crate) ledger: Arc<dyn RunLedger>,
     pub(crate) catalog: Arc<dyn Catalog>,
     pub(crate) queue: Arc<dyn JobQueue>,
     pub(crate) cache: Arc<dyn RenderCache>,
@@ -29,11 +34,13 @@ pub(crate) struct Backends {
 
 impl Backends {
     pub(crate) fn from_parts(
+        ledger: Arc<dyn RunLedger>,
         catalog: Arc<dyn Catalog>,
         queue: Arc<dyn JobQueue>,
         cache: Arc<dyn RenderCache>,
     ) -> Backends {
         Backends {
+            ledger,
             catalog,
             queue,
             cache,
@@ -45,8 +52,10 @@ impl Backends {
     pub(crate) async fn sqlite() -> Backends {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
+        let catalog = SqliteCatalog::open(&p.join("catalog.db")).await.unwrap();
         Backends {
-            catalog: Arc::new(SqliteCatalog::open(&p.join("catalog.db")).await.unwrap()),
+            ledger: Arc::new(catalog.ledger()),
+            catalog: Arc::new(catalog),
             queue: Arc::new(SqliteQueue::open(&p.join("queue.db")).await.unwrap()),
             cache: Arc::new(SqliteRenderCache::open(&p.join("cache.db")).await.unwrap()),
             _dir: Some(dir),
@@ -55,7 +64,8 @@ impl Backends {
 
     pub(crate) fn mem() -> Backends {
         Backends {
-            catalog: Arc::new(MemCatalog::default()),
+            ledger: Arc::new(MemLedger::new()),
+            catalog: Arc::new(MemCatalog::new()),
             queue: Arc::new(MemQueue::default()),
             cache: Arc::new(MemCache::default()),
             _dir: None,
@@ -124,7 +134,7 @@ impl Harness {
         opts: WorkerOptions,
     ) -> Harness {
         let reheat = Reheat::new(
-            backends.catalog.clone(),
+            backends.ledger.clone(),
             backends.queue.clone(),
             backends.cache.clone(),
             libs,
