@@ -60,30 +60,12 @@ pub async fn run_times_come_from_the_clock(c: &dyn RunLedger, clock: &ManualCloc
 /// library-wide run supersedes every older running run of its library only.
 pub async fn begin_run_supersedes_older_runs(c: &dyn RunLedger) {
     let lib = library("guides");
-    let r1 = c
-        .begin_run(
-            &lib,
-            BeginRun {
-                build: "b1".into(),
-                group: None,
-            },
-        )
-        .await
-        .unwrap();
+    let r1 = c.begin_run(&lib, build("b1")).await.unwrap();
     assert_eq!(r1.state, RunState::Running);
     assert_eq!(r1.library, lib);
     assert_eq!(r1.build, "b1");
     assert_eq!(r1.finished_at, None);
-    let other = c
-        .begin_run(
-            &library("other"),
-            BeginRun {
-                build: "x".into(),
-                group: None,
-            },
-        )
-        .await
-        .unwrap();
+    let other = c.begin_run(&library("other"), build("x")).await.unwrap();
     let group = BeginRun {
         build: "b2".into(),
         group: Some("g1".into()),
@@ -96,16 +78,7 @@ pub async fn begin_run_supersedes_older_runs(c: &dyn RunLedger) {
         RunState::Running,
         "a group run supersedes nothing"
     );
-    let r3 = c
-        .begin_run(
-            &lib,
-            BeginRun {
-                build: "b3".into(),
-                group: None,
-            },
-        )
-        .await
-        .unwrap();
+    let r3 = c.begin_run(&lib, build("b3")).await.unwrap();
     assert!(r3.generation > r2.generation);
     for old in [r1.id, r2.id] {
         let run = c.run(old).await.unwrap();
@@ -123,16 +96,8 @@ pub async fn begin_run_supersedes_older_runs(c: &dyn RunLedger) {
 /// Contract (ordering, atomicity): concurrent `begin_run`s get distinct generations.
 pub async fn concurrent_begin_runs_get_distinct_generations(c: &dyn RunLedger) {
     let lib = library("guides");
-    let runs = futures::future::join_all((0..8).map(|i| {
-        c.begin_run(
-            &lib,
-            BeginRun {
-                build: format!("b{i}"),
-                group: None,
-            },
-        )
-    }))
-    .await;
+    let runs =
+        futures::future::join_all((0..8).map(|i| c.begin_run(&lib, build(&format!("b{i}"))))).await;
     let mut gens: Vec<u64> = runs.into_iter().map(|r| r.unwrap().generation).collect();
     gens.sort_unstable();
     gens.dedup();
@@ -147,41 +112,15 @@ pub async fn concurrent_begin_runs_get_distinct_generations(c: &dyn RunLedger) {
 /// Contract (idempotency): `finish_run` moves a running run only, and only once.
 pub async fn finish_run_only_from_running(c: &dyn RunLedger) {
     let lib = library("guides");
-    let r = c
-        .begin_run(
-            &lib,
-            BeginRun {
-                build: "b1".into(),
-                group: None,
-            },
-        )
-        .await
-        .unwrap();
+    let r = c.begin_run(&lib, build("b1")).await.unwrap();
     assert!(c.finish_run(r.id, RunState::Complete).await.unwrap());
     let done = c.run(r.id).await.unwrap();
     assert_eq!(done.state, RunState::Complete);
     assert!(done.finished_at.is_some());
     assert!(!c.finish_run(r.id, RunState::Failed).await.unwrap());
     assert_eq!(c.run(r.id).await.unwrap().state, RunState::Complete);
-    let old = c
-        .begin_run(
-            &lib,
-            BeginRun {
-                build: "b2".into(),
-                group: None,
-            },
-        )
-        .await
-        .unwrap();
-    c.begin_run(
-        &lib,
-        BeginRun {
-            build: "b3".into(),
-            group: None,
-        },
-    )
-    .await
-    .unwrap();
+    let old = c.begin_run(&lib, build("b2")).await.unwrap();
+    c.begin_run(&lib, build("b3")).await.unwrap();
     assert!(
         !c.finish_run(old.id, RunState::Complete).await.unwrap(),
         "superseded stays"
@@ -194,16 +133,7 @@ pub async fn runs_newest_first(c: &dyn RunLedger) {
     let (a, b) = (library("a"), library("b"));
     let mut ids = Vec::new();
     for (i, lib) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
-        let r = c
-            .begin_run(
-                lib,
-                BeginRun {
-                    build: format!("{i}"),
-                    group: None,
-                },
-            )
-            .await
-            .unwrap();
+        let r = c.begin_run(lib, build(&format!("{i}"))).await.unwrap();
         ids.push(r.id);
     }
     let of_a: Vec<RunId> = c
