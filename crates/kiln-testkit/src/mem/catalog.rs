@@ -75,15 +75,18 @@ impl MemCatalog {
         self
     }
 
-    /// Publishes `entries` as `version` of `course` without awaiting (for hooks and
-    /// synchronous set-up); the same as [`Catalog::publish`]. Panics on duplicate names.
+    /// Makes `entries` version `version` of `course` and current, without awaiting (for
+    /// hooks and synchronous set-up). Unlike [`Catalog::publish`], an existing version of
+    /// that id is replaced (a test control: no real catalog rewrites a version). Panics on
+    /// duplicate names.
     pub fn set_current(&self, course: &CourseId, version: &VersionId, entries: Vec<ManifestEntry>) {
         let manifest = Manifest::new(entries).expect("a test manifest without duplicates");
-        self.publish_now(NewVersion {
-            course: course.clone(),
-            version: version.clone(),
-            manifest,
-        });
+        let now = self.clock.now();
+        let mut s = self.state();
+        let c = s.courses.entry(course.clone()).or_default();
+        c.versions.retain(|(v, _, _)| v != version);
+        c.versions.push((version.clone(), manifest, now));
+        c.current = Some(version.clone());
     }
 
     /// Makes `current` and `manifest` fail as an unreachable catalog does (or work again).
@@ -110,23 +113,6 @@ impl MemCatalog {
         // A panicking test thread leaves the tables consistent: every change is one step.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    fn publish_now(&self, v: NewVersion) -> PublishOutcome {
-        let now = self.clock.now();
-        let mut s = self.state();
-        let c = s.courses.entry(v.course).or_default();
-        if c.current.as_ref() == Some(&v.version) {
-            return PublishOutcome::Unchanged;
-        }
-        let outcome = if c.versions.iter().any(|(x, _, _)| x == &v.version) {
-            PublishOutcome::Reinstated
-        } else {
-            c.versions.push((v.version.clone(), v.manifest, now));
-            PublishOutcome::Published
-        };
-        c.current = Some(v.version);
-        outcome
-    }
 }
 
 impl fmt::Display for MemCatalog {
@@ -151,8 +137,21 @@ fn info(
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
 impl Catalog for MemCatalog {
-    async fn publish(&self, version: NewVersion) -> Result<PublishOutcome> {
-        Ok(self.publish_now(version))
+    async fn publish(&self, v: NewVersion) -> Result<PublishOutcome> {
+        let now = self.clock.now();
+        let mut s = self.state();
+        let c = s.courses.entry(v.course).or_default();
+        if c.current.as_ref() == Some(&v.version) {
+            return Ok(PublishOutcome::Unchanged);
+        }
+        let outcome = if c.versions.iter().any(|(x, _, _)| x == &v.version) {
+            PublishOutcome::Reinstated
+        } else {
+            c.versions.push((v.version.clone(), v.manifest, now));
+            PublishOutcome::Published
+        };
+        c.current = Some(v.version);
+        Ok(outcome)
     }
 
     async fn current(&self, course: &CourseId) -> Result<Option<VersionInfo>> {
