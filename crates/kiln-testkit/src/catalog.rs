@@ -5,14 +5,16 @@
 //! Checks of expiry take the [`ManualClock`] the backend was built on and move it, so no
 //! check sleeps or waits on real time.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use kiln_core::Error;
-use kiln_core::catalog::{Catalog, MemoEntry, NewVersion, PublishOutcome};
+use kiln_core::catalog::{Catalog, LockHolder, MemoEntry, NewVersion, PublishOutcome};
 use kiln_core::ids::{ChunkId, ChunkKind, CourseId, LibraryName, VersionId};
 use kiln_core::manifest::{Manifest, ManifestEntry};
-use kiln_core::time::Clock;
+use kiln_core::time::{Clock, Timestamp};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::clock::ManualClock;
 
@@ -542,6 +544,59 @@ pub async fn claims_and_marks_race_safely(c: &dyn Catalog) {
     }
 }
 
+/// Contract (concurrency), the lease clauses together: a seeded random sequence of
+/// `try_lock`, `unlock`, `take_over` and `lock_holder` calls by three owners on two names,
+/// with random ttls and clock moves, applied to the catalog and to a `HashMap` model, must
+/// agree at every step.
+pub async fn model_based_random_leases(c: &dyn Catalog, clock: &ManualClock) {
+    let names = ["sync:a", "sync:b"];
+    let owners = ["x", "y", "z"];
+    let mut rng = StdRng::seed_from_u64(11);
+    // name -> (owner, expires_at)
+    let mut model: HashMap<&str, (&str, Timestamp)> = HashMap::new();
+    for step in 0..300 {
+        let ctx = format!("step {step}");
+        let name = names[rng.random_range(0..names.len())];
+        let owner = owners[rng.random_range(0..owners.len())];
+        let ttl = Duration::from_millis(rng.random_range(1..10_000));
+        let now = clock.now();
+        let live = model.get(name).copied().filter(|(_, at)| *at > now);
+        match rng.random_range(0..10) {
+            0..=2 => {
+                let want = live.is_none_or(|(o, _)| o == owner);
+                assert_eq!(c.try_lock(name, owner, ttl).await.unwrap(), want, "{ctx}");
+                if want {
+                    model.insert(name, (owner, now.plus(ttl)));
+                }
+            }
+            3 => {
+                c.unlock(name, owner).await.unwrap();
+                if model.get(name).is_some_and(|(o, _)| *o == owner) {
+                    model.remove(name);
+                }
+            }
+            4 => {
+                let from = owners[rng.random_range(0..owners.len())];
+                let want = model.get(name).is_some_and(|(o, _)| *o == from);
+                let got = c.take_over(name, from, owner, ttl).await.unwrap();
+                assert_eq!(got, want, "{ctx}");
+                if want {
+                    model.insert(name, (owner, now.plus(ttl)));
+                }
+            }
+            5..=6 => clock.advance(Duration::from_millis(rng.random_range(1..4_000))),
+            _ => {
+                let got = c.lock_holder(name).await.unwrap();
+                let want = live.map(|(o, at)| LockHolder {
+                    owner: o.to_string(),
+                    expires_at: at,
+                });
+                assert_eq!(got, want, "{ctx}");
+            }
+        }
+    }
+}
+
 /// Stamps out one `#[tokio::test]` per catalog check. `$setup` is an expression that
 /// evaluates to a function (or closure) from a [`SharedClock`](kiln_core::time::SharedClock)
 /// to a future of `Arc<dyn Catalog>` (or any smart pointer to a `Catalog`) reading time
@@ -573,6 +628,7 @@ macro_rules! catalog_tests {
                 times_come_from_the_clock,
                 claims_report_marks_and_expire,
                 marks_expire_unless_renewed,
+                model_based_random_leases,
             ]
         );
     };

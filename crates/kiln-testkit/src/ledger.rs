@@ -1,12 +1,15 @@
 //! The conformance suite of [`RunLedger`]: one `pub async fn` per contract clause, and
 //! [`ledger_tests!`](crate::ledger_tests) to stamp out one test per check for a backend.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use kiln_core::Error;
-use kiln_core::ids::RunId;
-use kiln_core::ledger::{BeginRun, RunLedger, RunState};
+use kiln_core::ids::{LibraryName, RunId};
+use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState};
 use kiln_core::time::Clock;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use crate::catalog::library;
 use crate::clock::ManualClock;
@@ -154,6 +157,83 @@ pub async fn runs_newest_first(c: &dyn RunLedger) {
     assert_eq!(newest, [ids[4], ids[3]]);
 }
 
+/// Contract, all clauses together: a seeded random sequence of `begin_run`s (library-wide
+/// and group runs of two libraries), `finish_run`s and clock moves, applied to the ledger
+/// and to a `Vec` model, must agree at every step (runs, generations, states and times).
+pub async fn model_based_random_operations(c: &dyn RunLedger, clock: &ManualClock) {
+    let libs = [library("lib-a"), library("lib-b")];
+    let groups = [None, Some("g1"), Some("g2")];
+    let states = [RunState::Complete, RunState::Failed, RunState::Superseded];
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut model: Vec<Run> = Vec::new();
+    let mut generations: HashMap<LibraryName, u64> = HashMap::new();
+    for step in 0..200 {
+        let ctx = format!("step {step}");
+        match rng.random_range(0..10) {
+            0..=3 => {
+                let lib = &libs[rng.random_range(0..libs.len())];
+                let group = groups[rng.random_range(0..groups.len())].map(str::to_string);
+                let opts = BeginRun {
+                    build: format!("b{step}"),
+                    group: group.clone(),
+                };
+                let got = c.begin_run(lib, opts).await.unwrap();
+                let now = clock.now();
+                let g = generations.entry(lib.clone()).or_default();
+                *g += 1;
+                if group.is_none() {
+                    for r in model.iter_mut() {
+                        if &r.library == lib && r.state == RunState::Running {
+                            r.state = RunState::Superseded;
+                            r.finished_at = Some(now);
+                        }
+                    }
+                }
+                let want = Run {
+                    id: got.id,
+                    library: lib.clone(),
+                    build: format!("b{step}"),
+                    generation: *g,
+                    group,
+                    state: RunState::Running,
+                    created_at: now,
+                    finished_at: None,
+                };
+                assert_eq!(got, want, "{ctx}");
+                assert!(model.iter().all(|r| r.id != got.id), "{ctx}: a fresh id");
+                model.push(want);
+            }
+            4..=6 if !model.is_empty() => {
+                let i = rng.random_range(0..model.len());
+                let r = &mut model[i];
+                let state = states[rng.random_range(0..states.len())];
+                let moved = c.finish_run(r.id, state).await.unwrap();
+                assert_eq!(moved, r.state == RunState::Running, "{ctx}");
+                if moved {
+                    r.state = state;
+                    r.finished_at = Some(clock.now());
+                }
+            }
+            7 => clock.advance(Duration::from_millis(rng.random_range(1..5_000))),
+            _ => {
+                let lib = rng.random_bool(0.5).then(|| &libs[rng.random_range(0..2)]);
+                let limit = rng.random_range(1..8);
+                let want: Vec<&Run> = model
+                    .iter()
+                    .rev()
+                    .filter(|r| lib.is_none_or(|l| &r.library == l))
+                    .take(limit)
+                    .collect();
+                let got = c.runs(lib, limit).await.unwrap();
+                assert_eq!(got.iter().collect::<Vec<_>>(), want, "{ctx}");
+            }
+        }
+    }
+    for r in &model {
+        assert_eq!(&c.run(r.id).await.unwrap(), r);
+    }
+}
+
 /// Stamps out one `#[tokio::test]` per ledger check. `$setup` is an expression that
 /// evaluates to a function (or closure) from a [`SharedClock`](kiln_core::time::SharedClock)
 /// to a future of `Arc<dyn RunLedger>` (or any smart pointer to a `RunLedger`) reading time
@@ -173,6 +253,7 @@ macro_rules! ledger_tests {
             ]
             [
                 run_times_come_from_the_clock,
+                model_based_random_operations,
             ]
         );
     };
