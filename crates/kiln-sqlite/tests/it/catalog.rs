@@ -26,44 +26,36 @@ async fn open_memory(clock: SharedClock) -> SqliteCatalog {
         .with_clock(clock)
 }
 
+/// The catalog and ledger suites over the catalogs that `$open` makes (a ledger is its
+/// catalog's).
+macro_rules! suites {
+    ($open:ident) => {
+        async fn catalog(clock: SharedClock) -> Arc<dyn Catalog> {
+            Arc::new($open(clock).await)
+        }
+
+        async fn ledger(clock: SharedClock) -> Arc<dyn RunLedger> {
+            Arc::new($open(clock).await.ledger())
+        }
+
+        mod catalog_suite {
+            kiln_testkit::catalog_tests!(super::catalog);
+        }
+
+        mod ledger_suite {
+            kiln_testkit::ledger_tests!(super::ledger);
+        }
+    };
+}
+
 mod file {
     use super::*;
-
-    async fn catalog(clock: SharedClock) -> Arc<dyn Catalog> {
-        Arc::new(open_file(clock).await)
-    }
-
-    async fn ledger(clock: SharedClock) -> Arc<dyn RunLedger> {
-        Arc::new(open_file(clock).await.ledger())
-    }
-
-    mod catalog_suite {
-        kiln_testkit::catalog_tests!(super::catalog);
-    }
-
-    mod ledger_suite {
-        kiln_testkit::ledger_tests!(super::ledger);
-    }
+    suites!(open_file);
 }
 
 mod memory {
     use super::*;
-
-    async fn catalog(clock: SharedClock) -> Arc<dyn Catalog> {
-        Arc::new(open_memory(clock).await)
-    }
-
-    async fn ledger(clock: SharedClock) -> Arc<dyn RunLedger> {
-        Arc::new(open_memory(clock).await.ledger())
-    }
-
-    mod catalog_suite {
-        kiln_testkit::catalog_tests!(super::catalog);
-    }
-
-    mod ledger_suite {
-        kiln_testkit::ledger_tests!(super::ledger);
-    }
+    suites!(open_memory);
 }
 
 #[tokio::test]
