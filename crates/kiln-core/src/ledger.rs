@@ -83,9 +83,10 @@ pub struct BeginRun {
 /// [`Clock`](crate::time::Clock).
 ///
 /// # Contract
-/// - **Atomicity**: `begin_run` assigns the generation and marks every older running
-///   library-wide run of the library `Superseded` in one transaction; a run sees its
-///   `finished_at` set with its new state.
+/// - **Atomicity**: `begin_run` assigns the generation and, for a library-wide run, marks
+///   every older running run of its library (group runs too) `Superseded` in one
+///   transaction; a group run supersedes nothing. A run's `finished_at` is set with the
+///   state it leaves `Running` for.
 /// - **Not found**: `run` returns [`crate::Error::NotFound`] for an unknown run.
 /// - **Ordering**: generations increase strictly per library; `runs` lists newest first,
 ///   filtered by library and limited.
