@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use kiln_core::catalog::Catalog;
+use kiln_core::ledger::RunLedger;
 use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
 use object_store::ObjectStore;
@@ -15,6 +16,13 @@ use crate::config::{CacheDb, Config, Server, SqlDb, StoreConfig};
 /// Courses that published a new version, as the catalog announces them.
 pub(crate) type VersionEvents =
     std::pin::Pin<Box<dyn futures::Stream<Item = kiln_core::ids::CourseId> + Send>>;
+
+/// What the `[catalog]` database holds.
+struct CatalogParts {
+    catalog: Arc<dyn Catalog>,
+    ledger: Arc<dyn RunLedger>,
+    events: Option<VersionEvents>,
+}
 
 /// The config plus where the embedded backends live.
 pub(crate) struct Env {
@@ -66,7 +74,7 @@ impl Env {
 
     /// The catalog.
     pub(crate) async fn catalog(&self) -> anyhow::Result<Arc<dyn Catalog>> {
-        Ok(self.catalog_with_events().await?.0)
+        Ok(self.open_catalog().await?.catalog)
     }
 
     /// The catalog, and a stream of courses that published a version where the backend
@@ -74,25 +82,47 @@ impl Env {
     pub(crate) async fn catalog_with_events(
         &self,
     ) -> anyhow::Result<(Arc<dyn Catalog>, Option<VersionEvents>)> {
-        let mut events = None;
-        let catalog: Arc<dyn Catalog> = match &self.config.catalog {
-            SqlDb::Sqlite => Arc::new(
-                kiln_sqlite::SqliteCatalog::open(&self.data_dir.join("catalog.db"))
+        let parts = self.open_catalog().await?;
+        Ok((parts.catalog, parts.events))
+    }
+
+    /// The catalog and the runs ledger in its database, on one connection pool.
+    pub(crate) async fn catalog_and_ledger(
+        &self,
+    ) -> anyhow::Result<(Arc<dyn Catalog>, Arc<dyn RunLedger>)> {
+        let parts = self.open_catalog().await?;
+        Ok((parts.catalog, parts.ledger))
+    }
+
+    /// Opens the `[catalog]` database: the content catalog, the runs ledger sharing its
+    /// connections, and (where the backend can tell) the new-version stream.
+    async fn open_catalog(&self) -> anyhow::Result<CatalogParts> {
+        let parts = match &self.config.catalog {
+            SqlDb::Sqlite => {
+                let catalog = kiln_sqlite::SqliteCatalog::open(&self.data_dir.join("catalog.db"))
                     .await
-                    .context("opening the sqlite catalog")?,
-            ),
+                    .context("opening the sqlite catalog")?;
+                CatalogParts {
+                    ledger: Arc::new(catalog.ledger()),
+                    catalog: Arc::new(catalog),
+                    events: None,
+                }
+            }
             SqlDb::Postgres(server) => {
                 let pg = kiln_postgres::PgCatalog::new(self.postgres(server, "catalog").await?);
                 let stream = pg
                     .subscribe_versions()
                     .await
                     .context("listening for new versions on the postgres catalog")?;
-                events = Some(Box::pin(stream) as VersionEvents);
-                Arc::new(pg)
+                CatalogParts {
+                    ledger: Arc::new(pg.ledger()),
+                    catalog: Arc::new(pg),
+                    events: Some(Box::pin(stream) as VersionEvents),
+                }
             }
         };
-        self.say("catalog", &catalog);
-        Ok((catalog, events))
+        self.say("catalog", &parts.catalog);
+        Ok(parts)
     }
 
     /// The job queue.

@@ -1,4 +1,6 @@
-//! The Catalog trait: courses, versions, manifests, the sync memo, locks, builds and runs.
+//! The Catalog trait: the content catalog of courses, versions, manifests, the sync memo,
+//! locks, and the gc protocol's claims and marks. Builds and runs are the
+//! [`RunLedger`](crate::ledger::RunLedger)'s.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::{Debug, Display};
@@ -7,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::Result;
-use crate::ids::{ChunkId, CourseId, LibraryName, RunId, VersionId};
+use crate::ids::{ChunkId, CourseId, VersionId};
 use crate::manifest::Manifest;
 use crate::time::Timestamp;
 
@@ -64,85 +66,21 @@ pub struct LockHolder {
     pub expires_at: Timestamp,
 }
 
-/// The state of a reheat run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RunState {
-    /// Jobs are pending.
-    Running,
-    /// Every job is done (or dead); pruning has run.
-    Complete,
-    /// The run was stopped by an error of its own.
-    Failed,
-    /// A newer build of the library fenced it.
-    Superseded,
-}
-
-impl RunState {
-    /// The state's name as stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Running => "running",
-            RunState::Complete => "complete",
-            RunState::Failed => "failed",
-            RunState::Superseded => "superseded",
-        }
-    }
-
-    /// Parses [`RunState::as_str`]'s output.
-    pub fn parse(s: &str) -> Option<RunState> {
-        [
-            RunState::Running,
-            RunState::Complete,
-            RunState::Failed,
-            RunState::Superseded,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
-    }
-}
-
-/// A reheat run: the reheat of one build of a library.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Run {
-    /// The run's id.
-    pub id: RunId,
-    /// The library.
-    pub library: LibraryName,
-    /// The build's label (a commit hash, a course version, ...).
-    pub build: String,
-    /// The build's generation: strictly increasing per library.
-    pub generation: u64,
-    /// `Some(group)` for a run that rewrites one producer group only.
-    pub group: Option<String>,
-    /// The state.
-    pub state: RunState,
-    /// When the run started.
-    pub created_at: Timestamp,
-    /// When it left `Running`.
-    pub finished_at: Option<Timestamp>,
-}
-
-/// Options of [`Catalog::begin_run`].
-#[derive(Debug, Clone, Default)]
-pub struct BeginRun {
-    /// The build's label.
-    pub build: String,
-    /// Restrict the run to one producer group.
-    pub group: Option<String>,
-}
-
-/// The catalog: the truth about which versions exist and what they hold, and about builds.
+/// The content catalog: the truth about which versions exist and what they hold, plus the
+/// sync memo, named leases and the gc protocol's claims and marks.
+///
+/// Times (version creation, lease, claim and mark expiry) are read from the backend's
+/// injected [`Clock`](crate::time::Clock), never from the database server.
 ///
 /// # Contract
 /// - **Atomicity**: `publish` writes the version, its manifest and the current pointer in one
-///   transaction; a reader sees all of it or none. `begin_run` assigns the generation and
-///   supersedes older running library-wide runs in one transaction.
-/// - **Not found**: `versions`, `manifest` and `run` return [`crate::Error::NotFound`] for an
-///   unknown course, version or run; `current` returns `Ok(None)` for an unknown course.
-/// - **Ordering**: `versions` lists newest first; generations increase strictly per library.
+///   transaction; a reader sees all of it or none.
+/// - **Not found**: `versions` and `manifest` return [`crate::Error::NotFound`] for an
+///   unknown course or version; `current` returns `Ok(None)` for an unknown course.
+/// - **Ordering**: `versions` lists newest first; `courses` lists sorted.
 /// - **Idempotency**: publishing the current version again is `Unchanged`; publishing an
 ///   older version again makes it current (`Reinstated`) and keeps its first manifest;
-///   `memo_put` of an existing key keeps one entry; `finish_run` only moves a running run.
+///   `memo_put` of an existing key keeps one entry (the newest).
 /// - **Concurrency**: `try_lock` grants a named lease to one owner at a time until it expires
 ///   or is unlocked; the same owner may renew it. `lock_holder` names the live holder;
 ///   `take_over` moves a lease from a named holder (known to be gone) to a new owner, and
@@ -221,17 +159,4 @@ pub trait Catalog: Send + Sync + Debug + Display + 'static {
 
     /// Drops every mark of gc `owner` (its deletions are done).
     async fn gc_unmark(&self, owner: &str) -> Result<()>;
-
-    /// Starts a run for a new build: the next generation of the library. A library-wide run
-    /// marks every older running run of the library `Superseded`.
-    async fn begin_run(&self, library: &LibraryName, opts: BeginRun) -> Result<Run>;
-
-    /// A run by id.
-    async fn run(&self, id: RunId) -> Result<Run>;
-
-    /// The newest runs, optionally of one library, newest first.
-    async fn runs(&self, library: Option<&LibraryName>, limit: usize) -> Result<Vec<Run>>;
-
-    /// Moves a running run to `state`; false if it was not running.
-    async fn finish_run(&self, id: RunId, state: RunState) -> Result<bool>;
 }

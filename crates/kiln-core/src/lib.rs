@@ -1,13 +1,14 @@
 //! kiln-core: the domain types, backend traits, errors and layout rules of kiln; no IO.
 //!
 //! Everything here is shared by every other crate: ids ([`ids`]), how a course is cut into
-//! chunks ([`layout`]), manifests and path resolution ([`manifest`]), and the three backend
-//! traits with their contracts ([`catalog`], [`queue`], [`render_cache`]).
+//! chunks ([`layout`]), manifests and path resolution ([`manifest`]), time ([`time`]), and the
+//! backend traits with their contracts ([`catalog`], [`ledger`], [`queue`], [`render_cache`]).
 
 pub mod catalog;
 pub mod error;
 pub mod ids;
 pub mod layout;
+pub mod ledger;
 pub mod manifest;
 pub mod queue;
 pub mod render_cache;

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kiln_core::ids::{CourseId, VersionId};
-use kiln_load::testing::{MemCatalog, question_chunk};
+use kiln_load::testing::question_chunk;
 use kiln_load::{ChunkCache, LoadConfig};
+use kiln_testkit::mem::catalog::MemCatalog;
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
@@ -50,7 +51,7 @@ async fn main() -> anyhow_free::Result {
         }
         _ => Arc::new(LocalFileSystem::new_with_prefix(dir.path().join("store"))?),
     };
-    let catalog = MemCatalog::new();
+    let catalog = Arc::new(MemCatalog::new());
     let course = CourseId::new("bench")?;
     let mut entries = Vec::new();
     let mut bundle_bytes = 0;

@@ -1,5 +1,5 @@
 //! `PgCatalog`: the Catalog trait on PostgreSQL, with a NOTIFY on every publish so servers
-//! learn of a new current version at once.
+//! learn of a new current version at once. Its schema also holds [`PgLedger`]'s runs.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -7,19 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kiln_core::catalog::{
-    BeginRun, Catalog, LockHolder, MemoEntry, NewVersion, PublishOutcome, Run, RunState,
-    VersionInfo,
-};
-use kiln_core::ids::{ChunkId, ChunkKind, CourseId, LibraryName, RunId, VersionId};
+use kiln_core::catalog::{Catalog, LockHolder, MemoEntry, NewVersion, PublishOutcome, VersionInfo};
+use kiln_core::ids::{ChunkId, ChunkKind, CourseId, VersionId};
 use kiln_core::manifest::{Manifest, ManifestEntry};
-use kiln_core::time::Timestamp;
+use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use sqlx::Row;
-use sqlx::postgres::PgRow;
 use tokio::sync::{OnceCell, broadcast};
 
 use crate::db::PgDb;
 use crate::error::{Error, Result};
+use crate::ledger::PgLedger;
 use crate::notify::{self, AbortOnDrop, Sink};
 
 /// The catalog on PostgreSQL.
@@ -30,6 +27,7 @@ pub struct PgCatalog {
 
 struct Inner {
     db: PgDb,
+    clock: SharedClock,
     versions_tx: broadcast::Sender<String>,
     listener: OnceCell<AbortOnDrop>,
 }
@@ -61,7 +59,7 @@ fn course_id(s: String) -> Result<CourseId> {
     CourseId::new(s).map_err(|e| Error::Corrupt(e.to_string().into()))
 }
 
-fn u64_of(v: i64, what: &'static str) -> Result<u64> {
+pub(crate) fn u64_of(v: i64, what: &'static str) -> Result<u64> {
     u64::try_from(v).map_err(|_| Error::Corrupt(format!("negative {what} {v}").into()))
 }
 
@@ -70,36 +68,25 @@ fn i64_of(v: u64, what: &str) -> Result<i64> {
         .map_err(|_| kiln_core::Error::invalid(format!("{what} {v} is too large")).into())
 }
 
-fn run_of(row: &PgRow) -> Result<Run> {
-    let state: String = row.try_get("state")?;
-    Ok(Run {
-        id: RunId(row.try_get("id")?),
-        library: LibraryName::new(row.try_get::<String, _>("library")?)
-            .map_err(|e| Error::Corrupt(e.to_string().into()))?,
-        build: row.try_get("build")?,
-        generation: u64_of(row.try_get("generation")?, "generation")?,
-        group: row.try_get("grp")?,
-        state: RunState::parse(&state)
-            .ok_or_else(|| Error::Corrupt(format!("run state {state:?}").into()))?,
-        created_at: Timestamp(row.try_get("created_at")?),
-        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Timestamp),
-    })
-}
-
-const RUN_COLUMNS: &str = "id, library, build, generation, grp, state, created_at, finished_at";
-
 impl PgCatalog {
     /// Connects to `url` and migrates `schema` (default `public`).
     pub async fn connect(url: &str, schema: Option<&str>) -> kiln_core::Result<Self> {
         Ok(PgCatalog::new(PgDb::connect(url, schema).await?))
     }
 
-    /// The catalog on an open database.
+    /// The catalog on an open database, reading the wall clock.
     pub fn new(db: PgDb) -> Self {
+        PgCatalog::with_clock(db, SystemClock::shared())
+    }
+
+    /// The catalog on an open database, reading time from `clock` (version times, lease,
+    /// claim and mark expiry: the server's `now()` is never used, so tests can move time).
+    pub fn with_clock(db: PgDb, clock: SharedClock) -> Self {
         let (versions_tx, _) = broadcast::channel(1024);
         PgCatalog {
             inner: Arc::new(Inner {
                 db,
+                clock,
                 versions_tx,
                 listener: OnceCell::new(),
             }),
@@ -109,6 +96,15 @@ impl PgCatalog {
     /// The database.
     pub fn db(&self) -> &PgDb {
         &self.inner.db
+    }
+
+    /// The runs ledger on this catalog's database (and pool) and clock.
+    pub fn ledger(&self) -> PgLedger {
+        PgLedger::with_clock(self.inner.db.clone(), self.inner.clock.clone())
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.clock.now()
     }
 
     /// Subscribes to publishes: every course whose current version changes (through any
@@ -181,7 +177,7 @@ impl PgCatalog {
             sqlx::query("INSERT INTO versions (course, version, created_at) VALUES ($1, $2, $3)")
                 .bind(course)
                 .bind(version)
-                .bind(Timestamp::now().0)
+                .bind(self.now().0)
                 .execute(&mut *tx)
                 .await?;
             let entries = v.manifest.entries();
@@ -391,7 +387,7 @@ impl PgCatalog {
     }
 
     async fn try_lock_inner(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
-        let now = Timestamp::now();
+        let now = self.now();
         let row = sqlx::query(
             "INSERT INTO locks (name, owner, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
@@ -420,7 +416,7 @@ impl PgCatalog {
         let row =
             sqlx::query("SELECT owner, expires_at FROM locks WHERE name = $1 AND expires_at > $2")
                 .bind(name)
-                .bind(Timestamp::now().0)
+                .bind(self.now().0)
                 .fetch_optional(self.inner.db.pool())
                 .await?;
         row.map(|r| -> Result<LockHolder> {
@@ -445,7 +441,7 @@ impl PgCatalog {
         .bind(name)
         .bind(from)
         .bind(owner)
-        .bind(Timestamp::now().plus(ttl).0)
+        .bind(self.now().plus(ttl).0)
         .execute(self.inner.db.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -457,7 +453,7 @@ impl PgCatalog {
         ids: &[ChunkId],
         ttl: Duration,
     ) -> Result<HashSet<ChunkId>> {
-        let now = Timestamp::now();
+        let now = self.now();
         let ids: Vec<&[u8]> = ids.iter().map(|i| &i.0[..]).collect();
         let mut tx = self.inner.db.pool().begin().await?;
         // Claims run beside each other but never beside a gc_mark (which takes it exclusive).
@@ -497,7 +493,7 @@ impl PgCatalog {
     async fn release_claims_inner(&self, owner: &str) -> Result<()> {
         sqlx::query("DELETE FROM chunk_claims WHERE owner = $1 OR expires_at <= $2")
             .bind(owner)
-            .bind(Timestamp::now().0)
+            .bind(self.now().0)
             .execute(self.inner.db.pool())
             .await?;
         Ok(())
@@ -509,7 +505,7 @@ impl PgCatalog {
         candidates: &[ChunkId],
         ttl: Duration,
     ) -> Result<(Vec<ChunkId>, u64)> {
-        let now = Timestamp::now();
+        let now = self.now();
         let ids: Vec<&[u8]> = candidates.iter().map(|i| &i.0[..]).collect();
         let mut tx = self.inner.db.pool().begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -564,88 +560,10 @@ impl PgCatalog {
     async fn gc_unmark_inner(&self, owner: &str) -> Result<()> {
         sqlx::query("DELETE FROM gc_marks WHERE owner = $1 OR expires_at <= $2")
             .bind(owner)
-            .bind(Timestamp::now().0)
+            .bind(self.now().0)
             .execute(self.inner.db.pool())
             .await?;
         Ok(())
-    }
-
-    async fn begin_run_inner(&self, library: &LibraryName, opts: BeginRun) -> Result<Run> {
-        let now = Timestamp::now().0;
-        let mut tx = self.inner.db.pool().begin().await?;
-        // The upsert locks the library's row: concurrent begin_runs get distinct generations.
-        let generation: i64 = sqlx::query_scalar(
-            "INSERT INTO library_generations (library, generation) VALUES ($1, 1) \
-             ON CONFLICT (library) DO UPDATE SET generation = library_generations.generation + 1 \
-             RETURNING generation",
-        )
-        .bind(library.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        if opts.group.is_none() {
-            sqlx::query(
-                "UPDATE runs SET state = 'superseded', finished_at = $2 \
-                 WHERE library = $1 AND state = 'running'",
-            )
-            .bind(library.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let row = sqlx::query(&format!(
-            "INSERT INTO runs (library, build, generation, grp, state, created_at) \
-             VALUES ($1, $2, $3, $4, 'running', $5) RETURNING {RUN_COLUMNS}"
-        ))
-        .bind(library.as_str())
-        .bind(&opts.build)
-        .bind(generation)
-        .bind(&opts.group)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        run_of(&row)
-    }
-
-    async fn run_inner(&self, id: RunId) -> Result<Run> {
-        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
-            .bind(id.0)
-            .fetch_optional(self.inner.db.pool())
-            .await?;
-        match row {
-            Some(r) => run_of(&r),
-            None => Err(kiln_core::Error::not_found(format!("run {id}")).into()),
-        }
-    }
-
-    async fn runs_inner(&self, library: Option<&LibraryName>, limit: usize) -> Result<Vec<Run>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE $1::text IS NULL OR library = $1 \
-             ORDER BY id DESC LIMIT $2"
-        ))
-        .bind(library.map(LibraryName::as_str))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(self.inner.db.pool())
-        .await?;
-        rows.iter().map(run_of).collect()
-    }
-
-    async fn finish_run_inner(&self, id: RunId, state: RunState) -> Result<bool> {
-        if state == RunState::Running {
-            return Err(kiln_core::Error::invalid(format!(
-                "cannot finish run {id} as running: pick complete, failed or superseded"
-            ))
-            .into());
-        }
-        let done = sqlx::query(
-            "UPDATE runs SET state = $2, finished_at = $3 WHERE id = $1 AND state = 'running'",
-        )
-        .bind(id.0)
-        .bind(state.as_str())
-        .bind(Timestamp::now().0)
-        .execute(self.inner.db.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 }
 
@@ -737,25 +655,5 @@ impl Catalog for PgCatalog {
 
     async fn gc_unmark(&self, owner: &str) -> kiln_core::Result<()> {
         Ok(self.gc_unmark_inner(owner).await?)
-    }
-
-    async fn begin_run(&self, library: &LibraryName, opts: BeginRun) -> kiln_core::Result<Run> {
-        Ok(self.begin_run_inner(library, opts).await?)
-    }
-
-    async fn run(&self, id: RunId) -> kiln_core::Result<Run> {
-        Ok(self.run_inner(id).await?)
-    }
-
-    async fn runs(
-        &self,
-        library: Option<&LibraryName>,
-        limit: usize,
-    ) -> kiln_core::Result<Vec<Run>> {
-        Ok(self.runs_inner(library, limit).await?)
-    }
-
-    async fn finish_run(&self, id: RunId, state: RunState) -> kiln_core::Result<bool> {
-        Ok(self.finish_run_inner(id, state).await?)
     }
 }

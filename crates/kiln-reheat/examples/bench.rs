@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use kiln_core::catalog::RunState;
 use kiln_core::ids::LibraryName;
+use kiln_core::ledger::RunState;
 use kiln_core::render_cache::{CacheEntry, RenderCache};
 use kiln_core::time::{SystemClock, Timestamp};
 use kiln_reheat::{
@@ -112,7 +112,7 @@ async fn main() -> kiln_core::Result<()> {
             tmp.path().to_path_buf()
         }
     };
-    let catalog = Arc::new(SqliteCatalog::open(&dir.join("catalog.db")).await?);
+    let ledger = Arc::new(SqliteCatalog::open(&dir.join("catalog.db")).await?.ledger());
     let queue = Arc::new(SqliteQueue::open(&dir.join("queue.db")).await?);
     let cache = Arc::new(SqliteRenderCache::open(&dir.join("cache.db")).await?);
     let lib = LibraryName::new("bench")?;
@@ -144,7 +144,7 @@ async fn main() -> kiln_core::Result<()> {
             ..LibrarySettings::default()
         },
     ))?;
-    let reheat = Reheat::new(catalog, queue, cache, libs, SystemClock::shared());
+    let reheat = Reheat::new(ledger, queue, cache, libs, SystemClock::shared());
     let worker = Arc::new(Worker::new(reheat.clone(), opts.clone()));
 
     // RSS sampler: peak, and one sample per second.
@@ -180,7 +180,7 @@ async fn main() -> kiln_core::Result<()> {
                 .map_err(|e| kiln_core::Error::backend("bench", e))?;
             rt.block_on(async move {
                 let cache = Arc::new(SqliteRenderCache::open(&cache_path).await?);
-                let catalog = Arc::new(SqliteCatalog::open_in_memory().await?);
+                let ledger = Arc::new(SqliteCatalog::open_in_memory().await?.ledger());
                 let queue = Arc::new(SqliteQueue::open_in_memory().await?);
                 let mut libs = Libraries::new();
                 libs.insert(Library::new(
@@ -188,7 +188,7 @@ async fn main() -> kiln_core::Result<()> {
                     Arc::new(Noop { jobs }),
                     LibrarySettings::default(),
                 ))?;
-                let reheat = Reheat::new(catalog, queue, cache, libs, SystemClock::shared());
+                let reheat = Reheat::new(ledger, queue, cache, libs, SystemClock::shared());
                 let mut lat_us: Vec<u32> = Vec::with_capacity(1 << 20);
                 let (mut misses, mut x) = (0u64, 0x9E37_79B9_7F4A_7C15u64);
                 while !stop.load(Ordering::Relaxed) && prefill > 0 {

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use kiln_core::catalog::Catalog;
 use kiln_core::ids::LibraryName;
+use kiln_core::ledger::RunLedger;
 use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::{CacheEntry, PutOutcome, RenderCache};
 use kiln_core::time::SharedClock;
@@ -50,7 +50,7 @@ pub struct ReadThrough {
 #[derive(Debug)]
 struct Inner {
     /// The runs, for the generation a render-through writes at.
-    catalog: Arc<dyn Catalog>,
+    ledger: Arc<dyn RunLedger>,
     /// Where a render-through that failed transiently goes to be retried.
     queue: Arc<dyn JobQueue>,
     cache: Arc<dyn RenderCache>,
@@ -64,7 +64,7 @@ impl ReadThrough {
     /// The read path over these backends, for these libraries, stamping entries it renders
     /// with `clock`'s time.
     pub fn new(
-        catalog: Arc<dyn Catalog>,
+        ledger: Arc<dyn RunLedger>,
         queue: Arc<dyn JobQueue>,
         cache: Arc<dyn RenderCache>,
         libraries: Libraries,
@@ -72,7 +72,7 @@ impl ReadThrough {
     ) -> Self {
         ReadThrough {
             inner: Arc::new(Inner {
-                catalog,
+                ledger,
                 queue,
                 cache,
                 libraries,
@@ -155,7 +155,7 @@ impl ReadThrough {
     async fn live_generation(&self, library: &LibraryName) -> Result<u64> {
         Ok(self
             .inner
-            .catalog
+            .ledger
             .runs(Some(library), 1)
             .await?
             .first()

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_core::Result;
-use kiln_core::catalog::{BeginRun, Catalog, Run, RunState};
 use kiln_core::ids::RunId;
+use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState};
 use kiln_core::queue::{JobQueue, Tally};
 use kiln_core::render_cache::{CacheEntry, PruneScope, RenderCache};
 use kiln_core::time::SharedClock;
@@ -39,7 +39,7 @@ pub struct RunStatus {
 /// How often [`Reheat::wait`] looks at its run.
 const WAIT_POLL: Duration = Duration::from_millis(100);
 
-/// Runs reheats over a catalog, a queue and a render cache; cheap to clone.
+/// Runs reheats over a runs ledger, a queue and a render cache; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Reheat {
     inner: Arc<Inner>,
@@ -47,7 +47,7 @@ pub struct Reheat {
 
 #[derive(Debug)]
 struct Inner {
-    catalog: Arc<dyn Catalog>,
+    ledger: Arc<dyn RunLedger>,
     queue: Arc<dyn JobQueue>,
     cache: Arc<dyn RenderCache>,
     libraries: Libraries,
@@ -60,14 +60,14 @@ impl Reheat {
     /// labels, expiry marks, entries' write times) from `clock`: `SystemClock::shared()`
     /// in production.
     pub fn new(
-        catalog: Arc<dyn Catalog>,
+        ledger: Arc<dyn RunLedger>,
         queue: Arc<dyn JobQueue>,
         cache: Arc<dyn RenderCache>,
         libraries: Libraries,
         clock: SharedClock,
     ) -> Self {
         let reader = ReadThrough::new(
-            catalog.clone(),
+            ledger.clone(),
             queue.clone(),
             cache.clone(),
             libraries.clone(),
@@ -75,7 +75,7 @@ impl Reheat {
         );
         Reheat {
             inner: Arc::new(Inner {
-                catalog,
+                ledger,
                 queue,
                 cache,
                 libraries,
@@ -85,9 +85,9 @@ impl Reheat {
         }
     }
 
-    /// The catalog.
-    pub fn catalog(&self) -> &Arc<dyn Catalog> {
-        &self.inner.catalog
+    /// The runs ledger.
+    pub fn ledger(&self) -> &Arc<dyn RunLedger> {
+        &self.inner.ledger
     }
 
     /// The queue.
@@ -132,7 +132,7 @@ impl Reheat {
         };
         let run = self
             .inner
-            .catalog
+            .ledger
             .begin_run(
                 &lib.name,
                 BeginRun {
@@ -145,18 +145,14 @@ impl Reheat {
             Ok(()) => Ok(run),
             Err(e) => {
                 // The run has no job that could ever finish it: close it now.
-                let _ = self
-                    .inner
-                    .catalog
-                    .finish_run(run.id, RunState::Failed)
-                    .await;
+                let _ = self.inner.ledger.finish_run(run.id, RunState::Failed).await;
                 Err(e)
             }
         }
     }
 
     async fn prepare(&self, lib: &Library, run: &Run) -> Result<()> {
-        let (catalog, queue, cache) = (&self.inner.catalog, &self.inner.queue, &self.inner.cache);
+        let (ledger, queue, cache) = (&self.inner.ledger, &self.inner.queue, &self.inner.cache);
         let generation = run.generation;
         let jobs = RunJobs::new(lib, run.id, generation, run.group.clone());
         if run.group.is_none() {
@@ -167,7 +163,7 @@ impl Reheat {
         // Older running runs that this one overrides: a library-wide run overrides all of
         // them (its floor refuses their writes), a group run those of its group. Their jobs
         // are fenced and they are closed here, since no job of theirs will finish them.
-        for old in catalog.runs(Some(&lib.name), 1000).await? {
+        for old in ledger.runs(Some(&lib.name), 1000).await? {
             let overridden = old.id != run.id
                 && old.state == RunState::Running
                 && old.generation < generation
@@ -178,7 +174,7 @@ impl Reheat {
                         .fence(&fence_key(&lib.name, old.group.as_deref()), generation)
                         .await?;
                 }
-                catalog.finish_run(old.id, RunState::Superseded).await?;
+                ledger.finish_run(old.id, RunState::Superseded).await?;
             }
         }
         if let Prune::Ttl(ttl) = lib.settings.prune {
@@ -198,7 +194,7 @@ impl Reheat {
 
     /// A run and its tallies.
     pub async fn status(&self, run: RunId) -> Result<RunStatus> {
-        let run = self.inner.catalog.run(run).await?;
+        let run = self.inner.ledger.run(run).await?;
         let tally = self.inner.queue.tally(run.id).await?;
         Ok(RunStatus { run, tally })
     }
@@ -210,13 +206,13 @@ impl Reheat {
     /// Idempotent: workers call it after settling a batch of the run's jobs, and
     /// [`Reheat::wait`] when it sees every job settled.
     pub(crate) async fn finalize(&self, id: RunId) -> Result<RunState> {
-        let (catalog, queue, cache) = (&self.inner.catalog, &self.inner.queue, &self.inner.cache);
+        let (ledger, queue, cache) = (&self.inner.ledger, &self.inner.queue, &self.inner.cache);
         // The tally first: it is the cheap check that fails on almost every call.
         let tally = queue.tally(id).await?;
         if tally.pending() > 0 {
             return Ok(RunState::Running);
         }
-        let run = catalog.run(id).await?;
+        let run = ledger.run(id).await?;
         if run.state != RunState::Running {
             return Ok(run.state);
         }
@@ -236,8 +232,8 @@ impl Reheat {
             }
             RunState::Complete
         };
-        catalog.finish_run(id, state).await?;
-        Ok(catalog.run(id).await?.state)
+        ledger.finish_run(id, state).await?;
+        Ok(ledger.run(id).await?.state)
     }
 
     /// Waits until run `run` is no longer running, calling `on_progress` with its status

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use kiln_core::ids::CourseId;
 use kiln_core::ids::VersionId;
-use kiln_load::testing::{MemCatalog, question_chunk};
+use kiln_load::testing::question_chunk;
 use kiln_load::{ChunkCache, LoadConfig};
+use kiln_testkit::mem::catalog::MemCatalog;
 use object_store::local::LocalFileSystem;
 
 #[tokio::main]
@@ -18,7 +19,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = args.next().ok_or("usage: bench_serve DIR PORT")?.parse()?;
     std::fs::create_dir_all(dir.join("store"))?;
     let store = Arc::new(LocalFileSystem::new_with_prefix(dir.join("store"))?);
-    let catalog = MemCatalog::new();
+    let catalog = Arc::new(MemCatalog::new());
     let course = CourseId::new("bench")?;
     let q = question_chunk("topic/q1", 10, 10_000, 1);
     q.put(&*store).await?;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// What the reheat handlers need: the reheat service (catalog, queue, cache, libraries).
+/// What the reheat handlers need: the reheat service (runs ledger, queue, cache, libraries).
 #[derive(Debug, Clone)]
 pub struct ReheatState {
     reheat: Reheat,

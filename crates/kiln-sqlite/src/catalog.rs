@@ -1,4 +1,5 @@
-//! `SqliteCatalog`: the [`Catalog`] on SQLite (the embedded default).
+//! `SqliteCatalog`: the [`Catalog`] on SQLite (the embedded default); its file also holds
+//! the runs of [`SqliteLedger`].
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -6,19 +7,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kiln_core::catalog::{
-    BeginRun, Catalog, LockHolder, MemoEntry, NewVersion, PublishOutcome, Run, RunState,
-    VersionInfo,
-};
-use kiln_core::ids::{ChunkId, CourseId, LibraryName, RunId, VersionId};
+use kiln_core::catalog::{Catalog, LockHolder, MemoEntry, NewVersion, PublishOutcome, VersionInfo};
+use kiln_core::ids::{ChunkId, CourseId, VersionId};
 use kiln_core::manifest::Manifest;
-use kiln_core::time::Timestamp;
+use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use kiln_core::{Error, Result};
 use sqlx::Row;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteRow;
 
-use crate::db::{self, Db, err};
+use crate::db::{self, Db, corrupt, err};
+use crate::ledger::SqliteLedger;
 use crate::manifest_codec;
 
 fn migrator() -> Migrator {
@@ -38,27 +37,47 @@ fn migrator() -> Migrator {
 
 /// The catalog in one SQLite file (WAL mode, one writer connection and a read pool).
 ///
-/// The file holds only the catalog's tables; give the queue and the render cache their
-/// own files (each has its own migrations).
+/// The file holds only the catalog's tables and the runs ledger's (one schema, one
+/// migration history: [`SqliteCatalog::ledger`] shares the connections); give the queue and
+/// the render cache their own files (each has its own migrations).
 #[derive(Debug, Clone)]
 pub struct SqliteCatalog {
     db: Db,
+    clock: SharedClock,
 }
 
 impl SqliteCatalog {
     /// Opens the catalog at `path`, creating the file and its parent directories, and
-    /// brings its schema up to date.
+    /// brings its schema up to date. It reads the wall clock; see [`SqliteCatalog::with_clock`].
     pub async fn open(path: &Path) -> Result<Self> {
         Ok(SqliteCatalog {
             db: Db::open(path, &migrator()).await?,
+            clock: SystemClock::shared(),
         })
     }
 
-    /// A private catalog in memory, for tests; it lives as long as the value.
+    /// A private catalog in memory, for tests; it lives as long as the value (and its
+    /// ledger).
     pub async fn open_in_memory() -> Result<Self> {
         Ok(SqliteCatalog {
             db: Db::open_in_memory(&migrator()).await?,
+            clock: SystemClock::shared(),
         })
+    }
+
+    /// This catalog reading time from `clock` (version times, lease, claim and mark expiry).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The runs ledger in this catalog's file, on the same connections and clock.
+    pub fn ledger(&self) -> SqliteLedger {
+        SqliteLedger::new(self.db.clone(), self.clock.clone())
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 }
 
@@ -68,10 +87,6 @@ impl fmt::Display for SqliteCatalog {
     }
 }
 
-fn corrupt(what: &str, value: &str) -> Error {
-    db::Error::Corrupt(format!("stored {what} {value:?} is invalid")).into()
-}
-
 fn version_info(course: &CourseId, row: &SqliteRow) -> Result<VersionInfo> {
     let version: String = row.try_get("version").map_err(err)?;
     Ok(VersionInfo {
@@ -79,24 +94,6 @@ fn version_info(course: &CourseId, row: &SqliteRow) -> Result<VersionInfo> {
         version: VersionId::new(&version).map_err(|_| corrupt("version id", &version))?,
         created_at: Timestamp(row.try_get("created_at").map_err(err)?),
         current: row.try_get::<i64, _>("current").map_err(err)? != 0,
-    })
-}
-
-fn run_from_row(row: &SqliteRow) -> Result<Run> {
-    let library: String = row.try_get("library").map_err(err)?;
-    let state: String = row.try_get("state").map_err(err)?;
-    Ok(Run {
-        id: RunId(row.try_get("id").map_err(err)?),
-        library: LibraryName::new(&library).map_err(|_| corrupt("library", &library))?,
-        build: row.try_get("build").map_err(err)?,
-        generation: row.try_get::<i64, _>("generation").map_err(err)? as u64,
-        group: row.try_get("grp").map_err(err)?,
-        state: RunState::parse(&state).ok_or_else(|| corrupt("run state", &state))?,
-        created_at: Timestamp(row.try_get("created_at").map_err(err)?),
-        finished_at: row
-            .try_get::<Option<i64>, _>("finished_at")
-            .map_err(err)?
-            .map(Timestamp),
     })
 }
 
@@ -119,8 +116,6 @@ fn json_list<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
     // Serialising a list of strings cannot fail.
     serde_json::to_string(&strs).unwrap_or_else(|_| "[]".into())
 }
-
-const RUN_COLUMNS: &str = "id, library, build, generation, grp, state, created_at, finished_at";
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
@@ -148,7 +143,7 @@ impl Catalog for SqliteCatalog {
         )
         .bind(v.course.as_str())
         .bind(v.version.as_str())
-        .bind(Timestamp::now().0)
+        .bind(self.now().0)
         .bind(&blob)
         .execute(&mut *tx)
         .await
@@ -307,7 +302,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn try_lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
-        let now = Timestamp::now();
+        let now = self.now();
         let done = sqlx::query(
             "INSERT INTO locks (name, owner, expires_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,
@@ -338,7 +333,7 @@ impl Catalog for SqliteCatalog {
         let row =
             sqlx::query("SELECT owner, expires_at FROM locks WHERE name = ? AND expires_at > ?")
                 .bind(name)
-                .bind(Timestamp::now().0)
+                .bind(self.now().0)
                 .fetch_optional(&self.db.reader)
                 .await
                 .map_err(err)?;
@@ -358,7 +353,7 @@ impl Catalog for SqliteCatalog {
         .bind(name)
         .bind(from)
         .bind(owner)
-        .bind(Timestamp::now().plus(ttl).0)
+        .bind(self.now().plus(ttl).0)
         .execute(&self.db.writer)
         .await
         .map_err(err)?;
@@ -371,7 +366,7 @@ impl Catalog for SqliteCatalog {
         ids: &[ChunkId],
         ttl: Duration,
     ) -> Result<HashSet<ChunkId>> {
-        let now = Timestamp::now();
+        let now = self.now();
         let list = json_list(ids.iter().map(hex));
         // One write transaction: SQLite's single writer serialises it with `gc_mark`.
         let mut tx = self.db.begin().await?;
@@ -416,7 +411,7 @@ impl Catalog for SqliteCatalog {
     async fn release_claims(&self, owner: &str) -> Result<()> {
         sqlx::query("DELETE FROM chunk_claims WHERE owner = ? OR expires_at <= ?")
             .bind(owner)
-            .bind(Timestamp::now().0)
+            .bind(self.now().0)
             .execute(&self.db.writer)
             .await
             .map_err(err)?;
@@ -429,7 +424,7 @@ impl Catalog for SqliteCatalog {
         candidates: &[ChunkId],
         ttl: Duration,
     ) -> Result<(Vec<ChunkId>, u64)> {
-        let now = Timestamp::now();
+        let now = self.now();
         let mut tx = self.db.begin().await?;
         let mut keep = HashSet::new();
         if !candidates.is_empty() {
@@ -510,86 +505,10 @@ impl Catalog for SqliteCatalog {
     async fn gc_unmark(&self, owner: &str) -> Result<()> {
         sqlx::query("DELETE FROM gc_marks WHERE owner = ? OR expires_at <= ?")
             .bind(owner)
-            .bind(Timestamp::now().0)
+            .bind(self.now().0)
             .execute(&self.db.writer)
             .await
             .map_err(err)?;
         Ok(())
-    }
-
-    async fn begin_run(&self, library: &LibraryName, opts: BeginRun) -> Result<Run> {
-        let now = Timestamp::now();
-        let mut tx = self.db.begin().await?;
-        let row = sqlx::query(&format!(
-            "INSERT INTO runs (library, build, generation, grp, state, created_at)
-             SELECT ?1, ?2, coalesce(max(generation), 0) + 1, ?3, 'running', ?4
-             FROM runs WHERE library = ?1
-             RETURNING {RUN_COLUMNS}"
-        ))
-        .bind(library.as_str())
-        .bind(&opts.build)
-        .bind(&opts.group)
-        .bind(now.0)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(err)?;
-        let run = run_from_row(&row)?;
-        if run.group.is_none() {
-            sqlx::query(
-                "UPDATE runs SET state = 'superseded', finished_at = ?
-                 WHERE library = ? AND state = 'running' AND id <> ?",
-            )
-            .bind(now.0)
-            .bind(library.as_str())
-            .bind(run.id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        }
-        tx.commit().await.map_err(err)?;
-        Ok(run)
-    }
-
-    async fn run(&self, id: RunId) -> Result<Run> {
-        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"))
-            .bind(id.0)
-            .fetch_optional(&self.db.reader)
-            .await
-            .map_err(err)?;
-        match row {
-            Some(r) => run_from_row(&r),
-            None => Err(Error::not_found(format!("run {id}"))),
-        }
-    }
-
-    async fn runs(&self, library: Option<&LibraryName>, limit: usize) -> Result<Vec<Run>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE ?1 IS NULL OR library = ?1
-             ORDER BY id DESC LIMIT ?2"
-        ))
-        .bind(library.map(|l| l.as_str()))
-        .bind(limit.min(i64::MAX as usize) as i64)
-        .fetch_all(&self.db.reader)
-        .await
-        .map_err(err)?;
-        rows.iter().map(run_from_row).collect()
-    }
-
-    async fn finish_run(&self, id: RunId, state: RunState) -> Result<bool> {
-        if state == RunState::Running {
-            return Err(Error::invalid(format!(
-                "cannot finish run {id} as \"running\": choose complete, failed or superseded"
-            )));
-        }
-        let done = sqlx::query(
-            "UPDATE runs SET state = ?, finished_at = ? WHERE id = ? AND state = 'running'",
-        )
-        .bind(state.as_str())
-        .bind(Timestamp::now().0)
-        .bind(id.0)
-        .execute(&self.db.writer)
-        .await
-        .map_err(err)?;
-        Ok(done.rows_affected() == 1)
     }
 }

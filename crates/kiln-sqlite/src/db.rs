@@ -95,6 +95,11 @@ impl From<Error> for kiln_core::Error {
     }
 }
 
+/// A stored value that this code does not write: `what` names it, `value` shows it.
+pub(crate) fn corrupt(what: &str, value: &str) -> kiln_core::Error {
+    Error::Corrupt(format!("stored {what} {value:?} is invalid")).into()
+}
+
 /// Maps a sqlx error straight to kiln's error (for `?` in trait methods).
 pub(crate) fn err(e: sqlx::Error) -> kiln_core::Error {
     Error::Sqlx(e).into()

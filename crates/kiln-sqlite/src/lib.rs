@@ -1,5 +1,6 @@
-//! kiln-sqlite: the embedded backends of kiln's three traits on SQLite (sqlx, WAL mode,
-//! embedded migrations): [`SqliteCatalog`], [`SqliteQueue`] and [`SqliteRenderCache`].
+//! kiln-sqlite: the embedded backends of kiln's traits on SQLite (sqlx, WAL mode, embedded
+//! migrations): [`SqliteCatalog`] with its [`SqliteLedger`], [`SqliteQueue`] and
+//! [`SqliteRenderCache`].
 //!
 //! Each backend lives in its own database file with its own migrations (for example
 //! `<data-dir>/catalog.sqlite`, `queue.sqlite`, `cache.sqlite`), so that the queue's write
@@ -14,10 +15,12 @@
 
 mod catalog;
 mod db;
+mod ledger;
 mod manifest_codec;
 mod queue;
 mod render_cache;
 
 pub use catalog::SqliteCatalog;
+pub use ledger::SqliteLedger;
 pub use queue::SqliteQueue;
 pub use render_cache::SqliteRenderCache;

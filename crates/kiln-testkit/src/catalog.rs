@@ -1,16 +1,28 @@
 //! The conformance suite of [`Catalog`]: one `pub async fn` per contract clause, and
-//! [`catalog_tests!`](crate::catalog_tests) to stamp out one test per check for a backend.
+//! [`catalog_tests!`](crate::catalog_tests) to stamp out one test per check for a backend;
+//! plus the ids and manifests the suites share.
+//!
+//! Checks of expiry take the [`ManualClock`] the backend was built on and move it, so no
+//! check sleeps or waits on real time.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use kiln_core::Error;
-use kiln_core::catalog::{BeginRun, Catalog, MemoEntry, NewVersion, PublishOutcome, RunState};
-use kiln_core::ids::{ChunkId, ChunkKind, CourseId, LibraryName, RunId, VersionId};
+use kiln_core::catalog::{Catalog, LockHolder, MemoEntry, NewVersion, PublishOutcome};
+use kiln_core::ids::{ChunkId, ChunkKind, CourseId, LibraryName, VersionId};
 use kiln_core::manifest::{Manifest, ManifestEntry};
+use kiln_core::time::{Clock, Timestamp};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
-/// How long a check polls for something that must happen soon (a lease expiring).
+use crate::clock::ManualClock;
+
+/// How long a check polls for something that must happen soon (a version becoming visible).
 const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A lease, claim or mark ttl that no check outlives unless it moves the clock past it.
+const LONG: Duration = Duration::from_secs(600);
 
 /// A course id.
 pub fn course(s: &str) -> CourseId {
@@ -57,7 +69,8 @@ pub fn manifest(n: usize, seed: u64) -> Manifest {
     Manifest::new(entries).expect("distinct chunk names")
 }
 
-fn new_version(c: &str, v: &str, m: Manifest) -> NewVersion {
+/// A version of course `c` to publish.
+pub fn new_version(c: &str, v: &str, m: Manifest) -> NewVersion {
     NewVersion {
         course: course(c),
         version: version(v),
@@ -142,8 +155,8 @@ pub async fn versions_newest_first(c: &dyn Catalog) {
     assert!(vs.windows(2).all(|w| w[0].created_at >= w[1].created_at));
 }
 
-/// Contract (not found): unknown courses, versions and runs are `NotFound`; `current` of
-/// an unknown course is `None`.
+/// Contract (not found): unknown courses and versions are `NotFound`; `current` of an
+/// unknown course is `None`.
 pub async fn unknown_things_are_not_found(c: &dyn Catalog) {
     c.publish(new_version("demo", "v1", manifest(1, 1)))
         .await
@@ -159,8 +172,6 @@ pub async fn unknown_things_are_not_found(c: &dyn Catalog) {
         .manifest(&course("demo"), &version("v9"))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
-    let err = c.run(RunId(987_654_321)).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     assert_eq!(c.current(&course("nope")).await.unwrap(), None);
 }
@@ -315,7 +326,7 @@ pub async fn referenced_chunks_of_every_version(c: &dyn Catalog) {
 /// Contract (concurrency): a lock has one owner at a time; the owner may renew it; only
 /// the owner's unlock frees it.
 pub async fn lock_is_exclusive_and_renewable(c: &dyn Catalog) {
-    let long = Duration::from_secs(600);
+    let long = LONG;
     assert!(c.try_lock("sync:demo", "a", long).await.unwrap());
     assert!(!c.try_lock("sync:demo", "b", long).await.unwrap());
     assert!(
@@ -337,63 +348,74 @@ pub async fn lock_is_exclusive_and_renewable(c: &dyn Catalog) {
 }
 
 /// Contract (concurrency): a lease that is not renewed expires and another owner gets it.
-pub async fn lock_expires(c: &dyn Catalog) {
+pub async fn lock_expires(c: &dyn Catalog, clock: &ManualClock) {
+    let ttl = Duration::from_secs(30);
+    assert!(c.try_lock("sync:demo", "a", ttl).await.unwrap());
+    clock.advance(ttl - Duration::from_millis(1));
     assert!(
-        c.try_lock("sync:demo", "a", Duration::from_millis(1))
-            .await
-            .unwrap()
+        !c.try_lock("sync:demo", "b", LONG).await.unwrap(),
+        "a lease is live until its ttl ends"
     );
-    let start = Instant::now();
-    while !c
-        .try_lock("sync:demo", "b", Duration::from_secs(600))
-        .await
-        .unwrap()
-    {
-        assert!(start.elapsed() < DEADLINE, "the lock never expired");
-        tokio::task::yield_now().await;
-    }
-    assert!(
-        !c.try_lock("sync:demo", "a", Duration::from_secs(600))
-            .await
-            .unwrap()
-    );
+    clock.advance(Duration::from_millis(1));
+    assert!(c.try_lock("sync:demo", "b", LONG).await.unwrap());
+    assert!(!c.try_lock("sync:demo", "a", LONG).await.unwrap());
 }
 
 /// Contract (concurrency): `lock_holder` names the live holder, not an expired one;
 /// `take_over` moves the lease from the named holder only.
-pub async fn lock_holder_and_take_over(c: &dyn Catalog) {
-    let long = Duration::from_secs(600);
+pub async fn lock_holder_and_take_over(c: &dyn Catalog, clock: &ManualClock) {
     assert_eq!(c.lock_holder("sync:demo").await.unwrap(), None);
-    assert!(c.try_lock("sync:demo", "a", long).await.unwrap());
+    assert!(c.try_lock("sync:demo", "a", LONG).await.unwrap());
     let h = c.lock_holder("sync:demo").await.unwrap().expect("held");
     assert_eq!(h.owner, "a");
-    assert!(h.expires_at.0 > kiln_core::time::Timestamp::now().0);
+    assert_eq!(h.expires_at, clock.now().plus(LONG));
     assert!(
-        !c.take_over("sync:demo", "x", "b", long).await.unwrap(),
+        !c.take_over("sync:demo", "x", "b", LONG).await.unwrap(),
         "only from the named holder"
     );
-    assert!(c.take_over("sync:demo", "a", "b", long).await.unwrap());
+    assert!(c.take_over("sync:demo", "a", "b", LONG).await.unwrap());
     assert_eq!(
         c.lock_holder("sync:demo").await.unwrap().unwrap().owner,
         "b"
     );
-    assert!(!c.try_lock("sync:demo", "a", long).await.unwrap());
-    assert!(
-        c.try_lock("sync:short", "a", Duration::from_millis(1))
-            .await
-            .unwrap()
+    assert!(!c.try_lock("sync:demo", "a", LONG).await.unwrap());
+    let short = Duration::from_secs(5);
+    assert!(c.try_lock("sync:short", "a", short).await.unwrap());
+    assert!(c.lock_holder("sync:short").await.unwrap().is_some());
+    clock.advance(short);
+    assert_eq!(
+        c.lock_holder("sync:short").await.unwrap(),
+        None,
+        "an expired lease has no holder"
     );
-    let start = Instant::now();
-    while c.lock_holder("sync:short").await.unwrap().is_some() {
-        assert!(start.elapsed() < DEADLINE, "an expired lease kept a holder");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+}
+
+/// Contract: times are read from the backend's clock: a version's `created_at` is the
+/// clock's time at its publish.
+pub async fn times_come_from_the_clock(c: &dyn Catalog, clock: &ManualClock) {
+    clock.advance(Duration::from_secs(3600));
+    let first = clock.now();
+    c.publish(new_version("demo", "v1", manifest(1, 1)))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(7));
+    c.publish(new_version("demo", "v2", manifest(1, 2)))
+        .await
+        .unwrap();
+    let times: Vec<_> = c
+        .versions(&course("demo"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.created_at)
+        .collect();
+    assert_eq!(times, [clock.now(), first]);
 }
 
 /// Contract (claims and marks): `gc_mark` marks only chunks that no version references and
 /// no live claim holds, forgets their memo entries, and counts the owner's live marks.
 pub async fn gc_marks_only_unclaimed_unreferenced_chunks(c: &dyn Catalog) {
-    let long = Duration::from_secs(600);
+    let long = LONG;
     let m = manifest(2, 7);
     c.publish(new_version("a", "v1", m.clone())).await.unwrap();
     let referenced = m.entries()[0].id;
@@ -434,8 +456,8 @@ pub async fn gc_marks_only_unclaimed_unreferenced_chunks(c: &dyn Catalog) {
 
 /// Contract (claims and marks): a claim reports the chunks a gc has marked; after
 /// `gc_unmark` it reports none, and a released or expired claim no longer protects a chunk.
-pub async fn claims_report_marks_and_expire(c: &dyn Catalog) {
-    let long = Duration::from_secs(600);
+pub async fn claims_report_marks_and_expire(c: &dyn Catalog, clock: &ManualClock) {
+    let long = LONG;
     let (a, b) = (chunk_id(9, 1), chunk_id(9, 2));
     assert_eq!(c.gc_mark("gc-1", &[a], long).await.unwrap().0, vec![a]);
     // The same id twice in one call is one claim.
@@ -454,28 +476,59 @@ pub async fn claims_report_marks_and_expire(c: &dyn Catalog) {
     assert_eq!(c.gc_mark("gc-2", &[a], long).await.unwrap().0, vec![a]);
     c.gc_unmark("gc-2").await.unwrap();
     // An expired claim protects nothing.
-    c.claim_chunks("sync-2", &[b], Duration::from_millis(1))
-        .await
-        .unwrap();
-    let start = Instant::now();
-    while c.gc_mark("gc-3", &[b], long).await.unwrap().0.is_empty() {
-        assert!(start.elapsed() < DEADLINE, "a claim never expired");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let short = Duration::from_secs(5);
+    c.claim_chunks("sync-2", &[b], short).await.unwrap();
+    clock.advance(short - Duration::from_millis(1));
+    assert!(
+        c.gc_mark("gc-3", &[b], long).await.unwrap().0.is_empty(),
+        "a claim is live until its ttl ends"
+    );
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(c.gc_mark("gc-3", &[b], long).await.unwrap().0, vec![b]);
     // A claim with no ids renews the owner's earlier claims: sync-3's first one outlives its ttl.
     c.gc_unmark("gc-3").await.unwrap();
-    c.claim_chunks("sync-3", &[a], Duration::from_millis(50))
-        .await
-        .unwrap();
+    c.claim_chunks("sync-3", &[a], short).await.unwrap();
     c.claim_chunks("sync-3", &[], long).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    clock.advance(short * 2);
     assert!(c.gc_mark("gc-4", &[a], long).await.unwrap().0.is_empty());
+}
+
+/// Contract (claims and marks): a mark that is not renewed expires: claims no longer
+/// report it, another gc may mark the chunk, and its owner no longer counts it; a renewal
+/// (`gc_mark` with no candidates) keeps it live.
+pub async fn marks_expire_unless_renewed(c: &dyn Catalog, clock: &ManualClock) {
+    let ttl = Duration::from_secs(30);
+    let (a, b) = (chunk_id(11, 1), chunk_id(11, 2));
+    assert_eq!(c.gc_mark("gc-1", &[a], ttl).await.unwrap(), (vec![a], 1));
+    assert_eq!(c.gc_mark("gc-2", &[b], ttl).await.unwrap(), (vec![b], 1));
+    clock.advance(ttl - Duration::from_millis(1));
+    assert_eq!(
+        c.gc_mark("gc-2", &[], ttl).await.unwrap(),
+        (vec![], 1),
+        "renewed"
+    );
+    clock.advance(Duration::from_millis(1));
+    assert!(
+        c.claim_chunks("sync-1", &[a], LONG)
+            .await
+            .unwrap()
+            .is_empty(),
+        "an expired mark is not reported"
+    );
+    c.release_claims("sync-1").await.unwrap();
+    assert_eq!(c.gc_mark("gc-1", &[], ttl).await.unwrap(), (vec![], 0));
+    assert_eq!(c.gc_mark("gc-3", &[a], ttl).await.unwrap(), (vec![a], 1));
+    assert_eq!(
+        c.claim_chunks("sync-2", &[b], LONG).await.unwrap(),
+        HashSet::from([b]),
+        "the renewed mark is live"
+    );
 }
 
 /// Contract (claims and marks): marks and claims are serialised: of a claim and a mark of
 /// one chunk racing each other, exactly one side sees the other.
 pub async fn claims_and_marks_race_safely(c: &dyn Catalog) {
-    let long = Duration::from_secs(600);
+    let long = LONG;
     for i in 0..50u64 {
         let id = [chunk_id(10, i)];
         let owner_s = format!("sync-{i}");
@@ -491,210 +544,111 @@ pub async fn claims_and_marks_race_safely(c: &dyn Catalog) {
     }
 }
 
-/// Contract (ordering, atomicity): generations increase strictly per library, and a
-/// library-wide run supersedes every older running run of its library only.
-pub async fn begin_run_supersedes_older_runs(c: &dyn Catalog) {
-    let lib = library("guides");
-    let r1 = c
-        .begin_run(
-            &lib,
-            BeginRun {
-                build: "b1".into(),
-                group: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(r1.state, RunState::Running);
-    assert_eq!(r1.library, lib);
-    assert_eq!(r1.build, "b1");
-    assert_eq!(r1.finished_at, None);
-    let other = c
-        .begin_run(
-            &library("other"),
-            BeginRun {
-                build: "x".into(),
-                group: None,
-            },
-        )
-        .await
-        .unwrap();
-    let group = BeginRun {
-        build: "b2".into(),
-        group: Some("g1".into()),
-    };
-    let r2 = c.begin_run(&lib, group).await.unwrap();
-    assert_eq!(r2.group.as_deref(), Some("g1"));
-    assert!(r2.generation > r1.generation);
-    assert_eq!(
-        c.run(r1.id).await.unwrap().state,
-        RunState::Running,
-        "a group run supersedes nothing"
-    );
-    let r3 = c
-        .begin_run(
-            &lib,
-            BeginRun {
-                build: "b3".into(),
-                group: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert!(r3.generation > r2.generation);
-    for old in [r1.id, r2.id] {
-        let run = c.run(old).await.unwrap();
-        assert_eq!(run.state, RunState::Superseded);
-        assert!(run.finished_at.is_some());
+/// Contract (concurrency), the lease clauses together: a seeded random sequence of
+/// `try_lock`, `unlock`, `take_over` and `lock_holder` calls by three owners on two names,
+/// with random ttls and clock moves, applied to the catalog and to a `HashMap` model, must
+/// agree at every step.
+pub async fn model_based_random_leases(c: &dyn Catalog, clock: &ManualClock) {
+    let names = ["sync:a", "sync:b"];
+    let owners = ["x", "y", "z"];
+    let mut rng = StdRng::seed_from_u64(11);
+    // name -> (owner, expires_at)
+    let mut model: HashMap<&str, (&str, Timestamp)> = HashMap::new();
+    for step in 0..300 {
+        let ctx = format!("step {step}");
+        let name = names[rng.random_range(0..names.len())];
+        let owner = owners[rng.random_range(0..owners.len())];
+        let ttl = Duration::from_millis(rng.random_range(1..10_000));
+        let now = clock.now();
+        let live = model.get(name).copied().filter(|(_, at)| *at > now);
+        match rng.random_range(0..10) {
+            0..=2 => {
+                let want = live.is_none_or(|(o, _)| o == owner);
+                assert_eq!(c.try_lock(name, owner, ttl).await.unwrap(), want, "{ctx}");
+                if want {
+                    model.insert(name, (owner, now.plus(ttl)));
+                }
+            }
+            3 => {
+                c.unlock(name, owner).await.unwrap();
+                if model.get(name).is_some_and(|(o, _)| *o == owner) {
+                    model.remove(name);
+                }
+            }
+            4 => {
+                let from = owners[rng.random_range(0..owners.len())];
+                let want = model.get(name).is_some_and(|(o, _)| *o == from);
+                let got = c.take_over(name, from, owner, ttl).await.unwrap();
+                assert_eq!(got, want, "{ctx}");
+                if want {
+                    model.insert(name, (owner, now.plus(ttl)));
+                }
+            }
+            5..=6 => clock.advance(Duration::from_millis(rng.random_range(1..4_000))),
+            _ => {
+                let got = c.lock_holder(name).await.unwrap();
+                let want = live.map(|(o, at)| LockHolder {
+                    owner: o.to_string(),
+                    expires_at: at,
+                });
+                assert_eq!(got, want, "{ctx}");
+            }
+        }
     }
-    assert_eq!(c.run(r3.id).await.unwrap(), r3);
-    assert_eq!(
-        c.run(other.id).await.unwrap().state,
-        RunState::Running,
-        "other libraries untouched"
-    );
-}
-
-/// Contract (ordering, atomicity): concurrent `begin_run`s get distinct generations.
-pub async fn concurrent_begin_runs_get_distinct_generations(c: &dyn Catalog) {
-    let lib = library("guides");
-    let runs = futures::future::join_all((0..8).map(|i| {
-        c.begin_run(
-            &lib,
-            BeginRun {
-                build: format!("b{i}"),
-                group: None,
-            },
-        )
-    }))
-    .await;
-    let mut gens: Vec<u64> = runs.into_iter().map(|r| r.unwrap().generation).collect();
-    gens.sort_unstable();
-    gens.dedup();
-    assert_eq!(gens.len(), 8);
-    let all = c.runs(Some(&lib), 100).await.unwrap();
-    assert_eq!(
-        all.iter().filter(|r| r.state == RunState::Running).count(),
-        1
-    );
-}
-
-/// Contract (idempotency): `finish_run` moves a running run only, and only once.
-pub async fn finish_run_only_from_running(c: &dyn Catalog) {
-    let lib = library("guides");
-    let r = c
-        .begin_run(
-            &lib,
-            BeginRun {
-                build: "b1".into(),
-                group: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert!(c.finish_run(r.id, RunState::Complete).await.unwrap());
-    let done = c.run(r.id).await.unwrap();
-    assert_eq!(done.state, RunState::Complete);
-    assert!(done.finished_at.is_some());
-    assert!(!c.finish_run(r.id, RunState::Failed).await.unwrap());
-    assert_eq!(c.run(r.id).await.unwrap().state, RunState::Complete);
-    let old = c
-        .begin_run(
-            &lib,
-            BeginRun {
-                build: "b2".into(),
-                group: None,
-            },
-        )
-        .await
-        .unwrap();
-    c.begin_run(
-        &lib,
-        BeginRun {
-            build: "b3".into(),
-            group: None,
-        },
-    )
-    .await
-    .unwrap();
-    assert!(
-        !c.finish_run(old.id, RunState::Complete).await.unwrap(),
-        "superseded stays"
-    );
-    assert_eq!(c.run(old.id).await.unwrap().state, RunState::Superseded);
-}
-
-/// Contract (ordering): `runs` lists the newest first, filtered by library and limited.
-pub async fn runs_newest_first(c: &dyn Catalog) {
-    let (a, b) = (library("a"), library("b"));
-    let mut ids = Vec::new();
-    for (i, lib) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
-        let r = c
-            .begin_run(
-                lib,
-                BeginRun {
-                    build: format!("{i}"),
-                    group: None,
-                },
-            )
-            .await
-            .unwrap();
-        ids.push(r.id);
-    }
-    let of_a: Vec<RunId> = c
-        .runs(Some(&a), 10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(of_a, [ids[4], ids[2], ids[0]]);
-    let newest: Vec<RunId> = c
-        .runs(None, 2)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(newest, [ids[4], ids[3]]);
 }
 
 /// Stamps out one `#[tokio::test]` per catalog check. `$setup` is an expression that
-/// evaluates to a future of `Arc<dyn Catalog>` (or any smart pointer to a `Catalog`); it is
-/// evaluated once per test and must give an isolated, empty catalog.
+/// evaluates to a function (or closure) from a [`SharedClock`](kiln_core::time::SharedClock)
+/// to a future of `Arc<dyn Catalog>` (or any smart pointer to a `Catalog`) reading time
+/// from that clock; it is evaluated once per test and must give an isolated, empty
+/// catalog. Each test builds its catalog on a fresh [`ManualClock`].
 #[macro_export]
 macro_rules! catalog_tests {
     ($setup:expr) => {
         $crate::catalog_tests!(@ $setup;
-            publish_then_read,
-            publish_current_again_is_unchanged,
-            publish_older_version_reinstates,
-            versions_newest_first,
-            unknown_things_are_not_found,
-            courses_are_sorted,
-            publish_is_atomic_for_readers,
-            memo_put_get,
-            memo_forget_by_chunk,
-            memo_large_batch,
-            referenced_chunks_of_every_version,
-            lock_is_exclusive_and_renewable,
-            lock_expires,
-            lock_holder_and_take_over,
-            gc_marks_only_unclaimed_unreferenced_chunks,
-            claims_report_marks_and_expire,
-            claims_and_marks_race_safely,
-            begin_run_supersedes_older_runs,
-            concurrent_begin_runs_get_distinct_generations,
-            finish_run_only_from_running,
-            runs_newest_first,
+            [
+                publish_then_read,
+                publish_current_again_is_unchanged,
+                publish_older_version_reinstates,
+                versions_newest_first,
+                unknown_things_are_not_found,
+                courses_are_sorted,
+                publish_is_atomic_for_readers,
+                memo_put_get,
+                memo_forget_by_chunk,
+                memo_large_batch,
+                referenced_chunks_of_every_version,
+                lock_is_exclusive_and_renewable,
+                gc_marks_only_unclaimed_unreferenced_chunks,
+                claims_and_marks_race_safely,
+            ]
+            [
+                lock_expires,
+                lock_holder_and_take_over,
+                times_come_from_the_clock,
+                claims_report_marks_and_expire,
+                marks_expire_unless_renewed,
+                model_based_random_leases,
+            ]
         );
     };
-    (@ $setup:expr; $($check:ident),* $(,)?) => {
+    (@ $setup:expr; [$($check:ident),* $(,)?] [$($timed:ident),* $(,)?]) => {
         $(
             #[::tokio::test]
             async fn $check() {
-                let catalog = $setup.await;
+                let clock = $crate::clock::ManualClock::new();
+                let setup = $setup;
+                let catalog = setup(clock.shared()).await;
                 $crate::catalog::$check(&*catalog).await;
+            }
+        )*
+        $(
+            #[::tokio::test]
+            async fn $timed() {
+                let clock = $crate::clock::ManualClock::new();
+                let setup = $setup;
+                let catalog = setup(clock.shared()).await;
+                $crate::catalog::$timed(&*catalog, &clock).await;
             }
         )*
     };

@@ -1,4 +1,5 @@
-//! kiln-testkit: the conformance suites of kiln's backend traits, and course generators.
+//! kiln-testkit: the conformance suites of kiln's backend traits, in-memory backends that
+//! pass them ([`mem`]), test clocks and course generators.
 //!
 //! Each suite is a module of plain `pub async fn` checks plus a macro that stamps out one
 //! `#[tokio::test]` per check for a backend's `setup()` (see STYLE.md section 3).
@@ -6,6 +7,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod course_gen;
+pub mod ledger;
 pub mod mem;
 pub mod queue;
 pub mod render_cache;

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kiln_core::catalog::RunState;
 use kiln_core::ids::{CourseId, JobId, LibraryName, RunId};
+use kiln_core::ledger::RunState;
 use kiln_core::time::SystemClock;
 use kiln_reheat::{Libraries, Reheat, StartOptions, Worker, WorkerOptions};
 use serde_json::json;
@@ -16,13 +16,13 @@ use crate::progress::bar;
 
 /// The reheat service over the configured backends and libraries.
 pub(crate) async fn service(env: &Env) -> anyhow::Result<Reheat> {
-    let catalog = env.catalog().await?;
+    let (catalog, ledger) = env.catalog_and_ledger().await?;
     let queue = env.queue().await?;
     let cache = env.render_cache().await?;
-    let libraries = Libraries::from_configs(&env.config.libraries, catalog.clone())
+    let libraries = Libraries::from_configs(&env.config.libraries, catalog)
         .context("invalid config: [[library]]")?;
     Ok(Reheat::new(
-        catalog,
+        ledger,
         queue,
         cache,
         libraries,
@@ -210,10 +210,10 @@ pub(crate) async fn runs(
     as_json: bool,
 ) -> anyhow::Result<()> {
     let library = library.map(LibraryName::new).transpose()?;
-    let catalog = env.catalog().await?;
+    let (_, ledger) = env.catalog_and_ledger().await?;
     let queue = env.queue().await?;
     let mut rows = Vec::new();
-    for run in catalog.runs(library.as_ref(), limit).await? {
+    for run in ledger.runs(library.as_ref(), limit).await? {
         let tally = queue.tally(run.id).await?;
         rows.push((run, tally));
     }

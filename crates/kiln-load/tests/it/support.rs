@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_core::ids::{ChunkRef, CourseId, VersionId};
-use kiln_load::testing::{CountingStore, MemCatalog, TestChunk};
+use kiln_load::testing::{CountingStore, TestChunk};
 use kiln_load::{ChunkCache, LoadConfig};
+use kiln_testkit::mem::catalog::MemCatalog;
 use object_store::local::LocalFileSystem;
 
 /// A store, a catalog and a cache directory in one temporary directory.
@@ -34,7 +35,7 @@ impl Env {
         let local = LocalFileSystem::new_with_prefix(&store_dir).unwrap();
         Env {
             store: CountingStore::new(Arc::new(local)),
-            catalog: MemCatalog::new(),
+            catalog: Arc::new(MemCatalog::new()),
             course: CourseId::new("demo").unwrap(),
             dir: dir.to_path_buf(),
             _tmp: None,

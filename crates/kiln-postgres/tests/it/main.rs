@@ -9,6 +9,7 @@ mod s3;
 use std::sync::Arc;
 
 use kiln_core::catalog::Catalog;
+use kiln_core::ledger::RunLedger;
 use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
 use kiln_core::time::SharedClock;
@@ -19,7 +20,15 @@ mod catalog_suite {
     kiln_testkit::catalog_tests!({
         // A block, not an async block: a missing server returns from the test (skipped).
         let url = kiln_testkit::skip_unless_env!("TEST_POSTGRES_URL");
-        crate::catalog(url)
+        move |clock| crate::catalog(url, clock)
+    });
+}
+
+/// The ledger suite, each test on a fresh schema.
+mod ledger_suite {
+    kiln_testkit::ledger_tests!({
+        let url = kiln_testkit::skip_unless_env!("TEST_POSTGRES_URL");
+        move |clock| crate::ledger(url, clock)
     });
 }
 
@@ -39,8 +48,12 @@ mod render_cache_suite {
     });
 }
 
-pub(crate) async fn catalog(url: String) -> Arc<dyn Catalog> {
-    Arc::new(PgCatalog::new(fresh_db(&url).await))
+pub(crate) async fn catalog(url: String, clock: SharedClock) -> Arc<dyn Catalog> {
+    Arc::new(PgCatalog::with_clock(fresh_db(&url).await, clock))
+}
+
+pub(crate) async fn ledger(url: String, clock: SharedClock) -> Arc<dyn RunLedger> {
+    Arc::new(PgCatalog::with_clock(fresh_db(&url).await, clock).ledger())
 }
 
 pub(crate) async fn queue(url: String, clock: SharedClock) -> Arc<dyn JobQueue> {

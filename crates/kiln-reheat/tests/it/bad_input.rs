@@ -3,7 +3,7 @@
 //! Each checks the error names the culprit and the run's counters stay true.
 
 use kiln_core::Error;
-use kiln_core::catalog::RunState;
+use kiln_core::ledger::RunState;
 use kiln_reheat::payload::{JobPayload, MAX_PAYLOAD_BYTES};
 use kiln_reheat::{StartOptions, parse_libraries};
 use serde_json::json;
@@ -28,7 +28,7 @@ async fn an_unknown_library_is_not_found_and_named() {
         Err(Error::NotFound { .. })
     ));
     assert!(
-        h.reheat.catalog().runs(None, 10).await.unwrap().is_empty(),
+        h.reheat.ledger().runs(None, 10).await.unwrap().is_empty(),
         "no run may start"
     );
     h.stop().await;

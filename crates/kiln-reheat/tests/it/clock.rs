@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use kiln_core::catalog::RunState;
 use kiln_core::ids::LibraryName;
+use kiln_core::ledger::RunState;
 use kiln_core::time::{Clock, SharedClock};
 use kiln_reheat::{
     BuildContext, Handler, Libraries, Library, LibrarySettings, Prune, RenderError, RenderItem,

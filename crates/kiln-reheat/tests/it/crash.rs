@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kiln_core::catalog::RunState;
 use kiln_core::ids::LibraryName;
+use kiln_core::ledger::RunState;
 use kiln_core::time::SystemClock;
 use kiln_reheat::{Libraries, Reheat, StartOptions, Worker, WorkerOptions};
 use kiln_sqlite::{SqliteCatalog, SqliteQueue, SqliteRenderCache};
@@ -40,8 +40,10 @@ fn library_config(listing: &str, render: &str) -> kiln_reheat::LibraryConfig {
 }
 
 async fn sqlite_backends(dir: &Path) -> Backends {
+    let catalog = SqliteCatalog::open(&dir.join("catalog.db")).await.unwrap();
     Backends::from_parts(
-        Arc::new(SqliteCatalog::open(&dir.join("catalog.db")).await.unwrap()),
+        Arc::new(catalog.ledger()),
+        Arc::new(catalog),
         Arc::new(SqliteQueue::open(&dir.join("queue.db")).await.unwrap()),
         Arc::new(
             SqliteRenderCache::open(&dir.join("cache.db"))
@@ -54,7 +56,7 @@ async fn sqlite_backends(dir: &Path) -> Backends {
 /// The reheat service over `b`, on the wall clock (both processes share the SQLite files).
 fn service(b: &Backends, libs: Libraries) -> Reheat {
     Reheat::new(
-        b.catalog.clone(),
+        b.ledger.clone(),
         b.queue.clone(),
         b.cache.clone(),
         libs,
@@ -150,7 +152,7 @@ struct Killed {
     site: Site,
     backends: Backends,
     cfg: kiln_reheat::LibraryConfig,
-    run: kiln_core::catalog::Run,
+    run: kiln_core::ledger::Run,
     killed_at: Instant,
     _dir: tempfile::TempDir,
 }

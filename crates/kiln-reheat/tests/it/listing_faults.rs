@@ -2,7 +2,7 @@
 //! that cycles (0, 1, 0, 1...) is detected; either way the run fails with a dead letter that
 //! says why, and no item is rendered twice.
 
-use kiln_core::catalog::RunState;
+use kiln_core::ledger::RunState;
 use kiln_reheat::StartOptions;
 
 use crate::site::{Next, Site, items};

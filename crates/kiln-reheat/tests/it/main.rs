@@ -22,7 +22,6 @@ mod bad_input;
 mod clock;
 mod crash;
 mod listing_faults;
-mod mem;
 mod reheat;
 mod render_cap;
 mod site;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use kiln_core::catalog::{NewVersion, RunState};
+use kiln_core::catalog::NewVersion;
 use kiln_core::ids::{ChunkId, ChunkKind, CourseId, LibraryName, VersionId};
+use kiln_core::ledger::RunState;
 use kiln_core::manifest::{Manifest, ManifestEntry};
 use kiln_reheat::StartOptions;
 use kiln_reheat::config::{PruneConfig, RendererConfig, SourceConfig};

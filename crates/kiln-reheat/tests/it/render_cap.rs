@@ -2,8 +2,8 @@
 //! read past it, and its job is a dead letter (not retried) that names the key and the cap;
 //! nothing is stored for it and the rest of the run goes on.
 
-use kiln_core::catalog::RunState;
 use kiln_core::ids::LibraryName;
+use kiln_core::ledger::RunState;
 use kiln_reheat::StartOptions;
 use kiln_reheat::config::RendererConfig;
 

@@ -5,8 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_core::catalog::{Catalog, RunState};
+use kiln_core::catalog::Catalog;
 use kiln_core::ids::RunId;
+use kiln_core::ledger::{RunLedger, RunState};
 use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
 use kiln_core::time::{SharedClock, SystemClock};
@@ -19,11 +20,14 @@ use kiln_testkit::mem::queue::MemQueue;
 use kiln_testkit::mem::render_cache::MemCache;
 use tokio::task::JoinHandle;
 
-use crate::mem::MemCatalog;
+use kiln_testkit::mem::catalog::MemCatalog;
+use kiln_testkit::mem::ledger::MemLedger;
+
 use crate::site::Site;
 
-/// The three backends.
+/// The backends: the catalog (for course sources), the runs ledger, the queue and the cache.
 pub(crate) struct Backends {
+    pub(crate) ledger: Arc<dyn RunLedger>,
     pub(crate) catalog: Arc<dyn Catalog>,
     pub(crate) queue: Arc<dyn JobQueue>,
     pub(crate) cache: Arc<dyn RenderCache>,
@@ -32,11 +36,13 @@ pub(crate) struct Backends {
 
 impl Backends {
     pub(crate) fn from_parts(
+        ledger: Arc<dyn RunLedger>,
         catalog: Arc<dyn Catalog>,
         queue: Arc<dyn JobQueue>,
         cache: Arc<dyn RenderCache>,
     ) -> Backends {
         Backends {
+            ledger,
             catalog,
             queue,
             cache,
@@ -48,8 +54,10 @@ impl Backends {
     pub(crate) async fn sqlite() -> Backends {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
+        let catalog = SqliteCatalog::open(&p.join("catalog.db")).await.unwrap();
         Backends {
-            catalog: Arc::new(SqliteCatalog::open(&p.join("catalog.db")).await.unwrap()),
+            ledger: Arc::new(catalog.ledger()),
+            catalog: Arc::new(catalog),
             queue: Arc::new(SqliteQueue::open(&p.join("queue.db")).await.unwrap()),
             cache: Arc::new(SqliteRenderCache::open(&p.join("cache.db")).await.unwrap()),
             _dir: Some(dir),
@@ -58,7 +66,8 @@ impl Backends {
 
     pub(crate) fn mem() -> Backends {
         Backends {
-            catalog: Arc::new(MemCatalog::default()),
+            ledger: Arc::new(MemLedger::new()),
+            catalog: Arc::new(MemCatalog::new()),
             queue: Arc::new(MemQueue::default()),
             cache: Arc::new(MemCache::default()),
             _dir: None,
@@ -137,7 +146,7 @@ impl Harness {
         clock: SharedClock,
     ) -> Harness {
         let reheat = Reheat::new(
-            backends.catalog.clone(),
+            backends.ledger.clone(),
             backends.queue.clone(),
             backends.cache.clone(),
             libs,

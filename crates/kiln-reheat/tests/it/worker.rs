@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kiln_core::catalog::RunState;
+use kiln_core::ledger::RunState;
 use kiln_core::queue::LeaseOptions;
 use kiln_reheat::{Libraries, StartOptions, WorkerOptions};
 

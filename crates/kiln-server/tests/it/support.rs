@@ -5,9 +5,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use kiln_core::ids::{ChunkKind, CourseId, VersionId};
-use kiln_load::testing::{BundleBuilder, CountingStore, MemCatalog, TestChunk, question_chunk};
+use kiln_load::testing::{BundleBuilder, CountingStore, TestChunk, question_chunk};
 use kiln_load::{ChunkCache, LoadConfig};
 use kiln_server::{AppState, router};
+use kiln_testkit::mem::catalog::MemCatalog;
 use object_store::local::LocalFileSystem;
 use tower::ServiceExt;
 
@@ -41,7 +42,7 @@ impl Env {
         std::fs::create_dir_all(dir.path().join("store")).unwrap();
         let local = LocalFileSystem::new_with_prefix(dir.path().join("store")).unwrap();
         let store = CountingStore::new(Arc::new(local));
-        let mem = MemCatalog::new();
+        let mem = Arc::new(MemCatalog::new());
         let q1 = BundleBuilder::new()
             .file("info.json", "{\"uuid\":\"q1\"}")
             .file("question.html", "<p>hello</p>")

@@ -1,34 +1,61 @@
-//! The catalog conformance suite on SQLite files and in memory, and file handling.
+//! The catalog and ledger conformance suites on SQLite files and in memory, and file
+//! handling.
 
 use std::sync::Arc;
 
 use kiln_core::catalog::{Catalog, NewVersion};
+use kiln_core::ledger::{BeginRun, RunLedger};
+use kiln_core::time::SharedClock;
 use kiln_sqlite::SqliteCatalog;
-use kiln_testkit::catalog::{course, manifest, version};
+use kiln_testkit::catalog::{course, library, manifest, version};
 
 /// A fresh catalog in its own temporary directory (kept alive for the test's duration by
-/// leaking the guard: the OS temp cleaner removes it).
-async fn setup() -> Arc<dyn Catalog> {
+/// leaking the guard: the OS temp cleaner removes it), on `clock`.
+async fn open_file(clock: SharedClock) -> SqliteCatalog {
     let dir = tempfile::tempdir().unwrap().keep();
-    Arc::new(
-        SqliteCatalog::open(&dir.join("nested/catalog.sqlite"))
-            .await
-            .unwrap(),
-    )
+    SqliteCatalog::open(&dir.join("nested/catalog.sqlite"))
+        .await
+        .unwrap()
+        .with_clock(clock)
+}
+
+async fn open_memory(clock: SharedClock) -> SqliteCatalog {
+    SqliteCatalog::open_in_memory()
+        .await
+        .unwrap()
+        .with_clock(clock)
+}
+
+/// The catalog and ledger suites over the catalogs that `$open` makes (a ledger is its
+/// catalog's).
+macro_rules! suites {
+    ($open:ident) => {
+        async fn catalog(clock: SharedClock) -> Arc<dyn Catalog> {
+            Arc::new($open(clock).await)
+        }
+
+        async fn ledger(clock: SharedClock) -> Arc<dyn RunLedger> {
+            Arc::new($open(clock).await.ledger())
+        }
+
+        mod catalog_suite {
+            kiln_testkit::catalog_tests!(super::catalog);
+        }
+
+        mod ledger_suite {
+            kiln_testkit::ledger_tests!(super::ledger);
+        }
+    };
 }
 
 mod file {
-    kiln_testkit::catalog_tests!(super::setup());
+    use super::*;
+    suites!(open_file);
 }
 
 mod memory {
     use super::*;
-
-    async fn setup() -> Arc<dyn Catalog> {
-        Arc::new(SqliteCatalog::open_in_memory().await.unwrap())
-    }
-
-    kiln_testkit::catalog_tests!(setup());
+    suites!(open_memory);
 }
 
 #[tokio::test]
@@ -51,6 +78,23 @@ async fn reopening_keeps_the_data_and_display_names_the_file() {
         c.manifest(&course("demo"), &version("v1")).await.unwrap(),
         m
     );
+}
+
+#[tokio::test]
+async fn the_ledger_shares_the_catalogs_file_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.sqlite");
+    let c = SqliteCatalog::open(&path).await.unwrap();
+    let ledger = c.ledger();
+    assert_eq!(ledger.to_string(), format!("Sqlite({})", path.display()));
+    let opts = BeginRun {
+        build: "b1".into(),
+        group: None,
+    };
+    let run = ledger.begin_run(&library("guides"), opts).await.unwrap();
+    drop((c, ledger));
+    let again = SqliteCatalog::open(&path).await.unwrap().ledger();
+    assert_eq!(again.run(run.id).await.unwrap(), run);
 }
 
 #[tokio::test]

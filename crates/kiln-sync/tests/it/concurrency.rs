@@ -5,11 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kiln_core::Result;
-use kiln_core::catalog::{
-    BeginRun, Catalog, LockHolder, MemoEntry, NewVersion, PublishOutcome, Run, RunState,
-    VersionInfo,
-};
-use kiln_core::ids::{ChunkId, CourseId, LibraryName, RunId, VersionId};
+use kiln_core::catalog::{Catalog, LockHolder, MemoEntry, NewVersion, PublishOutcome, VersionInfo};
+use kiln_core::ids::{ChunkId, CourseId, VersionId};
 use kiln_core::manifest::Manifest;
 use kiln_sync::{NoProgress, SyncOptions};
 use kiln_testkit::course_gen::commit_all;
@@ -115,18 +112,6 @@ impl Catalog for Recording {
     }
     async fn gc_unmark(&self, owner: &str) -> Result<()> {
         self.inner.gc_unmark(owner).await
-    }
-    async fn begin_run(&self, l: &LibraryName, o: BeginRun) -> Result<Run> {
-        self.inner.begin_run(l, o).await
-    }
-    async fn run(&self, id: RunId) -> Result<Run> {
-        self.inner.run(id).await
-    }
-    async fn runs(&self, l: Option<&LibraryName>, limit: usize) -> Result<Vec<Run>> {
-        self.inner.runs(l, limit).await
-    }
-    async fn finish_run(&self, id: RunId, s: RunState) -> Result<bool> {
-        self.inner.finish_run(id, s).await
     }
 }
 

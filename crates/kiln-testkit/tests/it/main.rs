@@ -1,5 +1,7 @@
-//! kiln-testkit's integration tests: the conformance suites against the in-memory backends
-//! (run from here, not as unit tests, so that they see the one copy of kiln-core's types).
+//! kiln-testkit's integration tests: the in-memory backends against their traits' whole
+//! conformance suites (run from here, not as unit tests, so that they see the one copy of
+//! kiln-core's types).
 
+mod mem;
 mod queue;
 mod render_cache;
