@@ -1,9 +1,11 @@
 //! kiln-core: the domain types, backend traits, errors and layout rules of kiln; no IO.
 //!
 //! Everything here is shared by every other crate: ids ([`ids`]), how a course is cut into
-//! chunks ([`layout`]), manifests and path resolution ([`manifest`]), and the three backend
-//! traits with their contracts ([`catalog`], [`queue`], [`render_cache`]).
+//! chunks ([`layout`]), manifests and path resolution ([`manifest`]), the three backend traits
+//! with their contracts ([`catalog`], [`queue`], [`render_cache`]), and the one retry delay
+//! policy ([`backoff`]).
 
+pub mod backoff;
 pub mod catalog;
 pub mod error;
 pub mod ids;

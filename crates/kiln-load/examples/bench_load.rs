@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kiln_core::ids::{CourseId, VersionId};
-use kiln_load::testing::{MemCatalog, question_chunk};
+use kiln_load::testing::MemCatalog;
 use kiln_load::{ChunkCache, LoadConfig};
+use kiln_testkit::chunks::question_chunk;
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;

@@ -22,7 +22,6 @@
 mod cache;
 mod config;
 mod current;
-mod extract;
 mod fetch;
 mod fsutil;
 mod health;
@@ -31,6 +30,7 @@ mod lease;
 mod links;
 mod metrics;
 mod paths;
+mod probe;
 mod recover;
 mod resolve;
 pub mod testing;

@@ -7,7 +7,6 @@
 //! is finished and the entries it no longer produces are pruned. [`Reheat::read`] is the
 //! read path, with optional render-through on a miss.
 
-pub mod backoff;
 mod body;
 pub mod chain;
 pub mod command;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kiln_core::Result;
+use kiln_core::backoff::Backoff;
 use kiln_core::ids::{JobId, LibraryName, RunId};
 use kiln_core::queue::{
     Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome, priority,
@@ -21,7 +22,6 @@ use kiln_core::time::Timestamp;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::chain::{self, Position};
 use crate::handler::{BuildContext, RenderError, Work};
 use crate::library::Library;

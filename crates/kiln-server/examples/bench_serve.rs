@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use kiln_core::ids::CourseId;
 use kiln_core::ids::VersionId;
-use kiln_load::testing::{MemCatalog, question_chunk};
+use kiln_load::testing::MemCatalog;
 use kiln_load::{ChunkCache, LoadConfig};
+use kiln_testkit::chunks::question_chunk;
 use object_store::local::LocalFileSystem;
 
 #[tokio::main]

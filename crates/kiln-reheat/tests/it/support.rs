@@ -5,11 +5,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kiln_core::backoff::Backoff;
 use kiln_core::catalog::{Catalog, RunState};
 use kiln_core::ids::RunId;
 use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
-use kiln_reheat::backoff::Backoff;
 use kiln_reheat::config::{LibraryConfig, PruneConfig, RendererConfig, SourceConfig};
 use kiln_reheat::metrics::Metrics;
 use kiln_reheat::{Libraries, Reheat, RunStatus, Worker, WorkerOptions};
