@@ -5,7 +5,8 @@ use std::str::FromStr;
 
 use crate::{Error, Result};
 
-/// A content address: BLAKE3 of a chunk's canonical uncompressed bundle.
+/// A content address: BLAKE3 of a chunk's canonical uncompressed bundle (kiln-chunk owns the
+/// bundle format and the chunk's object key).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChunkId(pub [u8; 32]);
 
@@ -18,19 +19,6 @@ impl ChunkId {
             s.push(char::from_digit((b & 15) as u32, 16).unwrap_or('0'));
         }
         s
-    }
-
-    /// The object-store key of this chunk's bundle: `chunks/<id[0..2]>/<id>.tar.zst`.
-    pub fn object_key(&self) -> String {
-        let hex = self.to_hex();
-        format!("chunks/{}/{}.tar.zst", &hex[..2], hex)
-    }
-
-    /// The inverse of [`ChunkId::object_key`]: the id of a well-formed key, else `None`.
-    pub fn from_object_key(key: &str) -> Option<ChunkId> {
-        let (dir, name) = key.strip_prefix("chunks/")?.split_once('/')?;
-        let id: ChunkId = name.strip_suffix(".tar.zst")?.parse().ok()?;
-        (id.to_hex()[..2] == *dir).then_some(id)
     }
 }
 
@@ -256,15 +244,11 @@ mod tests {
     use super::ChunkId;
 
     #[test]
-    fn object_keys_round_trip() {
+    fn hex_round_trips() {
         let id = ChunkId([0xab; 32]);
-        assert_eq!(ChunkId::from_object_key(&id.object_key()), Some(id));
-        let hex = id.to_hex();
-        assert_eq!(
-            ChunkId::from_object_key(&format!("chunks/cd/{hex}.tar.zst")),
-            None
-        );
-        assert_eq!(ChunkId::from_object_key("chunks/ab/readme.txt"), None);
-        assert_eq!(ChunkId::from_object_key("other/x"), None);
+        assert_eq!(id.to_hex(), "ab".repeat(32));
+        assert_eq!(id.to_hex().parse::<ChunkId>().unwrap(), id);
+        assert!("ab".parse::<ChunkId>().is_err());
+        assert!("zz".repeat(32).parse::<ChunkId>().is_err());
     }
 }

@@ -1,9 +1,11 @@
 //! kiln-core: the domain types, backend traits, errors and layout rules of kiln; no IO.
 //!
 //! Everything here is shared by every other crate: ids ([`ids`]), how a course is cut into
-//! chunks ([`layout`]), manifests and path resolution ([`manifest`]), time ([`time`]), and the
-//! backend traits with their contracts ([`catalog`], [`ledger`], [`queue`], [`render_cache`]).
+//! chunks ([`layout`]), manifests and path resolution ([`manifest`]), time ([`time`]), the one
+//! retry delay policy ([`backoff`]), and the backend traits with their contracts ([`catalog`],
+//! [`ledger`], [`queue`], [`render_cache`]).
 
+pub mod backoff;
 pub mod catalog;
 pub mod error;
 pub mod ids;

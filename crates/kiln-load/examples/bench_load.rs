@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kiln_core::ids::{CourseId, VersionId};
-use kiln_load::testing::question_chunk;
 use kiln_load::{ChunkCache, LoadConfig};
+use kiln_testkit::chunks::question_chunk;
 use kiln_testkit::mem::catalog::MemCatalog;
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;

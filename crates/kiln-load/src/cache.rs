@@ -1,5 +1,9 @@
 //! [`ChunkCache`]: ensure chunks of a version are on disk, pin them while in use, evict
 //! under a byte budget, and remove old version directories.
+//!
+//! The cache owns the index and the budget: it makes room before a fetch, hands the fetch to
+//! [`crate::fetch::Fetcher`] (which knows the store and the disk, not the index), and
+//! records what the fetcher installed and evicts after it.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -15,7 +19,8 @@ use kiln_core::{Error, Result};
 use object_store::ObjectStore;
 
 use crate::config::LoadConfig;
-use crate::fetch::{self, blocking};
+use crate::fetch::Fetcher;
+use crate::fsutil::blocking;
 use crate::health::{Backend, Health};
 use crate::index::{FetchFuture, Index, Key};
 use crate::lease::Leases;
@@ -71,6 +76,16 @@ pub struct Ensured {
     pub downloaded: Vec<ChunkRef>,
     /// Keeps the chunks and the version directory from removal while held.
     pub pin: Pin,
+}
+
+/// The version one call reads, and its manifest (see [`ChunkCache::at`]).
+pub(crate) struct At {
+    /// The version.
+    pub(crate) version: VersionId,
+    /// Set when the current version was asked for and the catalog could not answer.
+    pub(crate) stale: Option<Duration>,
+    /// Its manifest.
+    pub(crate) manifest: Arc<Manifest>,
 }
 
 /// Pins chunks and a version directory; dropping it releases them.
@@ -216,6 +231,25 @@ impl ChunkCache {
         version: Option<&VersionId>,
         chunks: &[ChunkRef],
     ) -> Result<Ensured> {
+        let at = self.at(course, version).await?;
+        let entries = chunks
+            .iter()
+            .map(|c| {
+                at.manifest.get(c).cloned().ok_or_else(|| {
+                    Error::not_found(format!(
+                        "chunk {c} in version {} of course {course}",
+                        at.version
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.ensure_entries(course, &at, entries).await
+    }
+
+    /// The version a call reads, resolved once: `version` if it names one, else the
+    /// course's current version (and how stale it is); with its manifest. Every call that
+    /// reads a version (ensure, resolve_file) starts here.
+    pub(crate) async fn at(&self, course: &CourseId, version: Option<&VersionId>) -> Result<At> {
         let (version, stale) = match version {
             Some(v) => (v.clone(), None),
             None => {
@@ -224,22 +258,14 @@ impl ChunkCache {
             }
         };
         let manifest = self.manifest(course, &version).await?;
-        let entries = chunks
-            .iter()
-            .map(|c| {
-                manifest.get(c).cloned().ok_or_else(|| {
-                    Error::not_found(format!("chunk {c} in version {version} of course {course}"))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut ensured = self
-            .ensure_entries(course, version, &manifest, entries)
-            .await?;
-        ensured.stale = stale;
-        Ok(ensured)
+        Ok(At {
+            version,
+            stale,
+            manifest,
+        })
     }
 
-    /// Pins and fetches manifest entries of one version, then links them.
+    /// Pins and fetches manifest entries of the version `at`, then links them.
     ///
     /// The index is a belief about the disk, and the disk is disposable: someone may delete
     /// the cache directory, a chunk directory or a version directory under a running
@@ -249,10 +275,10 @@ impl ChunkCache {
     pub(crate) async fn ensure_entries(
         &self,
         course: &CourseId,
-        version: VersionId,
-        manifest: &Arc<Manifest>,
+        at: &At,
         entries: Vec<ManifestEntry>,
     ) -> Result<Ensured> {
+        let (version, manifest) = (at.version.clone(), &at.manifest);
         self.expire_leases();
         let mut pin = Pin {
             inner: self.inner.clone(),
@@ -354,7 +380,7 @@ impl ChunkCache {
                 .collect(),
             root,
             version,
-            stale: None,
+            stale: at.stale,
             chunks: entries,
             downloaded,
             pin,
@@ -386,7 +412,8 @@ impl ChunkCache {
         let inner = self.inner.clone();
         let (course, e) = (course.clone(), e.clone());
         let task = tokio::spawn(async move {
-            let r = fetch::fetch(&inner, &course, &e).await;
+            inner.make_room(e.size);
+            let r = inner.fetcher().fetch(&course, &e).await;
             let key = (course, e.id);
             let trash = {
                 let mut ix = inner.index();
@@ -545,10 +572,21 @@ impl Inner {
         lock(&self.leases)
     }
 
+    /// The fetcher of this cache's chunks, over its store and directory.
+    fn fetcher(&self) -> Fetcher<'_> {
+        Fetcher {
+            store: &*self.store,
+            paths: &self.paths,
+            metrics: &self.metrics,
+            health: &self.health,
+            retry: self.config.retry_policy(),
+        }
+    }
+
     /// Evicts least recently used unpinned chunks until at most `target` bytes are present.
     /// Each victim is renamed into staging while the lock is held, so its directory is gone
     /// before any request can pin it again; the returned trash is deleted later.
-    pub(crate) fn evict_locked(&self, ix: &mut Index, target: u64) -> Vec<PathBuf> {
+    fn evict_locked(&self, ix: &mut Index, target: u64) -> Vec<PathBuf> {
         let mut trash = Vec::new();
         for ((course, id), _) in ix.take_victims(target) {
             let dir = self.paths.chunk_dir(&course, &id);
@@ -570,7 +608,7 @@ impl Inner {
     }
 
     /// Makes room for a chunk of `size` bytes before it is fetched.
-    pub(crate) fn make_room(&self, size: u64) {
+    fn make_room(&self, size: u64) {
         let target = self.config.budget_bytes.saturating_sub(size);
         let trash = {
             let mut ix = self.index();

@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kiln_chunk::retry::RetryPolicy;
+use kiln_core::backoff::Backoff;
+
 /// How a [`crate::ChunkCache`] behaves.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
@@ -17,7 +20,8 @@ pub struct LoadConfig {
     pub version_grace: Duration,
     /// How many times a transient store error is retried before the fetch fails.
     pub retries: u32,
-    /// The first retry delay; it doubles per attempt, with full jitter.
+    /// The first retry delay; it doubles per attempt up to 5 s, each jittered into its upper
+    /// half ([`Backoff`]).
     pub retry_base: Duration,
     /// How often the server's background task runs [`crate::ChunkCache::maintain`].
     pub maintain_interval: Duration,
@@ -47,4 +51,18 @@ impl LoadConfig {
             lease_max_ttl: Duration::from_secs(3600),
         }
     }
+
+    /// How a fetch retries transient store errors: `retries` times, from `retry_base`.
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            retries: self.retries,
+            backoff: Backoff {
+                base: self.retry_base,
+                max: MAX_RETRY_DELAY,
+            },
+        }
+    }
 }
+
+/// The longest wait between two attempts of a fetch.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);

@@ -1,4 +1,5 @@
-//! Small blocking filesystem helpers: read-only trees, removing them, sizing them, file locks.
+//! Small blocking filesystem helpers: read-only trees, removing them, sizing them, file locks;
+//! and [`blocking`], which runs such work off the async threads.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -115,5 +116,15 @@ pub(crate) fn rename_into(from: &Path, to: &Path) -> io::Result<()> {
             fs::rename(from, to)
         }
         r => r,
+    }
+}
+
+/// Runs blocking filesystem work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> kiln_core::Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| kiln_core::Error::backend("kiln-load", e)),
+        Err(e) => Err(kiln_core::Error::backend("kiln-load", e)),
     }
 }

@@ -1,14 +1,11 @@
 //! What the cache knows of its backends' health: the outcome of its last call to each
-//! (passive, free to read), and an active probe of each ([`ChunkCache::probe`]).
+//! (passive, free to read). The fetcher records the store's outcomes here, the cache the
+//! catalog's; the active probe of each is [`crate::ChunkCache::probe`] (`probe.rs`).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use kiln_core::ids::CourseId;
 use kiln_core::{Error, Result};
-
-use crate::cache::{ChunkCache, lock};
-use crate::fetch::blocking;
 
 /// A backend the cache depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,75 +82,13 @@ impl Health {
         self.slot(b).is_some_and(|s| lock(s).error.is_some())
     }
 
-    fn state(&self, b: Backend) -> BackendState {
+    pub(crate) fn state(&self, b: Backend) -> BackendState {
         let seen = self.slot(b).map(|s| lock(s).clone()).unwrap_or_default();
         BackendState {
             backend: b,
             error: seen.error,
             last_ok: seen.last_ok.map(|t| t.elapsed()),
         }
-    }
-}
-
-/// A course id no course has: probing the catalog with it reads one index entry.
-const PROBE_COURSE: &str = "kiln-health-probe";
-
-impl ChunkCache {
-    /// The outcome of the cache's last call to each backend, without calling any.
-    pub fn health(&self) -> Vec<BackendState> {
-        let h = &self.inner().health;
-        vec![h.state(Backend::Catalog), h.state(Backend::ObjectStore)]
-    }
-
-    /// Asks each backend now, each bounded by `timeout`: the catalog (one current-version
-    /// lookup), the object store (one HEAD, not-found is an answer) and the cache directory
-    /// (staging exists or can be made again).
-    pub async fn probe(&self, timeout: Duration) -> Vec<BackendState> {
-        let inner = self.inner().clone();
-        let catalog = async {
-            let course = CourseId::new(PROBE_COURSE)?;
-            inner.catalog.current(&course).await.map(drop)
-        };
-        let store = async {
-            let key = object_store::path::Path::from(PROBE_COURSE);
-            match inner.store.head(&key).await {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(Error::Unavailable {
-                    what: "object store".into(),
-                    source: Box::new(e),
-                }),
-            }
-        };
-        let tmp = inner.paths.tmp();
-        let disk = blocking(move || std::fs::create_dir_all(&tmp));
-        let bounded = |b: Backend, r: std::result::Result<Result<()>, _>| match r {
-            Ok(r) => r,
-            Err(_) => Err(Error::Unavailable {
-                what: b.as_str().into(),
-                source: format!("no answer within {} ms", timeout.as_millis()).into(),
-            }),
-        };
-        let (c, s, d) = tokio::join!(
-            tokio::time::timeout(timeout, catalog),
-            tokio::time::timeout(timeout, store),
-            tokio::time::timeout(timeout, disk),
-        );
-        let h = &inner.health;
-        let c = h.record(Backend::Catalog, bounded(Backend::Catalog, c));
-        let s = h.record(Backend::ObjectStore, bounded(Backend::ObjectStore, s));
-        let d = bounded(Backend::CacheDir, d);
-        [
-            (Backend::Catalog, c),
-            (Backend::ObjectStore, s),
-            (Backend::CacheDir, d),
-        ]
-        .into_iter()
-        .map(|(backend, r)| BackendState {
-            backend,
-            error: r.err().map(|e| error_text(&e)),
-            last_ok: None,
-        })
-        .collect()
     }
 }
 
@@ -171,4 +106,9 @@ pub(crate) fn error_text(e: &Error) -> String {
         src = s.source();
     }
     text
+}
+
+fn lock(m: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
+    // A record is one assignment: a panic elsewhere cannot leave it half written.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

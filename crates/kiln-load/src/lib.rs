@@ -22,7 +22,6 @@
 mod cache;
 mod config;
 mod current;
-mod extract;
 mod fetch;
 mod fsutil;
 mod health;
@@ -31,9 +30,9 @@ mod lease;
 mod links;
 mod metrics;
 mod paths;
+mod probe;
 mod recover;
 mod resolve;
-pub mod testing;
 
 pub use cache::{ChunkCache, Ensured, Maintained, Pin};
 pub use config::LoadConfig;

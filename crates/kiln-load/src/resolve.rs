@@ -94,15 +94,10 @@ impl ChunkCache {
         path: &str,
     ) -> Result<ResolvedFile> {
         let rel = normalize_path(path)?;
-        let (version, stale) = match version {
-            Some(v) => (v.clone(), None),
-            None => {
-                let c = self.current(course).await?;
-                (c.version, c.stale)
-            }
-        };
-        let manifest = self.manifest(course, &version).await?;
-        let candidates: Vec<ManifestEntry> = manifest
+        let at = self.at(course, version).await?;
+        let version = &at.version;
+        let candidates: Vec<ManifestEntry> = at
+            .manifest
             .candidates_for_path(&rel)
             .into_iter()
             .cloned()
@@ -118,10 +113,9 @@ impl ChunkCache {
         let paths = self.inner().paths.clone();
         if !first.is_gathered() {
             let chunk = first.clone();
-            let mut ensured = self
-                .ensure_entries(course, version.clone(), &manifest, vec![chunk.clone()])
+            let ensured = self
+                .ensure_entries(course, &at, vec![chunk.clone()])
                 .await?;
-            ensured.stale = stale;
             let chunk_dir = paths.chunk_dir(course, &chunk.id);
             let file = chunk_dir.join(&rel[chunk.root.len() + 1..]);
             return Ok(ResolvedFile {
@@ -133,10 +127,7 @@ impl ChunkCache {
             });
         }
         // Gathered chunks: ensure them all (few, small), take the first that has the file.
-        let mut ensured = self
-            .ensure_entries(course, version.clone(), &manifest, candidates.clone())
-            .await?;
-        ensured.stale = stale;
+        let ensured = self.ensure_entries(course, &at, candidates.clone()).await?;
         for chunk in candidates {
             let chunk_dir = paths.chunk_dir(course, &chunk.id);
             let file = chunk_dir.join(&rel);

@@ -9,7 +9,6 @@
 //! one it composes. Jobs are made in [`payload`] only; time is read from the
 //! [`SharedClock`](kiln_core::time::SharedClock) given to [`Reheat::new`].
 
-pub mod backoff;
 mod body;
 pub mod chain;
 pub mod command;

@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kiln_core::Result;
+use kiln_core::backoff::Backoff;
 use kiln_core::ids::JobId;
 use kiln_core::queue::{JobQueue, Lease, LeaseOptions, Liveness};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::liveness;
 use crate::metrics::{BackendCall, Metrics};
 use crate::reheat::Reheat;

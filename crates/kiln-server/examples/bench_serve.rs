@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use kiln_core::ids::CourseId;
 use kiln_core::ids::VersionId;
-use kiln_load::testing::question_chunk;
 use kiln_load::{ChunkCache, LoadConfig};
+use kiln_testkit::chunks::question_chunk;
 use kiln_testkit::mem::catalog::MemCatalog;
 use object_store::local::LocalFileSystem;
 

@@ -1,18 +1,19 @@
 //! Building bundles on a small pool of threads: one job per chunk, each read from the source,
-//! checked (size limit, symlinks, JSON), tarred, hashed and compressed in one streaming pass.
-//! A symlink must resolve inside its chunk, through any other links of the chunk, without a
-//! cycle: the loader links chunks into one tree, and a link that escapes or loops there can
-//! never be served.
+//! checked (size limit, paths and symlinks, JSON), tarred, hashed and compressed in one
+//! streaming pass. Paths and symlinks are checked by [`kiln_chunk::entry`]'s rule, the one
+//! the loader applies when it unpacks, so that a chunk it would refuse is refused here with
+//! the file's name; a gathered chunk's links must also point to a member of the chunk.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use kiln_chunk::bundle::{BundleEntry, BundleWriter, read_bundle};
+use kiln_chunk::entry::{Entries, Refused, resolve_lexical};
 use kiln_core::ids::{ChunkId, ChunkKind};
 use kiln_core::{Error, Result};
 
-use crate::bundle::{BundleEntry, BundleWriter, read_bundle};
 use crate::source::{NodeKind, Reader, Source, join};
 use crate::walk::{DirChunk, Member, list_tree};
 
@@ -126,95 +127,10 @@ fn new_writer(what: &str) -> Result<BundleWriter<SpillWriter>> {
     .map_err(|e| io_err(what, e))
 }
 
-/// Resolves a symlink's `target` from the directory of `link` (both `/`-separated, relative
-/// to the same root); `None` if it leaves the root or is absolute.
-fn resolve_link(link: &str, target: &str) -> Option<String> {
-    if target.starts_with('/') {
-        return None;
-    }
-    let mut parts: Vec<&str> = link.split('/').collect();
-    parts.pop();
-    for seg in target.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            s => parts.push(s),
-        }
-    }
-    Some(parts.join("/"))
-}
-
-fn outside(path: &str, target: &str, chunk: &str) -> Error {
-    Error::invalid(format!(
-        "symlink {path} -> {target:?} points outside its chunk {chunk}"
-    ))
-}
-
-/// Links followed before a path counts as a loop: Linux's own limit (`ELOOP`).
-const MAX_HOPS: usize = 40;
-
-/// Why a link cannot be served.
-#[derive(Debug, PartialEq, Eq)]
-enum Unservable {
-    /// Following links leaves the chunk root.
-    Outside,
-    /// Following links never ends.
-    Loop,
-}
-
-/// Resolves `path` (relative to the chunk root) through the chunk's `links` (path -> target)
-/// the way the kernel would once the chunk is on disk: every component that is a link is
-/// replaced by its target, relative to the link's directory.
-fn resolve_physical(links: &BTreeMap<&str, &str>, path: &str) -> Result<(), Unservable> {
-    let mut pending: VecDeque<String> = path.split('/').map(str::to_string).collect();
-    let mut at: Vec<String> = Vec::new();
-    let mut hops = 0;
-    while let Some(seg) = pending.pop_front() {
-        match seg.as_str() {
-            "" | "." => {}
-            ".." => {
-                at.pop().ok_or(Unservable::Outside)?;
-            }
-            name => {
-                at.push(name.to_string());
-                let here = at.join("/");
-                if let Some(target) = links.get(here.as_str()) {
-                    hops += 1;
-                    if hops > MAX_HOPS {
-                        return Err(Unservable::Loop);
-                    }
-                    if target.starts_with('/') {
-                        return Err(Unservable::Outside);
-                    }
-                    at.pop();
-                    for (i, t) in target.split('/').enumerate() {
-                        pending.insert(i, t.to_string());
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Checks every link of a chunk: it resolves inside the chunk and does not loop. `links`
-/// holds (path relative to the chunk root, target); `root` prefixes paths in the message.
-fn check_links(links: &BTreeMap<&str, &str>, root: &str, chunk: &str) -> Result<()> {
-    for (path, target) in links {
-        match resolve_physical(links, path) {
-            Ok(()) => {}
-            Err(Unservable::Outside) => return Err(outside(&join(root, path), target, chunk)),
-            Err(Unservable::Loop) => {
-                return Err(Error::invalid(format!(
-                    "symlink {} -> {target:?} is a loop: it never resolves (in chunk {chunk})",
-                    join(root, path)
-                )));
-            }
-        }
-    }
-    Ok(())
+/// A chunk's entry that [`kiln_chunk::entry`]'s rule refuses, as an error naming the file
+/// (`root` is the chunk's course-relative root) and the chunk.
+fn refusal(r: Refused, root: &str, chunk: &str) -> Error {
+    Error::invalid(format!("{} (in chunk {chunk})", r.under(root)))
 }
 
 /// The UTF-8 byte order mark some editors put at the start of a file.
@@ -269,20 +185,18 @@ fn build_dir(chunk: DirChunk, reader: &mut dyn Reader, limit: u64) -> Result<Bui
     let files = list_tree(reader, &chunk.root, chunk.tree)?;
     let mut w = new_writer(&label)?;
     let mut buf = Vec::new();
-    let mut links = Vec::new();
+    let mut entries = Entries::new();
+    let refused = |r| refusal(r, &chunk.root, &label);
     for (rel, node) in &files {
         let course_path = join(&chunk.root, rel);
         match node.kind {
             NodeKind::Symlink => {
                 let target = reader.link_target(&course_path, node)?;
-                if resolve_link(rel, &target).is_none() {
-                    return Err(outside(&course_path, &target, &label));
-                }
-                let added = w.add_symlink(rel, &target);
-                links.push((rel.as_str(), target));
-                added
+                entries.symlink(rel, &target).map_err(refused)?;
+                w.add_symlink(rel, &target)
             }
             NodeKind::File { exec } => {
+                entries.entry(rel).map_err(refused)?;
                 reader.read(&course_path, node, limit, &mut buf)?;
                 reader.warnings().check_lfs(&course_path, &buf);
                 w.add_file(rel, exec, &buf)
@@ -291,8 +205,7 @@ fn build_dir(chunk: DirChunk, reader: &mut dyn Reader, limit: u64) -> Result<Bui
         }
         .map_err(|e| io_err(&label, e))?;
     }
-    let links: BTreeMap<&str, &str> = links.iter().map(|(p, t)| (*p, t.as_str())).collect();
-    check_links(&links, &chunk.root, &label)?;
+    entries.finish().map_err(refused)?;
     let done = w.finish().map_err(|e| io_err(&label, e))?;
     Ok(Built {
         kind: chunk.kind,
@@ -338,17 +251,25 @@ fn finish_gathered(
 ) -> Result<Built> {
     let label = kind.as_str();
     let paths: HashSet<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
-    let mut links = BTreeMap::new();
+    let mut rule = Entries::new();
+    let refused = |r| refusal(r, "", label);
     for (path, entry) in &entries {
-        if let BundleEntry::Symlink { target } = entry {
-            match resolve_link(path, target) {
-                Some(t) if paths.contains(t.as_str()) => {}
-                _ => return Err(outside(path, target, label)),
+        match entry {
+            BundleEntry::Symlink { target } => {
+                rule.symlink(path, target).map_err(refused)?;
+                // The members of a gathered chunk come from all over the course: a link to
+                // anything but another member would dangle once the chunk is unpacked.
+                if !resolve_lexical(path, target).is_some_and(|t| paths.contains(t.as_str())) {
+                    return Err(Error::invalid(format!(
+                        "symlink {path} -> {target:?} points outside its chunk {label} \
+                         (a gathered chunk's links must point to one of its files)"
+                    )));
+                }
             }
-            links.insert(path.as_str(), target.as_str());
+            BundleEntry::File { .. } => rule.entry(path).map_err(refused)?,
         }
     }
-    check_links(&links, "", label)?;
+    rule.finish().map_err(refused)?;
     let mut w = new_writer(label)?;
     for (path, entry) in &entries {
         w.add(path, entry).map_err(|e| io_err(label, e))?;
@@ -449,14 +370,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn links_resolve_lexically() {
-        assert_eq!(resolve_link("a/link", "b.txt").as_deref(), Some("a/b.txt"));
-        assert_eq!(resolve_link("a/b/link", "../c").as_deref(), Some("a/c"));
-        assert_eq!(resolve_link("link", "../x"), None);
-        assert_eq!(resolve_link("a/link", "/etc/passwd"), None);
-    }
-
-    #[test]
     fn json_errors_name_file_and_line() {
         let e = check_json("q/info.json", b"{\n  \"a\": 1,\n  oops\n}").unwrap_err();
         let msg = e.to_string();
@@ -469,26 +382,5 @@ mod tests {
     fn json_may_start_with_a_bom() {
         assert!(check_json("q/info.json", b"\xEF\xBB\xBF{\"a\": 1}").is_ok());
         assert!(check_json("q/info.json", b"\xEF\xBB\xBF{oops").is_err());
-    }
-
-    #[test]
-    fn links_resolve_physically_through_other_links() {
-        let links: BTreeMap<&str, &str> = [
-            ("self", "self"),
-            ("a", "b"),
-            ("b", "a"),
-            ("deep", "deep/x"),
-            ("dir", "."),
-            ("up", "dir/.."),
-            ("ok", "sub/file"),
-            ("via", "dir/sub/file"),
-        ]
-        .into();
-        assert_eq!(resolve_physical(&links, "self"), Err(Unservable::Loop));
-        assert_eq!(resolve_physical(&links, "a"), Err(Unservable::Loop));
-        assert_eq!(resolve_physical(&links, "deep"), Err(Unservable::Loop));
-        assert_eq!(resolve_physical(&links, "up"), Err(Unservable::Outside));
-        assert_eq!(resolve_physical(&links, "ok"), Ok(()));
-        assert_eq!(resolve_physical(&links, "via"), Ok(()));
     }
 }

@@ -19,17 +19,18 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use kiln_chunk::key::object_key;
+use kiln_chunk::retry::{RetryPolicy, retry};
+use kiln_chunk::store_error::to_error;
 use kiln_core::catalog::Catalog;
 use kiln_core::ids::ChunkId;
 use kiln_core::manifest::Manifest;
 use kiln_core::{Error, Result};
 use object_store::ObjectStore;
-use object_store::path::Path;
 
 use crate::build::Built;
 use crate::gc::MARK_TTL;
 use crate::lock::TTL;
-use crate::upload::{retry, store_err};
 
 /// Plans made before a sync gives up on a gc that keeps deleting what it reuses.
 pub(crate) const ATTEMPTS: usize = 5;
@@ -118,11 +119,11 @@ pub(crate) async fn missing_objects(
     let ids: HashSet<ChunkId> = manifest.entries().iter().map(|e| e.id).collect();
     let results: Vec<Result<Option<ChunkId>>> = futures::stream::iter(ids)
         .map(|id| async move {
-            let key = Path::from(id.object_key());
-            match retry(|| store.head(&key)).await {
+            let key = object_key(&id);
+            match retry(&RetryPolicy::STORE, || store.head(&key)).await {
                 Ok(_) => Ok(None),
                 Err(object_store::Error::NotFound { .. }) => Ok(Some(id)),
-                Err(e) => Err(store_err(&format!("checking {key}"), e)),
+                Err(e) => Err(to_error(&format!("checking {key}"), e)),
             }
         })
         .buffer_unordered(32)

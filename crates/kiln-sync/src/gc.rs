@@ -20,12 +20,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::{StreamExt, TryStreamExt};
+use kiln_chunk::key;
+use kiln_chunk::retry::{RetryPolicy, retry};
+use kiln_chunk::store_error::to_error;
 use kiln_core::catalog::Catalog;
 use kiln_core::ids::ChunkId;
 use kiln_core::time::Timestamp;
 use kiln_core::{Error, Result};
 use object_store::ObjectStore;
-use object_store::path::Path as StorePath;
 
 use crate::holder::Holder;
 
@@ -59,10 +61,6 @@ pub struct GcOptions {
     pub local_root: Option<PathBuf>,
 }
 
-fn store_err(e: object_store::Error) -> Error {
-    Error::backend("object store", e)
-}
-
 /// Deletes unreferenced chunk objects last modified more than `opts.grace` ago.
 pub async fn gc(
     catalog: Arc<dyn Catalog>,
@@ -94,12 +92,13 @@ async fn run(
 ) -> Result<GcReport> {
     let referenced = catalog.referenced_chunks().await?;
     let cutoff = Timestamp::now().minus(opts.grace);
-    let prefix = StorePath::from("chunks");
+    let prefix = key::prefix();
     let mut candidates = Vec::new();
     let mut report = GcReport::default();
     let mut listing = store.list(Some(&prefix));
-    while let Some(meta) = listing.try_next().await.map_err(store_err)? {
-        let Some(id) = ChunkId::from_object_key(meta.location.as_ref()) else {
+    let listed = |e| to_error(&format!("listing {prefix}"), e);
+    while let Some(meta) = listing.try_next().await.map_err(listed)? {
+        let Some(id) = key::chunk_id(meta.location.as_ref()) else {
             continue;
         };
         let old = meta.last_modified.timestamp_millis() < cutoff.0;
@@ -130,9 +129,9 @@ async fn run(
             .map(|(_, location, size)| {
                 let store = store.clone();
                 async move {
-                    match store.delete(&location).await {
+                    match retry(&RetryPolicy::STORE, || store.delete(&location)).await {
                         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(size),
-                        Err(e) => Err(store_err(e)),
+                        Err(e) => Err(to_error(&format!("deleting {location}"), e)),
                     }
                 }
             })
@@ -155,7 +154,7 @@ fn remove_temp_files(root: &Path, grace: Duration) -> Result<u64> {
         .checked_sub(grace)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut removed = 0;
-    let chunks = root.join("chunks");
+    let chunks = root.join(key::PREFIX);
     let Ok(dirs) = std::fs::read_dir(&chunks) else {
         return Ok(0);
     };

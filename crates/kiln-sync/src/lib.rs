@@ -7,7 +7,6 @@
 //! ones with bounded parallelism, and publishes only after every upload succeeded. Against
 //! the previously synced commit of the same repository it walks only the changed subtrees.
 
-pub mod bundle;
 pub mod gc;
 pub mod verify;
 

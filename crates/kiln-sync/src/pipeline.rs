@@ -7,19 +7,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use futures::StreamExt;
+use kiln_chunk::key::object_key;
+use kiln_chunk::retry::{RetryPolicy, retry};
+use kiln_chunk::store_error::to_error;
 use kiln_core::catalog::{Catalog, MemoEntry, NewVersion, PublishOutcome, VersionInfo};
 use kiln_core::ids::{ChunkId, ChunkKind, ChunkRef, CourseId, VersionId};
 use kiln_core::layout::{Layout, Shape};
 use kiln_core::manifest::{Manifest, ManifestEntry};
 use kiln_core::{Error, Result};
 use object_store::ObjectStore;
-use object_store::path::Path;
 
 use crate::build::{self, Built, Job};
 use crate::claims::{self, missing_objects};
 use crate::lock::CourseLock;
 use crate::source::{self, Oid, Opened, Source};
-use crate::upload::{self, retry, store_err};
+use crate::upload;
 use crate::walk::{self, Walk};
 use crate::{Progress, SyncOptions, SyncReport};
 
@@ -406,12 +408,11 @@ impl Ctx<'_> {
                     memo_key: None,
                 }),
                 Some(e) => {
-                    let key = Path::from(e.id.object_key());
-                    let got = retry(|| async { self.store.get(&key).await?.bytes().await })
-                        .await
-                        .map_err(|err| {
-                            store_err(&format!("reading the previous {kind} bundle {key}"), err)
-                        })?;
+                    let key = object_key(&e.id);
+                    let get = || async { self.store.get(&key).await?.bytes().await };
+                    let got = retry(&RetryPolicy::STORE, get).await.map_err(|err| {
+                        to_error(&format!("reading the previous {kind} bundle {key}"), err)
+                    })?;
                     gathered_jobs.push(Job::Patch {
                         kind,
                         old_id: e.id,
@@ -605,7 +606,7 @@ fn fingerprint(opts: &SyncOptions) -> MemoEntry {
         "kiln-sync basis 1\n{:?}\n{:?}\n{}",
         opts.subdir.as_deref().map(|s| s.trim_matches('/')),
         opts.layout,
-        crate::bundle::ZSTD_LEVEL
+        kiln_chunk::bundle::ZSTD_LEVEL
     );
     let id = ChunkId(*blake3::hash(text.as_bytes()).as_bytes());
     MemoEntry { id, size: 0 }

@@ -1,72 +1,31 @@
-//! Uploading bundles to the object store: only missing keys, create-if-absent, with retries
-//! and jittered exponential backoff on transient errors.
+//! Uploading bundles to the object store: only missing keys, create-if-absent, retried on
+//! transient errors with kiln-chunk's store policy ([`RetryPolicy::STORE`]).
 
-use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
-use std::time::Duration;
 
 use bytes::Bytes;
+use kiln_chunk::key::object_key;
+use kiln_chunk::retry::{RetryPolicy, retry};
+use kiln_chunk::store_error::to_error;
+use kiln_core::Result;
 use kiln_core::ids::ChunkId;
-use kiln_core::{Error, Result};
 use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
 
 use crate::build::Spilled;
 
-/// Attempts per store operation before a transient error is reported.
-const ATTEMPTS: u32 = 5;
 /// Part size of multipart uploads (S3's minimum is 5 MiB).
 const PART_BYTES: usize = 8 << 20;
-
-/// Whether an object-store error may go away on retry.
-fn transient(e: &object_store::Error) -> bool {
-    matches!(
-        e,
-        object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }
-    )
-}
-
-/// Maps a store error to kiln's error.
-pub(crate) fn store_err(what: &str, e: object_store::Error) -> Error {
-    if transient(&e) {
-        Error::Unavailable {
-            what: format!("object store ({what})"),
-            source: Box::new(e),
-        }
-    } else {
-        Error::backend("object_store", format!("{what}: {e}"))
-    }
-}
-
-/// Runs `op` until it succeeds, fails permanently, or [`ATTEMPTS`] transient failures.
-pub(crate) async fn retry<T, F, Fut>(mut op: F) -> std::result::Result<T, object_store::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = std::result::Result<T, object_store::Error>>,
-{
-    let mut attempt = 0;
-    loop {
-        match op().await {
-            Err(e) if transient(&e) && attempt + 1 < ATTEMPTS => {
-                attempt += 1;
-                let base = 50u64 << attempt;
-                let jitter = rand::random_range(0..=base);
-                tracing::warn!(error = %e, attempt, "object store error, retrying");
-                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
-            }
-            other => return other,
-        }
-    }
-}
 
 /// Uploads a bundle under its content address unless the store has it already.
 /// Returns the number of bytes uploaded (0 if the object existed).
 pub(crate) async fn upload(store: &dyn ObjectStore, id: ChunkId, data: Spilled) -> Result<u64> {
-    let key = Path::from(id.object_key());
-    match retry(|| store.head(&key)).await {
+    let policy = RetryPolicy::STORE;
+    let key = object_key(&id);
+    match retry(&policy, || store.head(&key)).await {
         Ok(_) => return Ok(0),
         Err(object_store::Error::NotFound { .. }) => {}
-        Err(e) => return Err(store_err(&format!("checking {key}"), e)),
+        Err(e) => return Err(to_error(&format!("checking {key}"), e)),
     }
     match data {
         Spilled::Mem(v) => {
@@ -76,30 +35,34 @@ pub(crate) async fn upload(store: &dyn ObjectStore, id: ChunkId, data: Spilled) 
                 mode: PutMode::Create,
                 ..Default::default()
             };
-            let put = retry(|| store.put_opts(&key, PutPayload::from(bytes.clone()), opts())).await;
+            let put = retry(&policy, || {
+                store.put_opts(&key, PutPayload::from(bytes.clone()), opts())
+            })
+            .await;
             match put {
                 Ok(_) => Ok(len),
                 // Someone stored the same content meanwhile: it is the same bytes.
                 Err(object_store::Error::AlreadyExists { .. }) => Ok(0),
                 // A store without create-if-absent: overwriting a content address is safe.
                 Err(object_store::Error::NotImplemented) => {
-                    retry(|| store.put(&key, PutPayload::from(bytes.clone())))
+                    retry(&policy, || store.put(&key, PutPayload::from(bytes.clone())))
                         .await
-                        .map_err(|e| store_err(&format!("writing {key}"), e))?;
+                        .map_err(|e| to_error(&format!("writing {key}"), e))?;
                     Ok(len)
                 }
-                Err(e) => Err(store_err(&format!("writing {key}"), e)),
+                Err(e) => Err(to_error(&format!("writing {key}"), e)),
             }
         }
-        Spilled::File(mut file, len) => {
-            let mut attempt = 0;
-            loop {
-                match put_file(store, &key, &mut file).await {
-                    Ok(()) => return Ok(len),
-                    Err(e) if transient(&e) && attempt + 1 < ATTEMPTS => attempt += 1,
-                    Err(e) => return Err(store_err(&format!("writing {key}"), e)),
-                }
-            }
+        Spilled::File(file, len) => {
+            let (file, key) = (&file, &key);
+            // Each attempt reads the file from its start, through a handle of its own.
+            retry(&policy, move || async move {
+                let mut f = file.try_clone().map_err(spill_err)?;
+                put_file(store, key, &mut f).await
+            })
+            .await
+            .map_err(|e| to_error(&format!("writing {key}"), e))?;
+            Ok(len)
         }
     }
 }
@@ -111,10 +74,7 @@ async fn put_file(
     key: &Path,
     file: &mut std::fs::File,
 ) -> std::result::Result<(), object_store::Error> {
-    let io = |e: std::io::Error| object_store::Error::Generic {
-        store: "spill file",
-        source: Box::new(e),
-    };
+    let io = spill_err;
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut upload =
         WriteMultipart::new_with_chunk_size(store.put_multipart(key).await?, PART_BYTES);
@@ -129,4 +89,12 @@ async fn put_file(
     }
     upload.finish().await?;
     Ok(())
+}
+
+/// A failed read of the spill file, as a store error (transient, like the upload's own).
+fn spill_err(e: std::io::Error) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "spill file",
+        source: Box::new(e),
+    }
 }

@@ -7,18 +7,19 @@
 //! source lacks, or whose content bundles to other ids, is reported as not repaired.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use kiln_chunk::bundle::content_id;
+use kiln_chunk::key::object_key;
+use kiln_chunk::retry::{RetryPolicy, retry};
+use kiln_chunk::store_error::to_error;
 use kiln_core::catalog::Catalog;
 use kiln_core::ids::{ChunkId, CourseId, VersionId};
 use kiln_core::{Error, Result};
 use object_store::ObjectStore;
-use object_store::path::Path;
 
 use crate::SyncOptions;
-use crate::upload::{retry, store_err};
 
 /// What is wrong with an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,10 +124,10 @@ async fn repair_all(
 ) -> Result<()> {
     for b in &report.bad {
         if matches!(b.damage, Damage::Corrupt(_)) {
-            let key = Path::from(b.id.object_key());
-            match retry(|| store.delete(&key)).await {
+            let key = object_key(&b.id);
+            match retry(&RetryPolicy::STORE, || store.delete(&key)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(store_err(&format!("deleting corrupt {key}"), e)),
+                Err(e) => return Err(to_error(&format!("deleting corrupt {key}"), e)),
             }
         }
     }
@@ -194,11 +195,12 @@ async fn check_all(
 
 /// Fetches one object and hashes its decompressed content.
 async fn check(store: &dyn ObjectStore, id: ChunkId) -> Result<Option<Damage>> {
-    let key = Path::from(id.object_key());
-    let bytes = match retry(|| async { store.get(&key).await?.bytes().await }).await {
+    let key = object_key(&id);
+    let get = || async { store.get(&key).await?.bytes().await };
+    let bytes = match retry(&RetryPolicy::STORE, get).await {
         Ok(b) => b,
         Err(object_store::Error::NotFound { .. }) => return Ok(Some(Damage::Missing)),
-        Err(e) => return Err(store_err(&format!("reading {key}"), e)),
+        Err(e) => return Err(to_error(&format!("reading {key}"), e)),
     };
     let hashed = tokio::task::spawn_blocking(move || content_id(&bytes[..]))
         .await
@@ -208,12 +210,4 @@ async fn check(store: &dyn ObjectStore, id: ChunkId) -> Result<Option<Damage>> {
         Ok(actual) => Some(Damage::Corrupt(format!("its content hashes to {actual}"))),
         Err(e) => Some(Damage::Corrupt(format!("it does not decompress ({e})"))),
     })
-}
-
-/// The chunk id of a compressed bundle: BLAKE3 of its decompressed bytes, streamed.
-fn content_id(compressed: impl Read) -> std::io::Result<ChunkId> {
-    let mut decoder = zstd::Decoder::new(compressed)?;
-    let mut hasher = blake3::Hasher::new();
-    std::io::copy(&mut decoder, &mut hasher)?;
-    Ok(ChunkId(*hasher.finalize().as_bytes()))
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use kiln_load::LoadConfig;
-use kiln_load::testing::{TestChunk, question_chunk};
+use kiln_testkit::chunks::{TestChunk, question_chunk};
 use rand::{Rng, SeedableRng};
 
 use crate::support::{Env, du, r};

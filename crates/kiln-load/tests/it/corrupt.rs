@@ -2,7 +2,8 @@
 //! store errors are retried; not-found is final.
 
 use kiln_core::Error;
-use kiln_load::testing::{BundleBuilder, StoreFault, question_chunk};
+use kiln_testkit::chunks::{BundleBuilder, question_chunk};
+use kiln_testkit::store::StoreFault;
 use object_store::ObjectStore;
 
 use crate::support::{Env, r};
@@ -14,7 +15,7 @@ async fn a_corrupt_object_is_fetched_once_more_then_refused() {
     let other = question_chunk("q1", 3, 1_000, 2);
     // The store holds other content under the good chunk's key.
     env.publish("v1", &[&good]).await;
-    let key = object_store::path::Path::from(good.entry.id.object_key());
+    let key = kiln_chunk::key::object_key(&good.entry.id);
     env.store
         .put(&key, other.bundle.clone().into())
         .await

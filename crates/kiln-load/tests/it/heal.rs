@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use kiln_load::testing::question_chunk;
+use kiln_testkit::chunks::question_chunk;
 
 use crate::support::{Env, r};
 

@@ -1,7 +1,7 @@
 //! The version directory: relative links into `.chunks/`, gathered chunks, path resolution.
 
 use kiln_core::ids::ChunkKind;
-use kiln_load::testing::{BundleBuilder, question_chunk};
+use kiln_testkit::chunks::{BundleBuilder, question_chunk};
 
 use crate::support::{Env, r};
 

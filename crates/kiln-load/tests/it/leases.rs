@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use kiln_core::Error;
 use kiln_load::LoadConfig;
-use kiln_load::testing::{TestChunk, question_chunk};
+use kiln_testkit::chunks::{TestChunk, question_chunk};
 
 use crate::support::{Env, r};
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use kiln_core::Error;
-use kiln_load::testing::question_chunk;
 use kiln_load::{Backend, LoadConfig};
+use kiln_testkit::chunks::question_chunk;
 
 use crate::support::{Env, r};
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kiln_load::testing::{TestChunk, question_chunk};
+use kiln_testkit::chunks::{TestChunk, question_chunk};
 
 use crate::support::{Env, r};
 

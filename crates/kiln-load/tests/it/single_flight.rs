@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use kiln_load::testing::question_chunk;
+use kiln_testkit::chunks::question_chunk;
 
 use crate::support::{Env, r};
 

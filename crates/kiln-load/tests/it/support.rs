@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_core::ids::{ChunkRef, CourseId, VersionId};
-use kiln_load::testing::{CountingStore, TestChunk};
 use kiln_load::{ChunkCache, LoadConfig};
+use kiln_testkit::chunks::TestChunk;
 use kiln_testkit::mem::catalog::MemCatalog;
+use kiln_testkit::store::CountingStore;
 use object_store::local::LocalFileSystem;
 
 /// A store, a catalog and a cache directory in one temporary directory.

@@ -2,7 +2,7 @@
 
 use kiln_core::Error;
 use kiln_core::ids::ChunkKind;
-use kiln_load::testing::BundleBuilder;
+use kiln_testkit::chunks::BundleBuilder;
 
 use crate::support::{Env, r};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kiln_core::ids::VersionId;
 use kiln_load::LoadConfig;
-use kiln_load::testing::{TestChunk, question_chunk};
+use kiln_testkit::chunks::{TestChunk, question_chunk};
 
 use crate::support::{Env, r};
 

@@ -5,13 +5,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kiln_core::backoff::Backoff;
 use kiln_core::catalog::Catalog;
 use kiln_core::ids::RunId;
 use kiln_core::ledger::{RunLedger, RunState};
 use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
 use kiln_core::time::{SharedClock, SystemClock};
-use kiln_reheat::backoff::Backoff;
 use kiln_reheat::config::{LibraryConfig, PruneConfig, RendererConfig, SourceConfig};
 use kiln_reheat::metrics::Metrics;
 use kiln_reheat::{Libraries, Reheat, RunStatus, Worker, WorkerOptions};

@@ -110,7 +110,7 @@ async fn store_failures_are_503_and_corruption_is_a_generic_500() {
     let env = Env::new().await;
     for _ in 0..5 {
         env.store
-            .push_fault(kiln_load::testing::StoreFault::Transient);
+            .push_fault(kiln_testkit::store::StoreFault::Transient);
     }
     let resp = env
         .post_json("/v1/courses/demo/ensure", r#"{"chunks":["courseInfo"]}"#)
@@ -119,9 +119,9 @@ async fn store_failures_are_503_and_corruption_is_a_generic_500() {
     assert_eq!(json(resp).await["error"], "unavailable");
 
     env.store
-        .push_fault(kiln_load::testing::StoreFault::Corrupt);
+        .push_fault(kiln_testkit::store::StoreFault::Corrupt);
     env.store
-        .push_fault(kiln_load::testing::StoreFault::Corrupt);
+        .push_fault(kiln_testkit::store::StoreFault::Corrupt);
     let resp = env
         .get("/v1/courses/demo/files/questions/topic/q1/info.json")
         .await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use futures::future::join_all;
-use kiln_load::testing::{TestChunk, question_chunk};
+use kiln_testkit::chunks::{TestChunk, question_chunk};
 
 use crate::support::{Env, body_bytes, json};
 

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use kiln_core::ids::{ChunkKind, CourseId, VersionId};
-use kiln_load::testing::{BundleBuilder, CountingStore, TestChunk, question_chunk};
 use kiln_load::{ChunkCache, LoadConfig};
 use kiln_server::{AppState, router};
+use kiln_testkit::chunks::{BundleBuilder, TestChunk, question_chunk};
 use kiln_testkit::mem::catalog::MemCatalog;
+use kiln_testkit::store::CountingStore;
 use object_store::local::LocalFileSystem;
 use tower::ServiceExt;
 

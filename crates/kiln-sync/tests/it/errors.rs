@@ -191,3 +191,22 @@ async fn symlink_that_escapes_through_another_link() {
     assert!(matches!(err, Error::InvalidInput(_)));
     assert_refused(&env, "c", err, "clientFilesCourse/up").await;
 }
+
+/// The loader refuses a link whose target holds a backslash (kiln-chunk's entry rule), so
+/// sync refuses it too, naming the file, rather than publishing a chunk no server unpacks.
+#[tokio::test]
+async fn symlink_with_a_backslash_in_its_target() {
+    let env = env().await;
+    let dir = broken_course(&env, |d| {
+        std::os::unix::fs::symlink(
+            "figures\\plot.png",
+            d.join("questions/algebra/linear/plot.png"),
+        )
+        .unwrap();
+    });
+    let err = env.sync(&dir, "c").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)));
+    let msg = err.to_string();
+    assert!(msg.contains("backslash"), "{msg}");
+    assert_refused(&env, "c", err, "questions/algebra/linear/plot.png").await;
+}

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use kiln_chunk::bundle::BundleEntry;
 use kiln_core::catalog::PublishOutcome;
 use kiln_core::ids::ChunkKind;
-use kiln_sync::bundle::BundleEntry;
 
 use crate::support::{entry, env, example_repo, paths};
 

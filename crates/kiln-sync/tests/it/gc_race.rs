@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kiln_chunk::bundle::{BundleEntry, bundle_files, read_bundle};
+use kiln_chunk::key::{key_string, object_key};
 use kiln_core::catalog::{Catalog, PublishOutcome};
 use kiln_core::ids::{ChunkId, CourseId};
 use kiln_sync::gc::{GcOptions, gc};
 use kiln_sync::verify::{Damage, verify};
 use kiln_sync::{NoProgress, SyncOptions};
-use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, PutPayload};
 
 use crate::support::{Env, env, example_repo};
@@ -18,7 +19,7 @@ use crate::support::{Env, env, example_repo};
 async fn assert_whole(env: &Env, course: &str, round: usize) {
     let m = env.manifest(course).await;
     for e in m.entries() {
-        let key = StorePath::from(e.id.object_key());
+        let key = object_key(&e.id);
         let got = env.store.get(&key).await;
         let bytes = match got {
             Ok(g) => g.bytes().await.unwrap(),
@@ -27,7 +28,7 @@ async fn assert_whole(env: &Env, course: &str, round: usize) {
                 e.kind, e.name
             ),
         };
-        kiln_sync::bundle::read_bundle(&bytes, e.id).unwrap();
+        read_bundle(&bytes, e.id).unwrap();
     }
 }
 
@@ -141,10 +142,7 @@ async fn a_sync_stores_again_what_a_gc_has_marked() {
     let slow_gc = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(500)).await;
         for id in ids2 {
-            store
-                .delete(&StorePath::from(id.object_key()))
-                .await
-                .unwrap();
+            store.delete(&object_key(&id)).await.unwrap();
         }
         catalog.gc_unmark("gc-test").await.unwrap();
     });
@@ -159,10 +157,7 @@ async fn a_sync_stores_again_what_a_gc_has_marked() {
 }
 
 async fn delete_object(env: &Env, id: ChunkId) {
-    env.store
-        .delete(&StorePath::from(id.object_key()))
-        .await
-        .unwrap();
+    env.store.delete(&object_key(&id)).await.unwrap();
 }
 
 /// Re-syncing a version whose objects went missing stores them again (it used to say
@@ -206,11 +201,17 @@ async fn verify_finds_and_repairs_missing_and_corrupt_objects() {
         .id;
     let shared = new.entries()[0].id;
     delete_object(&env, only_old).await;
+    // A whole bundle, of other content, under the shared chunk's key.
+    let other = bundle_files(&[(
+        "other.txt".to_string(),
+        BundleEntry::File {
+            data: b"not this".to_vec(),
+            exec: false,
+        },
+    )])
+    .unwrap();
     env.store
-        .put(
-            &StorePath::from(shared.object_key()),
-            PutPayload::from(zstd::encode_all(&b"not this"[..], 3).unwrap()),
-        )
+        .put(&object_key(&shared), PutPayload::from(other.out))
         .await
         .unwrap();
 
@@ -285,7 +286,7 @@ async fn gc_removes_leftover_temporary_objects() {
     env.sync(&repo, "tmp").await.unwrap();
     let id = env.manifest("tmp").await.entries()[0].id;
     let root = env.dir.path().join("objects");
-    let real = root.join(id.object_key());
+    let real = root.join(key_string(&id));
     let temp = real.with_file_name(format!("{}#1", real.file_name().unwrap().to_str().unwrap()));
     std::fs::write(&temp, vec![7u8; 4096]).unwrap();
     let before = env.object_count().await;

@@ -3,9 +3,9 @@
 
 use std::process::Command;
 
+use kiln_chunk::bundle::BundleEntry;
 use kiln_core::catalog::PublishOutcome;
 use kiln_core::ids::ChunkKind;
-use kiln_sync::bundle::BundleEntry;
 use kiln_testkit::course_gen::{CourseSpec, commit_all, commit_question_change, write_git};
 
 use crate::support::{copy_tree, entry, env, example_course, example_repo, paths};

@@ -4,15 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kiln_chunk::bundle::{BundleEntry, read_bundle};
+use kiln_chunk::key::object_key;
 use kiln_core::Result;
 use kiln_core::catalog::Catalog;
 use kiln_core::ids::{ChunkKind, CourseId};
 use kiln_core::manifest::{Manifest, ManifestEntry};
-use kiln_sync::bundle::{BundleEntry, read_bundle};
 use kiln_sync::{NoProgress, SyncOptions, SyncReport};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
-use object_store::path::Path as StorePath;
 
 /// A catalog and a store in a temporary directory.
 pub(crate) struct Env {
@@ -72,7 +72,7 @@ impl Env {
 
     /// The entries of a chunk's bundle, read back from the store.
     pub(crate) async fn bundle(&self, e: &ManifestEntry) -> Vec<(String, BundleEntry)> {
-        let key = StorePath::from(e.id.object_key());
+        let key = object_key(&e.id);
         let bytes = self.store.get(&key).await.unwrap().bytes().await.unwrap();
         read_bundle(&bytes, e.id).unwrap()
     }

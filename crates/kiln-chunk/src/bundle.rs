@@ -4,13 +4,19 @@
 //! paths, with mtime 0, uid/gid 0, empty user and group names, and mode 0644 or 0755. Its chunk
 //! id is the BLAKE3 of the uncompressed tar, so the same files always give the same id. The
 //! writer streams: the tar is hashed and compressed as it is written and never held whole.
-//! kiln-load's tests build bundles with [`bundle_files`].
+//!
+//! The writer does not judge symlink targets: that is [`crate::entry`]'s rule, which sync
+//! applies before it writes (and tests may skip, to build hostile bundles). Readers: sync
+//! reads a previous bundle back with [`read_bundle`], `kiln verify` checks an object with
+//! [`content_id`], and kiln-load unpacks with [`crate::unpack::unpack_verified`].
 
 use std::io::{self, Write};
 
 use kiln_core::ids::ChunkId;
 
-/// The zstd level of stored bundles.
+/// The zstd level of stored bundles, the only one. Changing it changes the stored bytes (not
+/// the ids, which hash the uncompressed tar) and sync's basis fingerprint, so every course
+/// would be re-bundled once.
 pub const ZSTD_LEVEL: i32 = 3;
 
 /// What one entry of a bundle is.
@@ -211,6 +217,15 @@ pub fn bundle_files(files: &[(String, BundleEntry)]) -> io::Result<Finished<Vec<
     w.finish()
 }
 
+/// The chunk id of a compressed bundle: BLAKE3 of its decompressed bytes, streamed (the
+/// content is never held whole). An error means the bytes are not zstd.
+pub fn content_id(compressed: impl io::Read) -> io::Result<ChunkId> {
+    let mut decoder = zstd::Decoder::new(compressed)?;
+    let mut hasher = blake3::Hasher::new();
+    io::copy(&mut decoder, &mut hasher)?;
+    Ok(ChunkId(*hasher.finalize().as_bytes()))
+}
+
 /// Reads a compressed bundle back into its entries, checking that its BLAKE3 is `expected`.
 pub fn read_bundle(compressed: &[u8], expected: ChunkId) -> io::Result<Vec<(String, BundleEntry)>> {
     let tar_bytes = zstd::decode_all(compressed)?;
@@ -303,6 +318,72 @@ mod tests {
         )];
         let b = bundle_files(&files).unwrap();
         assert_eq!(read_bundle(&b.out, b.id).unwrap(), files);
+    }
+
+    /// The format is persisted: these ids and bytes were produced before kiln-chunk existed
+    /// (by kiln-sync's writer, and the same ids by kiln-load's test builder) and must never
+    /// change.
+    #[test]
+    fn known_content_keeps_its_id_and_bytes() {
+        let f = |s: &[u8], exec| BundleEntry::File {
+            data: s.to_vec(),
+            exec,
+        };
+        let small = vec![
+            ("info.json".to_string(), f(b"{\"uuid\":\"1\"}", false)),
+            ("run.sh".to_string(), f(b"#!/bin/sh\necho hi\n", true)),
+            ("a/real.txt".to_string(), f(b"real", false)),
+            (
+                "alias.txt".to_string(),
+                BundleEntry::Symlink {
+                    target: "a/real.txt".into(),
+                },
+            ),
+            (format!("{}/deep.txt", "d".repeat(150)), f(b"deep", false)),
+        ];
+        let mut big = vec![0u8; ONE_SHOT_BYTES + 10_000];
+        for (i, b) in big.iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+        let large = vec![
+            ("big.bin".to_string(), f(&big, false)),
+            ("x.txt".to_string(), f(b"x", true)),
+        ];
+        for (files, id, size, bytes) in [
+            (
+                small,
+                "442b6c471cb299ca33c764967697758e7691bb4470fe7e1673156945c9bbb3b2",
+                6656,
+                "16c0853be772120330e6f6c70b87c71bf440142bb68272df5d0d2a880691eac7",
+            ),
+            (
+                large,
+                "61562db2fdaca79b879da4f716981204c521eaea38563ad88dabc58c1b25ef70",
+                4207104,
+                "1d1a4342347681fbc012930f1a83263f274f481fe984c75ff13c2f769aeb9b8a",
+            ),
+            (
+                vec![],
+                "d6fd9de5bccf223f523b316c9cd1cf9a9d87ea42473d68e011dad13f09bf8917",
+                1024,
+                "fe53c1f8799e5222339e40d3d8049b9bf070afbbcfee53ee040cb0e4c670b02e",
+            ),
+        ] {
+            let b = bundle_files(&files).unwrap();
+            assert_eq!(b.id.to_hex(), id);
+            assert_eq!(b.size, size);
+            assert_eq!(
+                blake3::hash(&b.out).to_hex().as_str(),
+                bytes,
+                "bundle bytes of {id}"
+            );
+            assert_eq!(content_id(&b.out[..]).unwrap(), b.id);
+        }
+    }
+
+    #[test]
+    fn content_id_refuses_what_is_not_zstd() {
+        assert!(content_id(&b"not a bundle"[..]).is_err());
     }
 
     #[test]

@@ -1,164 +1,23 @@
-//! Helpers for tests and benchmarks of kiln-load and its callers: bundles built the way
-//! sync builds them, and an object store wrapper that counts GETs and injects faults. Not
-//! for production use. (The in-memory catalog is kiln-testkit's `MemCatalog`.)
+//! An object store wrapper for tests of the loader and the server: it counts GETs, injects
+//! queued faults (a transient failure, a flipped byte), runs a hook on each GET, and can serve
+//! GETs slowly.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use kiln_core::ids::{ChunkId, ChunkKind};
-use kiln_core::manifest::ManifestEntry;
-use kiln_core::{Error, Result};
 use object_store::path::Path;
 use object_store::{
     GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
-
-/// One entry of a test bundle.
-#[derive(Debug, Clone)]
-enum Item {
-    File { data: Vec<u8>, exec: bool },
-    Symlink(String),
-}
-
-/// Builds a bundle as sync does: a tar in sorted path order, mtime 0, uid/gid 0, mode
-/// 0644/0755, compressed with zstd; its id is the BLAKE3 of the tar.
-#[derive(Debug, Clone, Default)]
-pub struct BundleBuilder {
-    items: BTreeMap<String, Item>,
-}
-
-/// A built bundle and its manifest entry.
-#[derive(Debug, Clone)]
-pub struct TestChunk {
-    /// The manifest entry (id and size filled in).
-    pub entry: ManifestEntry,
-    /// The compressed bundle.
-    pub bundle: Bytes,
-}
-
-impl BundleBuilder {
-    /// An empty bundle.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a regular file.
-    pub fn file(mut self, path: &str, data: impl Into<Vec<u8>>) -> Self {
-        self.items.insert(
-            path.into(),
-            Item::File {
-                data: data.into(),
-                exec: false,
-            },
-        );
-        self
-    }
-
-    /// Adds an executable file.
-    pub fn exec(mut self, path: &str, data: impl Into<Vec<u8>>) -> Self {
-        self.items.insert(
-            path.into(),
-            Item::File {
-                data: data.into(),
-                exec: true,
-            },
-        );
-        self
-    }
-
-    /// Adds a symlink (not checked: tests use this to build hostile bundles).
-    pub fn symlink(mut self, path: &str, target: &str) -> Self {
-        self.items.insert(path.into(), Item::Symlink(target.into()));
-        self
-    }
-
-    /// The uncompressed tar.
-    pub fn tar(&self) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, item) in &self.items {
-            let mut h = tar::Header::new_gnu();
-            h.set_mtime(0);
-            h.set_uid(0);
-            h.set_gid(0);
-            match item {
-                Item::File { data, exec } => {
-                    h.set_entry_type(tar::EntryType::Regular);
-                    h.set_mode(if *exec { 0o755 } else { 0o644 });
-                    h.set_size(data.len() as u64);
-                    // In-memory writes cannot fail; a path tar cannot hold is a test bug.
-                    b.append_data(&mut h, path, data.as_slice())
-                        .expect("append a file to a test bundle");
-                }
-                Item::Symlink(target) => {
-                    h.set_entry_type(tar::EntryType::Symlink);
-                    h.set_mode(0o777);
-                    h.set_size(0);
-                    b.append_link(&mut h, path, target)
-                        .expect("append a symlink to a test bundle");
-                }
-            }
-        }
-        b.into_inner().expect("finish a test bundle")
-    }
-
-    /// Builds the chunk `kind:name` mounted at `root` ("" for a gathered chunk).
-    pub fn build(&self, kind: ChunkKind, name: &str, root: &str) -> TestChunk {
-        let tar = self.tar();
-        let id = ChunkId(*blake3::hash(&tar).as_bytes());
-        let bundle = zstd::encode_all(tar.as_slice(), 3).expect("compress a test bundle");
-        TestChunk {
-            entry: ManifestEntry {
-                kind,
-                name: name.into(),
-                id,
-                size: tar.len() as u64,
-                root: root.into(),
-            },
-            bundle: bundle.into(),
-        }
-    }
-}
-
-impl TestChunk {
-    /// Uploads the bundle under its object key.
-    pub async fn put(&self, store: &dyn ObjectStore) -> Result<()> {
-        let key = Path::from(self.entry.id.object_key());
-        store
-            .put(&key, self.bundle.clone().into())
-            .await
-            .map_err(|e| Error::backend("object store", e))?;
-        Ok(())
-    }
-}
-
-/// A question chunk of `files` files of `file_size` bytes each (contents vary with `seed`).
-pub fn question_chunk(qid: &str, files: usize, file_size: usize, seed: u64) -> TestChunk {
-    let mut b = BundleBuilder::new().file("info.json", format!("{{\"uuid\":\"{seed}\"}}"));
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    for i in 0..files.saturating_sub(1) {
-        let data: Vec<u8> = (0..file_size)
-            .map(|_| {
-                // xorshift: cheap bytes that compress about as well as real content does not
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                b"abcdefghijklmnopqrstuvwxyz <>/\n"[(x % 31) as usize]
-            })
-            .collect();
-        b = b.file(&format!("file{i}.html"), data);
-    }
-    b.build(ChunkKind::Question, qid, &format!("questions/{qid}"))
-}
 
 /// A fault [`CountingStore`] injects into the next GET.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
