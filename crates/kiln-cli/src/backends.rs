@@ -66,6 +66,11 @@ impl Env {
         Ok(db)
     }
 
+    /// The embedded backends' files.
+    fn sqlite(&self) -> kiln_sqlite::DataDir {
+        kiln_sqlite::DataDir::new(&self.data_dir)
+    }
+
     fn say(&self, what: &str, backend: &dyn std::fmt::Display) {
         if self.announce {
             eprintln!("kiln: {what}: {backend}");
@@ -99,7 +104,9 @@ impl Env {
     async fn open_catalog(&self) -> anyhow::Result<CatalogParts> {
         let parts = match &self.config.catalog {
             SqlDb::Sqlite => {
-                let catalog = kiln_sqlite::SqliteCatalog::open(&self.data_dir.join("catalog.db"))
+                let catalog = self
+                    .sqlite()
+                    .catalog()
                     .await
                     .context("opening the sqlite catalog")?;
                 CatalogParts {
@@ -129,7 +136,8 @@ impl Env {
     pub(crate) async fn queue(&self) -> anyhow::Result<Arc<dyn JobQueue>> {
         let queue: Arc<dyn JobQueue> = match &self.config.queue {
             SqlDb::Sqlite => Arc::new(
-                kiln_sqlite::SqliteQueue::open(&self.data_dir.join("queue.db"))
+                self.sqlite()
+                    .queue()
                     .await
                     .context("opening the sqlite queue")?,
             ),
@@ -145,7 +153,8 @@ impl Env {
     pub(crate) async fn render_cache(&self) -> anyhow::Result<Arc<dyn RenderCache>> {
         let cache: Arc<dyn RenderCache> = match &self.config.cache {
             CacheDb::Sqlite => Arc::new(
-                kiln_sqlite::SqliteRenderCache::open(&self.data_dir.join("render-cache.db"))
+                self.sqlite()
+                    .render_cache()
                     .await
                     .context("opening the sqlite render cache")?,
             ),

@@ -290,7 +290,7 @@ pub(crate) struct SyncConfig {
     /// Files larger than this many bytes fail the sync (default 100 MiB).
     pub(crate) max_file_size: Option<u64>,
     /// Uploads at once (default 16).
-    pub(crate) upload_concurrency: Option<usize>,
+    pub(crate) upload_concurrency: Option<std::num::NonZeroUsize>,
     /// The question thumbnail pattern (default `thumbnail.*`).
     pub(crate) thumbnail_glob: Option<String>,
 }

@@ -21,7 +21,7 @@ use kiln_reheat::{
     BuildContext, Handler, Libraries, Library, LibrarySettings, Reheat, RenderError, RenderItem,
     Rendered, StartOptions, Work, Worker, WorkerOptions,
 };
-use kiln_sqlite::{SqliteCatalog, SqliteQueue, SqliteRenderCache};
+use kiln_sqlite::{DataDir, SqliteCatalog, SqliteQueue, SqliteRenderCache};
 use serde_json::{Value, json};
 
 /// N keys `k0000000`..; each producer page lists `page_size` of them.
@@ -112,9 +112,9 @@ async fn main() -> kiln_core::Result<()> {
             tmp.path().to_path_buf()
         }
     };
-    let ledger = Arc::new(SqliteCatalog::open(&dir.join("catalog.db")).await?.ledger());
-    let queue = Arc::new(SqliteQueue::open(&dir.join("queue.db")).await?);
-    let cache = Arc::new(SqliteRenderCache::open(&dir.join("cache.db")).await?);
+    let ledger = Arc::new(DataDir::new(&dir).catalog().await?.ledger());
+    let queue = Arc::new(DataDir::new(&dir).queue().await?);
+    let cache = Arc::new(DataDir::new(&dir).render_cache().await?);
     let lib = LibraryName::new("bench")?;
 
     // Existing entries (an earlier build's) that the reader hammers and the reheat rewrites.

@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     std::fs::create_dir_all(data.join("objects"))?;
-    let catalog = kiln_sqlite::SqliteCatalog::open(&data.join("catalog.db")).await?;
+    let catalog = kiln_sqlite::DataDir::new(&data).catalog().await?;
     let store = LocalFileSystem::new_with_prefix(data.join("objects"))?;
     let r = kiln_sync::sync(
         opts,

@@ -209,7 +209,7 @@ fn build_dir(chunk: DirChunk, reader: &mut dyn Reader, limit: u64) -> Result<Bui
     let done = w.finish().map_err(|e| io_err(&label, e))?;
     Ok(Built {
         kind: chunk.kind,
-        memo_key: chunk.tree.map(|t| format!("git:{t}")),
+        memo_key: chunk.tree.map(crate::memo::git),
         name: chunk.name,
         root: chunk.root,
         id: done.id,
@@ -311,7 +311,7 @@ pub(crate) fn members_key(kind: ChunkKind, members: &[Member]) -> Option<String>
         };
         h.update(format!("\0{}\0{id}\0{mode}", m.path).as_bytes());
     }
-    Some(format!("gathered:{}", h.finalize().to_hex()))
+    Some(crate::memo::gathered(h.finalize().to_hex()))
 }
 
 /// Runs `jobs` on `threads` threads, each with its own reader, sending each result to `tx`

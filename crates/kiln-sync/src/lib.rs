@@ -14,11 +14,13 @@ mod build;
 mod claims;
 mod holder;
 mod lock;
+mod memo;
 mod pipeline;
 mod source;
 mod upload;
 mod walk;
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,9 +45,9 @@ pub struct SyncOptions {
     /// The largest file accepted, in bytes.
     pub max_file_size: u64,
     /// How many uploads run at once.
-    pub upload_concurrency: usize,
-    /// How many threads bundle chunks (0: one per core).
-    pub bundle_threads: usize,
+    pub upload_concurrency: NonZeroUsize,
+    /// How many threads bundle chunks (`None`: one per core).
+    pub bundle_threads: Option<NonZeroUsize>,
     /// How long to wait for another sync of the same course to finish.
     pub lock_wait: Duration,
     /// The layout rules.
@@ -61,8 +63,8 @@ impl SyncOptions {
             rev: None,
             subdir: None,
             max_file_size: 100 << 20,
-            upload_concurrency: 16,
-            bundle_threads: 0,
+            upload_concurrency: NonZeroUsize::new(16).expect("not zero"),
+            bundle_threads: None,
             lock_wait: Duration::from_secs(600),
             layout: Layout::prairielearn(&PrairieLearnOptions::default()),
         }

@@ -20,6 +20,7 @@ use object_store::ObjectStore;
 use crate::build::{self, Built, Job};
 use crate::claims::{self, missing_objects};
 use crate::lock::CourseLock;
+use crate::memo;
 use crate::source::{self, Oid, Opened, Source};
 use crate::upload;
 use crate::walk::{self, Walk};
@@ -239,7 +240,7 @@ impl Ctx<'_> {
         let manifest = Manifest::new(entries)?;
         let version = match opened.version {
             Some(v) => {
-                memo.push((basis_key(self.course, &v), fingerprint(self.opts)));
+                memo.push((memo::basis(self.course, &v), fingerprint(self.opts)));
                 v
             }
             None => dir_version(&manifest)?,
@@ -290,7 +291,7 @@ impl Ctx<'_> {
         git: Arc<source::git::GitSource>,
         previous: &VersionId,
     ) -> Result<Option<Oid>> {
-        let key = basis_key(self.course, previous);
+        let key = memo::basis(self.course, previous);
         let memo = self.catalog.memo_get(std::slice::from_ref(&key)).await?;
         if memo.get(&key) != Some(&fingerprint(self.opts)) {
             return Ok(None);
@@ -340,7 +341,7 @@ impl Ctx<'_> {
         let mut keys: Vec<String> = walked
             .dir_chunks
             .iter()
-            .filter_map(|c| c.tree.map(|t| format!("git:{t}")))
+            .filter_map(|c| c.tree.map(memo::git))
             .collect();
         let kinds: BTreeSet<ChunkKind> = walked
             .members
@@ -426,7 +427,7 @@ impl Ctx<'_> {
         // Gathered chunks first: they are the largest single jobs.
         let mut jobs = gathered_jobs;
         for c in &walked.dir_chunks {
-            let key = c.tree.map(|t| format!("git:{t}"));
+            let key = c.tree.map(memo::git);
             match key.and_then(|k| memo.get(&k).map(|m| (k, m))) {
                 Some((k, m)) => {
                     used.push((k, m.id));
@@ -451,10 +452,11 @@ impl Ctx<'_> {
         source: Arc<dyn Source>,
         jobs: Vec<Job>,
     ) -> Result<(Vec<(ManifestEntry, Option<String>)>, Uploaded)> {
-        let threads = match self.opts.bundle_threads {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
-        };
+        let threads = self
+            .opts
+            .bundle_threads
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(2, |n| n.get());
         self.progress.start(jobs.len() as u64);
         let (tx, rx) = tokio::sync::mpsc::channel(threads * 2);
         let cancel = Arc::new(AtomicBool::new(false));
@@ -500,7 +502,7 @@ impl Ctx<'_> {
                         Ok::<_, Error>((entry, b.memo_key, b.files, n))
                     }
                 })
-                .buffer_unordered(self.opts.upload_concurrency.max(1))
+                .buffer_unordered(self.opts.upload_concurrency.get())
         );
         let mut out = Vec::new();
         let mut up = Uploaded::default();
@@ -593,11 +595,6 @@ fn check_root(layout: &Layout, walked: &Walk, source: &dyn Source) -> Result<()>
         )));
     }
     Ok(())
-}
-
-/// The memo key recording what `version` of `course` was synced with.
-fn basis_key(course: &CourseId, version: &VersionId) -> String {
-    format!("basis:{course}:{version}")
 }
 
 /// What makes two syncs comparable: the subdirectory, the layout and the bundle format.

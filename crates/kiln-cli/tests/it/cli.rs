@@ -244,7 +244,11 @@ fn a_failure_with_json_prints_one_error_object_naming_each_cause_once() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("catalog.db"), vec![0x5au8; 8192]).unwrap();
+    std::fs::write(
+        kiln_sqlite::DataDir::new(&data).catalog_path(),
+        vec![0x5au8; 8192],
+    )
+    .unwrap();
     let (stdout, stderr) = fails_with_output(kiln(&data).args(["--json", "versions", "x"]));
     let v: serde_json::Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout:?}"));

@@ -191,7 +191,8 @@ page_size = {PAGE_SIZE}
     async fn catalog(&self) -> Arc<dyn Catalog> {
         match &self.backends {
             Backends::Embedded => Arc::new(
-                kiln_sqlite::SqliteCatalog::open(&self.data.join("catalog.db"))
+                kiln_sqlite::DataDir::new(&self.data)
+                    .catalog()
                     .await
                     .unwrap(),
             ),

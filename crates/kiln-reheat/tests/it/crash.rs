@@ -14,7 +14,7 @@ use kiln_core::ids::LibraryName;
 use kiln_core::ledger::RunState;
 use kiln_core::time::SystemClock;
 use kiln_reheat::{Libraries, Reheat, StartOptions, Worker, WorkerOptions};
-use kiln_sqlite::{SqliteCatalog, SqliteQueue, SqliteRenderCache};
+use kiln_sqlite::DataDir;
 
 use crate::site::{Site, items};
 use crate::support::{Backends, Harness, poll_until};
@@ -40,16 +40,12 @@ fn library_config(listing: &str, render: &str) -> kiln_reheat::LibraryConfig {
 }
 
 async fn sqlite_backends(dir: &Path) -> Backends {
-    let catalog = SqliteCatalog::open(&dir.join("catalog.db")).await.unwrap();
+    let catalog = DataDir::new(dir).catalog().await.unwrap();
     Backends::from_parts(
         Arc::new(catalog.ledger()),
         Arc::new(catalog),
-        Arc::new(SqliteQueue::open(&dir.join("queue.db")).await.unwrap()),
-        Arc::new(
-            SqliteRenderCache::open(&dir.join("cache.db"))
-                .await
-                .unwrap(),
-        ),
+        Arc::new(DataDir::new(dir).queue().await.unwrap()),
+        Arc::new(DataDir::new(dir).render_cache().await.unwrap()),
     )
 }
 

@@ -15,7 +15,7 @@ use kiln_core::time::{SharedClock, SystemClock};
 use kiln_reheat::config::{LibraryConfig, PruneConfig, RendererConfig, SourceConfig};
 use kiln_reheat::metrics::Metrics;
 use kiln_reheat::{Libraries, Reheat, RunStatus, Worker, WorkerOptions};
-use kiln_sqlite::{SqliteCatalog, SqliteQueue, SqliteRenderCache};
+use kiln_sqlite::DataDir;
 use kiln_testkit::mem::queue::MemQueue;
 use kiln_testkit::mem::render_cache::MemCache;
 use tokio::task::JoinHandle;
@@ -54,12 +54,12 @@ impl Backends {
     pub(crate) async fn sqlite() -> Backends {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
-        let catalog = SqliteCatalog::open(&p.join("catalog.db")).await.unwrap();
+        let catalog = DataDir::new(p).catalog().await.unwrap();
         Backends {
             ledger: Arc::new(catalog.ledger()),
             catalog: Arc::new(catalog),
-            queue: Arc::new(SqliteQueue::open(&p.join("queue.db")).await.unwrap()),
-            cache: Arc::new(SqliteRenderCache::open(&p.join("cache.db")).await.unwrap()),
+            queue: Arc::new(DataDir::new(p).queue().await.unwrap()),
+            cache: Arc::new(DataDir::new(p).render_cache().await.unwrap()),
             _dir: Some(dir),
         }
     }

@@ -23,7 +23,8 @@ pub(crate) struct Env {
 
 pub(crate) async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = kiln_sqlite::SqliteCatalog::open(&dir.path().join("catalog.db"))
+    let catalog = kiln_sqlite::DataDir::new(dir.path())
+        .catalog()
         .await
         .unwrap();
     std::fs::create_dir_all(dir.path().join("objects")).unwrap();
