@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod catalog;
 pub mod error;
+pub mod histogram;
 pub mod ids;
 pub mod layout;
 pub mod ledger;

@@ -39,5 +39,5 @@ pub use config::LoadConfig;
 pub use current::Current;
 pub use health::{Backend, BackendState};
 pub use lease::{LeaseId, LeaseInfo};
-pub use metrics::{HistogramSnapshot, MetricsSnapshot};
+pub use metrics::MetricsSnapshot;
 pub use resolve::ResolvedFile;

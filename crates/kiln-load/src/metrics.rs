@@ -1,50 +1,9 @@
-//! Counters and latency histograms of the cache, kept as atomics and read as a snapshot
-//! that the server renders (kiln-load itself knows no metrics format).
+//! Counters and latency histograms (kiln-core's) of the cache, kept as atomics and read as a
+//! snapshot that the server renders (kiln-load itself knows no metrics format).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-/// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 14] = [
-    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
-];
-
-/// A fixed-bucket latency histogram.
-#[derive(Debug, Default)]
-pub(crate) struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
-}
-
-impl Histogram {
-    pub(crate) fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos
-            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> HistogramSnapshot {
-        let mut acc = 0;
-        let buckets = BUCKETS
-            .iter()
-            .zip(&self.counts)
-            .map(|(b, c)| {
-                acc += c.load(Ordering::Relaxed);
-                (*b, acc)
-            })
-            .collect();
-        HistogramSnapshot {
-            buckets,
-            count: self.count.load(Ordering::Relaxed),
-            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
-        }
-    }
-}
+use kiln_core::histogram::{Histogram, HistogramSnapshot};
 
 /// The live counters.
 #[derive(Debug, Default)]
@@ -98,17 +57,6 @@ impl Metrics {
             download_latency: self.download_latency.snapshot(),
         }
     }
-}
-
-/// A histogram as read at one moment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistogramSnapshot {
-    /// (upper bound in seconds, cumulative count), ascending; `+Inf` is `count`.
-    pub buckets: Vec<(f64, u64)>,
-    /// How many observations.
-    pub count: u64,
-    /// Their sum in seconds.
-    pub sum_seconds: f64,
 }
 
 /// The cache's counters as read at one moment (totals since the cache was opened).

@@ -282,7 +282,7 @@ async fn main() -> kiln_core::Result<()> {
             "spot_checked": checked,
             "spot_checked_at_new_generation": at_new,
             "stale_puts": m.stale_puts,
-            "worker_ms_in": { "lease": m.backend_us[0] / 1000, "put": m.backend_us[1] / 1000, "ack": m.backend_us[2] / 1000, "finish_runs": m.backend_us[3] / 1000, "render": m.render_us_sum / 1000 },
+            "worker_ms_in": { "lease": m.backend_us[0] / 1000, "put": m.backend_us[1] / 1000, "ack": m.backend_us[2] / 1000, "finish_runs": m.backend_us[3] / 1000, "render": (m.render_latency.sum_seconds * 1000.0) as u64 },
             "prefill_ms": prefill_ms,
             "options": { "batch": opts.batch, "concurrency": opts.concurrency, "lanes": opts.lanes, "page_size": page_size },
         })

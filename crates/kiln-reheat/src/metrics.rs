@@ -1,23 +1,10 @@
-//! Worker metrics: job counters and a render-latency histogram, as lock-free atomics that
-//! the server's `/metrics` endpoint reads through [`Metrics::snapshot`].
+//! Worker metrics: job counters and a render-latency histogram (kiln-core's), as lock-free
+//! atomics read through [`Metrics::snapshot`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Upper bounds of the render-latency buckets, in microseconds (100 µs .. ~100 s, x4 each).
-pub const LATENCY_BUCKETS_US: [u64; 11] = [
-    100,
-    400,
-    1_600,
-    6_400,
-    25_600,
-    102_400,
-    409_600,
-    1_638_400,
-    6_553_600,
-    26_214_400,
-    104_857_600,
-];
+use kiln_core::histogram::{Histogram, HistogramSnapshot};
 
 /// The backend calls whose time [`Metrics`] sums.
 #[derive(Debug, Clone, Copy)]
@@ -39,12 +26,11 @@ pub struct Metrics {
     render_errors: AtomicU64,
     stale_puts: AtomicU64,
     backend_us: [AtomicU64; 4],
-    render_us_sum: AtomicU64,
-    render_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    render_latency: Histogram,
 }
 
 /// A copy of the counters at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricsSnapshot {
     /// Jobs acked.
     pub jobs_done: u64,
@@ -60,13 +46,10 @@ pub struct MetricsSnapshot {
     pub render_errors: u64,
     /// Puts refused because a newer generation was stored.
     pub stale_puts: u64,
-    /// Total render time in microseconds.
-    pub render_us_sum: u64,
     /// Time spent in backend calls, in microseconds: lease, cache put, ack, finishing runs.
     pub backend_us: [u64; 4],
-    /// Renders per latency bucket: `buckets[i]` counts renders up to
-    /// `LATENCY_BUCKETS_US[i]` (not cumulative); the last one counts the rest.
-    pub render_buckets: Vec<u64>,
+    /// Render latencies.
+    pub render_latency: HistogramSnapshot,
 }
 
 impl Metrics {
@@ -96,13 +79,7 @@ impl Metrics {
         if !ok {
             self.render_errors.fetch_add(1, Ordering::Relaxed);
         }
-        let us = took.as_micros().min(u64::MAX as u128) as u64;
-        self.render_us_sum.fetch_add(us, Ordering::Relaxed);
-        let i = LATENCY_BUCKETS_US
-            .iter()
-            .position(|&b| us <= b)
-            .unwrap_or(LATENCY_BUCKETS_US.len());
-        self.render_buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.render_latency.observe(took);
     }
 
     /// The counters now.
@@ -116,9 +93,8 @@ impl Metrics {
             renders: get(&self.renders),
             render_errors: get(&self.render_errors),
             stale_puts: get(&self.stale_puts),
-            render_us_sum: get(&self.render_us_sum),
             backend_us: [0, 1, 2, 3].map(|i| get(&self.backend_us[i])),
-            render_buckets: self.render_buckets.iter().map(get).collect(),
+            render_latency: self.render_latency.snapshot(),
         }
     }
 }
