@@ -22,7 +22,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kiln-target}"
 eval "$(bash .ci/services.sh)"
 
 echo "building the benchmarks (release)" >&2
-cargo build --release -q -p kiln-postgres --example queue_bench -p kiln-redis --example cache_bench
+cargo build --release -q -p kiln-postgres --example pg_queue_bench -p kiln-redis --example cache_bench
 bin="$CARGO_TARGET_DIR/release/examples"
 
 gw_dir="$(mktemp -d)"
@@ -35,7 +35,7 @@ cp scripts/bench/graphile.mjs "$gw_dir/"
 results="$(mktemp)"
 echo "== PostgreSQL queue: $JOBS no-op jobs, batches of $BATCH, $(nproc) cores" >&2
 for round in $(seq "$ROUNDS"); do
-    "$bin/queue_bench" --jobs "$JOBS" --workers "$WORKERS" --batch "$BATCH" \
+    "$bin/pg_queue_bench" --jobs "$JOBS" --workers "$WORKERS" --batch "$BATCH" \
         --pg "$TEST_POSTGRES_URL" --redis "$TEST_REDIS_URL" | tee -a "$results"
     (cd "$gw_dir" && DATABASE_URL="$TEST_POSTGRES_URL" JOBS="$JOBS" BATCH="$BATCH" \
         CONCURRENCY="$GW_CONCURRENCY" node graphile.mjs) | tee -a "$results"

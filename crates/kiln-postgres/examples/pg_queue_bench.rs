@@ -2,7 +2,7 @@
 //! enqueue in batches, then workers lease a batch, put one render result per job into the
 //! Redis render cache, and ack the batch. Prints one JSON line with the rates.
 //!
-//! `cargo run --release -p kiln-postgres --example queue_bench -- --jobs 200000 --workers 4`
+//! `cargo run --release -p kiln-postgres --example pg_queue_bench -- --jobs 200000 --workers 4`
 //! (`scripts/bench-fleet.sh` runs it beside graphile-worker on the same PostgreSQL).
 
 use std::sync::Arc;
