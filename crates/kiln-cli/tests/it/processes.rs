@@ -58,7 +58,7 @@ fn processes_started_together_on_a_fresh_data_directory_all_work() {
 }
 
 async fn lock_holder(data: &Path, course: &str) -> Option<String> {
-    let c = kiln_sqlite::DataDir::new(&data).catalog().await.unwrap();
+    let c = kiln_sqlite::DataDir::new(data).catalog().await.unwrap();
     c.lock_holder(&format!("sync:{course}"))
         .await
         .unwrap()
