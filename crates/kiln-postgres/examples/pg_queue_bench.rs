@@ -169,18 +169,5 @@ async fn main() {
         .execute(db.pool())
         .await
         .expect("dropping the benchmark schema");
-    let client = redis::Client::open(args.redis.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{schema}:*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    for chunk in keys.chunks(1000) {
-        let _: () = redis::cmd("UNLINK")
-            .arg(chunk)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
+    cache.clear().await.expect("removing the benchmark keys");
 }

@@ -120,18 +120,5 @@ async fn main() {
         percentile(&all, 0.999),
         percentile(&all, 1.0)
     );
-    let client = redis::Client::open(args.redis.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    for chunk in keys.chunks(1000) {
-        let _: () = redis::cmd("UNLINK")
-            .arg(chunk)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
+    cache.clear().await.expect("removing the benchmark keys");
 }

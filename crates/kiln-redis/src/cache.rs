@@ -137,6 +137,39 @@ impl RedisRenderCache {
         self
     }
 
+    /// Deletes every key under this cache's prefix, and says how many: for benchmarks and
+    /// test runs that share a server and clean up after themselves. Iterates with `SCAN`,
+    /// so it does not block the server the way `KEYS` would.
+    pub async fn clear(&self) -> kiln_core::Result<u64> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}:*", self.prefix);
+        let mut cursor: u64 = 0;
+        let mut removed = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::from)?;
+            if !keys.is_empty() {
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(Error::from)?;
+                removed += n;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
     /// The key prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix

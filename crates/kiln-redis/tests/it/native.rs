@@ -141,3 +141,26 @@ async fn too_large_a_generation_is_refused() {
     assert!(matches!(err, Error::InvalidInput(_)), "{err}");
     assert!(err.to_string().contains(&u64::MAX.to_string()), "{err}");
 }
+
+#[tokio::test]
+async fn clear_removes_every_key_of_its_prefix_and_no_other() {
+    let url = kiln_testkit::skip_unless_env!("TEST_REDIS_URL");
+    let mine = crate::fresh_cache(&url).await;
+    let other = crate::fresh_cache(&url).await;
+    let lib = LibraryName::new("guides").unwrap();
+    let entries: Vec<CacheEntry> = (0..1500).map(|i| entry(&format!("k{i}"), 1, "g")).collect();
+    mine.put(&lib, entries).await.unwrap();
+    other.put(&lib, vec![entry("kept", 1, "g")]).await.unwrap();
+    let removed = mine.clear().await.unwrap();
+    assert!(
+        removed >= 1500,
+        "every entry's key, and the group's: {removed}"
+    );
+    assert!(mine.get(&lib, "k7").await.unwrap().is_none());
+    assert!(mine.get(&lib, "k1499").await.unwrap().is_none());
+    assert!(
+        other.get(&lib, "kept").await.unwrap().is_some(),
+        "another prefix is untouched"
+    );
+    assert_eq!(mine.clear().await.unwrap(), 0, "nothing is left");
+}
