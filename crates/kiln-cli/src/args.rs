@@ -1,6 +1,5 @@
 //! The command line: every subcommand and flag of DESIGN.md's contract, parsed by clap.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -70,9 +69,9 @@ pub(crate) enum Command {
     },
     /// Serve the HTTP API.
     Serve {
-        /// Address to listen on.
+        /// Address to listen on: `IP:PORT` or `unix:/path` (default `127.0.0.1:7878`).
         #[arg(long)]
-        listen: Option<SocketAddr>,
+        listen: Option<kiln_server::listen::ListenAddr>,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -129,6 +128,11 @@ pub(crate) enum Command {
         #[arg(long)]
         subdir: Option<String>,
     },
+    /// Bearer tokens for `kiln serve`.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Delete store objects that no version references.
     Gc {
         /// Only objects older than this (e.g. `1h`).
@@ -175,4 +179,18 @@ pub(crate) enum DlqCommand {
         /// Job ids.
         ids: Vec<i64>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Make a new random token and print it with the `[[token]]` entry (its hash) to add.
+    New {
+        /// The token's name (who uses it).
+        name: String,
+        /// Its scopes, comma-separated: read, ensure, write, admin.
+        #[arg(long, value_delimiter = ',', default_value = "read")]
+        scopes: Vec<String>,
+    },
+    /// Print the hash of a token read from stdin, for a `[[token]]` entry.
+    Hash,
 }

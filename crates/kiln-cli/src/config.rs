@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+mod server;
+pub(crate) use server::{ServerConfig, TokenConfig};
+
 /// The whole config file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +45,9 @@ pub(crate) struct Config {
     /// Per-course settings.
     #[serde(default, rename = "course")]
     pub(crate) courses: Vec<CourseConfig>,
+    /// The bearer tokens `kiln serve` accepts (none: loopback or a Unix socket only).
+    #[serde(default, rename = "token")]
+    pub(crate) tokens: Vec<TokenConfig>,
 }
 
 /// Which backend a trait uses, as the config names it (`backend = "..."`).
@@ -321,22 +327,6 @@ pub(crate) struct LoadConfig {
     pub(crate) lease_max_ttl: Option<std::time::Duration>,
 }
 
-/// HTTP server settings.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ServerConfig {
-    /// The listen address (default `127.0.0.1:7878`).
-    pub(crate) listen: Option<std::net::SocketAddr>,
-    /// Time a client has to send a request's headers (default `10s`).
-    #[serde(default, with = "opt_duration")]
-    pub(crate) header_read_timeout: Option<std::time::Duration>,
-    /// Time a connection may sit with no handler running and no byte moving (default `60s`).
-    #[serde(default, with = "opt_duration")]
-    pub(crate) idle_timeout: Option<std::time::Duration>,
-    /// Connections served at once (default 1024).
-    pub(crate) max_connections: Option<std::num::NonZeroUsize>,
-}
-
 /// Worker settings.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -425,6 +415,19 @@ impl Config {
                     lib.name
                 ));
             }
+        }
+        let mut tokens = std::collections::BTreeSet::new();
+        for (i, token) in self.tokens.iter().enumerate() {
+            if !tokens.insert(token.name.as_str()) {
+                return Err(format!(
+                    "token[{i}].name: token {:?} is declared twice",
+                    token.name
+                ));
+            }
+        }
+        if let Some(mode) = &self.server.socket_mode {
+            kiln_server::listen::parse_mode(mode)
+                .map_err(|e| format!("server.socket_mode: {e}"))?;
         }
         let mut courses = std::collections::BTreeSet::new();
         for (i, course) in self.courses.iter().enumerate() {
@@ -666,5 +669,104 @@ reheat = "nosuchlib"
             .unwrap_err()
             .to_string();
         assert!(err.contains("catalog.backend"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::server::Secret;
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kiln.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(Some(&p), std::iter::empty()).map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn the_example_config_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/kiln.example.toml");
+        let c = Config::load(Some(&p), std::iter::empty()).unwrap();
+        assert_eq!(c.tokens.len(), 2);
+        assert_eq!(c.tokens[1].secret, Secret::Env("KILN_OPS_TOKEN".into()));
+    }
+
+    #[test]
+    fn a_bad_token_entry_is_named() {
+        let h = kiln_server::auth::hash_token("x").to_string();
+        for (entry, needle) in [
+            (
+                format!("name = \"a\"\nscopes = [\"read\"]"),
+                "exactly one of",
+            ),
+            (
+                format!("name = \"a\"\nscopes = [\"read\"]\nhash = \"{h}\"\nenv = \"V\""),
+                "exactly one of",
+            ),
+            (
+                format!("name = \"a\"\nscopes = [\"reed\"]\nhash = \"{h}\""),
+                "unknown scope \"reed\"",
+            ),
+            (
+                format!("name = \"a\"\nscopes = []\nhash = \"{h}\""),
+                "no scopes",
+            ),
+            (
+                "name = \"a\"\nscopes = [\"read\"]\nhash = \"md5:00\"".to_string(),
+                "invalid token hash",
+            ),
+            (
+                format!("name = \"a\"\nscopes = [\"read\"]\nhash = \"{h}\"\nsecret = \"x\""),
+                "secret",
+            ),
+        ] {
+            let err = load(&format!("[[token]]\n{entry}\n")).unwrap_err();
+            assert!(
+                err.contains("token[0]") && err.contains(needle),
+                "{needle}: {err}"
+            );
+        }
+        let twice = format!(
+            "[[token]]\nname = \"a\"\nscopes = [\"read\"]\nenv = \"A\"\n\
+             [[token]]\nname = \"a\"\nscopes = [\"read\"]\nhash = \"{h}\"\n"
+        );
+        let err = load(&twice).unwrap_err();
+        assert!(
+            err.contains("token[1].name") && err.contains("twice"),
+            "{err}"
+        );
+        let err = load("[server]\nsocket_mode = \"999\"\n").unwrap_err();
+        assert!(err.contains("server.socket_mode"), "{err}");
+        let err = load("[server]\nlisten = \"unix:relative\"\n").unwrap_err();
+        assert!(
+            err.contains("server.listen") && err.contains("absolute"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_read_from_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "  kiln_from_file\n").unwrap();
+        let text = format!(
+            "[[token]]\nname = \"f\"\nscopes = [\"read\"]\nfile = {:?}\n\
+             [[token]]\nname = \"e\"\nscopes = [\"admin\", \"read\"]\nenv = \"TOK\"\n",
+            file.display().to_string()
+        );
+        let c = load(&text).unwrap();
+        let f = c.tokens[0].resolve(|_| None).unwrap();
+        assert_eq!(f.hash, kiln_server::auth::hash_token("kiln_from_file"));
+        let e = c.tokens[1]
+            .resolve(|v| (v == "TOK").then(|| "kiln_from_env".to_string()))
+            .unwrap();
+        assert_eq!(e.hash, kiln_server::auth::hash_token("kiln_from_env"));
+        assert!(e.scopes.contains(kiln_server::auth::Scope::Admin));
+        let err = c.tokens[1].resolve(|_| None).unwrap_err().to_string();
+        assert!(err.contains("\"e\"") && err.contains("TOK"), "{err}");
+        std::fs::write(&file, "\n").unwrap();
+        let err = c.tokens[0].resolve(|_| None).unwrap_err().to_string();
+        assert!(err.contains("\"f\"") && err.contains("empty"), "{err}");
     }
 }

@@ -155,6 +155,31 @@ impl ChunkKind {
         ChunkKind::CourseInfo,
     ];
 
+    /// Whether a version has at most one chunk of this kind, named `""`: the course-wide
+    /// directories and the gathered chunks. Every other kind is named by the question, course
+    /// instance or assessment it belongs to.
+    pub fn is_course_wide(self) -> bool {
+        matches!(
+            self,
+            ChunkKind::Elements
+                | ChunkKind::ElementExtensions
+                | ChunkKind::ClientFilesCourse
+                | ChunkKind::ServerFilesCourse
+                | ChunkKind::QuestionThumbnails
+                | ChunkKind::CourseInfo
+        )
+    }
+
+    /// Whether a version may lack a chunk of this kind without the request for it being
+    /// wrong. A course need not have `elements/`, `clientFilesCourse/`, a course instance's
+    /// `serverFilesCourseInstance/` or any thumbnail, and PrairieLearn's own loader treats a
+    /// missing one as empty; asking for it is then answered with the chunk listed as absent.
+    /// A question is the one kind named by something the caller must already know exists:
+    /// asking for a question the version does not have is an error, as in PrairieLearn.
+    pub fn may_be_absent(self) -> bool {
+        self != ChunkKind::Question
+    }
+
     /// The kind's name as the CLI, the API and the catalog spell it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -209,11 +234,21 @@ impl fmt::Display for ChunkRef {
 
 impl FromStr for ChunkRef {
     type Err = Error;
-    /// Parses `KIND:NAME` or `KIND` (a course-wide chunk).
+    /// Parses `KIND:NAME`, or `KIND` for a course-wide kind ([`ChunkKind::is_course_wide`]);
+    /// a course-wide kind with a name, or another kind without one, is invalid input.
     fn from_str(s: &str) -> Result<Self> {
         let (kind, name) = s.split_once(':').unwrap_or((s, ""));
+        let kind: ChunkKind = kind.parse()?;
+        if kind.is_course_wide() != name.is_empty() {
+            let want = if kind.is_course_wide() {
+                format!("{kind} is course-wide and takes no name")
+            } else {
+                format!("{kind} needs a name ({kind}:NAME)")
+            };
+            return Err(Error::invalid(format!("invalid chunk {s:?}: {want}")));
+        }
         Ok(ChunkRef {
-            kind: kind.parse()?,
+            kind,
             name: name.to_string(),
         })
     }
@@ -241,7 +276,28 @@ impl fmt::Display for JobId {
 
 #[cfg(test)]
 mod tests {
-    use super::ChunkId;
+    use super::{ChunkId, ChunkRef};
+
+    #[test]
+    fn chunk_refs_name_what_their_kind_needs() {
+        for ok in [
+            "elements",
+            "courseInfo",
+            "question:topic/q1",
+            "clientFilesAssessment:a/b",
+        ] {
+            assert_eq!(ok.parse::<ChunkRef>().unwrap().to_string(), ok);
+        }
+        for bad in [
+            "elements:x",
+            "question",
+            "question:",
+            "clientFilesCourseInstance",
+            "nope",
+        ] {
+            assert!(bad.parse::<ChunkRef>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn hex_round_trips() {

@@ -67,11 +67,17 @@ pub struct Ensured {
     pub stale: Option<Duration>,
     /// The version directory: read `<root>/<course-relative path>`.
     pub root: PathBuf,
-    /// Per requested chunk, its directory inside `root` (`<root>/.kiln/<kind>` for a
-    /// gathered chunk).
+    /// Per requested chunk the version has, in the order asked, its directory inside `root`
+    /// (`<root>/.kiln/<kind>` for a gathered chunk).
     pub paths: Vec<PathBuf>,
-    /// Per requested chunk, its manifest entry.
+    /// Per requested chunk the version has, its manifest entry (parallel to `paths`).
     pub chunks: Vec<ManifestEntry>,
+    /// The requested chunks the version does not have, in the order asked: only kinds that
+    /// may be absent ([`ChunkKind::may_be_absent`]; a missing question fails the call).
+    /// Nothing is on disk for them: the directory they would be at does not exist.
+    ///
+    /// [`ChunkKind::may_be_absent`]: kiln_core::ids::ChunkKind::may_be_absent
+    pub absent: Vec<ChunkRef>,
     /// The chunks this call downloaded (not those found present or fetched by others).
     pub downloaded: Vec<ChunkRef>,
     /// Keeps the chunks and the version directory from removal while held.
@@ -202,11 +208,15 @@ impl ChunkCache {
 
     /// Ensures `chunks` of the course's current version: the current version is resolved
     /// once and every chunk comes from its manifest.
+    ///
+    /// A requested chunk the version lacks is listed in [`Ensured::absent`] when its kind
+    /// may be absent (a course without `elementExtensions/`), and fails the whole call with
+    /// `NotFound` when it is a question.
     pub async fn ensure(&self, course: &CourseId, chunks: &[ChunkRef]) -> Result<Ensured> {
         self.timed(self.ensure_inner(course, None, chunks)).await
     }
 
-    /// Ensures `chunks` of a given version of the course.
+    /// Ensures `chunks` of a given version of the course; absent chunks as in [`Self::ensure`].
     pub async fn ensure_at(
         &self,
         course: &CourseId,
@@ -232,18 +242,23 @@ impl ChunkCache {
         chunks: &[ChunkRef],
     ) -> Result<Ensured> {
         let at = self.at(course, version).await?;
-        let entries = chunks
-            .iter()
-            .map(|c| {
-                at.manifest.get(c).cloned().ok_or_else(|| {
-                    Error::not_found(format!(
+        let mut entries = Vec::with_capacity(chunks.len());
+        let mut absent = Vec::new();
+        for c in chunks {
+            match at.manifest.get(c) {
+                Some(e) => entries.push(e.clone()),
+                None if c.kind.may_be_absent() => absent.push(c.clone()),
+                None => {
+                    return Err(Error::not_found(format!(
                         "chunk {c} in version {} of course {course}",
                         at.version
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.ensure_entries(course, &at, entries).await
+                    )));
+                }
+            }
+        }
+        let mut ensured = self.ensure_entries(course, &at, entries).await?;
+        ensured.absent = absent;
+        Ok(ensured)
     }
 
     /// The version a call reads, resolved once: `version` if it names one, else the
@@ -382,6 +397,7 @@ impl ChunkCache {
             version,
             stale: at.stale,
             chunks: entries,
+            absent: Vec::new(),
             downloaded,
             pin,
         })

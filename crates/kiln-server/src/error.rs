@@ -25,9 +25,14 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error's body: the error's kind (`not_found`, `invalid_input`, `unavailable`, ...)
+/// and a message for a person.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct Body<'a> {
+    /// The kind, stable for programs to match on.
     error: &'a str,
+    /// What went wrong, naming the culprit.
     message: String,
 }
 
@@ -68,16 +73,26 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// An error answer whose status has no [`Error`] variant (405, 416), as JSON
+/// `{error, message}` like every other.
+pub(crate) fn json_error(status: StatusCode, code: &str, message: String) -> Response {
+    let body = Body {
+        error: code,
+        message,
+    };
+    (status, Json(body)).into_response()
+}
+
 /// A known route asked with a method it does not have, as JSON.
 pub(crate) async fn method_not_allowed(
     method: axum::http::Method,
     uri: axum::http::Uri,
 ) -> Response {
-    let body = Body {
-        error: "method_not_allowed",
-        message: format!("method {method} is not allowed on {}", uri.path()),
-    };
-    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+    json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("method {method} is not allowed on {}", uri.path()),
+    )
 }
 
 /// Turns an error response that is not JSON (axum's own rejections: 413 for a body over

@@ -21,9 +21,13 @@ use crate::AppState;
 /// How long `/readyz` waits for each backend.
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-#[derive(Serialize)]
+/// The health of this server's backends.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Report {
+    /// `ok` or `degraded`.
     status: &'static str,
+    /// Per backend: `{ok, error?, last_ok_ms_ago?}`.
+    #[schema(value_type = Object)]
     backends: Map<String, Value>,
 }
 
@@ -47,11 +51,17 @@ fn report(states: &[BackendState]) -> (bool, Report) {
 }
 
 /// `GET /healthz`.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "Alive; each backend's last seen state", body = Report)))]
 pub(crate) async fn live(State(st): State<AppState>) -> Json<Report> {
     Json(report(&st.cache.health()).1)
 }
 
 /// `GET /readyz`.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Every backend answered its probe", body = Report),
+        (status = 503, description = "A backend did not answer", body = Report)))]
 pub(crate) async fn ready(State(st): State<AppState>) -> (StatusCode, Json<Report>) {
     let (ok, r) = report(&st.cache.probe(PROBE_TIMEOUT).await);
     let status = if ok {

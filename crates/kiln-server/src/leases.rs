@@ -21,12 +21,14 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// A lease on the wire.
-#[derive(Debug, Serialize)]
+/// A lease: what an ensure named stays on disk until `expires_at`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LeaseView {
+    /// The lease's id, for renew and release.
     id: String,
-    /// Unix milliseconds.
+    /// When it ends, in Unix milliseconds, unless renewed.
     expires_at: u64,
+    /// Its duration from the last ensure or renew, in milliseconds.
     ttl_ms: u64,
 }
 
@@ -43,9 +45,14 @@ impl From<LeaseInfo> for LeaseView {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The body of a renew; an empty body renews for the default duration.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RenewRequest {
+pub(crate) struct RenewRequest {
+    /// The new duration from now, in milliseconds (default: the server's `lease_ttl`, 60 s);
+    /// at most the server's `lease_max_ttl` (default 1 h).
+    #[serde(default, deserialize_with = "crate::body::opt_millis")]
+    #[schema(minimum = 1, maximum = 3_600_000)]
     ttl_ms: Option<u64>,
 }
 
@@ -55,18 +62,20 @@ fn lease_id(p: Result<Path<String>, PathRejection>) -> Result<LeaseId, ApiError>
 }
 
 /// `POST /v1/leases/{id}/renew`.
+#[utoipa::path(post, path = "/v1/leases/{id}/renew", tag = "leases",
+    params(("id" = String, Path, description = "The lease's id (32 hex digits)", pattern = r"^[0-9a-f]{32}$")),
+    request_body(content = Option<RenewRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Renewed", body = LeaseView),
+        (status = 400, description = "A bad id or body", body = crate::error::Body),
+        (status = 404, description = "The lease has ended: ensure again", body = crate::error::Body)))]
 pub(crate) async fn renew(
     State(st): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Json<LeaseView>, ApiError> {
     let id = lease_id(id)?;
-    let req = if body.iter().all(u8::is_ascii_whitespace) {
-        RenewRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::invalid(format!("invalid renew request body: {e}")))?
-    };
+    let req: RenewRequest = crate::body::optional_json(&body, "renew request")?;
     let info = st
         .cache
         .renew_lease(&id, req.ttl_ms.map(Duration::from_millis))?;
@@ -74,6 +83,12 @@ pub(crate) async fn renew(
 }
 
 /// `DELETE /v1/leases/{id}`.
+#[utoipa::path(delete, path = "/v1/leases/{id}", tag = "leases",
+    params(("id" = String, Path, description = "The lease's id (32 hex digits)", pattern = r"^[0-9a-f]{32}$")),
+    responses(
+        (status = 204, description = "Released: its chunks may be evicted"),
+        (status = 400, description = "A bad id", body = crate::error::Body),
+        (status = 404, description = "The lease has ended", body = crate::error::Body)))]
 pub(crate) async fn release(
     State(st): State<AppState>,
     id: Result<Path<String>, PathRejection>,

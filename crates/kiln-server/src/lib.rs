@@ -4,15 +4,20 @@
 //! (answers with a lease), `GET /v1/courses/{course}/files/{*path}` (`?version=` optional),
 //! `POST /v1/leases/{id}/renew`, `DELETE /v1/leases/{id}`, `GET /metrics`, `GET /healthz`
 //! (liveness) and `GET /readyz` (readiness, per backend); the reheat routes are merged from
-//! [`reheat_routes`]. Errors are JSON `{error, message}` ([`error::ApiError`]). Only this
-//! crate knows HTTP.
+//! [`reheat_routes`]; `GET /v1/openapi.json` describes them all ([`openapi`]). Errors are JSON
+//! `{error, message}` ([`error::ApiError`]). Every route needs the scope [`auth::ROUTES`]
+//! names when tokens are configured. Only this crate serves HTTP.
 
+pub mod auth;
+mod body;
 mod courses;
 pub mod error;
 mod files;
 mod health;
 mod leases;
+pub mod listen;
 mod metrics;
+pub mod openapi;
 pub mod reheat_routes;
 mod serve;
 mod state;
@@ -21,6 +26,7 @@ use std::future::Future;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
+use axum::serve::Listener;
 
 pub use serve::ServeOptions;
 pub use state::AppState;
@@ -36,10 +42,15 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/v1/openapi.json", get(openapi::document))
         // The reheat API (kiln-reheat) lives in its own file; this is its one merge point.
         .merge(reheat_routes::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::check,
+        ))
         // Rejections axum writes itself (a body over the limit, a bad header) as JSON too.
         .layer(axum::middleware::map_response(error::json_errors))
         .layer(axum::middleware::from_fn_with_state(
@@ -49,10 +60,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight
-/// finish. Also runs the cache's maintenance (old versions, budget) in the background.
-pub async fn run(
-    listener: tokio::net::TcpListener,
+/// Serves the API on `listener` (TCP, or any [`Listener`]: a Unix socket) until `shutdown`
+/// resolves, then lets requests in flight finish. Also runs the cache's maintenance (old
+/// versions, budget) in the background.
+pub async fn run<L: Listener>(
+    listener: L,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -60,8 +72,8 @@ pub async fn run(
 }
 
 /// Like [`run`], with connection timeouts and limits from `options` (see [`ServeOptions`]).
-pub async fn run_with(
-    listener: tokio::net::TcpListener,
+pub async fn run_with<L: Listener>(
+    listener: L,
     state: AppState,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -99,6 +99,8 @@ pub(crate) async fn track(State(st): State<AppState>, req: Request, next: Next) 
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 pub(crate) async fn render(State(st): State<AppState>) -> Result<Response, ApiError> {
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &st.registry)

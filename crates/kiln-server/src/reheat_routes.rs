@@ -51,10 +51,11 @@ fn segment<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::invalid(format!("invalid path: {e}")))
 }
 
-/// The body of `POST /v1/libraries/{library}/builds`; every field optional.
-#[derive(Debug, Default, Deserialize)]
+/// The body of `POST /v1/libraries/{library}/builds`; every field optional, and an empty
+/// body is a build with the defaults.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BuildRequest {
+pub(crate) struct BuildRequest {
     /// The build's label (a commit hash, a course version).
     build: Option<String>,
     /// Rewrite one producer group only.
@@ -62,20 +63,33 @@ struct BuildRequest {
 }
 
 /// A run as the API shows it.
-#[derive(Debug, Serialize)]
-struct RunView {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RunView {
+    /// The run's id.
     run: i64,
+    /// The library.
     library: String,
+    /// The build's label.
     build: String,
+    /// The build's generation (strictly increasing per library).
     generation: u64,
+    /// The producer group of a group run.
     group: Option<String>,
+    /// `running`, `complete`, `failed` or `superseded`.
     state: &'static str,
+    /// Unix milliseconds.
     created_at: i64,
+    /// Unix milliseconds, once the run has left `running`.
     finished_at: Option<i64>,
+    /// Jobs created for the run.
     jobs_enqueued: u64,
+    /// Jobs done.
     jobs_done: u64,
+    /// Failed attempts.
     jobs_failed: u64,
+    /// Jobs that became dead letters.
     jobs_dead: u64,
+    /// Jobs a newer build fenced off.
     jobs_dropped: u64,
 }
 
@@ -99,19 +113,22 @@ impl From<RunStatus> for RunView {
     }
 }
 
-async fn start_build(
+/// `POST /v1/libraries/{library}/builds`: a new build of a library starts a run.
+#[utoipa::path(post, path = "/v1/libraries/{library}/builds", tag = "reheat",
+    params(("library" = String, Path, description = "The library's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")),
+    request_body(content = Option<BuildRequest>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The run started", body = RunView),
+        (status = 400, description = "A bad body", body = crate::error::Body),
+        (status = 404, description = "No such library (or no reheat configured)", body = crate::error::Body)))]
+pub(crate) async fn start_build(
     State(st): State<AppState>,
     library: Result<Path<String>, PathRejection>,
     body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     let library = segment(library)?;
     // An empty body is a build with default options (what a pipeline's bare POST sends).
-    let req = if body.iter().all(u8::is_ascii_whitespace) {
-        BuildRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::invalid(format!("invalid build request body: {e}")))?
-    };
+    let req: BuildRequest = crate::body::optional_json(&body, "build request")?;
     let reheat = reheat(&st)?;
     let run = reheat
         .start(
@@ -126,7 +143,14 @@ async fn start_build(
     Ok((StatusCode::CREATED, Json(status.into())))
 }
 
-async fn show_run(
+/// `GET /v1/runs/{run}`: a run and its counters.
+#[utoipa::path(get, path = "/v1/runs/{run}", tag = "reheat",
+    params(("run" = i64, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run", body = RunView),
+        (status = 400, description = "A bad id", body = crate::error::Body),
+        (status = 404, description = "No such run", body = crate::error::Body)))]
+pub(crate) async fn show_run(
     State(st): State<AppState>,
     run: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RunView>, ApiError> {
@@ -137,7 +161,21 @@ async fn show_run(
     Ok(Json(reheat(&st)?.status(RunId(id)).await?.into()))
 }
 
-async fn read_entry(
+/// `GET /v1/cache/{library}/{key}`: a render entry (rendered at once on a miss where the
+/// library has `render_through`).
+#[utoipa::path(get, path = "/v1/cache/{library}/{key}", tag = "cache",
+    params(
+        ("library" = String, Path, description = "The library's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$"),
+        ("key" = String, Path, description = "The entry's key (may contain `/`)")),
+    responses(
+        (status = 200, description = "The entry's bytes, with its content type",
+            headers(
+                ("x-kiln-generation" = u64, description = "The generation that wrote it"),
+                ("x-kiln-group" = String, description = "Its producer group"),
+                ("x-kiln-written-at" = i64, description = "When, in Unix milliseconds"))),
+        (status = 404, description = "No such entry", body = crate::error::Body),
+        (status = 503, description = "The render failed or a backend is down: retry later", body = crate::error::Body)))]
+pub(crate) async fn read_entry(
     State(st): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {

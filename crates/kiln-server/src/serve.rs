@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
+use axum::serve::Listener;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -190,10 +191,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown`, then waits for open connections to finish
-/// their requests (idle ones close at once).
-pub(crate) async fn serve(
-    listener: tokio::net::TcpListener,
+/// Serves `app` on `listener` (TCP or a Unix socket) until `shutdown`, then waits for open
+/// connections to finish their requests (idle ones close at once).
+pub(crate) async fn serve<L: Listener>(
+    mut listener: L,
     app: Router,
     state: AppState,
     options: ServeOptions,
@@ -213,20 +214,16 @@ pub(crate) async fn serve(
                 Err(_) => break,
             },
         };
+        // axum's `Listener::accept` retries failed accepts itself (out of file descriptors,
+        // a connection reset before accept), pausing rather than spinning.
         let stream = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors, or a connection reset before accept: wait a
-                    // little rather than spin.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            (stream, _) = listener.accept() => stream,
         };
-        let _ = stream.set_nodelay(true);
+        // Small responses go out at once on TCP; the listener type is generic, so ask.
+        if let Some(tcp) = (&stream as &dyn std::any::Any).downcast_ref::<tokio::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
         let activity = Activity::new();
         let conn = http.serve_connection(
             TokioIo::new(Watched {

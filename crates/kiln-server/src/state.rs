@@ -7,6 +7,7 @@ use kiln_core::catalog::Catalog;
 use kiln_load::ChunkCache;
 use prometheus_client::registry::Registry;
 
+use crate::auth::Auth;
 use crate::files::SmallFiles;
 use crate::metrics::{HttpMetrics, LoadCollector};
 use crate::reheat_routes::ReheatState;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub(crate) small_files: Arc<SmallFiles>,
     /// The reheat side, when this server also serves reheat routes.
     pub reheat: Option<ReheatState>,
+    /// The tokens the routes accept (default none: every route open).
+    pub(crate) auth: Auth,
 }
 
 impl AppState {
@@ -43,12 +46,19 @@ impl AppState {
             http,
             small_files: Arc::default(),
             reheat: None,
+            auth: Auth::open(),
         }
     }
 
     /// Adds the reheat side.
     pub fn with_reheat(mut self, reheat: ReheatState) -> AppState {
         self.reheat = Some(reheat);
+        self
+    }
+
+    /// Checks every request against `auth`'s tokens and [`crate::auth::ROUTES`].
+    pub fn with_auth(mut self, auth: Auth) -> AppState {
+        self.auth = auth;
         self
     }
 }

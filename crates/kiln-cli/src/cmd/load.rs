@@ -69,6 +69,7 @@ pub(crate) async fn ensure(
         .map(|p| p.display().to_string())
         .collect();
     let downloaded: Vec<String> = ensured.downloaded.iter().map(ToString::to_string).collect();
+    let absent: Vec<String> = ensured.absent.iter().map(ToString::to_string).collect();
     emit(
         as_json,
         json!({
@@ -76,6 +77,7 @@ pub(crate) async fn ensure(
             "version": ensured.version.as_str(),
             "root": ensured.root.display().to_string(),
             "paths": paths,
+            "absent": absent,
             "downloaded": downloaded,
         }),
         || {
@@ -86,6 +88,9 @@ pub(crate) async fn ensure(
             );
             for p in &paths {
                 s.push_str(&format!("  {p}\n"));
+            }
+            for a in &absent {
+                s.push_str(&format!("  {a}: absent from this version\n"));
             }
             s.push_str(&format!("{} chunks downloaded", downloaded.len()));
             s

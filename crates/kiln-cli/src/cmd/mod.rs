@@ -5,6 +5,7 @@ mod load;
 pub(crate) mod reheat;
 mod serve;
 mod sync;
+mod token;
 mod verify;
 
 use std::path::PathBuf;
@@ -57,6 +58,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             reheat::runs(&env, library.as_deref(), limit, json).await
         }
         Command::Dlq { command } => reheat::dlq(&env, command, json).await,
+        Command::Token { command } => token::token(command, json),
         Command::Gc { grace } => catalog::gc(&env, grace, json).await,
         Command::Verify {
             course,

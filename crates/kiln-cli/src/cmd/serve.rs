@@ -1,35 +1,51 @@
-//! `kiln serve`: the HTTP API beside an app server.
-
-use std::net::SocketAddr;
+//! `kiln serve`: the HTTP API beside an app server, on TCP or a Unix socket, with the
+//! config's tokens.
 
 use anyhow::Context;
 use futures::StreamExt;
+use kiln_server::auth::Auth;
+use kiln_server::listen::{DEFAULT_SOCKET_MODE, ListenAddr};
 
 use crate::args::CacheArgs;
 use crate::backends::Env;
 use crate::cmd::load::open_cache_with;
 
-/// `kiln serve [--listen ADDR] [--cache-dir DIR] [--cache-budget BYTES]`.
+/// `kiln serve [--listen ADDR|unix:PATH] [--cache-dir DIR] [--cache-budget BYTES]`.
 pub(crate) async fn serve(
     env: &Env,
-    listen: Option<SocketAddr>,
+    listen: Option<ListenAddr>,
     args: &CacheArgs,
 ) -> anyhow::Result<()> {
+    let addr = listen
+        .or_else(|| env.config.server.listen.clone())
+        .unwrap_or_else(|| ListenAddr::Tcp(([127, 0, 0, 1], 7878).into()));
+    let auth = auth(env, &addr)?;
     let (catalog, events) = env.catalog_with_events().await?;
     let cache = open_cache_with(env, args, catalog).await?;
-    let mut state = kiln_server::AppState::new(cache.clone());
+    let mut state = kiln_server::AppState::new(cache.clone()).with_auth(auth);
     if !env.config.libraries.is_empty() {
         let reheat = crate::cmd::reheat::service(env).await?;
         state = state.with_reheat(kiln_server::reheat_routes::ReheatState::new(reheat));
     }
-    let addr = listen
-        .or(env.config.server.listen)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7878)));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let listener = match &addr {
+        ListenAddr::Tcp(a) => Listener::Tcp(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding {a}"))?,
+        ),
+        ListenAddr::Unix(path) => {
+            let mode = match &env.config.server.socket_mode {
+                Some(m) => kiln_server::listen::parse_mode(m)?,
+                None => DEFAULT_SOCKET_MODE,
+            };
+            Listener::Unix(kiln_server::listen::bind_unix(path, mode)?, path.clone())
+        }
+    };
     // The first line of stdout is the address, for scripts that listen on port 0.
-    println!("listening on http://{}", listener.local_addr()?);
+    match &listener {
+        Listener::Tcp(l) => println!("listening on http://{}", l.local_addr()?),
+        Listener::Unix(_, path) => println!("listening on unix:{}", path.display()),
+    }
 
     // Where the catalog announces new versions (PostgreSQL NOTIFY), switch at once rather
     // than at the next refresh.
@@ -54,9 +70,48 @@ pub(crate) async fn serve(
     if let Some(n) = server.max_connections {
         options.max_connections = n;
     }
-    kiln_server::run_with(listener, state, options, crate::cmd::shutdown_signal()).await?;
+    let shutdown = crate::cmd::shutdown_signal();
+    match listener {
+        Listener::Tcp(l) => kiln_server::run_with(l, state, options, shutdown).await?,
+        Listener::Unix(l, path) => {
+            let served = kiln_server::run_with(l, state, options, shutdown).await;
+            // The socket file outlives its listener; a clean stop removes it.
+            let _ = std::fs::remove_file(&path);
+            served?
+        }
+    }
     if let Some(n) = notified {
         n.abort();
     }
     Ok(())
+}
+
+/// A bound listener.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+/// The config's tokens, with their secrets read; refuses to serve an address other hosts
+/// can reach without any, unless the config allows it.
+fn auth(env: &Env, addr: &ListenAddr) -> anyhow::Result<Auth> {
+    let tokens = env
+        .config
+        .tokens
+        .iter()
+        .map(|t| t.resolve(|var| std::env::var(var).ok()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let auth = Auth::new(tokens)?;
+    if auth.is_open() && !addr.is_private() {
+        if !env.config.server.allow_unauthenticated {
+            return Err(kiln_core::Error::invalid(format!(
+                "refusing to serve {addr} without tokens: any host that reaches it could read \
+                 every course and start or cancel reheats. Add a [[token]] (see `kiln token new`), \
+                 listen on loopback or unix:/path, or set server.allow_unauthenticated = true"
+            ))
+            .into());
+        }
+        tracing::warn!(%addr, "serving without tokens on an address other hosts can reach (server.allow_unauthenticated)");
+    }
+    Ok(auth)
 }

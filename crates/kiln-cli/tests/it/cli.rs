@@ -73,11 +73,27 @@ fn sync_then_chunks_versions_ensure_and_cat() {
         "the cache holds the course's bytes"
     );
 
-    // The second ensure downloads nothing.
+    // The second ensure downloads nothing; a shared directory the course lacks is absent.
     let warm = json(&ok(kiln(&data)
         .args(["--json", "ensure", "demo"])
-        .arg(format!("question:{qname}"))));
+        .arg(format!("question:{qname}"))
+        .arg("serverFilesCourseInstance:NoSuchTerm")));
     assert_eq!(warm["downloaded"].as_array().unwrap().len(), 0);
+    assert_eq!(warm["paths"].as_array().unwrap().len(), 1, "{warm}");
+    assert_eq!(
+        warm["absent"],
+        serde_json::json!(["serverFilesCourseInstance:NoSuchTerm"])
+    );
+    let text = ok(kiln(&data)
+        .args(["ensure", "demo", "serverFilesCourseInstance:NoSuchTerm"])
+        .arg(format!("question:{qname}")));
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("serverFilesCourseInstance:NoSuchTerm: absent from this version"),
+        "{text}"
+    );
+    let err = fails(kiln(&data).args(["ensure", "demo", "question:no/such/question"]));
+    assert!(err.contains("question:no/such/question"), "{err}");
 
     let cat = ok(kiln(&data)
         .args(["cat", "demo"])

@@ -4,6 +4,7 @@ mod cli;
 mod faults;
 mod multinode;
 mod processes;
+mod secure;
 mod serve;
 mod support;
 mod tidy;

@@ -57,6 +57,7 @@ content_type = "text/html"
         // A build pipeline's POST starts a run at the next generation.
         let r = client
             .post(format!("{base}/v1/libraries/cards/builds"))
+            .header("content-type", "application/json")
             .body(r#"{"build": "ci-42"}"#)
             .send()
             .unwrap();
@@ -74,6 +75,7 @@ content_type = "text/html"
         // Bad input is named.
         let r = client
             .post(format!("{base}/v1/libraries/nope/builds"))
+            .header("content-type", "application/json")
             .send()
             .unwrap();
         assert_eq!(r.status(), 404);
@@ -83,6 +85,7 @@ content_type = "text/html"
         assert_eq!(r.status(), 400);
         let r = client
             .post(format!("{base}/v1/libraries/cards/builds"))
+            .header("content-type", "application/json")
             .body("{not json")
             .send()
             .unwrap();

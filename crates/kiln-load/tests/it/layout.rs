@@ -102,3 +102,62 @@ async fn files_resolve_to_their_chunk() {
         kiln_core::Error::NotFound { .. }
     ));
 }
+
+#[tokio::test]
+async fn chunks_a_course_lacks_are_absent_and_a_missing_question_is_not_found() {
+    let env = Env::new();
+    let q = question_chunk("topic/q1", 2, 100, 1);
+    let elements = BundleBuilder::new().file("pl-thing/info.json", "{}").build(
+        ChunkKind::Elements,
+        "",
+        "elements",
+    );
+    env.publish("v1", &[&q, &elements]).await;
+    let cache = env.cache().await;
+    let asked: Vec<kiln_core::ids::ChunkRef> = [
+        "elementExtensions",
+        "question:topic/q1",
+        "serverFilesCourse",
+        "elements",
+        "clientFilesCourseInstance:Sp25",
+        "questionThumbnails",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    let e = cache.ensure(&env.course, &asked).await.unwrap();
+    let absent: Vec<String> = e.absent.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        absent,
+        [
+            "elementExtensions",
+            "serverFilesCourse",
+            "clientFilesCourseInstance:Sp25",
+            "questionThumbnails"
+        ]
+    );
+    // Paths and entries are those of the present chunks, in the order asked.
+    assert_eq!(
+        e.paths,
+        [e.root.join("questions/topic/q1"), e.root.join("elements")]
+    );
+    assert_eq!(e.chunks, [q.entry.clone(), elements.entry.clone()]);
+    assert!(e.paths[1].join("pl-thing/info.json").is_file());
+    assert!(!e.root.join("elementExtensions").exists());
+    assert_eq!(e.downloaded, [r(&q), r(&elements)]);
+
+    // Only absent kinds asked for: nothing to fetch, still an answer.
+    let e = cache
+        .ensure(&env.course, &["clientFilesCourse".parse().unwrap()])
+        .await
+        .unwrap();
+    assert!(e.paths.is_empty() && e.chunks.is_empty());
+    assert_eq!(e.absent.len(), 1);
+
+    // A question the version lacks fails the call, even next to absent kinds.
+    let mut with_missing = asked.clone();
+    with_missing.push("question:topic/nope".parse().unwrap());
+    let err = cache.ensure(&env.course, &with_missing).await.unwrap_err();
+    assert!(matches!(err, kiln_core::Error::NotFound { .. }), "{err:?}");
+    assert!(err.to_string().contains("question:topic/nope"), "{err}");
+}

@@ -51,6 +51,66 @@ async fn ensure_returns_the_version_directory() {
     )
     .await;
     assert_eq!(v["downloaded"], serde_json::json!([]));
+    assert_eq!(v["absent"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn chunks_the_course_lacks_are_absent_not_a_404() {
+    let env = Env::new().await;
+    // The course has a question and courseInfo, none of the shared directories.
+    let resp = env
+        .post_json(
+            "/v1/courses/demo/ensure",
+            r#"{"chunks":["elements","elementExtensions","question:topic/q1",
+                "clientFilesCourse","serverFilesCourse","courseInfo",
+                "clientFilesAssessment:Sp25/hw1"]}"#,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v = json(resp).await;
+    assert_eq!(
+        v["absent"],
+        serde_json::json!([
+            "elements",
+            "elementExtensions",
+            "clientFilesCourse",
+            "serverFilesCourse",
+            "clientFilesAssessment:Sp25/hw1"
+        ])
+    );
+    assert_eq!(
+        v["downloaded"],
+        serde_json::json!(["question:topic/q1", "courseInfo"])
+    );
+    let root = std::path::PathBuf::from(v["root"].as_str().unwrap());
+    assert_eq!(
+        v["paths"],
+        serde_json::json!([
+            root.join("questions/topic/q1").to_str().unwrap(),
+            root.join(".kiln/courseInfo").to_str().unwrap()
+        ])
+    );
+    assert!(root.join("questions/topic/q1/question.html").is_file());
+    assert!(root.join("infoCourse.json").is_file());
+    assert!(!root.join("elementExtensions").exists());
+    assert!(v["lease"]["id"].is_string(), "{v}");
+
+    // A question the version lacks is still a 404 for the whole call.
+    let resp = env
+        .post_json(
+            "/v1/courses/demo/ensure",
+            r#"{"chunks":["elementExtensions","question:topic/q1","question:topic/gone"]}"#,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let v = json(resp).await;
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("question:topic/gone"),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -58,6 +118,8 @@ async fn bad_input_gets_a_json_400_naming_the_culprit() {
     let env = Env::new().await;
     for (body, needle) in [
         (r#"{"chunks":["nokind:x"]}"#, "nokind"),
+        (r#"{"chunks":["elements:x"]}"#, "course-wide"),
+        (r#"{"chunks":["question"]}"#, "needs a name"),
         (r#"{"chunks":[]}"#, "chunks is empty"),
         (r#"{"chunks":"question:q1"}"#, "invalid ensure request body"),
         (r#"not json"#, "invalid ensure request body"),

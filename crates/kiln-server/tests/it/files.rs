@@ -1,4 +1,4 @@
-//! Files: content types, ETags, caching headers, streaming, and path traversal.
+//! Files: content types, ETags, caching headers, byte ranges, streaming, and path traversal.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -13,7 +13,8 @@ async fn a_file_has_a_type_an_etag_and_a_short_cache_life() {
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let h = resp.headers().clone();
-    assert_eq!(h[header::CONTENT_TYPE], "text/html");
+    assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(h[header::ACCEPT_RANGES], "bytes");
     assert_eq!(h[header::CACHE_CONTROL], "public, max-age=5");
     assert_eq!(h["x-kiln-version"], "v1");
     let etag = h[header::ETAG].to_str().unwrap().to_string();
@@ -88,7 +89,10 @@ async fn big_files_stream_and_gathered_files_resolve() {
     assert_eq!(body.len(), 600_000);
     assert!(body.iter().all(|b| *b == 7));
     let resp = env.get("/v1/courses/demo/files/infoCourse.json").await;
-    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+    assert_eq!(
+        resp.headers()[header::CONTENT_TYPE],
+        "application/json; charset=utf-8"
+    );
     assert_eq!(body_bytes(resp).await, b"{\"name\":\"demo\"}");
     let resp = env
         .get("/v1/courses/demo/files/questions/topic/q1/alias.html")
@@ -154,4 +158,80 @@ async fn path_traversal_in_every_form_is_refused() {
         .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(json(resp).await["error"], "not_found");
+}
+
+async fn get_with(env: &Env, uri: &str, headers: &[(&str, &str)]) -> axum::http::Response<Body> {
+    let mut b = Request::get(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    env.send(b.body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn one_byte_range_of_a_small_or_a_streamed_file() {
+    let env = Env::new().await;
+    let small = "/v1/courses/demo/files/questions/topic/q1/question.html"; // <p>hello</p>
+    let big = "/v1/courses/demo/files/questions/topic/q1/big.bin"; // 600000 bytes of 7
+    for (uri, range, want_range, want) in [
+        (small, "bytes=3-7", "bytes 3-7/12", b"hello".to_vec()),
+        (small, "bytes=-4", "bytes 8-11/12", b"</p>".to_vec()),
+        (small, "bytes=9-", "bytes 9-11/12", b"/p>".to_vec()),
+        (
+            small,
+            "bytes=0-999",
+            "bytes 0-11/12",
+            b"<p>hello</p>".to_vec(),
+        ),
+        (
+            big,
+            "bytes=599990-",
+            "bytes 599990-599999/600000",
+            vec![7u8; 10],
+        ),
+        (
+            big,
+            "bytes=100000-165535",
+            "bytes 100000-165535/600000",
+            vec![7u8; 65536],
+        ),
+    ] {
+        let resp = get_with(&env, uri, &[("range", range)]).await;
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{uri} {range}");
+        assert_eq!(resp.headers()[header::CONTENT_RANGE], want_range, "{range}");
+        let len = resp.headers()[header::CONTENT_LENGTH]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(len, want.len().to_string(), "{range}");
+        assert_eq!(body_bytes(resp).await, want, "{uri} {range}");
+    }
+
+    // Past the end: 416 with the length; not understood or several ranges: the whole file.
+    let resp = get_with(&env, small, &[("range", "bytes=12-")]).await;
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(resp.headers()[header::CONTENT_RANGE], "bytes */12");
+    assert_eq!(json(resp).await["error"], "range_not_satisfiable");
+    for ignored in ["items=0-1", "bytes=5-2", "bytes=0-1,4-5"] {
+        let resp = get_with(&env, small, &[("range", ignored)]).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{ignored}");
+        assert_eq!(body_bytes(resp).await, b"<p>hello</p>", "{ignored}");
+    }
+
+    // If-Range: the range only while the client's copy is these bytes.
+    let etag = env.get(small).await.headers()[header::ETAG]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let resp = get_with(&env, small, &[("range", "bytes=0-2"), ("if-range", &etag)]).await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body_bytes(resp).await, b"<p>");
+    let resp = get_with(
+        &env,
+        small,
+        &[("range", "bytes=0-2"), ("if-range", "\"other\"")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(body_bytes(resp).await, b"<p>hello</p>");
 }

@@ -2,10 +2,12 @@
 //! test over a real listener.
 
 mod api;
+mod auth;
 mod connections;
 mod files;
 mod heal;
 mod leases;
 mod listener;
+mod openapi;
 mod outage;
 mod support;
