@@ -1,0 +1,32 @@
+// The package's entry point: the Kiln client, its errors, chunk names and wire types. The
+// PrairieLearn adapter is its own entry point, `@kiln/client/prairielearn`.
+
+export { Kiln } from './client.js';
+export type {
+  CallOptions,
+  ChunksContext,
+  EnsureOptions,
+  KilnOptions,
+  PutOptions,
+  ReadFileOptions,
+  WaitOptions,
+} from './client.js';
+export { KilnError } from './errors.js';
+export type { ErrorBody } from './errors.js';
+export { chunk, fileUnder } from './chunks.js';
+export type { Chunk, CourseWideKind, NamedKind } from './chunks.js';
+export type {
+  BackendHealth,
+  CacheEntry,
+  BuildRequest,
+  CourseSummary,
+  EnsureRequest,
+  Ensured,
+  HealthReport,
+  KilnFile,
+  Lease,
+  RenewRequest,
+  Run,
+  RunState,
+} from './types.js';
+export type { paths, components } from './generated/openapi.js';
