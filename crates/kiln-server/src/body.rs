@@ -54,11 +54,18 @@ mod tests {
             (r#"{"ms": 60000}"#, T { ms: Some(60000) }),
             (r#"{"ms": 60000.0}"#, T { ms: Some(60000) }),
         ] {
-            assert_eq!(super::optional_json::<T>(body.as_bytes(), "t").unwrap(), want, "{body}");
+            assert_eq!(
+                super::optional_json::<T>(body.as_bytes(), "t").unwrap(),
+                want,
+                "{body}"
+            );
         }
         for bad in [r#"{"ms": 1.5}"#, r#"{"ms": -1}"#, r#"{"ms": "1"}"#, "\"x\""] {
             let err = super::optional_json::<T>(bad.as_bytes(), "test").unwrap_err();
-            assert!(format!("{:?}", err.0).contains("invalid test body"), "{bad}");
+            assert!(
+                format!("{:?}", err.0).contains("invalid test body"),
+                "{bad}"
+            );
         }
     }
 }

@@ -6,7 +6,6 @@
 //! and 401/403 from [`crate::auth::ROUTES`], 415 on a `POST` (see [`crate::auth`]), 503
 //! where a backend is involved.
 
-use axum::Json;
 use axum::http::Method;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
@@ -154,6 +153,14 @@ fn shared(op: &mut Operation, method: &Method, route: &str, access: Access) {
 /// `GET /v1/openapi.json`.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "health",
     responses((status = 200, description = "This document", content_type = "application/json", body = Object)))]
-pub(crate) async fn document() -> Json<serde_json::Value> {
-    Json(serde_json::from_str(&json()).unwrap_or_default())
+pub(crate) async fn document() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    // Built once: the document depends on the code only.
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(json).clone();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc,
+    )
+        .into_response()
 }

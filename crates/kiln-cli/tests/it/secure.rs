@@ -1,11 +1,13 @@
 //! `kiln serve` secured: tokens from the config (made by `kiln token new`), the refusal to
 //! serve a public address without them, and a Unix socket with its file mode.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use crate::support::{Proc, example_repo, fails, json, kiln, ok, start_server};
+use crate::support::{
+    fails, json, kiln, ok, spawn_reading_first_line, start_server, synced_example,
+};
 
 fn with_config(data: &std::path::Path, cfg: &std::path::Path) -> Command {
     let mut c = kiln(data);
@@ -29,26 +31,15 @@ fn serve_refuses_a_public_address_without_tokens_unless_told() {
     let cfg = tmp.path().join("kiln.toml");
     std::fs::write(&cfg, "[server]\nallow_unauthenticated = true\n").unwrap();
     let mut serve = with_config(&data, &cfg);
-    serve
-        .args(["serve", "--listen", "0.0.0.0:0"])
-        .stdout(Stdio::piped());
-    let mut child = Proc(serve.spawn().unwrap());
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    serve.args(["serve", "--listen", "0.0.0.0:0"]);
+    let (_child, line) = spawn_reading_first_line(&mut serve);
     assert!(line.starts_with("listening on http://0.0.0.0:"), "{line}");
 }
 
 #[test]
 fn tokens_in_the_config_guard_the_routes() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let repo = example_repo(tmp.path());
-    ok(kiln(&data)
-        .arg("sync")
-        .arg(&repo)
-        .args(["--course", "demo"]));
+    let data = synced_example(tmp.path());
     let made = json(&ok(kiln(&data).args([
         "--json",
         "token",
@@ -124,12 +115,7 @@ fn tokens_in_the_config_guard_the_routes() {
 #[test]
 fn serve_listens_on_a_unix_socket_and_removes_it_on_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let repo = example_repo(tmp.path());
-    ok(kiln(&data)
-        .arg("sync")
-        .arg(&repo)
-        .args(["--course", "demo"]));
+    let data = synced_example(tmp.path());
     let sock = tmp.path().join("kiln.sock");
     let cfg = tmp.path().join("kiln.toml");
     std::fs::write(&cfg, "[server]\nsocket_mode = \"0600\"\n").unwrap();
@@ -137,14 +123,9 @@ fn serve_listens_on_a_unix_socket_and_removes_it_on_sigterm() {
     serve
         .arg("serve")
         .arg("--listen")
-        .arg(format!("unix:{}", sock.display()))
-        .stdout(Stdio::piped());
-    let mut child = Proc(serve.spawn().unwrap());
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), format!("listening on unix:{}", sock.display()));
+        .arg(format!("unix:{}", sock.display()));
+    let (mut child, line) = spawn_reading_first_line(&mut serve);
+    assert_eq!(line, format!("listening on unix:{}", sock.display()));
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 

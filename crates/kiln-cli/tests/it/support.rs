@@ -109,27 +109,36 @@ pub(crate) fn start_server(cmd: &mut Command, cache_dir: Option<&Path>) -> (Proc
     if let Some(dir) = cache_dir {
         cmd.arg("--cache-dir").arg(dir);
     }
-    let mut child = Proc(
-        cmd.stdout(Stdio::piped())
-            .spawn()
-            .expect("starting kiln serve"),
-    );
-    let stdout = child.0.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("reading the address");
-    let base = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let (child, line) = spawn_reading_first_line(cmd);
+    let base = line.rsplit(' ').next().unwrap_or_default().to_string();
     assert!(
         base.starts_with("http://"),
         "unexpected first line {line:?}"
     );
     (child, base)
+}
+
+/// Spawns `cmd` (a `kiln serve`) and returns it with the first line of its stdout, trimmed:
+/// `listening on <address>`.
+pub(crate) fn spawn_reading_first_line(cmd: &mut Command) -> (Proc, String) {
+    let mut child = Proc(cmd.stdout(Stdio::piped()).spawn().expect("starting kiln"));
+    let stdout = child.0.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("reading the first line");
+    (child, line.trim().to_string())
+}
+
+/// A data directory under `dir` with the example course synced as `demo`.
+pub(crate) fn synced_example(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    let repo = example_repo(dir);
+    ok(kiln(&data)
+        .arg("sync")
+        .arg(&repo)
+        .args(["--course", "demo"]));
+    data
 }
 
 /// Every chunk of a `kiln --json chunks` answer as `kiln ensure` takes it: `KIND:NAME`, or
