@@ -20,7 +20,11 @@ import type {
   CourseSummary,
   EnsureRequest,
   Ensured,
+  EntryInfo,
+  EntryPage,
   HealthReport,
+  Invalidated,
+  InvalidateScope,
   KilnFile,
   Lease,
   RenewRequest,
@@ -82,8 +86,28 @@ export interface PutOptions extends CallOptions {
   contentType?: string;
   /** The producer group the entry belongs to. */
   group?: string;
-  /** Expire the entry this many ms after the write. */
-  ttlMs?: number;
+  /** Expire the entry this many seconds after the write. */
+  ttlSeconds?: number;
+  /** Metadata stored beside the bytes and returned on reads (`x-kiln-meta-<name>`). */
+  meta?: Record<string, string>;
+}
+
+/** Options of a cache read. */
+export interface GetOptions extends CallOptions {
+  /** An ETag from an earlier read: a 304 with no data when it still matches. */
+  ifNoneMatch?: string;
+}
+
+/** Options of a listing. */
+export interface ListOptions extends CallOptions {
+  /** Only this producer group. */
+  group?: string;
+  /** Only keys that start with this. */
+  prefix?: string;
+  /** The `next` of the previous page. */
+  cursor?: string;
+  /** Items per page, 1 to 1000 (default 100). */
+  limit?: number;
 }
 
 /** Options of `waitRun`. */
@@ -219,20 +243,24 @@ export class Kiln {
 
   /** A render entry, or null when kiln has none (a 404: no such entry, or no such
    * library). A library with `render_through` renders a miss at once. */
-  async get(library: string, key: string, options: CallOptions = {}): Promise<CacheEntry | null> {
-    const res = await this.send('GET', cachePath(library, key), options);
+  async get(library: string, key: string, options: GetOptions = {}): Promise<CacheEntry | null> {
+    const headers: Record<string, string> = {};
+    if (options.ifNoneMatch !== undefined) headers['if-none-match'] = options.ifNoneMatch;
+    const res = await this.send('GET', cachePath(library, key), { headers, signal: options.signal });
     if (res.status === 404) return null;
     return entry(this.check(res, 'GET', cachePath(library, key)));
   }
 
-  /** Writes a render entry (kiln's `PUT /v1/cache/{library}/{key}`). */
-  async put(library: string, key: string, data: Buffer | Uint8Array | string, options: PutOptions = {}): Promise<void> {
+  /** Writes a render entry at the library's newest generation (kiln's `PUT
+   * /v1/cache/{library}/{key}`); answers with what was stored. */
+  async put(library: string, key: string, data: Buffer | Uint8Array | string, options: PutOptions = {}): Promise<EntryInfo> {
     const headers: Record<string, string> = {
       'content-type': options.contentType ?? 'application/octet-stream',
     };
     if (options.group !== undefined) headers['x-kiln-group'] = options.group;
-    if (options.ttlMs !== undefined) headers['x-kiln-ttl-ms'] = String(options.ttlMs);
-    await this.ok('PUT', cachePath(library, key), {
+    if (options.ttlSeconds !== undefined) headers['x-kiln-ttl'] = String(options.ttlSeconds);
+    for (const [name, value] of Object.entries(options.meta ?? {})) headers[`x-kiln-meta-${name.toLowerCase()}`] = value;
+    return this.json<EntryInfo>('PUT', cachePath(library, key), {
       body: typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength),
       headers,
       signal: options.signal,
@@ -248,11 +276,43 @@ export class Kiln {
   }
 
   /** Renders `key` with `props` now through the library's renderer and stores the result
-   * (kiln's `POST /v1/cache/{library}/{key}/render`); answers with the entry. */
-  async render(library: string, key: string, props: unknown, options: CallOptions = {}): Promise<CacheEntry> {
-    const path = `${cachePath(library, key)}/render`;
-    const res = await this.ok('POST', path, { body: JSON.stringify(props ?? null), signal: options.signal });
+   * (kiln's `POST /v1/cache/{library}/{key}/render`); answers with the entry. A renderer
+   * that refuses is a KilnError with status 502 carrying its message. */
+  async render(library: string, key: string, props: unknown, options: CallOptions & { group?: string } = {}): Promise<CacheEntry> {
+    const query = options.group !== undefined ? `?group=${encodeURIComponent(options.group)}` : '';
+    const path = `${cachePath(library, key)}/render${query}`;
+    const res = await this.ok('POST', path, { body: JSON.stringify(props ?? null), signal: options.signal, idempotent: true });
     return entry(res);
+  }
+
+  /** One page of the library's entries, in key order; `next` is the cursor of the next. */
+  list(library: string, options: ListOptions = {}): Promise<EntryPage> {
+    const q = new URLSearchParams();
+    if (options.group !== undefined) q.set('group', options.group);
+    if (options.prefix !== undefined) q.set('prefix', options.prefix);
+    if (options.cursor !== undefined) q.set('cursor', options.cursor);
+    if (options.limit !== undefined) q.set('limit', String(options.limit));
+    const qs = q.toString();
+    return this.json<EntryPage>('GET', `/v1/cache/${seg(library)}${qs ? `?${qs}` : ''}`, { signal: options.signal });
+  }
+
+  /** Every entry of the library (or of a group, or under a prefix), page by page. */
+  async *entries(library: string, options: Omit<ListOptions, 'cursor'> = {}): AsyncGenerator<EntryInfo> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.list(library, { ...options, cursor });
+      yield* page.items;
+      cursor = page.next ?? undefined;
+    } while (cursor !== undefined);
+  }
+
+  /** Soft invalidation: marks entries stale (reads keep getting them, with `stale` set) and
+   * re-renders them: keys at live priority, a group or the library as a run. */
+  invalidate(library: string, scope: InvalidateScope, options: CallOptions = {}): Promise<Invalidated> {
+    return this.json<Invalidated>('POST', `/v1/libraries/${seg(library)}/invalidate`, {
+      body: JSON.stringify(scope),
+      signal: options.signal,
+    });
   }
 
   // ---- builds and runs -----------------------------------------------------------------
@@ -393,9 +453,18 @@ function cachePath(library: string, key: string): string {
 }
 
 function entry(res: WireResponse): CacheEntry {
+  const meta: Record<string, string> = {};
+  for (const [name, value] of res.headerEntries()) {
+    if (name.startsWith('x-kiln-meta-')) meta[name.slice('x-kiln-meta-'.length)] = value;
+  }
   return {
+    status: res.status,
     data: res.body,
     contentType: res.header('content-type'),
+    etag: res.header('etag'),
+    cacheControl: res.header('cache-control'),
+    stale: res.header('x-kiln-stale') === 'true',
+    meta,
     generation: Number(res.header('x-kiln-generation') ?? 0),
     group: res.header('x-kiln-group'),
     writtenAt: Number(res.header('x-kiln-written-at') ?? 0),

@@ -30,6 +30,8 @@ export interface WireResponse {
   status: number;
   /** A header's value (names are case-insensitive), or null. */
   header(name: string): string | null;
+  /** Every header as [lowercase name, value]. */
+  headerEntries(): Array<[string, string]>;
   body: Buffer;
 }
 
@@ -88,7 +90,12 @@ class FetchTransport implements Transport {
     try {
       const res = await fetch(this.base + req.path, init);
       const body = Buffer.from(await res.arrayBuffer());
-      return { status: res.status, header: (n) => res.headers.get(n), body };
+      return {
+        status: res.status,
+        header: (n) => res.headers.get(n),
+        headerEntries: () => [...res.headers.entries()],
+        body,
+      };
     } catch (e) {
       throw timeout?.aborted && !req.signal?.aborted ? timedOut(req.timeoutMs) : e;
     }
@@ -141,6 +148,9 @@ class NodeHttpTransport implements Transport {
               const v = h[n.toLowerCase()];
               return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
             },
+            headerEntries: () =>
+              Object.entries(h).flatMap(([n, v]): Array<[string, string]> =>
+                v === undefined ? [] : [[n, Array.isArray(v) ? v.join(', ') : v]]),
             body: parts.length === 1 ? parts[0]! : Buffer.concat(parts),
           });
         });

@@ -46,10 +46,29 @@ export interface KilnFile {
   contentRange: string | null;
 }
 
+/** An entry without its bytes, as a listing or a put answers it. */
+export type EntryInfo = Schemas['EntryView'];
+/** A page of `GET /v1/cache/{library}`. */
+export type EntryPage = Schemas['ListView'];
+/** What `POST /v1/libraries/{library}/invalidate` did. */
+export type Invalidated = Omit<Schemas['InvalidateView'], 'run'> & { run?: Run | null };
+/** What to invalidate: some keys, one producer group, or the whole library. */
+export type InvalidateScope = { keys: string[] } | { group: string } | { all: true };
+
 /** A render-cache entry. */
 export interface CacheEntry {
+  /** 200, or 304 when `ifNoneMatch` matched (then `data` is empty). */
+  status: number;
   data: Buffer;
   contentType: string | null;
+  /** Strong: the same bytes and type have the same ETag. */
+  etag: string | null;
+  /** `max-age=N` until the entry expires, else `no-cache`. */
+  cacheControl: string | null;
+  /** Marked stale (`x-kiln-stale`): served while a re-render replaces it. */
+  stale: boolean;
+  /** The entry's metadata: its `x-kiln-meta-<name>` headers, by name. */
+  meta: Record<string, string>;
   /** The generation of the build that wrote it (`x-kiln-generation`). */
   generation: number;
   /** Its producer group (`x-kiln-group`). */

@@ -92,8 +92,12 @@ pub(crate) enum Command {
         #[arg(long)]
         build: Option<String>,
         /// Only this producer group.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "key")]
         group: Option<String>,
+        /// Only these keys (repeatable): each is marked stale, still served, and
+        /// re-rendered at live priority; no run is started.
+        #[arg(long, conflicts_with_all = ["build", "wait"])]
+        key: Vec<String>,
         /// Wait for the run to end, with a progress bar.
         #[arg(long)]
         wait: bool,

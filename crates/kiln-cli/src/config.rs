@@ -697,7 +697,7 @@ mod token_tests {
         let h = kiln_server::auth::hash_token("x").to_string();
         for (entry, needle) in [
             (
-                format!("name = \"a\"\nscopes = [\"read\"]"),
+                "name = \"a\"\nscopes = [\"read\"]".to_string(),
                 "exactly one of",
             ),
             (

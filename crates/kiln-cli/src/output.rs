@@ -72,6 +72,7 @@ pub(crate) fn kind(e: &anyhow::Error) -> &'static str {
         Error::Precondition(_) => "precondition",
         Error::InvalidInput(_) => "invalid_input",
         Error::Unavailable { .. } => "unavailable",
+        Error::Upstream(_) => "upstream",
         Error::Backend { .. } => "backend",
         _ => "error",
     }

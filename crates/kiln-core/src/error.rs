@@ -28,6 +28,9 @@ pub enum Error {
     Precondition(String),
     /// The input is invalid; the message names the culprit.
     InvalidInput(String),
+    /// A service that kiln called refused the request (a renderer answered 4xx): retrying
+    /// the same request will not help. The message carries the service's own.
+    Upstream(String),
     /// A transient failure: retrying may succeed.
     Unavailable {
         /// What could not be reached.
@@ -49,7 +52,7 @@ impl std::fmt::Display for Error {
         match self {
             Error::NotFound { what } => write!(f, "{what} not found"),
             Error::AlreadyExists { what } => write!(f, "{what} already exists"),
-            Error::Precondition(m) | Error::InvalidInput(m) => f.write_str(m),
+            Error::Precondition(m) | Error::InvalidInput(m) | Error::Upstream(m) => f.write_str(m),
             Error::Unavailable { what, source } => {
                 write!(f, "{what} unavailable: {}", Chain(&**source))
             }

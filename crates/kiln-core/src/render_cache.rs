@@ -1,5 +1,7 @@
-//! The RenderCache trait: render results by (library, key), with generations and pruning.
+//! The RenderCache trait: render results by (library, key), with generations, pruning,
+//! soft invalidation and a paginated listing.
 
+use std::collections::BTreeMap;
 use std::fmt::{Debug, Display};
 
 use async_trait::async_trait;
@@ -26,6 +28,83 @@ pub struct CacheEntry {
     pub written_at: Timestamp,
     /// When it expires, if it is marked to.
     pub expires_at: Option<Timestamp>,
+    /// Named values stored beside the bytes (an asset list a renderer returns beside its
+    /// HTML), returned as they were put.
+    pub meta: Meta,
+    /// Marked stale ([`RenderCache::mark_stale`]): still served while a re-render
+    /// replaces it.
+    pub stale: bool,
+}
+
+/// An entry's metadata: names (lowercase HTTP header names without their `x-kiln-meta-`
+/// prefix) to values.
+pub type Meta = BTreeMap<String, String>;
+
+/// The stored form of `meta`: a JSON object, or `None` when it is empty (the backends'
+/// one encoding).
+pub fn encode_meta(meta: &Meta) -> Option<String> {
+    (!meta.is_empty()).then(|| serde_json::to_string(meta).expect("a map of strings encodes"))
+}
+
+/// `meta` from its stored form; the error says what is wrong with it.
+pub fn decode_meta(stored: Option<&str>) -> std::result::Result<Meta, String> {
+    match stored {
+        None | Some("") => Ok(Meta::new()),
+        Some(s) => serde_json::from_str(s).map_err(|e| format!("metadata {s:?}: {e}")),
+    }
+}
+
+/// One entry in a listing: everything but the bytes and metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The key.
+    pub key: String,
+    /// The generation that wrote it.
+    pub generation: u64,
+    /// Its producer group.
+    pub group: String,
+    /// The length of its bytes.
+    pub size: u64,
+    /// When it was written.
+    pub written_at: Timestamp,
+    /// When it expires, if it is marked to.
+    pub expires_at: Option<Timestamp>,
+    /// Whether it is marked stale.
+    pub stale: bool,
+}
+
+/// Which live entries a listing returns: keys after `after` (exclusive), in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only this producer group.
+    pub group: Option<String>,
+    /// Only keys that start with this.
+    pub prefix: Option<String>,
+    /// The cursor: the `next` of the previous page.
+    pub after: Option<String>,
+    /// At most this many items.
+    pub limit: usize,
+}
+
+/// A page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyPage {
+    /// The items, sorted by key.
+    pub items: Vec<KeyInfo>,
+    /// The cursor of the next page, `None` at the end. A page may hold fewer than `limit`
+    /// items (even none) and still have a next one: only `None` ends a listing.
+    pub next: Option<String>,
+}
+
+/// Which entries [`RenderCache::mark_stale`] marks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaleScope {
+    /// These keys.
+    Keys(Vec<String>),
+    /// One producer group.
+    Group(String),
+    /// The whole library.
+    Library,
 }
 
 /// What a put did to one entry.
@@ -49,8 +128,9 @@ pub struct PruneScope {
 /// Render results by (library, key).
 ///
 /// # Contract
-/// - **Round trip**: `get` after `put` returns identical bytes, content type, generation and
-///   group; a put clears any expiry mark (`expires_at` as given, normally `None`).
+/// - **Round trip**: `get` after `put` returns identical bytes, content type, generation,
+///   group and metadata; a put replaces any expiry or stale mark (`expires_at` and `stale`
+///   as given, normally `None` and `false`).
 /// - **Generations**: a put never replaces an entry of a newer generation, and never writes
 ///   below the library's floor ([`RenderCache::set_floor`]); such puts are `Stale`.
 /// - **No miss window**: an entry stays readable until a put replaces it or a prune removes
@@ -58,6 +138,13 @@ pub struct PruneScope {
 /// - **Expiry**: an entry whose `expires_at` has passed is never returned.
 /// - **Pruning**: `mark_expiring` and `sweep` touch exactly the entries of the scope (group
 ///   and generation) and return how many.
+/// - **Stale marks**: `mark_stale` sets `stale` on exactly the scope's live entries and
+///   returns how many; a marked entry reads as before, with `stale` set.
+/// - **Delete**: `delete` removes one entry and says whether a live one was there.
+/// - **Listing**: `list` pages through the live entries in key order, with the query's
+///   group and prefix; following `next` visits each live key once. `group_counts` counts
+///   the live entries per group (on a backend with native expiry an entry that expired in
+///   the last moments may still be counted until a listing or prune meets it).
 /// - **Not found**: `get` of a missing key is `Ok(None)`.
 /// - **Atomicity**: each entry of a batch put is checked and written atomically.
 #[async_trait]
@@ -86,6 +173,52 @@ pub trait RenderCache: Send + Sync + Debug + Display + 'static {
     /// Refuses puts below `generation` from now on (a newer build fenced the older ones).
     async fn set_floor(&self, library: &LibraryName, generation: u64) -> Result<()>;
 
-    /// Every live (key, generation, group) of a library, sorted by key.
-    async fn keys(&self, library: &LibraryName) -> Result<Vec<(String, u64, String)>>;
+    /// Removes the entry of `key`; whether a live one was there.
+    async fn delete(&self, library: &LibraryName, key: &str) -> Result<bool>;
+
+    /// Marks the scope's live entries stale; how many.
+    async fn mark_stale(&self, library: &LibraryName, scope: &StaleScope) -> Result<u64>;
+
+    /// A page of the library's live entries.
+    async fn list(&self, library: &LibraryName, query: &ListQuery) -> Result<KeyPage>;
+
+    /// The number of live entries per producer group, sorted by group.
+    async fn group_counts(&self, library: &LibraryName) -> Result<Vec<(String, u64)>>;
+
+    /// Every live (key, generation, group) of a library, sorted by key: `list` followed to
+    /// its end.
+    async fn keys(&self, library: &LibraryName) -> Result<Vec<(String, u64, String)>> {
+        let mut out = Vec::new();
+        let mut query = ListQuery {
+            group: None,
+            prefix: None,
+            after: None,
+            limit: 1000,
+        };
+        loop {
+            let page = self.list(library, &query).await?;
+            out.extend(
+                page.items
+                    .into_iter()
+                    .map(|i| (i.key, i.generation, i.group)),
+            );
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// The exclusive upper bound of the keys that start with `prefix`, for a range scan: the
+/// prefix with its last character incremented (`None` when every key above it matches).
+pub fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(c) = chars.pop() {
+        if let Some(next) = (c as u32 + 1..=char::MAX as u32).find_map(char::from_u32) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }

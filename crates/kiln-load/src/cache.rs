@@ -666,6 +666,7 @@ fn clone_error(e: &Error) -> Error {
         Error::NotFound { what } => Error::NotFound { what: what.clone() },
         Error::InvalidInput(m) => Error::InvalidInput(m.clone()),
         Error::Precondition(m) => Error::Precondition(m.clone()),
+        Error::Upstream(m) => Error::Upstream(m.clone()),
         Error::AlreadyExists { what } => Error::AlreadyExists { what: what.clone() },
         Error::Unavailable { what, source } => Error::Unavailable {
             what: what.clone(),

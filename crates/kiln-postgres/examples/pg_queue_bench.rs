@@ -126,6 +126,8 @@ async fn main() {
                         group: "g".into(),
                         written_at: now,
                         expires_at: None,
+                        meta: Default::default(),
+                        stale: false,
                     })
                     .collect();
                 let t = Instant::now();

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "claims and marks",
         include_str!("../migrations/0005_claims_marks.sql"),
     ),
+    (
+        6,
+        "render entries: metadata and stale marks",
+        include_str!("../migrations/0006_render_meta_stale.sql"),
+    ),
 ];
 
 /// The embedded migrations as a sqlx migration source.

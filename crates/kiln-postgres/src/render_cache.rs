@@ -7,7 +7,10 @@ use std::fmt;
 use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::LibraryName;
-use kiln_core::render_cache::{CacheEntry, PruneScope, PutOutcome, RenderCache};
+use kiln_core::render_cache::{
+    CacheEntry, KeyInfo, KeyPage, ListQuery, PruneScope, PutOutcome, RenderCache, StaleScope,
+    decode_meta, encode_meta, prefix_end,
+};
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use sqlx::Row;
 
@@ -78,7 +81,7 @@ impl PgRenderCache {
 
     async fn get_inner(&self, library: &LibraryName, key: &str) -> Result<Option<CacheEntry>> {
         let row = sqlx::query(
-            "SELECT bytes, content_type, generation, grp, written_at, expires_at \
+            "SELECT bytes, content_type, generation, grp, written_at, expires_at, meta, stale \
              FROM render_entries WHERE library = $1 AND key = $2 \
                AND (expires_at IS NULL OR expires_at > $3)",
         )
@@ -96,6 +99,9 @@ impl PgRenderCache {
                 group: r.try_get(3)?,
                 written_at: Timestamp(r.try_get(4)?),
                 expires_at: r.try_get::<Option<i64>, _>(5)?.map(Timestamp),
+                meta: decode_meta(r.try_get::<Option<&str>, _>(6)?)
+                    .map_err(|e| Error::Corrupt(e.into()))?,
+                stale: r.try_get(7)?,
             })
         })
         .transpose()
@@ -117,18 +123,24 @@ impl PgRenderCache {
         let groups: Vec<&str> = entries.iter().map(|e| e.group.as_str()).collect();
         let written: Vec<i64> = entries.iter().map(|e| e.written_at.0).collect();
         let expires: Vec<Option<i64>> = entries.iter().map(|e| e.expires_at.map(|t| t.0)).collect();
+        let metas: Vec<Option<String>> = entries.iter().map(|e| encode_meta(&e.meta)).collect();
+        let stales: Vec<bool> = entries.iter().map(|e| e.stale).collect();
         let rows: Vec<String> = sqlx::query_scalar(
             "INSERT INTO render_entries \
-               (library, key, bytes, content_type, generation, grp, written_at, expires_at) \
+               (library, key, bytes, content_type, generation, grp, written_at, expires_at, \
+                meta, stale) \
              SELECT $1, t.* FROM unnest($2::text[], $3::bytea[], $4::text[], $5::int8[], \
-                                        $6::text[], $7::int8[], $8::int8[]) \
-               AS t(key, bytes, content_type, generation, grp, written_at, expires_at) \
+                                        $6::text[], $7::int8[], $8::int8[], $9::text[], \
+                                        $10::bool[]) \
+               AS t(key, bytes, content_type, generation, grp, written_at, expires_at, meta, \
+                    stale) \
              WHERE t.generation >= coalesce( \
                (SELECT generation FROM render_floors WHERE library = $1), 0) \
              ON CONFLICT (library, key) DO UPDATE SET \
                bytes = excluded.bytes, content_type = excluded.content_type, \
                generation = excluded.generation, grp = excluded.grp, \
-               written_at = excluded.written_at, expires_at = excluded.expires_at \
+               written_at = excluded.written_at, expires_at = excluded.expires_at, \
+               meta = excluded.meta, stale = excluded.stale \
              WHERE render_entries.generation <= excluded.generation \
              RETURNING key",
         )
@@ -140,6 +152,8 @@ impl PgRenderCache {
         .bind(groups)
         .bind(written)
         .bind(expires)
+        .bind(metas)
+        .bind(stales)
         .fetch_all(self.db.pool())
         .await?;
         Ok(rows.into_iter().collect())
@@ -229,21 +243,92 @@ impl PgRenderCache {
         Ok(())
     }
 
-    async fn keys_inner(&self, library: &LibraryName) -> Result<Vec<(String, u64, String)>> {
+    async fn delete_inner(&self, library: &LibraryName, key: &str) -> Result<bool> {
+        let live: Option<bool> = sqlx::query_scalar(
+            "DELETE FROM render_entries WHERE library = $1 AND key = $2 \
+             RETURNING expires_at IS NULL OR expires_at > $3",
+        )
+        .bind(library.as_str())
+        .bind(key)
+        .bind(self.clock.now().0)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(live == Some(true))
+    }
+
+    async fn stale_inner(&self, library: &LibraryName, scope: &StaleScope) -> Result<u64> {
+        let (keys, group, all): (Option<&[String]>, Option<&str>, bool) = match scope {
+            StaleScope::Keys(k) => (Some(k), None, false),
+            StaleScope::Group(g) => (None, Some(g), false),
+            StaleScope::Library => (None, None, true),
+        };
+        let done = sqlx::query(
+            "UPDATE render_entries SET stale = true \
+             WHERE library = $1 AND (expires_at IS NULL OR expires_at > $2) \
+               AND ($5 OR key = ANY($3) OR grp = $4)",
+        )
+        .bind(library.as_str())
+        .bind(self.clock.now().0)
+        .bind(keys)
+        .bind(group)
+        .bind(all)
+        .execute(self.db.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn list_inner(&self, library: &LibraryName, q: &ListQuery) -> Result<KeyPage> {
+        let end = q.prefix.as_deref().and_then(prefix_end);
+        let limit = i64::try_from(q.limit.saturating_add(1)).unwrap_or(i64::MAX);
         let rows = sqlx::query(
-            "SELECT key, generation, grp FROM render_entries \
-             WHERE library = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY key",
+            "SELECT key, generation, grp, length(bytes), written_at, expires_at, stale \
+             FROM render_entries \
+             WHERE library = $1 AND (expires_at IS NULL OR expires_at > $2) \
+               AND ($3::text IS NULL OR key > $3) \
+               AND ($4::text IS NULL OR key >= $4) AND ($5::text IS NULL OR key < $5) \
+               AND ($6::text IS NULL OR grp = $6) \
+             ORDER BY key LIMIT $7",
+        )
+        .bind(library.as_str())
+        .bind(self.clock.now().0)
+        .bind(&q.after)
+        .bind(&q.prefix)
+        .bind(&end)
+        .bind(&q.group)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut items = rows
+            .iter()
+            .map(|r| {
+                Ok(KeyInfo {
+                    key: r.try_get(0)?,
+                    generation: gen_u64(r.try_get(1)?)?,
+                    group: r.try_get(2)?,
+                    size: r.try_get::<i32, _>(3)? as u64,
+                    written_at: Timestamp(r.try_get(4)?),
+                    expires_at: r.try_get::<Option<i64>, _>(5)?.map(Timestamp),
+                    stale: r.try_get(6)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let more = items.len() > q.limit;
+        items.truncate(q.limit);
+        let next = more.then(|| items.last().map(|i| i.key.clone())).flatten();
+        Ok(KeyPage { items, next })
+    }
+
+    async fn counts_inner(&self, library: &LibraryName) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT grp, count(*) FROM render_entries \
+             WHERE library = $1 AND (expires_at IS NULL OR expires_at > $2) \
+             GROUP BY grp ORDER BY grp",
         )
         .bind(library.as_str())
         .bind(self.clock.now().0)
         .fetch_all(self.db.pool())
         .await?;
-        let mut keys = rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, gen_u64(r.try_get(1)?)?, r.try_get(2)?)))
-            .collect::<Result<Vec<(String, u64, String)>>>()?;
-        keys.sort();
-        Ok(keys)
+        Ok(rows.into_iter().map(|(g, n)| (g, n as u64)).collect())
     }
 }
 
@@ -282,7 +367,23 @@ impl RenderCache for PgRenderCache {
         Ok(self.set_floor_inner(library, generation).await?)
     }
 
-    async fn keys(&self, library: &LibraryName) -> kiln_core::Result<Vec<(String, u64, String)>> {
-        Ok(self.keys_inner(library).await?)
+    async fn delete(&self, library: &LibraryName, key: &str) -> kiln_core::Result<bool> {
+        Ok(self.delete_inner(library, key).await?)
+    }
+
+    async fn mark_stale(
+        &self,
+        library: &LibraryName,
+        scope: &StaleScope,
+    ) -> kiln_core::Result<u64> {
+        Ok(self.stale_inner(library, scope).await?)
+    }
+
+    async fn list(&self, library: &LibraryName, query: &ListQuery) -> kiln_core::Result<KeyPage> {
+        Ok(self.list_inner(library, query).await?)
+    }
+
+    async fn group_counts(&self, library: &LibraryName) -> kiln_core::Result<Vec<(String, u64)>> {
+        Ok(self.counts_inner(library).await?)
     }
 }

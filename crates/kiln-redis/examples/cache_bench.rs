@@ -71,6 +71,8 @@ async fn main() {
                 group: format!("g{}", i % 10),
                 written_at: Timestamp::now(),
                 expires_at: None,
+                meta: Default::default(),
+                stale: false,
             })
             .collect();
         cache.put(&lib, batch).await.expect("filling the cache");

@@ -3,7 +3,8 @@
 //!
 //! Keys, for a prefix `p` and a library `lib` (library names cannot contain `:`):
 //! - `p:lib:e:<key>`: the entry, a hash of `b` (bytes), `ct`, `g` (generation), `grp`, `w`
-//!   (written at, ms) and `x` (expires at, ms, when marked); a mark also sets the key's own
+//!   (written at, ms), `x` (expires at, ms, when marked), `m` (metadata as a JSON object,
+//!   when any) and `s` (`1` when marked stale); an expiry mark also sets the key's own
 //!   expiry (`PEXPIREAT`), so Redis removes expired entries itself and a put clears the mark
 //!   (`PERSIST`).
 //! - `p:lib:keys`: every key of the library (a sorted set, all scores 0, so it is in key order).
@@ -23,7 +24,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::LibraryName;
-use kiln_core::render_cache::{CacheEntry, PruneScope, PutOutcome, RenderCache};
+use kiln_core::render_cache::{
+    CacheEntry, KeyInfo, KeyPage, ListQuery, PruneScope, PutOutcome, RenderCache, StaleScope,
+    decode_meta, encode_meta, prefix_end,
+};
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
@@ -36,6 +40,13 @@ const MAX_GENERATION: u64 = 1 << 53;
 /// Candidates per prune script call: bounds how long one call blocks the server.
 const PRUNE_CHUNK: usize = 500;
 
+/// Index members a listing reads per round trip.
+const LIST_BATCH: usize = 500;
+
+/// Index members one listing call reads at most before it returns a shorter page with a
+/// cursor (a group's keys may be sparse in the library's key order).
+const LIST_SCAN: usize = 20_000;
+
 /// The render cache on Redis.
 #[derive(Clone)]
 pub struct RedisRenderCache {
@@ -45,6 +56,8 @@ pub struct RedisRenderCache {
     put: Script,
     prune: Script,
     floor: Script,
+    delete: Script,
+    stale: Script,
     clock: SharedClock,
 }
 
@@ -87,7 +100,7 @@ fn check_generation(g: u64) -> Result<()> {
     Ok(())
 }
 
-/// One entry's fields as `HMGET b ct g grp w x` returns them.
+/// One entry's fields as `HMGET b ct g grp w x m s` returns them.
 type Fields = (
     Option<Vec<u8>>,
     Option<String>,
@@ -95,6 +108,20 @@ type Fields = (
     Option<String>,
     Option<i64>,
     Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+/// A listing's fields of one entry: `HMGET g grp w x s` and `HSTRLEN b`.
+type ListFields = (
+    (
+        Option<u64>,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+    ),
+    u64,
 );
 
 impl RedisRenderCache {
@@ -126,6 +153,8 @@ impl RedisRenderCache {
             put: Script::new(include_str!("lua/put.lua")),
             prune: Script::new(include_str!("lua/prune.lua")),
             floor: Script::new(include_str!("lua/floor.lua")),
+            delete: Script::new(include_str!("lua/delete.lua")),
+            stale: Script::new(include_str!("lua/stale.lua")),
             clock: SystemClock::shared(),
         })
     }
@@ -182,17 +211,17 @@ impl RedisRenderCache {
     async fn get_inner(&self, library: &LibraryName, key: &str) -> Result<Option<CacheEntry>> {
         let ek = format!("{}e:{key}", self.base(library));
         let mut conn = self.conn.clone();
-        let (b, ct, g, grp, w, x): Fields = redis::cmd("HMGET")
+        let (b, ct, g, grp, w, x, m, st): Fields = redis::cmd("HMGET")
             .arg(&ek)
-            .arg(&["b", "ct", "g", "grp", "w", "x"])
+            .arg(&["b", "ct", "g", "grp", "w", "x", "m", "s"])
             .query_async(&mut conn)
             .await?;
         let Some(b) = b else {
             return Ok(None);
         };
-        let corrupt = |why| Error::Corrupt {
+        let corrupt = |why: &'static str| Error::Corrupt {
             key: ek.clone(),
-            why,
+            why: why.into(),
         };
         let expires_at = x.map(Timestamp);
         // Redis expires the key itself, by its own clock; the cache's clock decides (with the
@@ -208,6 +237,11 @@ impl RedisRenderCache {
             group: grp.ok_or_else(|| corrupt("no group"))?,
             written_at: Timestamp(w.ok_or_else(|| corrupt("no write time"))?),
             expires_at,
+            meta: decode_meta(m.as_deref()).map_err(|e| Error::Corrupt {
+                key: ek.clone(),
+                why: e.into(),
+            })?,
+            stale: st.is_some(),
         }))
     }
 
@@ -229,7 +263,9 @@ impl RedisRenderCache {
                 .arg(e.generation)
                 .arg(&e.group)
                 .arg(e.written_at.0)
-                .arg(e.expires_at.map(|t| t.0.to_string()).unwrap_or_default());
+                .arg(e.expires_at.map(|t| t.0.to_string()).unwrap_or_default())
+                .arg(encode_meta(&e.meta).unwrap_or_default())
+                .arg(if e.stale { "1" } else { "" });
         }
         let mut conn = self.conn.clone();
         let written: Vec<i64> = inv.invoke_async(&mut conn).await?;
@@ -304,36 +340,132 @@ impl RedisRenderCache {
         Ok(())
     }
 
-    async fn keys_inner(&self, library: &LibraryName) -> Result<Vec<(String, u64, String)>> {
+    async fn delete_inner(&self, library: &LibraryName, key: &str) -> Result<bool> {
+        let mut inv = self.delete.prepare_invoke();
+        inv.arg(self.base(library)).arg(key).arg(self.clock.now().0);
+        let mut conn = self.conn.clone();
+        let n: i64 = inv.invoke_async(&mut conn).await?;
+        Ok(n == 1)
+    }
+
+    async fn stale_inner(&self, library: &LibraryName, scope: &StaleScope) -> Result<u64> {
         let base = self.base(library);
         let mut conn = self.conn.clone();
-        let keys: Vec<String> = redis::cmd("ZRANGE")
-            .arg(format!("{base}keys"))
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut conn)
-            .await?;
-        let now = self.clock.now();
-        let mut out = Vec::with_capacity(keys.len());
-        let mut gone = Vec::new();
-        for chunk in keys.chunks(1000) {
-            let mut pipe = redis::pipe();
-            for k in chunk {
-                pipe.cmd("HMGET")
-                    .arg(format!("{base}e:{k}"))
-                    .arg(&["g", "grp", "x"]);
+        let (candidates, group): (Vec<String>, Option<&str>) = match scope {
+            StaleScope::Keys(keys) => (keys.clone(), None),
+            StaleScope::Group(g) => {
+                let members: Vec<String> = redis::cmd("ZRANGE")
+                    .arg(format!("{base}g:{g}"))
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await?;
+                (members, Some(g))
             }
-            let rows: Vec<(Option<u64>, Option<String>, Option<i64>)> =
-                pipe.query_async(&mut conn).await?;
-            for (k, row) in chunk.iter().zip(rows) {
-                match row {
-                    // Expired by the cache's clock, not yet by Redis's.
-                    (Some(_), Some(_), Some(x)) if Timestamp(x) <= now => {}
-                    (Some(g), Some(grp), _) => out.push((k.clone(), g, grp)),
-                    _ => gone.push(k.clone()),
+            StaleScope::Library => {
+                let members: Vec<String> = redis::cmd("ZRANGE")
+                    .arg(format!("{base}keys"))
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await?;
+                (members, None)
+            }
+        };
+        let now = self.clock.now();
+        let mut total = 0;
+        for chunk in candidates.chunks(PRUNE_CHUNK) {
+            let mut inv = self.stale.prepare_invoke();
+            inv.arg(&base)
+                .arg(now.0)
+                .arg(if group.is_some() { "1" } else { "" })
+                .arg(group.unwrap_or_default())
+                .arg(chunk);
+            let n: u64 = inv.invoke_async(&mut conn).await?;
+            total += n;
+        }
+        Ok(total)
+    }
+
+    async fn list_inner(&self, library: &LibraryName, q: &ListQuery) -> Result<KeyPage> {
+        let base = self.base(library);
+        let mut conn = self.conn.clone();
+        let now = self.clock.now();
+        // Lexicographic bounds on the key index: after the cursor, within the prefix.
+        let mut min = match (&q.after, &q.prefix) {
+            (Some(a), Some(p)) if a.as_str() < p.as_str() => format!("[{p}"),
+            (Some(a), _) => format!("({a}"),
+            (None, Some(p)) => format!("[{p}"),
+            (None, None) => "-".to_string(),
+        };
+        let max = match q.prefix.as_deref().and_then(prefix_end) {
+            Some(end) => format!("({end}"),
+            None => "+".to_string(),
+        };
+        let mut items = Vec::new();
+        let mut gone = Vec::new();
+        let mut scanned = 0;
+        let next = 'scan: loop {
+            let batch: Vec<String> = redis::cmd("ZRANGEBYLEX")
+                .arg(format!("{base}keys"))
+                .arg(&min)
+                .arg(&max)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(LIST_BATCH)
+                .query_async(&mut conn)
+                .await?;
+            let mut pipe = redis::pipe();
+            for k in &batch {
+                let ek = format!("{base}e:{k}");
+                pipe.cmd("HMGET").arg(&ek).arg(&["g", "grp", "w", "x", "s"]);
+                pipe.cmd("HSTRLEN").arg(&ek).arg("b");
+            }
+            let rows: Vec<ListFields> = if batch.is_empty() {
+                Vec::new()
+            } else {
+                let flat: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+                flat.chunks(2)
+                    .map(|pair| {
+                        Ok((
+                            redis::from_redis_value(&pair[0])?,
+                            redis::from_redis_value(&pair[1])?,
+                        ))
+                    })
+                    .collect::<Result<_, redis::RedisError>>()?
+            };
+            for (k, ((g, grp, w, x, st), size)) in batch.iter().zip(rows) {
+                let (Some(g), Some(grp), Some(w)) = (g, grp, w) else {
+                    gone.push(k.clone());
+                    continue;
+                };
+                let live = x.is_none_or(|x| Timestamp(x) > now);
+                if live && q.group.as_ref().is_none_or(|want| want == &grp) {
+                    items.push(KeyInfo {
+                        key: k.clone(),
+                        generation: g,
+                        group: grp,
+                        size,
+                        written_at: Timestamp(w),
+                        expires_at: x.map(Timestamp),
+                        stale: st.is_some(),
+                    });
+                    if items.len() > q.limit {
+                        items.truncate(q.limit);
+                        break 'scan items.last().map(|i| i.key.clone());
+                    }
                 }
             }
-        }
+            if batch.len() < LIST_BATCH {
+                break None;
+            }
+            scanned += batch.len();
+            let last = batch.last().cloned().unwrap_or_default();
+            if scanned >= LIST_SCAN {
+                break Some(last);
+            }
+            min = format!("({last}");
+        };
         if !gone.is_empty() {
             // Entries that expired natively: forget them in the listing index too.
             let _: i64 = redis::cmd("ZREM")
@@ -342,8 +474,31 @@ impl RedisRenderCache {
                 .query_async(&mut conn)
                 .await?;
         }
-        out.sort();
-        Ok(out)
+        Ok(KeyPage { items, next })
+    }
+
+    async fn counts_inner(&self, library: &LibraryName) -> Result<Vec<(String, u64)>> {
+        let base = self.base(library);
+        let mut conn = self.conn.clone();
+        let mut groups: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(format!("{base}groups"))
+            .query_async(&mut conn)
+            .await?;
+        groups.sort();
+        let mut pipe = redis::pipe();
+        for g in &groups {
+            pipe.cmd("ZCARD").arg(format!("{base}g:{g}"));
+        }
+        let counts: Vec<u64> = if groups.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut conn).await?
+        };
+        Ok(groups
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .collect())
     }
 }
 
@@ -383,7 +538,23 @@ impl RenderCache for RedisRenderCache {
         Ok(self.set_floor_inner(library, generation).await?)
     }
 
-    async fn keys(&self, library: &LibraryName) -> kiln_core::Result<Vec<(String, u64, String)>> {
-        Ok(self.keys_inner(library).await?)
+    async fn delete(&self, library: &LibraryName, key: &str) -> kiln_core::Result<bool> {
+        Ok(self.delete_inner(library, key).await?)
+    }
+
+    async fn mark_stale(
+        &self,
+        library: &LibraryName,
+        scope: &StaleScope,
+    ) -> kiln_core::Result<u64> {
+        Ok(self.stale_inner(library, scope).await?)
+    }
+
+    async fn list(&self, library: &LibraryName, query: &ListQuery) -> kiln_core::Result<KeyPage> {
+        Ok(self.list_inner(library, query).await?)
+    }
+
+    async fn group_counts(&self, library: &LibraryName) -> kiln_core::Result<Vec<(String, u64)>> {
+        Ok(self.counts_inner(library).await?)
     }
 }

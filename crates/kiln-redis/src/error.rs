@@ -12,7 +12,7 @@ pub(crate) enum Error {
         /// The Redis key.
         key: String,
         /// What is wrong with it.
-        why: &'static str,
+        why: std::borrow::Cow<'static, str>,
     },
     /// An error that already has its kiln meaning (bad input, ...).
     #[error(transparent)]

@@ -60,10 +60,7 @@ impl Handler for Noop {
     }
 
     async fn render(&self, _key: &str, _props: &Value) -> Result<Rendered, RenderError> {
-        Ok(Rendered {
-            bytes: Bytes::from_static(b"<p>ok</p>"),
-            content_type: "text/html".into(),
-        })
+        Ok(Rendered::new(Bytes::from_static(b"<p>ok</p>"), "text/html"))
     }
 }
 
@@ -129,6 +126,8 @@ async fn main() -> kiln_core::Result<()> {
                 group: "bench".into(),
                 written_at: Timestamp::now(),
                 expires_at: None,
+                meta: Default::default(),
+                stale: false,
             })
             .collect();
         cache.put(&lib, entries).await?;

@@ -125,10 +125,10 @@ impl CommandRenderer {
             Ok(Ok(out)) => out,
         };
         if status.success() {
-            return Ok(Rendered {
-                bytes: Bytes::from(stdout),
-                content_type: self.content_type.clone(),
-            });
+            return Ok(Rendered::new(
+                Bytes::from(stdout),
+                self.content_type.clone(),
+            ));
         }
         let stderr = String::from_utf8_lossy(&stderr);
         let tail: String = stderr

@@ -18,6 +18,7 @@ use serde::Deserialize;
 /// source   = { http = "http://127.0.0.1:9000/items" }   # or { course = "COURSE-ID" }
 /// renderer = { http = "http://127.0.0.1:9000/render" }  # or { command = ["prog", "arg"] }
 /// page_size = 1000
+/// first_page = 0                                         # or 1: the listing's first page
 /// prune = "on-complete"                                  # or { ttl = "2h" }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -32,6 +33,9 @@ pub struct LibraryConfig {
     /// Items per producer page (default 1000).
     #[serde(default = "default_page_size")]
     pub page_size: NonZeroU32,
+    /// The number of an HTTP listing's first page: 0 (the default) or 1.
+    #[serde(default)]
+    pub first_page: u64,
     /// How entries that a build no longer produces are removed (default `on-complete`).
     #[serde(default)]
     pub prune: PruneConfig,
@@ -44,6 +48,11 @@ pub struct LibraryConfig {
     /// Timeout of one listing request or render, e.g. `"30s"` (default 30s).
     #[serde(default = "default_timeout")]
     pub timeout: String,
+    /// How long a key whose render-through the renderer refused (a 4xx) answers with that
+    /// refusal before the renderer is asked again, e.g. `"30s"` (default 30s; `"0s"` asks
+    /// every time).
+    #[serde(default = "default_failure_ttl")]
+    pub failure_ttl: String,
     /// The media type of a command renderer's output (default `text/html; charset=utf-8`).
     #[serde(default)]
     pub content_type: Option<String>,
@@ -105,12 +114,19 @@ fn default_max_render_bytes() -> NonZeroU64 {
 fn default_timeout() -> String {
     "30s".to_string()
 }
+fn default_failure_ttl() -> String {
+    "30s".to_string()
+}
 
 /// A library's validated settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LibrarySettings {
     /// Items per producer page.
     pub page_size: NonZeroU32,
+    /// The number of an HTTP listing's first page.
+    pub first_page: u64,
+    /// How long a refused render-through is remembered.
+    pub failure_ttl: Duration,
     /// The pruning mode.
     pub prune: Prune,
     /// Attempts per job.
@@ -129,6 +145,8 @@ impl Default for LibrarySettings {
     fn default() -> Self {
         LibrarySettings {
             page_size: default_page_size(),
+            first_page: 0,
+            failure_ttl: Duration::from_secs(30),
             prune: Prune::OnComplete,
             max_attempts: default_max_attempts(),
             render_through: false,
@@ -170,6 +188,18 @@ impl LibraryConfig {
         if timeout.is_zero() {
             return Err(bad("timeout", "must be more than 0".into()));
         }
+        let failure_ttl = humantime::parse_duration(&self.failure_ttl).map_err(|e| {
+            bad(
+                "failure_ttl",
+                format!("invalid duration {:?}: {e}", self.failure_ttl),
+            )
+        })?;
+        if self.first_page > 1 {
+            return Err(bad(
+                "first_page",
+                format!("{} is neither 0 nor 1", self.first_page),
+            ));
+        }
         let prune = match &self.prune {
             PruneConfig::OnComplete => Prune::OnComplete,
             PruneConfig::Ttl(s) => {
@@ -201,6 +231,8 @@ impl LibraryConfig {
         }
         Ok(LibrarySettings {
             page_size: self.page_size,
+            first_page: self.first_page,
+            failure_ttl,
             prune,
             max_attempts: self.max_attempts,
             render_through: self.render_through,

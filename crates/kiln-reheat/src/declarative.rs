@@ -33,6 +33,8 @@ pub struct DeclarativeHandler {
     library: LibraryName,
     source: Source,
     renderer: Renderer,
+    /// The number of an HTTP listing's first page.
+    first_page: u64,
 }
 
 impl DeclarativeHandler {
@@ -76,6 +78,7 @@ impl DeclarativeHandler {
             library,
             source,
             renderer,
+            first_page: settings.first_page,
         })
     }
 }
@@ -85,7 +88,7 @@ impl Handler for DeclarativeHandler {
     async fn new_build(&self, ctx: &BuildContext) -> Result<Vec<Work>> {
         match &self.source {
             Source::Http(_) => Ok(vec![Work::Producer {
-                cursor: Value::from(0),
+                cursor: Value::from(self.first_page),
             }]),
             Source::Course(c) => c.new_build(ctx).await,
         }
@@ -115,7 +118,8 @@ impl Handler for DeclarativeHandler {
 
     async fn live_item(&self, key: &str) -> Result<Option<RenderItem>> {
         match &self.source {
-            // An HTTP listing cannot be asked for one key: render it with `{"key": KEY}`.
+            // An HTTP listing cannot be asked for one key: render it with `{"key": KEY}`
+            // (what a read miss, and a stale key's re-render, send to the renderer).
             Source::Http(_) => Ok(Some(RenderItem {
                 key: key.to_string(),
                 group: String::new(),

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::Result;
 use kiln_core::ids::{LibraryName, RunId};
-use kiln_core::render_cache::CacheEntry;
+use kiln_core::render_cache::{CacheEntry, Meta};
 use kiln_core::time::Timestamp;
 use serde_json::Value;
 
@@ -63,9 +63,20 @@ pub struct Rendered {
     pub bytes: Bytes,
     /// Their media type.
     pub content_type: String,
+    /// Named values to store beside them (an HTTP renderer's `x-kiln-meta-*` headers).
+    pub meta: Meta,
 }
 
 impl Rendered {
+    /// A result of `bytes` of `content_type`, with no metadata.
+    pub fn new(bytes: impl Into<Bytes>, content_type: impl Into<String>) -> Self {
+        Rendered {
+            bytes: bytes.into(),
+            content_type: content_type.into(),
+            meta: Meta::new(),
+        }
+    }
+
     /// The cache entry of this result for `key` of `group` at `generation`, written at
     /// `written_at`, with no expiry: the one way a render becomes an entry (the worker's
     /// render jobs and the read path's render-through).
@@ -84,6 +95,8 @@ impl Rendered {
             group,
             written_at,
             expires_at: None,
+            meta: self.meta,
+            stale: false,
         }
     }
 }

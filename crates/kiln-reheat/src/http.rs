@@ -3,7 +3,7 @@
 //! Listing: `GET URL?page=N&page_size=S[&group=G]` answers
 //! `{"items":[{"key","group","props"}],"next":N+1|null}`. Renderer: `POST URL` with the props
 //! as JSON (and the key in the `x-kiln-key` header, percent-encoded); a 2xx body is the
-//! entry, its `content-type` the entry's. 408, 429, 5xx, timeouts and refused connections
+//! entry, its `content-type` the entry's, its `x-kiln-meta-*` headers the entry's metadata. 408, 429, 5xx, timeouts and refused connections
 //! are transient; any other answer is permanent.
 
 use std::time::Duration;
@@ -44,15 +44,15 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// A listing page. Fields the format does not name (a `total`, an item's `title`) are
+/// ignored, so that a listing can grow without breaking its readers.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Listing {
     items: Vec<ListingItem>,
     next: Option<u64>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ListingItem {
     key: String,
     #[serde(default)]
@@ -209,6 +209,7 @@ impl HttpRenderer {
                 after,
             ));
         }
+        let meta = meta_headers(resp.headers());
         let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -246,6 +247,23 @@ impl HttpRenderer {
         Ok(Rendered {
             bytes: body,
             content_type,
+            meta,
         })
     }
+}
+
+/// The prefix of the headers that carry an entry's metadata, on a renderer's answer and
+/// on the cache's reads and writes.
+pub const META_PREFIX: &str = "x-kiln-meta-";
+
+/// The `x-kiln-meta-*` headers as metadata (names without the prefix; values that are not
+/// text are skipped).
+pub fn meta_headers(headers: &reqwest::header::HeaderMap) -> kiln_core::render_cache::Meta {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let name = name.as_str().strip_prefix(META_PREFIX)?;
+            Some((name.to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect()
 }

@@ -29,5 +29,5 @@ pub use config::{LibraryConfig, LibrarySettings, Prune, parse_libraries};
 pub use handler::{BuildContext, Handler, RenderError, RenderItem, Rendered, Work};
 pub use library::{Libraries, Library};
 pub use read::ReadThrough;
-pub use reheat::{Reheat, RunStatus, StartOptions};
+pub use reheat::{Invalidated, PutEntry, Reheat, RunStatus, StartOptions};
 pub use worker::{Worker, WorkerOptions, WorkerState};

@@ -1,5 +1,11 @@
 //! The read path: a cache get that, on a miss of a `render_through` library, renders the
-//! key at once (one render per key in the process, however many readers wait) and stores it.
+//! key at once (one render per key in the process, however many readers wait) and stores it;
+//! and an explicit render of a key with its props (`POST .../render`), single-flight too.
+//!
+//! A render the renderer refuses (a 4xx, [`RenderError::Fail`]) is an
+//! [`Error::Upstream`] carrying its message, and a read-through remembers it for the
+//! library's `failure_ttl`, so that a miss of a key the renderer refuses does not call the
+//! renderer on every read.
 //!
 //! [`ReadThrough`] owns the renders in flight and what a render-through needs; the
 //! [`Reheat`](crate::Reheat) service composes one and hands reads to it. A render-through
@@ -17,20 +23,66 @@ use kiln_core::ids::LibraryName;
 use kiln_core::ledger::RunLedger;
 use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::{CacheEntry, PutOutcome, RenderCache};
-use kiln_core::time::SharedClock;
+use kiln_core::time::{SharedClock, Timestamp};
 use kiln_core::{Error, Result};
+use serde_json::Value;
 
-use crate::handler::RenderError;
+use crate::handler::{RenderError, RenderItem};
 use crate::library::Libraries;
 use crate::payload;
 
-type Flight = Shared<BoxFuture<'static, Result<Option<CacheEntry>, String>>>;
+type Flight = Shared<BoxFuture<'static, Result<Option<CacheEntry>, Failed>>>;
 
-/// Renders in flight, by (library, key).
+/// Why a shared render failed, cloneable for every waiter.
+#[derive(Debug, Clone)]
+enum Failed {
+    /// Transient (the renderer or a backend is down): 503.
+    Unavailable(String),
+    /// The renderer refused: 502 with its message.
+    Refused(String),
+    /// Anything else.
+    Other(String),
+}
+
+impl Failed {
+    fn of(e: Error) -> Self {
+        match e {
+            Error::Unavailable { .. } => Failed::Unavailable(e.to_string()),
+            Error::Upstream(m) => Failed::Refused(m),
+            e => Failed::Other(e.to_string()),
+        }
+    }
+
+    fn into_error(self, what: String) -> Error {
+        match self {
+            Failed::Unavailable(msg) => Error::Unavailable {
+                what,
+                source: msg.into(),
+            },
+            Failed::Refused(msg) => Error::Upstream(msg),
+            Failed::Other(msg) => Error::backend("render", msg),
+        }
+    }
+}
+
+/// What a flight renders: a read's miss (the handler's live item) or given props.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Ask {
+    Miss,
+    /// The props as JSON text, and the group.
+    Props(String, String),
+}
+
+/// Renders in flight, by (library, key, what is asked), and recent refusals.
 #[derive(Default)]
 struct Flights {
-    by_key: HashMap<(LibraryName, String), Flight>,
+    by_key: HashMap<(LibraryName, String, Ask), Flight>,
+    /// (library, key) -> until when, and the renderer's message.
+    refused: HashMap<(LibraryName, String), (Timestamp, String)>,
 }
+
+/// Refusals remembered at most; past it, expired ones are dropped, then all.
+const MAX_REFUSED: usize = 10_000;
 
 impl std::fmt::Debug for Flights {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,7 +139,8 @@ impl ReadThrough {
     }
 
     /// The entry of `key`, unless missing or expired. On a miss, a library with
-    /// `render_through` renders the key now (single-flight) and returns the stored entry.
+    /// `render_through` renders the key now (single-flight) and returns the stored entry;
+    /// a key the renderer refused within `failure_ttl` is that refusal again, without asking.
     /// An unknown library is [`Error::NotFound`].
     pub async fn read(&self, library: &str, key: &str) -> Result<Option<CacheEntry>> {
         let lib = self.inner.libraries.get(library)?;
@@ -97,7 +150,45 @@ impl ReadThrough {
         if !lib.settings.render_through {
             return Ok(None);
         }
-        let id = (lib.name.clone(), key.to_string());
+        let now = self.inner.clock.now();
+        let refused = self
+            .flights()
+            .refused
+            .get(&(lib.name.clone(), key.to_string()))
+            .filter(|(until, _)| *until > now)
+            .map(|(_, msg)| msg.clone());
+        if let Some(msg) = refused {
+            return Err(Error::Upstream(msg));
+        }
+        self.fly(&lib.name, key, Ask::Miss).await
+    }
+
+    /// Renders `key` of `group` with `props` now, through the library's renderer, stores it
+    /// and returns it (one render per key and props in the process, however many ask). A
+    /// renderer that is down queues the render at live priority and is
+    /// [`Error::Unavailable`]; one that refuses is [`Error::Upstream`].
+    pub async fn render(
+        &self,
+        library: &str,
+        key: &str,
+        group: &str,
+        props: &Value,
+    ) -> Result<CacheEntry> {
+        let lib = self.inner.libraries.get(library)?;
+        let ask = Ask::Props(props.to_string(), group.to_string());
+        let entry = self.fly(&lib.name, key, ask).await?;
+        entry.ok_or_else(|| Error::not_found(format!("entry {key:?} of library {library}")))
+    }
+
+    /// Forgets a remembered refusal of `key` (a write replaced the entry).
+    pub(crate) fn forget_refusal(&self, library: &LibraryName, key: &str) {
+        self.flights()
+            .refused
+            .remove(&(library.clone(), key.to_string()));
+    }
+
+    async fn fly(&self, library: &LibraryName, key: &str, ask: Ask) -> Result<Option<CacheEntry>> {
+        let id = (library.clone(), key.to_string(), ask);
         let flight = self
             .flights()
             .by_key
@@ -105,21 +196,61 @@ impl ReadThrough {
             .or_insert_with(|| {
                 let this = self.clone();
                 async move {
-                    let out = this
-                        .render_through(&id.0, &id.1)
-                        .await
-                        .map_err(|e| e.to_string());
-                    this.flights().by_key.remove(&id);
-                    out
+                    let (library, key, ask) = &id;
+                    let out = match ask {
+                        Ask::Miss => this.render_through(library, key).await,
+                        Ask::Props(props, group) => {
+                            let props: Value = serde_json::from_str(props).unwrap_or(Value::Null);
+                            let item = RenderItem {
+                                key: key.clone(),
+                                group: group.clone(),
+                                props,
+                            };
+                            this.render_item(library, item).await
+                        }
+                    };
+                    let mut flights = this.flights();
+                    flights.by_key.remove(&id);
+                    match &out {
+                        Err(Error::Upstream(msg)) if *ask == Ask::Miss => {
+                            this.remember_refusal(&mut flights, library, key, msg)
+                        }
+                        Ok(Some(_)) => {
+                            flights.refused.remove(&(library.clone(), key.clone()));
+                        }
+                        _ => {}
+                    }
+                    drop(flights);
+                    out.map_err(Failed::of)
                 }
                 .boxed()
                 .shared()
             })
             .clone();
-        flight.await.map_err(|msg| Error::Unavailable {
-            what: format!("library {library}: render-through of {key:?}"),
-            source: msg.into(),
-        })
+        flight
+            .await
+            .map_err(|f| f.into_error(format!("library {library}: render of {key:?}")))
+    }
+
+    fn remember_refusal(&self, flights: &mut Flights, library: &LibraryName, key: &str, msg: &str) {
+        let Ok(lib) = self.inner.libraries.get(library.as_str()) else {
+            return;
+        };
+        let ttl = lib.settings.failure_ttl;
+        if ttl.is_zero() {
+            return;
+        }
+        let now = self.inner.clock.now();
+        if flights.refused.len() >= MAX_REFUSED {
+            flights.refused.retain(|_, (until, _)| *until > now);
+            if flights.refused.len() >= MAX_REFUSED {
+                flights.refused.clear();
+            }
+        }
+        flights.refused.insert(
+            (library.clone(), key.to_string()),
+            (now.plus(ttl), msg.to_string()),
+        );
     }
 
     async fn render_through(&self, library: &LibraryName, key: &str) -> Result<Option<CacheEntry>> {
@@ -127,7 +258,18 @@ impl ReadThrough {
         let Some(item) = lib.handler.live_item(key).await? else {
             return Ok(None);
         };
+        self.render_item(library, item).await
+    }
+
+    /// Renders `item` and stores it at the library's live generation; the stored entry.
+    async fn render_item(
+        &self,
+        library: &LibraryName,
+        item: RenderItem,
+    ) -> Result<Option<CacheEntry>> {
+        let lib = self.inner.libraries.get(library.as_str())?;
         let generation = self.live_generation(&lib.name).await?;
+        let key = item.key.clone();
         match lib.handler.render(&item.key, &item.props).await {
             Ok(r) => {
                 let entry = r.into_entry(item.key, item.group, generation, self.inner.clock.now());
@@ -136,7 +278,7 @@ impl ReadThrough {
                     Ok(Some(entry))
                 } else {
                     // A newer entry landed meanwhile: that one is the answer.
-                    self.inner.cache.get(&lib.name, key).await
+                    self.inner.cache.get(&lib.name, &key).await
                 }
             }
             Err(RenderError::Retry { reason, .. }) => {
@@ -147,12 +289,12 @@ impl ReadThrough {
                     source: format!("{reason}; queued at live priority").into(),
                 })
             }
-            Err(RenderError::Fail(reason)) => Err(Error::backend("renderer", reason)),
+            Err(RenderError::Fail(reason)) => Err(Error::Upstream(reason)),
         }
     }
 
     /// The generation a live render-through writes at: the library's newest build's.
-    async fn live_generation(&self, library: &LibraryName) -> Result<u64> {
+    pub(crate) async fn live_generation(&self, library: &LibraryName) -> Result<u64> {
         Ok(self
             .inner
             .ledger

@@ -1,20 +1,24 @@
 //! The `Reheat` service: starting runs (generation, fence, floor, marks, the new-build job),
-//! finishing them (state and pruning), their status and waiting for them; reads go to the
+//! finishing them (state and pruning), their status and waiting for them; the render cache
+//! as a service (writes, deletes, listings, soft invalidation); reads and renders go to the
 //! [`ReadThrough`] it composes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_core::Result;
+use bytes::Bytes;
 use kiln_core::ids::RunId;
 use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState};
 use kiln_core::queue::{JobQueue, Tally};
 use kiln_core::render_cache::{CacheEntry, PruneScope, RenderCache};
+use kiln_core::render_cache::{KeyPage, ListQuery, Meta, PutOutcome, StaleScope};
 use kiln_core::time::SharedClock;
+use kiln_core::{Error, Result};
+use serde_json::Value;
 
 use crate::config::Prune;
 use crate::library::{Libraries, Library};
-use crate::payload::{RunJobs, fence_key};
+use crate::payload::{self, RunJobs, fence_key};
 use crate::read::ReadThrough;
 
 /// Options of [`Reheat::start`].
@@ -34,6 +38,32 @@ pub struct RunStatus {
     pub run: Run,
     /// Its tallies.
     pub tally: Tally,
+}
+
+/// An entry written through [`Reheat::put`] (the cache's `PUT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutEntry {
+    /// The bytes.
+    pub bytes: Bytes,
+    /// Their media type.
+    pub content_type: String,
+    /// The producer group (empty for none).
+    pub group: String,
+    /// Expire it this long after the write.
+    pub ttl: Option<Duration>,
+    /// Named values stored beside it.
+    pub meta: Meta,
+}
+
+/// What [`Reheat::invalidate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalidated {
+    /// Live entries marked stale.
+    pub marked: u64,
+    /// Keys queued for a re-render at live priority (a key scope).
+    pub queued: u64,
+    /// The run that re-renders a group or the library.
+    pub run: Option<Run>,
 }
 
 /// How often [`Reheat::wait`] looks at its run.
@@ -116,6 +146,106 @@ impl Reheat {
         self.inner.reader.read(library, key).await
     }
 
+    /// Renders `key` of `group` with `props` now and stores it: see [`ReadThrough::render`].
+    pub async fn render(
+        &self,
+        library: &str,
+        key: &str,
+        group: &str,
+        props: &Value,
+    ) -> Result<CacheEntry> {
+        self.inner.reader.render(library, key, group, props).await
+    }
+
+    /// Writes `key` at the library's live generation (its newest build's), as a renderer
+    /// that renders by itself would; the stored entry. A newer entry already stored (a
+    /// build that started after the write was decided) is [`Error::Precondition`].
+    pub async fn put(&self, library: &str, key: &str, put: PutEntry) -> Result<CacheEntry> {
+        let lib = self.inner.libraries.get(library)?;
+        let now = self.inner.clock.now();
+        let generation = self.inner.reader.live_generation(&lib.name).await?;
+        let entry = CacheEntry {
+            key: key.to_string(),
+            bytes: put.bytes,
+            content_type: put.content_type,
+            generation,
+            group: put.group,
+            written_at: now,
+            expires_at: put.ttl.map(|t| now.plus(t)),
+            meta: put.meta,
+            stale: false,
+        };
+        let outcome = self.inner.cache.put(&lib.name, vec![entry.clone()]).await?;
+        if outcome.first() != Some(&PutOutcome::Written) {
+            return Err(Error::Precondition(format!(
+                "entry {key:?} of library {library}: a newer generation than {generation} \
+                 is stored"
+            )));
+        }
+        self.inner.reader.forget_refusal(&lib.name, key);
+        Ok(entry)
+    }
+
+    /// Deletes `key`; whether a live entry was there.
+    pub async fn delete(&self, library: &str, key: &str) -> Result<bool> {
+        let lib = self.inner.libraries.get(library)?;
+        let gone = self.inner.cache.delete(&lib.name, key).await?;
+        self.inner.reader.forget_refusal(&lib.name, key);
+        Ok(gone)
+    }
+
+    /// A page of the library's live entries.
+    pub async fn list(&self, library: &str, query: &ListQuery) -> Result<KeyPage> {
+        let lib = self.inner.libraries.get(library)?;
+        self.inner.cache.list(&lib.name, query).await
+    }
+
+    /// The library's live entries per producer group.
+    pub async fn group_counts(&self, library: &str) -> Result<Vec<(String, u64)>> {
+        let lib = self.inner.libraries.get(library)?;
+        self.inner.cache.group_counts(&lib.name).await
+    }
+
+    /// Soft invalidation: marks the scope's entries stale (reads keep getting them, marked)
+    /// and re-renders them: each key of a key scope at live priority (with the handler's
+    /// live item, in the stored entry's group), a group or the library as a run of its own
+    /// (which replaces the marked entries as it goes and prunes what it no longer produces).
+    pub async fn invalidate(&self, library: &str, scope: StaleScope) -> Result<Invalidated> {
+        let lib = self.inner.libraries.get(library)?;
+        let marked = self.inner.cache.mark_stale(&lib.name, &scope).await?;
+        let (queued, run) = match scope {
+            StaleScope::Keys(keys) => {
+                let generation = self.inner.reader.live_generation(&lib.name).await?;
+                let mut jobs = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let Some(mut item) = lib.handler.live_item(&key).await? else {
+                        continue;
+                    };
+                    if let Some(e) = self.inner.cache.get(&lib.name, &key).await? {
+                        item.group = e.group;
+                    }
+                    jobs.push(payload::live_render(lib, generation, item)?);
+                }
+                let queued = jobs.len() as u64;
+                self.inner.queue.enqueue(jobs).await?;
+                (queued, None)
+            }
+            StaleScope::Group(g) => {
+                let opts = StartOptions {
+                    build: None,
+                    group: Some(g),
+                };
+                (0, Some(self.start(library, opts).await?))
+            }
+            StaleScope::Library => (0, Some(self.start(library, StartOptions::default()).await?)),
+        };
+        Ok(Invalidated {
+            marked,
+            queued,
+            run,
+        })
+    }
+
     /// Starts a reheat of `library`: a new generation; for a library-wide run the cache's
     /// floor and the queue's fence move to it, so older runs' jobs are dropped (nothing is
     /// purged); with `prune = { ttl }` the scope's older entries are marked to expire; then
@@ -123,6 +253,7 @@ impl Reheat {
     /// [`Error::NotFound`](kiln_core::Error::NotFound).
     pub async fn start(&self, library: &str, opts: StartOptions) -> Result<Run> {
         let lib = self.inner.libraries.get(library)?;
+        self.check_ttl(lib).await?;
         let build = match opts.build {
             Some(b) => b,
             None => match lib.handler.default_build().await? {
@@ -149,6 +280,37 @@ impl Reheat {
                 Err(e)
             }
         }
+    }
+
+    /// Refuses a run of a `prune = { ttl }` library whose TTL is shorter than its last
+    /// complete run took: its entries would expire before the run re-rendered them, and
+    /// reads would miss (a 5 s TTL on a 28 s reheat made half of all reads miss).
+    async fn check_ttl(&self, lib: &Library) -> Result<()> {
+        let Prune::Ttl(ttl) = lib.settings.prune else {
+            return Ok(());
+        };
+        let runs = self.inner.ledger.runs(Some(&lib.name), 20).await?;
+        let last = runs.iter().find_map(|r| match (r.state, r.finished_at) {
+            (RunState::Complete, Some(end)) if r.group.is_none() => Some((r, end)),
+            _ => None,
+        });
+        let Some((run, end)) = last else {
+            return Ok(());
+        };
+        let took = Duration::from_millis((end.0 - run.created_at.0).max(0) as u64);
+        if ttl < took {
+            return Err(Error::Precondition(format!(
+                "library {}: prune.ttl {} is shorter than its last run took ({:.1} s, run {}): \
+                 entries would expire before they are re-rendered and reads would miss; raise \
+                 prune.ttl well above it (e.g. {:.0} s) or use prune = \"on-complete\"",
+                lib.name,
+                humantime::format_duration(ttl),
+                took.as_secs_f64(),
+                run.id,
+                took.as_secs_f64().ceil() * 2.0,
+            )));
+        }
+        Ok(())
     }
 
     async fn prepare(&self, lib: &Library, run: &Run) -> Result<()> {

@@ -237,10 +237,32 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     ),
     (Method::POST, "/v1/leases/{id}/renew", needs(Scope::Ensure)),
     (Method::DELETE, "/v1/leases/{id}", needs(Scope::Ensure)),
+    (Method::GET, "/v1/cache/{library}", needs(Scope::Read)),
     (
         Method::GET,
         "/v1/cache/{library}/{*key}",
         needs(Scope::Read),
+    ),
+    (
+        Method::PUT,
+        "/v1/cache/{library}/{*key}",
+        needs(Scope::Write),
+    ),
+    (
+        Method::DELETE,
+        "/v1/cache/{library}/{*key}",
+        needs(Scope::Write),
+    ),
+    // `.../{key}/render`: a catch-all is last in a route, so the suffix is the handler's.
+    (
+        Method::POST,
+        "/v1/cache/{library}/{*key}",
+        needs(Scope::Write),
+    ),
+    (
+        Method::POST,
+        "/v1/libraries/{library}/invalidate",
+        needs(Scope::Write),
     ),
     (
         Method::POST,

@@ -45,6 +45,7 @@ impl IntoResponse for ApiError {
                 (StatusCode::CONFLICT, "already_exists", self.0.to_string())
             }
             Error::Precondition(m) => (StatusCode::CONFLICT, "precondition", m.clone()),
+            Error::Upstream(m) => (StatusCode::BAD_GATEWAY, "upstream", m.clone()),
             Error::Unavailable { what, source } => {
                 tracing::warn!(%what, "unavailable: {source}");
                 (

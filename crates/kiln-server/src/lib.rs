@@ -4,12 +4,13 @@
 //! (answers with a lease), `GET /v1/courses/{course}/files/{*path}` (`?version=` optional),
 //! `POST /v1/leases/{id}/renew`, `DELETE /v1/leases/{id}`, `GET /metrics`, `GET /healthz`
 //! (liveness) and `GET /readyz` (readiness, per backend); the reheat routes are merged from
-//! [`reheat_routes`]; `GET /v1/openapi.json` describes them all ([`openapi`]). Errors are JSON
+//! [`reheat_routes`], the render cache's from `cache_routes`; `GET /v1/openapi.json` describes them all ([`openapi`]). Errors are JSON
 //! `{error, message}` ([`error::ApiError`]). Every route needs the scope [`auth::ROUTES`]
 //! names when tokens are configured. Only this crate serves HTTP.
 
 pub mod auth;
 mod body;
+mod cache_routes;
 mod courses;
 pub mod error;
 mod files;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         // The reheat API (kiln-reheat) lives in its own file; this is its one merge point.
         .merge(reheat_routes::routes())
+        .merge(cache_routes::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -30,7 +30,12 @@ use crate::auth::{Access, ROUTES};
         crate::leases::release,
         crate::reheat_routes::start_build,
         crate::reheat_routes::show_run,
-        crate::reheat_routes::read_entry,
+        crate::cache_routes::read_entry,
+        crate::cache_routes::put_entry,
+        crate::cache_routes::delete_entry,
+        crate::cache_routes::render_entry,
+        crate::cache_routes::list_entries,
+        crate::cache_routes::invalidate,
         crate::health::live,
         crate::health::ready,
         crate::metrics::render,
@@ -104,8 +109,7 @@ impl Modify for Shared {
             components.responses.insert(name.into(), RefOr::T(response));
         }
         for (method, route, access) in ROUTES {
-            // axum writes a catch-all segment `{*path}`, OpenAPI `{path}`.
-            let path = route.replace("{*", "{");
+            let path = doc_path(method, route);
             let Some(item) = doc.paths.paths.get_mut(&path) else {
                 continue;
             };
@@ -121,6 +125,17 @@ impl Modify for Shared {
             }
         }
     }
+}
+
+/// The document's path of a route of [`ROUTES`]: axum writes a catch-all segment
+/// `{*path}`, OpenAPI `{path}`; a `POST` on a cache entry is its render route, whose
+/// `/render` suffix the handler reads (a catch-all must end an axum route).
+pub fn doc_path(method: &Method, route: &str) -> String {
+    let mut path = route.replace("{*", "{");
+    if *method == Method::POST && route == "/v1/cache/{library}/{*key}" {
+        path.push_str("/render");
+    }
+    path
 }
 
 /// The shared parts of one operation.

@@ -1,13 +1,12 @@
 //! The reheat routes: `POST /v1/libraries/{library}/builds` (what a build pipeline calls,
-//! as Theia emits its new-build job), `GET /v1/runs/{run}`, `GET /v1/cache/{library}/{*key}`
-//! (the read path, rendering through on a miss where the library allows it).
+//! as Theia emits its new-build job) and `GET /v1/runs/{run}`; the render cache's routes are
+//! in [`crate::cache_routes`].
 
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use kiln_core::Error;
 use kiln_core::ids::RunId;
@@ -35,10 +34,9 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/libraries/{library}/builds", post(start_build))
         .route("/v1/runs/{run}", get(show_run))
-        .route("/v1/cache/{library}/{*key}", get(read_entry))
 }
 
-fn reheat(st: &AppState) -> Result<&Reheat, ApiError> {
+pub(crate) fn reheat(st: &AppState) -> Result<&Reheat, ApiError> {
     st.reheat.as_ref().map(|r| &r.reheat).ok_or_else(|| {
         ApiError(Error::not_found(
             "reheat (this server has no [[library]] configured)",
@@ -46,20 +44,27 @@ fn reheat(st: &AppState) -> Result<&Reheat, ApiError> {
     })
 }
 
-fn segment<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub(crate) fn segment<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     p.map(|Path(v)| v)
         .map_err(|e| ApiError::invalid(format!("invalid path: {e}")))
 }
 
 /// The body of `POST /v1/libraries/{library}/builds`; every field optional, and an empty
-/// body is a build with the defaults.
+/// body is a build with the defaults. The seed's new-build message body (`builtAt`,
+/// `commitHash`, and whatever else a pipeline sends) is accepted as it is: the commit hash
+/// is the build's label unless `build` is given, and fields kiln does not know are ignored.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct BuildRequest {
     /// The build's label (a commit hash, a course version).
     build: Option<String>,
     /// Rewrite one producer group only.
     group: Option<String>,
+    /// The commit of the build (the seed's message body): the label when `build` is absent.
+    #[serde(rename = "commitHash")]
+    commit_hash: Option<String>,
+    /// When the build was made (the seed's message body); recorded in the log only.
+    #[serde(rename = "builtAt")]
+    built_at: Option<serde_json::Value>,
 }
 
 /// A run as the API shows it.
@@ -130,11 +135,14 @@ pub(crate) async fn start_build(
     // An empty body is a build with default options (what a pipeline's bare POST sends).
     let req: BuildRequest = crate::body::optional_json(&body, "build request")?;
     let reheat = reheat(&st)?;
+    if let Some(at) = &req.built_at {
+        tracing::info!(%library, built_at = %at, "new build");
+    }
     let run = reheat
         .start(
             &library,
             StartOptions {
-                build: req.build,
+                build: req.build.or(req.commit_hash),
                 group: req.group,
             },
         )
@@ -159,41 +167,4 @@ pub(crate) async fn show_run(
         .parse::<i64>()
         .map_err(|_| ApiError::invalid(format!("invalid run id {raw:?}: expected an integer")))?;
     Ok(Json(reheat(&st)?.status(RunId(id)).await?.into()))
-}
-
-/// `GET /v1/cache/{library}/{key}`: a render entry (rendered at once on a miss where the
-/// library has `render_through`).
-#[utoipa::path(get, path = "/v1/cache/{library}/{key}", tag = "cache",
-    params(
-        ("library" = String, Path, description = "The library's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$"),
-        ("key" = String, Path, description = "The entry's key (may contain `/`)")),
-    responses(
-        (status = 200, description = "The entry's bytes, with its content type",
-            headers(
-                ("x-kiln-generation" = u64, description = "The generation that wrote it"),
-                ("x-kiln-group" = String, description = "Its producer group"),
-                ("x-kiln-written-at" = i64, description = "When, in Unix milliseconds"))),
-        (status = 404, description = "No such entry", body = crate::error::Body),
-        (status = 503, description = "The render failed or a backend is down: retry later", body = crate::error::Body)))]
-pub(crate) async fn read_entry(
-    State(st): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Response, ApiError> {
-    let (library, key) = segment(path)?;
-    let entry = reheat(&st)?.read(&library, &key).await?.ok_or_else(|| {
-        ApiError(Error::not_found(format!(
-            "entry {key:?} of library {library}"
-        )))
-    })?;
-    let mut resp = entry.bytes.into_response();
-    let headers = resp.headers_mut();
-    if let Ok(ct) = HeaderValue::from_str(&entry.content_type) {
-        headers.insert(header::CONTENT_TYPE, ct);
-    }
-    headers.insert("x-kiln-generation", HeaderValue::from(entry.generation));
-    if let Ok(g) = HeaderValue::from_str(&entry.group) {
-        headers.insert("x-kiln-group", g);
-    }
-    headers.insert("x-kiln-written-at", HeaderValue::from(entry.written_at.0));
-    Ok(resp)
 }

@@ -145,6 +145,8 @@ async fn work(
                 group: "page-1".into(),
                 written_at: now,
                 expires_at: None,
+                meta: Default::default(),
+                stale: false,
             })
             .collect();
         cache.put(lib, entries).await?;

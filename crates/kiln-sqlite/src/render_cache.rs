@@ -11,7 +11,10 @@ use std::sync::OnceLock;
 use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::LibraryName;
-use kiln_core::render_cache::{CacheEntry, PruneScope, PutOutcome, RenderCache};
+use kiln_core::render_cache::{
+    CacheEntry, KeyInfo, KeyPage, ListQuery, PruneScope, PutOutcome, RenderCache, StaleScope,
+    decode_meta, encode_meta, prefix_end,
+};
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use kiln_core::{Error, Result};
 use sqlx::Row;
@@ -20,11 +23,18 @@ use sqlx::migrate::Migrator;
 use crate::db::{self, Db, err};
 
 fn migrator() -> Migrator {
-    db::migrator(&[(
-        1,
-        "render cache",
-        include_str!("../migrations/render_cache/0001_render_cache.sql"),
-    )])
+    db::migrator(&[
+        (
+            1,
+            "render cache",
+            include_str!("../migrations/render_cache/0001_render_cache.sql"),
+        ),
+        (
+            2,
+            "metadata and stale marks",
+            include_str!("../migrations/render_cache/0002_meta_stale.sql"),
+        ),
+    ])
 }
 
 /// The render cache in one SQLite file (WAL, one writer connection and a read pool).
@@ -122,7 +132,9 @@ impl SqliteRenderCache {
                     .bind(e.generation as i64)
                     .bind(&e.group)
                     .bind(e.written_at.0)
-                    .bind(e.expires_at.map(|t| t.0));
+                    .bind(e.expires_at.map(|t| t.0))
+                    .bind(encode_meta(&e.meta))
+                    .bind(e.stale);
             }
             q.execute(&mut *tx).await.map_err(err)?;
         }
@@ -145,7 +157,7 @@ impl fmt::Display for SqliteRenderCache {
     }
 }
 
-/// Entries per statement: 8 parameters each, well under SQLite's 32,766.
+/// Entries per statement: 10 parameters each, well under SQLite's 32,766.
 const PUT_CHUNK: usize = 500;
 
 static STALE_SQL: OnceLock<String> = OnceLock::new();
@@ -180,14 +192,16 @@ fn stale_sql(rows: usize) -> String {
 fn upsert_sql(rows: usize) -> String {
     format!(
         "INSERT INTO entries
-             (library, key, bytes, content_type, generation, grp, written_at, expires_at)
+             (library, key, bytes, content_type, generation, grp, written_at, expires_at,
+              meta, stale)
          VALUES {}
          ON CONFLICT (library, key) DO UPDATE SET
              bytes = excluded.bytes, content_type = excluded.content_type,
              generation = excluded.generation, grp = excluded.grp,
-             written_at = excluded.written_at, expires_at = excluded.expires_at
+             written_at = excluded.written_at, expires_at = excluded.expires_at,
+             meta = excluded.meta, stale = excluded.stale
          WHERE excluded.generation >= entries.generation",
-        values(rows, 8)
+        values(rows, 10)
     )
 }
 
@@ -202,8 +216,8 @@ const SCOPE: &str = "library = ?1 AND (?2 IS NULL OR grp = ?2) AND generation < 
 impl RenderCache for SqliteRenderCache {
     async fn get(&self, library: &LibraryName, key: &str) -> Result<Option<CacheEntry>> {
         let row = sqlx::query(
-            "SELECT bytes, content_type, generation, grp, written_at, expires_at FROM entries
-             WHERE library = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)",
+            "SELECT bytes, content_type, generation, grp, written_at, expires_at, meta, stale
+             FROM entries WHERE library = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)",
         )
         .bind(library.as_str())
         .bind(key)
@@ -222,6 +236,9 @@ impl RenderCache for SqliteRenderCache {
             group: r.try_get(3).map_err(err)?,
             written_at: Timestamp(r.try_get(4).map_err(err)?),
             expires_at: r.try_get::<Option<i64>, _>(5).map_err(err)?.map(Timestamp),
+            meta: decode_meta(r.try_get::<Option<&str>, _>(6).map_err(err)?)
+                .map_err(|e| kiln_core::Error::from(db::Error::Corrupt(e)))?,
+            stale: r.try_get(7).map_err(err)?,
         }))
     }
 
@@ -322,19 +339,117 @@ impl RenderCache for SqliteRenderCache {
         Ok(())
     }
 
-    async fn keys(&self, library: &LibraryName) -> Result<Vec<(String, u64, String)>> {
+    async fn delete(&self, library: &LibraryName, key: &str) -> Result<bool> {
+        let live: Option<bool> = sqlx::query_scalar(
+            "DELETE FROM entries WHERE library = ? AND key = ?
+             RETURNING expires_at IS NULL OR expires_at > ?",
+        )
+        .bind(library.as_str())
+        .bind(key)
+        .bind(self.clock.now().0)
+        .fetch_optional(&self.db.writer)
+        .await
+        .map_err(err)?;
+        Ok(live == Some(true))
+    }
+
+    async fn mark_stale(&self, library: &LibraryName, scope: &StaleScope) -> Result<u64> {
+        let now = self.clock.now().0;
+        let live = "library = ?1 AND (expires_at IS NULL OR expires_at > ?2)";
+        let done = match scope {
+            StaleScope::Keys(keys) => {
+                let mut tx = self.db.begin().await?;
+                let mut n = 0;
+                for key in keys {
+                    n += sqlx::query(&format!(
+                        "UPDATE entries SET stale = 1 WHERE {live} AND key = ?3"
+                    ))
+                    .bind(library.as_str())
+                    .bind(now)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?
+                    .rows_affected();
+                }
+                tx.commit().await.map_err(err)?;
+                return Ok(n);
+            }
+            StaleScope::Group(g) => {
+                sqlx::query(&format!(
+                    "UPDATE entries SET stale = 1 WHERE {live} AND grp = ?3"
+                ))
+                .bind(library.as_str())
+                .bind(now)
+                .bind(g)
+                .execute(&self.db.writer)
+                .await
+            }
+            StaleScope::Library => {
+                sqlx::query(&format!("UPDATE entries SET stale = 1 WHERE {live}"))
+                    .bind(library.as_str())
+                    .bind(now)
+                    .execute(&self.db.writer)
+                    .await
+            }
+        };
+        Ok(done.map_err(err)?.rows_affected())
+    }
+
+    async fn list(&self, library: &LibraryName, q: &ListQuery) -> Result<KeyPage> {
+        let end = q.prefix.as_deref().and_then(prefix_end);
+        let limit = i64::try_from(q.limit.saturating_add(1)).unwrap_or(i64::MAX);
         let rows = sqlx::query(
-            "SELECT key, generation, grp FROM entries
-             WHERE library = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key",
+            "SELECT key, generation, grp, length(bytes), written_at, expires_at, stale
+             FROM entries
+             WHERE library = ?1 AND (expires_at IS NULL OR expires_at > ?2)
+               AND (?3 IS NULL OR key > ?3)
+               AND (?4 IS NULL OR key >= ?4) AND (?5 IS NULL OR key < ?5)
+               AND (?6 IS NULL OR grp = ?6)
+             ORDER BY key LIMIT ?7",
+        )
+        .bind(library.as_str())
+        .bind(self.clock.now().0)
+        .bind(&q.after)
+        .bind(&q.prefix)
+        .bind(&end)
+        .bind(&q.group)
+        .bind(limit)
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(err)?;
+        let mut items = rows
+            .iter()
+            .map(|r| {
+                Ok(KeyInfo {
+                    key: r.try_get(0)?,
+                    generation: r.try_get::<i64, _>(1)? as u64,
+                    group: r.try_get(2)?,
+                    size: r.try_get::<i64, _>(3)? as u64,
+                    written_at: Timestamp(r.try_get(4)?),
+                    expires_at: r.try_get::<Option<i64>, _>(5)?.map(Timestamp),
+                    stale: r.try_get(6)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(err)?;
+        let more = items.len() > q.limit;
+        items.truncate(q.limit);
+        let next = more.then(|| items.last().map(|i| i.key.clone())).flatten();
+        Ok(KeyPage { items, next })
+    }
+
+    async fn group_counts(&self, library: &LibraryName) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT grp, count(*) FROM entries
+             WHERE library = ? AND (expires_at IS NULL OR expires_at > ?)
+             GROUP BY grp ORDER BY grp",
         )
         .bind(library.as_str())
         .bind(self.clock.now().0)
         .fetch_all(&self.db.reader)
         .await
         .map_err(err)?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? as u64, r.try_get(2)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(err)
+        Ok(rows.into_iter().map(|(g, n)| (g, n as u64)).collect())
     }
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kiln_core::ids::LibraryName;
-use kiln_core::render_cache::{CacheEntry, PruneScope, PutOutcome, RenderCache};
+use kiln_core::render_cache::{
+    CacheEntry, KeyInfo, ListQuery, PruneScope, PutOutcome, RenderCache, StaleScope,
+};
 use kiln_core::time::{Clock, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -54,6 +56,8 @@ pub fn entry(key: &str, bytes: &[u8], generation: u64, group: &str) -> CacheEntr
         group: group.into(),
         written_at: Timestamp::now(),
         expires_at: None,
+        meta: Default::default(),
+        stale: false,
     }
 }
 
@@ -566,6 +570,264 @@ pub async fn model_based_random_operations(c: &dyn RenderCache, clock: &ManualCl
     }
 }
 
+/// Contract (round trip): metadata and the stale mark come back as put, and a rewrite
+/// replaces both.
+pub async fn metadata_and_stale_round_trip(c: &dyn RenderCache) {
+    let mut e = entry("m", b"<p>m</p>", 1, "g");
+    e.meta.insert("assets".into(), r#"["a.css","b.js"]"#.into());
+    e.meta
+        .insert("x-note".into(), "caf\u{e9} \"quoted\"".into());
+    e.stale = true;
+    c.put(&lib(), vec![e.clone()]).await.unwrap();
+    assert_eq!(c.get(&lib(), "m").await.unwrap(), Some(e));
+    let plain = entry("m", b"<p>m2</p>", 1, "g");
+    c.put(&lib(), vec![plain.clone()]).await.unwrap();
+    let got = c.get(&lib(), "m").await.unwrap().unwrap();
+    assert!(
+        got.meta.is_empty(),
+        "a rewrite without metadata clears it: {:?}",
+        got.meta
+    );
+    assert!(!got.stale, "a rewrite clears the stale mark");
+    assert_eq!(got, plain);
+}
+
+/// Contract (delete): one key goes, with its listing; others stay; a second delete and a
+/// delete of a missing key say so.
+pub async fn delete_removes_exactly_one(c: &dyn RenderCache) {
+    c.put(
+        &lib(),
+        vec![
+            entry("a", b"1", 1, "x"),
+            entry("b", b"2", 1, "x"),
+            entry("c", b"3", 1, "y"),
+        ],
+    )
+    .await
+    .unwrap();
+    c.put(&library("other"), vec![entry("a", b"o", 1, "x")])
+        .await
+        .unwrap();
+    assert!(c.delete(&lib(), "a").await.unwrap());
+    assert!(!c.delete(&lib(), "a").await.unwrap());
+    assert!(!c.delete(&lib(), "never").await.unwrap());
+    assert_eq!(c.get(&lib(), "a").await.unwrap(), None);
+    assert_eq!(listed(c).await, ["b", "c"]);
+    assert_eq!(generation_of(c, "b").await, Some(1));
+    assert!(c.get(&library("other"), "a").await.unwrap().is_some());
+    assert!(c.delete(&lib(), "c").await.unwrap());
+    assert_eq!(
+        c.group_counts(&lib()).await.unwrap(),
+        [("x".to_string(), 1)],
+        "a group whose last entry is deleted is not counted"
+    );
+    // A deleted key can be written again, at any generation above the floor.
+    c.put(&lib(), vec![entry("a", b"again", 1, "x")])
+        .await
+        .unwrap();
+    assert_eq!(generation_of(c, "a").await, Some(1));
+}
+
+/// Contract (stale marks): each scope marks exactly its live entries and counts them; a
+/// marked entry reads as before with `stale` set; a put clears the mark.
+pub async fn mark_stale_touches_exactly_the_scope(c: &dyn RenderCache, clock: &ManualClock) {
+    let put = |k: &'static str, g: &'static str| entry(k, k.as_bytes(), 1, g);
+    c.put(
+        &lib(),
+        vec![
+            put("a", "x"),
+            put("b", "x"),
+            put("c", "y"),
+            put("d", "y"),
+            put("e", "z"),
+        ],
+    )
+    .await
+    .unwrap();
+    let mut expiring = put("f", "x");
+    expiring.expires_at = Some(clock.now().plus(Duration::from_secs(1)));
+    c.put(&lib(), vec![expiring]).await.unwrap();
+    c.put(&library("other"), vec![put("a", "x")]).await.unwrap();
+    clock.advance(Duration::from_secs(2));
+    let marked = |keys: Vec<&str>| keys.into_iter().map(String::from).collect::<Vec<_>>();
+    async fn stale(c: &dyn RenderCache) -> Vec<String> {
+        let mut out = Vec::new();
+        for (k, _, _) in c.keys(&lib()).await.unwrap() {
+            if c.get(&lib(), &k).await.unwrap().unwrap().stale {
+                out.push(k);
+            }
+        }
+        out
+    }
+    let n = c
+        .mark_stale(&lib(), &StaleScope::Keys(marked(vec!["a", "nope", "f"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        n, 1,
+        "only the live key is marked (f expired, nope is missing)"
+    );
+    assert_eq!(stale(c).await, ["a"]);
+    let got = c.get(&lib(), "a").await.unwrap().unwrap();
+    assert_eq!(&got.bytes[..], b"a", "a stale entry still reads");
+    assert_eq!(
+        c.mark_stale(&lib(), &StaleScope::Group("y".into()))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(stale(c).await, ["a", "c", "d"]);
+    assert!(!c.get(&library("other"), "a").await.unwrap().unwrap().stale);
+    c.put(&lib(), vec![entry("c", b"c2", 2, "y")])
+        .await
+        .unwrap();
+    assert_eq!(stale(c).await, ["a", "d"], "a rewrite clears the mark");
+    assert_eq!(c.mark_stale(&lib(), &StaleScope::Library).await.unwrap(), 5);
+    assert_eq!(stale(c).await, ["a", "b", "c", "d", "e"]);
+    assert!(!c.get(&library("other"), "a").await.unwrap().unwrap().stale);
+    let page = c.list(&lib(), &query(None, None, None, 10)).await.unwrap();
+    assert!(page.items.iter().all(|i| i.stale), "listings show the mark");
+}
+
+fn query(
+    group: Option<&str>,
+    prefix: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> ListQuery {
+    ListQuery {
+        group: group.map(String::from),
+        prefix: prefix.map(String::from),
+        after: after.map(String::from),
+        limit,
+    }
+}
+
+/// Follows a listing to its end; the keys of each page.
+async fn pages(c: &dyn RenderCache, mut q: ListQuery) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    loop {
+        let page = c.list(&lib(), &q).await.unwrap();
+        assert!(
+            page.items.len() <= q.limit,
+            "a page holds at most `limit` items"
+        );
+        out.push(page.items.iter().map(|i| i.key.clone()).collect());
+        match page.next {
+            Some(n) => {
+                assert!(
+                    q.after.as_ref().is_none_or(|a| &n > a),
+                    "the cursor advances"
+                );
+                q.after = Some(n);
+            }
+            None => return out,
+        }
+    }
+}
+
+/// Contract (listing): pages in key order, each live key once, by group and by prefix,
+/// with sizes and marks; counts per group.
+pub async fn listing_pages_by_group_and_prefix(
+    c: &dyn RenderCache,
+    clock: &ManualClock,
+    caps: Caps,
+) {
+    let mut all = Vec::new();
+    for i in 0..25 {
+        let key = format!("{}/{i:02}", if i % 2 == 0 { "even" } else { "odd" });
+        let group = if i % 3 == 0 { "three" } else { "other" };
+        all.push(entry(&key, &vec![b'x'; i], 1 + i as u64 % 2, group));
+    }
+    let mut expiring = entry("even/99", b"", 1, "three");
+    expiring.expires_at = Some(clock.now().plus(Duration::from_secs(1)));
+    all.push(expiring);
+    all.push(entry("evenx", b"", 1, "other"));
+    all.push(entry("caf\u{e9}/\u{1f600}", b"", 1, "other"));
+    c.put(&lib(), all).await.unwrap();
+    c.put(&library("other"), vec![entry("even/00", b"", 1, "three")])
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(2));
+
+    let flat = |p: Vec<Vec<String>>| p.into_iter().flatten().collect::<Vec<_>>();
+    let mut want: Vec<String> = (0..25)
+        .map(|i| format!("{}/{i:02}", if i % 2 == 0 { "even" } else { "odd" }))
+        .chain(["evenx".to_string(), "caf\u{e9}/\u{1f600}".to_string()])
+        .collect();
+    want.sort();
+    let by7 = pages(c, query(None, None, None, 7)).await;
+    assert_eq!(flat(by7.clone()), want, "every live key once, in key order");
+    assert!(by7.len() >= 4, "27 keys in pages of 7: {by7:?}");
+
+    let even: Vec<String> = want
+        .iter()
+        .filter(|k| k.starts_with("even/"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        flat(pages(c, query(None, Some("even/"), None, 4)).await),
+        even
+    );
+    let three: Vec<String> = (0..25)
+        .filter(|i| i % 3 == 0)
+        .map(|i| format!("{}/{i:02}", if i % 2 == 0 { "even" } else { "odd" }))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        flat(pages(c, query(Some("three"), None, None, 2)).await),
+        three
+    );
+    let both: Vec<String> = three
+        .iter()
+        .filter(|k| k.starts_with("odd/"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        flat(pages(c, query(Some("three"), Some("odd/"), None, 100)).await),
+        both
+    );
+    assert_eq!(
+        flat(pages(c, query(None, Some("none/"), None, 5)).await),
+        Vec::<String>::new()
+    );
+    // A cursor below the prefix starts at the prefix; one inside it continues from there.
+    assert_eq!(
+        flat(pages(c, query(None, Some("odd/"), Some("even/04"), 100)).await).len(),
+        12
+    );
+    assert_eq!(
+        flat(pages(c, query(None, Some("odd/"), Some("odd/11"), 100)).await)
+            .first()
+            .map(String::as_str),
+        Some("odd/13")
+    );
+
+    let one = c
+        .list(&lib(), &query(None, Some("even/04"), None, 1))
+        .await
+        .unwrap();
+    let info: &KeyInfo = &one.items[0];
+    assert_eq!(
+        (info.size, info.generation, info.group.as_str()),
+        (4, 1, "other")
+    );
+    assert!(!info.stale && info.expires_at.is_none());
+
+    // Native expiry may count the entry that expired by the cache's clock alone.
+    let three = if caps.native_expiry {
+        [9, 10].as_slice()
+    } else {
+        &[9]
+    };
+    let counts = c.group_counts(&lib()).await.unwrap();
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert_eq!(counts[0], ("other".to_string(), 18));
+    assert_eq!(counts[1].0, "three");
+    assert!(three.contains(&counts[1].1), "{counts:?}");
+}
+
 /// Stamps out one `#[tokio::test]` per render-cache check. Invoked as
 /// `render_cache_tests!(clock => setup(clock))` or `render_cache_tests!(clock =>
 /// setup(clock), caps)`: each test makes a [`ManualClock`](crate::clock::ManualClock) and
@@ -588,6 +850,8 @@ macro_rules! render_cache_tests {
             batch_outcomes_are_per_entry,
             sweep_deletes_exactly_the_scope,
             keys_are_sorted_and_live,
+            metadata_and_stale_round_trip,
+            delete_removes_exactly_one,
             concurrent_puts_leave_the_newest,
             large_batch_is_written,
         );
@@ -597,10 +861,12 @@ macro_rules! render_cache_tests {
             mark_expiring_touches_exactly_the_scope,
             readers_never_miss_during_rewrites,
             model_based_random_operations,
+            mark_stale_touches_exactly_the_scope,
         );
         $crate::render_cache_tests!(@caps $clock => $setup, $caps;
             marked_entries_expire_at_their_time,
             purge_expired_deletes_only_expired,
+            listing_pages_by_group_and_prefix,
         );
     };
     (@plain $clock:ident => $setup:expr; $($check:ident),* $(,)?) => {

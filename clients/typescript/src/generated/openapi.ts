@@ -55,6 +55,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/cache/{library}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/cache/{library}`: the library's live entries, a page at a time. */
+        get: operations["list_entries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/cache/{library}/{key}": {
         parameters: {
             query?: never;
@@ -67,8 +84,30 @@ export interface paths {
          *     library has `render_through`).
          */
         get: operations["read_entry"];
-        put?: never;
+        /** `PUT /v1/cache/{library}/{key}`: writes an entry at the library's live generation. */
+        put: operations["put_entry"];
         post?: never;
+        /** `DELETE /v1/cache/{library}/{key}`: removes one entry. */
+        delete: operations["delete_entry"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cache/{library}/{key}/render": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `POST /v1/cache/{library}/{key}/render`: renders the key with the props now (one render
+         *     per key and props in the process), stores it and returns it.
+         */
+        post: operations["render_entry"];
         delete?: never;
         options?: never;
         head?: never;
@@ -184,6 +223,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/libraries/{library}/invalidate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `POST /v1/libraries/{library}/invalidate`: marks entries stale (reads keep getting them,
+         *     with `x-kiln-stale: true`) and re-renders them.
+         */
+        post: operations["invalidate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/openapi.json": {
         parameters: {
             query?: never;
@@ -224,11 +283,17 @@ export interface components {
     schemas: {
         /**
          * @description The body of `POST /v1/libraries/{library}/builds`; every field optional, and an empty
-         *     body is a build with the defaults.
+         *     body is a build with the defaults. The seed's new-build message body (`builtAt`,
+         *     `commitHash`, and whatever else a pipeline sends) is accepted as it is: the commit hash
+         *     is the build's label unless `build` is given, and fields kiln does not know are ignored.
          */
         BuildRequest: {
             /** @description The build's label (a commit hash, a course version). */
             build?: string | null;
+            /** @description When the build was made (the seed's message body); recorded in the log only. */
+            builtAt?: unknown;
+            /** @description The commit of the build (the seed's message body): the label when `build` is absent. */
+            commitHash?: string | null;
             /** @description Rewrite one producer group only. */
             group?: string | null;
         };
@@ -304,6 +369,35 @@ export interface components {
             /** @description The version every path belongs to (one version per call). */
             version: string;
         };
+        /** @description An entry without its bytes, as listings and writes answer. */
+        EntryView: {
+            /**
+             * Format: int64
+             * @description Unix milliseconds, when it is marked to expire.
+             */
+            expires_at?: number | null;
+            /**
+             * Format: int64
+             * @description The generation that wrote it.
+             */
+            generation: number;
+            /** @description Its producer group. */
+            group: string;
+            /** @description The key. */
+            key: string;
+            /**
+             * Format: int64
+             * @description The length of its bytes.
+             */
+            size: number;
+            /** @description Marked stale: served while a re-render replaces it. */
+            stale: boolean;
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            written_at: number;
+        };
         /**
          * @description Every error's body: the error's kind (`not_found`, `invalid_input`, `unavailable`, ...)
          *     and a message for a person.
@@ -313,6 +407,50 @@ export interface components {
             error: string;
             /** @description What went wrong, naming the culprit. */
             message: string;
+        };
+        /** @description A producer group and its live entries. */
+        GroupCount: {
+            /**
+             * Format: int64
+             * @description Its live entries.
+             */
+            count: number;
+            /** @description The group. */
+            group: string;
+        };
+        /** @description `{"all": true}`. */
+        InvalidateAll: {
+            /** @description `true`. */
+            all: components["schemas"]["True"];
+        };
+        /** @description `{"group": "..."}`. */
+        InvalidateGroup: {
+            /** @description The producer group. */
+            group: string;
+        };
+        /** @description `{"keys": [...]}`. */
+        InvalidateKeys: {
+            /** @description The keys. */
+            keys: string[];
+        };
+        /**
+         * @description The body of `POST /v1/libraries/{library}/invalidate`: some keys, one producer group,
+         *     or the whole library.
+         */
+        InvalidateRequest: components["schemas"]["InvalidateKeys"] | components["schemas"]["InvalidateGroup"] | components["schemas"]["InvalidateAll"];
+        /** @description What an invalidation did. */
+        InvalidateView: {
+            /**
+             * Format: int64
+             * @description Live entries marked stale.
+             */
+            marked: number;
+            /**
+             * Format: int64
+             * @description Keys queued for a re-render at live priority.
+             */
+            queued: number;
+            run?: null | components["schemas"]["RunView"];
         };
         /** @description A lease: what an ensure named stays on disk until `expires_at`. */
         LeaseView: {
@@ -328,6 +466,18 @@ export interface components {
              * @description Its duration from the last ensure or renew, in milliseconds.
              */
             ttl_ms: number;
+        };
+        /** @description A page of a listing. */
+        ListView: {
+            /** @description Live entries per group, on the first page only (no `cursor`). */
+            groups?: components["schemas"]["GroupCount"][] | null;
+            /** @description The entries, sorted by key. */
+            items: components["schemas"]["EntryView"][];
+            /**
+             * @description The cursor of the next page; `null` at the end (a page may be short and still
+             *     have a next one).
+             */
+            next?: string | null;
         };
         /** @description The body of a renew; an empty body renews for the default duration. */
         RenewRequest: {
@@ -401,6 +551,8 @@ export interface components {
             /** @description `running`, `complete`, `failed` or `superseded`. */
             state: string;
         };
+        /** @enum {boolean} */
+        True: true;
     };
     responses: {
         /** @description The token lacks the route's scope */
@@ -519,36 +671,48 @@ export interface operations {
             };
         };
     };
-    read_entry: {
+    list_entries: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only this producer group. */
+                group?: string;
+                /** @description Only keys that start with this. */
+                prefix?: string;
+                /** @description The `next` of the previous page. */
+                cursor?: string;
+                /** @description Items per page, 1 to 1000 (default 100). */
+                limit?: number;
+            };
             header?: never;
             path: {
                 /** @description The library's name */
                 library: string;
-                /** @description The entry's key (may contain `/`) */
-                key: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description The entry's bytes, with its content type */
+            /** @description A page */
             200: {
                 headers: {
-                    /** @description The generation that wrote it */
-                    "x-kiln-generation"?: number;
-                    /** @description Its producer group */
-                    "x-kiln-group"?: string;
-                    /** @description When, in Unix milliseconds */
-                    "x-kiln-written-at"?: number;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ListView"];
+                };
+            };
+            /** @description A bad query */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            /** @description No such entry */
+            /** @description No such library */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -557,8 +721,54 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description The render failed or a backend is down: retry later */
-            503: {
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    read_entry: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETags the client holds: a match is a 304 */
+                "if-none-match"?: string | null;
+            };
+            path: {
+                /** @description The library's name */
+                library: string;
+                /** @description The entry's key: 1 to 512 characters, none a control character; may contain `/` */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The entry's bytes, with its content type. A miss of a `render_through` library renders the key first; for an HTTP listing source the renderer is sent `{"key": KEY}` as props */
+            200: {
+                headers: {
+                    /** @description `max-age` until the entry's expiry, else `no-cache` */
+                    "cache-control"?: string;
+                    /** @description Strong: BLAKE3 of the content type and bytes */
+                    etag?: string;
+                    /** @description The generation that wrote it */
+                    "x-kiln-generation"?: number;
+                    /** @description Its producer group */
+                    "x-kiln-group"?: string;
+                    /** @description `true` when marked stale: a re-render is on its way */
+                    "x-kiln-stale"?: string;
+                    /** @description When, in Unix milliseconds */
+                    "x-kiln-written-at"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The entry still has the ETag of `If-None-Match` */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad key */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -566,6 +776,209 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such entry, or no such library */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The renderer refused the key (a 4xx; its message is passed on, and remembered for the library's `failure_ttl`) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    put_entry: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The producer group (default: none) */
+                "x-kiln-group"?: string | null;
+                /** @description Expire the entry this many seconds after the write (1 to 315360000) */
+                "x-kiln-ttl"?: number | null;
+            };
+            path: {
+                /** @description The library's name */
+                library: string;
+                /** @description The entry's key: 1 to 512 characters, none a control character; may contain `/` */
+                key: string;
+            };
+            cookie?: never;
+        };
+        /** @description The entry's bytes; its `Content-Type` is stored (default `application/octet-stream`), and every `x-kiln-meta-<name>` header is stored as metadata and returned on reads */
+        requestBody: {
+            content: {
+                "*/*": number[];
+            };
+        };
+        responses: {
+            /** @description Stored */
+            200: {
+                headers: {
+                    /** @description The stored entry's ETag */
+                    etag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EntryView"];
+                };
+            };
+            /** @description A bad key or header */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such library */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A newer generation of the key is stored */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the library's `max_render_bytes` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    delete_entry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The library's name */
+                library: string;
+                /** @description The entry's key: 1 to 512 characters, none a control character; may contain `/` */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad key */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such entry, or no such library */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    render_entry: {
+        parameters: {
+            query?: {
+                /** @description The producer group of the entry (default: none). */
+                group?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The library's name */
+                library: string;
+                /** @description The entry's key: 1 to 512 characters, none a control character; may contain `/` */
+                key: string;
+            };
+            cookie?: never;
+        };
+        /** @description The props the renderer is sent (empty is `null`) */
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never> | null;
+            };
+        };
+        responses: {
+            /** @description The rendered entry, as `GET` answers it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad key or body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such library */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description The renderer refused (a 4xx; its message is passed on) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
         };
     };
     show: {
@@ -896,6 +1309,55 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             /** @description No such library (or no reheat configured) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    invalidate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The library's name */
+                library: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InvalidateRequest"];
+            };
+        };
+        responses: {
+            /** @description Marked; the re-renders are queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidateView"];
+                };
+            };
+            /** @description A bad body (not exactly one of keys, group, all) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such library */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -48,11 +48,15 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             exit_when_idle,
         } => reheat::worker(&env, concurrency, exit_when_idle).await,
         Command::Reheat {
+            library, key, work, ..
+        } if !key.is_empty() => reheat::reheat_keys(&env, &library, key, work, json).await,
+        Command::Reheat {
             library,
             build,
             group,
             wait,
             work,
+            ..
         } => reheat::reheat(&env, &library, build, group, wait, work, json).await,
         Command::Runs { library, limit } => {
             reheat::runs(&env, library.as_deref(), limit, json).await

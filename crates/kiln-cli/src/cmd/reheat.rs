@@ -84,6 +84,54 @@ pub(crate) async fn after_sync(
 }
 
 /// `kiln reheat LIBRARY [--build ID] [--group G] [--wait] [--work]`.
+/// `kiln reheat LIBRARY --key K...`: a targeted reheat of some keys (soft invalidation:
+/// marked stale, still served, re-rendered at live priority); with `--work`, this process
+/// renders them before it exits.
+pub(crate) async fn reheat_keys(
+    env: &Env,
+    library: &str,
+    keys: Vec<String>,
+    work: bool,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let reheat = service(env).await?;
+    let done = reheat
+        .invalidate(
+            library,
+            kiln_core::render_cache::StaleScope::Keys(keys.clone()),
+        )
+        .await?;
+    let mut rendered = 0;
+    if work {
+        let worker = Worker::new(reheat.clone(), worker_options(env, None));
+        while worker.work().await? == kiln_reheat::WorkerState::Busy {
+            rendered += 1;
+        }
+    }
+    emit(
+        as_json,
+        json!({
+            "library": library,
+            "keys": keys,
+            "marked": done.marked,
+            "queued": done.queued,
+            "worked": work,
+        }),
+        || {
+            let tail = if work {
+                format!("; rendered in {rendered} batch(es)")
+            } else {
+                "; a worker renders them".to_string()
+            };
+            format!(
+                "library {library}: {} key(s) marked stale, {} queued at live priority{tail}",
+                done.marked, done.queued
+            )
+        },
+    );
+    Ok(())
+}
+
 pub(crate) async fn reheat(
     env: &Env,
     library: &str,

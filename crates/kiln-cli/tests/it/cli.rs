@@ -217,6 +217,32 @@ page_size = 2
             .args(["reheat", "nope"]),
     );
     assert!(err.contains("nope"), "{err}");
+
+    // A targeted reheat of one question: marked stale, re-rendered by this process, and
+    // no run started; a key the library does not render is marked but not queued.
+    let targeted = json(&ok(kiln(&data)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--json", "reheat", "cards", "--key", "algebra/linear"])
+        .args(["--key", "not/a/question", "--work"])));
+    assert_eq!(targeted["marked"], 1, "{targeted}");
+    assert_eq!(targeted["queued"], 1, "{targeted}");
+    let after = json(&ok(kiln(&data)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--json", "runs", "cards"])));
+    assert_eq!(
+        after["runs"].as_array().unwrap().len(),
+        runs["runs"].as_array().unwrap().len(),
+        "a key reheat starts no run"
+    );
+    let err = fails(
+        kiln(&data)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["reheat", "cards", "--key", "a", "--group", "g"]),
+    );
+    assert!(err.contains("--group") || err.contains("--key"), "{err}");
 }
 
 #[test]

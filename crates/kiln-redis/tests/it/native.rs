@@ -19,6 +19,8 @@ fn entry(key: &str, generation: u64, group: &str) -> CacheEntry {
         group: group.into(),
         written_at: Timestamp::now(),
         expires_at: None,
+        meta: Default::default(),
+        stale: false,
     }
 }
 

@@ -35,6 +35,51 @@ async fn an_unknown_library_is_not_found_and_named() {
 }
 
 #[tokio::test]
+async fn a_listing_with_fields_the_format_does_not_name_is_read_and_they_are_ignored() {
+    let site = Site::start(items(1, "g")).await;
+    site.with(|s| {
+        s.bad_listing = Some(
+            r#"{"items":[{"key":"a","group":"g","props":{},"title":"A","updated":1}],
+                "next":null,"total":1,"schema":2}"#
+                .into(),
+        )
+    });
+    let h = Harness::new(Backends::mem(), &[http_lib("guides", &site)]);
+    let run = h
+        .reheat
+        .start("guides", StartOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(h.wait(run.id).await.run.state, RunState::Complete);
+    let keys = h
+        .reheat
+        .cache()
+        .keys(&kiln_core::ids::LibraryName::new("guides").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(keys, [("a".to_string(), run.generation, "g".to_string())]);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_listing_whose_pages_start_at_one_is_asked_for_page_one_first() {
+    let site = Site::start(items(25, "g")).await;
+    let mut cfg = http_lib("guides", &site);
+    cfg.first_page = 1;
+    let h = Harness::new(Backends::mem(), &[cfg]);
+    let run = h
+        .reheat
+        .start("guides", StartOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(h.wait(run.id).await.run.state, RunState::Complete);
+    // The test site numbers from 0, so page 1 (size 10) is items 10-19 and page 2 the rest.
+    let pages: Vec<u64> = site.with(|s| s.pages.iter().map(|p| p.0).collect());
+    assert_eq!(pages, [1, 2]);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn a_listing_that_is_not_the_documented_json_fails_the_run_naming_library_and_url() {
     let site = Site::start(items(5, "g")).await;
     site.with(|s| s.bad_listing = Some(r#"{"entries": []}"#.into()));
@@ -206,6 +251,8 @@ fn an_invalid_config_names_the_key() {
         ("timeout = \"0s\"", "timeout"),
         ("max_attempts = 0", "max_attempts"),
         ("colour = \"red\"", "colour"),
+        ("first_page = 2", "first_page"),
+        ("failure_ttl = \"later\"", "failure_ttl"),
     ];
     for (line, want) in cases {
         let err = parse_libraries(&format!("{base}{line}\n")).unwrap_err();

@@ -67,10 +67,7 @@ impl Handler for Keys {
     }
 
     async fn render(&self, key: &str, _: &Value) -> Result<Rendered, RenderError> {
-        Ok(Rendered {
-            bytes: Bytes::from(key.to_string()),
-            content_type: "text/plain".into(),
-        })
+        Ok(Rendered::new(Bytes::from(key.to_string()), "text/plain"))
     }
 }
 
@@ -190,5 +187,52 @@ async fn the_injected_clock_stamps_build_labels_entries_and_expiry_marks() {
     let fresh = h.reheat.read("guides", "fresh").await.unwrap().unwrap();
     assert_eq!(fresh.written_at, clock.now());
     assert_eq!(fresh.generation, run2.generation);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ttl_shorter_than_the_last_run_is_refused_with_the_numbers() {
+    let clock = ManualClock::new();
+    let settings = LibrarySettings {
+        prune: Prune::Ttl(Duration::from_secs(5)),
+        ..LibrarySettings::default()
+    };
+    let mut libs = Libraries::new();
+    libs.insert(Library::new(guides(), Keys::new(3), settings))
+        .unwrap();
+    let h = Harness::with_clock(
+        Backends::mem_on(clock.shared()),
+        libs,
+        test_worker_options(),
+        clock.shared(),
+    );
+    // The first run has no history to compare with; it takes 28 s by the clock.
+    let run1 = h
+        .reheat
+        .start("guides", StartOptions::default())
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(28));
+    assert_eq!(
+        h.reheat.wait(run1.id, |_| {}).await.unwrap().run.state,
+        RunState::Complete
+    );
+    let err = h
+        .reheat
+        .start("guides", StartOptions::default())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, kiln_core::Error::Precondition(_)), "{err:?}");
+    for needle in [
+        "guides",
+        "prune.ttl 5s",
+        "28.0 s",
+        &format!("run {}", run1.id),
+    ] {
+        assert!(msg.contains(needle), "{needle:?} missing from: {msg}");
+    }
+    // Nothing was started: the refused run is not in the ledger.
+    assert_eq!(h.reheat.ledger().runs(None, 10).await.unwrap().len(), 1);
     h.stop().await;
 }

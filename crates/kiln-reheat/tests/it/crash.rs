@@ -36,6 +36,8 @@ fn library_config(listing: &str, render: &str) -> kiln_reheat::LibraryConfig {
         content_type: None,
         max_pages: std::num::NonZeroU64::new(100_000).unwrap(),
         max_render_bytes: std::num::NonZeroU64::new(8 * 1024 * 1024).unwrap(),
+        first_page: 0,
+        failure_ttl: "30s".into(),
     }
 }
 

@@ -73,6 +73,17 @@ impl Backends {
             _dir: None,
         }
     }
+
+    /// In-memory backends that all read the time from `clock`.
+    pub(crate) fn mem_on(clock: kiln_core::time::SharedClock) -> Backends {
+        Backends {
+            ledger: Arc::new(MemLedger::new().with_clock(clock.clone())),
+            catalog: Arc::new(MemCatalog::new().with_clock(clock.clone())),
+            queue: Arc::new(MemQueue::default().with_clock(clock.clone())),
+            cache: Arc::new(MemCache::default().with_clock(clock)),
+            _dir: None,
+        }
+    }
 }
 
 /// A declarative library over the test site.
@@ -89,6 +100,8 @@ pub(crate) fn http_lib(name: &str, site: &Site) -> LibraryConfig {
         content_type: None,
         max_pages: std::num::NonZeroU64::new(100_000).unwrap(),
         max_render_bytes: std::num::NonZeroU64::new(8 * 1024 * 1024).unwrap(),
+        first_page: 0,
+        failure_ttl: "30s".into(),
     }
 }
 

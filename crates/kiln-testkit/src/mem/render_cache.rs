@@ -8,7 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use kiln_core::Result;
 use kiln_core::ids::LibraryName;
-use kiln_core::render_cache::{CacheEntry, PruneScope, PutOutcome, RenderCache};
+use kiln_core::render_cache::{
+    CacheEntry, KeyInfo, KeyPage, ListQuery, PruneScope, PutOutcome, RenderCache, StaleScope,
+};
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 
 /// A render cache in memory; it lives as long as the value.
@@ -153,13 +155,73 @@ impl RenderCache for MemCache {
         Ok(())
     }
 
-    async fn keys(&self, library: &LibraryName) -> Result<Vec<(String, u64, String)>> {
+    async fn delete(&self, library: &LibraryName, key: &str) -> Result<bool> {
+        let now = self.clock.now();
+        let mut s = self.state();
+        Ok(s.entries
+            .remove(&(library.to_string(), key.to_string()))
+            .is_some_and(|e| live(&e, now)))
+    }
+
+    async fn mark_stale(&self, library: &LibraryName, scope: &StaleScope) -> Result<u64> {
+        let now = self.clock.now();
+        let mut s = self.state();
+        let mut n = 0;
+        for ((l, k), e) in s.entries.iter_mut() {
+            let hit = l == library.as_str()
+                && live(e, now)
+                && match scope {
+                    StaleScope::Keys(keys) => keys.contains(k),
+                    StaleScope::Group(g) => &e.group == g,
+                    StaleScope::Library => true,
+                };
+            if hit {
+                e.stale = true;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn list(&self, library: &LibraryName, q: &ListQuery) -> Result<KeyPage> {
         let now = self.clock.now();
         let s = self.state();
-        Ok(s.entries
+        let mut items: Vec<KeyInfo> = s
+            .entries
             .iter()
-            .filter(|((l, _), e)| l == library.as_str() && live(e, now))
-            .map(|((_, k), e)| (k.clone(), e.generation, e.group.clone()))
-            .collect())
+            .filter(|((l, k), e)| {
+                l == library.as_str()
+                    && live(e, now)
+                    && q.after.as_ref().is_none_or(|a| k > a)
+                    && q.prefix.as_ref().is_none_or(|p| k.starts_with(p.as_str()))
+                    && q.group.as_ref().is_none_or(|g| &e.group == g)
+            })
+            .take(q.limit + 1)
+            .map(|(_, e)| KeyInfo {
+                key: e.key.clone(),
+                generation: e.generation,
+                group: e.group.clone(),
+                size: e.bytes.len() as u64,
+                written_at: e.written_at,
+                expires_at: e.expires_at,
+                stale: e.stale,
+            })
+            .collect();
+        let more = items.len() > q.limit;
+        items.truncate(q.limit);
+        let next = more.then(|| items.last().map(|i| i.key.clone())).flatten();
+        Ok(KeyPage { items, next })
+    }
+
+    async fn group_counts(&self, library: &LibraryName) -> Result<Vec<(String, u64)>> {
+        let now = self.clock.now();
+        let s = self.state();
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for ((l, _), e) in &s.entries {
+            if l == library.as_str() && live(e, now) {
+                *counts.entry(e.group.clone()).or_default() += 1;
+            }
+        }
+        Ok(counts.into_iter().collect())
     }
 }
