@@ -317,6 +317,13 @@ export class Kiln {
 
   // ---- builds and runs -----------------------------------------------------------------
 
+  /** Cancels a running run: its pending jobs are dropped and nothing is pruned; answers
+   * with the run (a run that is not running is a KilnError with status 409). */
+  cancelRun(run: number | Run, options: CallOptions = {}): Promise<Run> {
+    const id = typeof run === 'number' ? run : run.run;
+    return this.json<Run>('POST', `/v1/runs/${id}/cancel`, { body: '', headers: { 'content-type': 'application/json' }, signal: options.signal });
+  }
+
   /** Starts a reheat: a new build of `library` (optionally labelled, or for one producer
    * group only). Retried only when it surely never reached kiln, so it never starts twice. */
   startBuild(library: string, build?: string | { build?: string; group?: string }, options: CallOptions = {}): Promise<Run> {

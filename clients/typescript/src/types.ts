@@ -18,7 +18,7 @@ export type Lease = Schemas['LeaseView'];
 /** `GET /v1/courses/{course}`: the current version and a summary of its manifest. */
 export type CourseSummary = Schemas['CourseSummary'];
 /** A run's state (the document types it as a string; these are the values kiln writes). */
-export type RunState = 'running' | 'complete' | 'failed' | 'superseded';
+export type RunState = 'running' | 'complete' | 'failed' | 'superseded' | 'cancelled';
 /** A reheat run and its counters. */
 export type Run = Omit<Schemas['RunView'], 'state'> & { state: RunState };
 /** One backend's state in a health report. */

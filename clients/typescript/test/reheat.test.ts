@@ -81,6 +81,14 @@ describe('a run no worker works on', () => {
   });
   after(() => scratch.cleanup());
 
+  it('cancels a running run, and refuses to cancel it twice', async () => {
+    const run = await kiln.startBuild('cards', 'to-cancel');
+    const cancelled = await kiln.cancelRun(run);
+    assert.equal(cancelled.state, 'cancelled');
+    assert.ok(cancelled.jobs_dropped >= 1);
+    await assert.rejects(kiln.cancelRun(run.run), (e: unknown) => e instanceof KilnError && e.status === 409);
+  });
+
   it('stays running, and waitRun gives up after its timeout', async () => {
     const run = await kiln.startBuild('cards', 'b-idle');
     assert.equal(run.state, 'running');

@@ -105,6 +105,11 @@ pub(crate) enum Command {
         #[arg(long)]
         work: bool,
     },
+    /// Cancel a running reheat run: its jobs are dropped and nothing is pruned.
+    Cancel {
+        /// The run's id.
+        run: i64,
+    },
     /// List reheat runs.
     Runs {
         /// Only this library.

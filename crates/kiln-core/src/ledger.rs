@@ -21,6 +21,8 @@ pub enum RunState {
     Failed,
     /// A newer build of the library fenced it.
     Superseded,
+    /// An operator cancelled it: its jobs were dropped and nothing was pruned.
+    Cancelled,
 }
 
 impl RunState {
@@ -31,6 +33,7 @@ impl RunState {
             RunState::Complete => "complete",
             RunState::Failed => "failed",
             RunState::Superseded => "superseded",
+            RunState::Cancelled => "cancelled",
         }
     }
 
@@ -41,6 +44,7 @@ impl RunState {
             RunState::Complete,
             RunState::Failed,
             RunState::Superseded,
+            RunState::Cancelled,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

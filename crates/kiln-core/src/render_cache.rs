@@ -136,8 +136,8 @@ pub struct PruneScope {
 /// - **No miss window**: an entry stays readable until a put replaces it or a prune removes
 ///   it; marking it to expire does not hide it before its time.
 /// - **Expiry**: an entry whose `expires_at` has passed is never returned.
-/// - **Pruning**: `mark_expiring` and `sweep` touch exactly the entries of the scope (group
-///   and generation) and return how many.
+/// - **Pruning**: `mark_expiring`, `clear_marks` and `sweep` touch exactly the entries of
+///   the scope (group and generation) and return how many.
 /// - **Stale marks**: `mark_stale` sets `stale` on exactly the scope's live entries and
 ///   returns how many; a marked entry reads as before, with `stale` set.
 /// - **Delete**: `delete` removes one entry and says whether a live one was there.
@@ -158,6 +158,15 @@ pub trait RenderCache: Send + Sync + Debug + Display + 'static {
 
     /// Marks the scope's entries to expire at `at` (the seed's option b).
     async fn mark_expiring(
+        &self,
+        library: &LibraryName,
+        scope: &PruneScope,
+        at: Timestamp,
+    ) -> Result<u64>;
+
+    /// Removes the expiry marks that `mark_expiring` set at exactly `at` from the scope's
+    /// live entries (a cancelled run's), and says how many; other marks stay.
+    async fn clear_marks(
         &self,
         library: &LibraryName,
         scope: &PruneScope,

@@ -207,6 +207,26 @@ impl PgRenderCache {
         Ok(done.rows_affected())
     }
 
+    async fn clear_inner(
+        &self,
+        library: &LibraryName,
+        scope: &PruneScope,
+        at: Timestamp,
+    ) -> Result<u64> {
+        let done = sqlx::query(&format!(
+            "UPDATE render_entries SET expires_at = NULL \
+             WHERE {SCOPE} AND expires_at = $4 AND expires_at > $5"
+        ))
+        .bind(library.as_str())
+        .bind(&scope.group)
+        .bind(gen_i64(scope.below_generation)?)
+        .bind(at.0)
+        .bind(self.clock.now().0)
+        .execute(self.db.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn sweep_inner(&self, library: &LibraryName, scope: &PruneScope) -> Result<u64> {
         // Expired entries in the scope go too, but only live ones are counted.
         let n: i64 = sqlx::query_scalar(&format!(
@@ -353,6 +373,15 @@ impl RenderCache for PgRenderCache {
         at: Timestamp,
     ) -> kiln_core::Result<u64> {
         Ok(self.mark_inner(library, scope, at).await?)
+    }
+
+    async fn clear_marks(
+        &self,
+        library: &LibraryName,
+        scope: &PruneScope,
+        at: Timestamp,
+    ) -> kiln_core::Result<u64> {
+        Ok(self.clear_inner(library, scope, at).await?)
     }
 
     async fn sweep(&self, library: &LibraryName, scope: &PruneScope) -> kiln_core::Result<u64> {

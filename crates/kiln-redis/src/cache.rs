@@ -281,7 +281,7 @@ impl RedisRenderCache {
             .collect())
     }
 
-    /// Marks or sweeps the scope; `at` is the expiry time for a mark.
+    /// Marks, unmarks or sweeps the scope; `at` is the expiry time of a mark (set or cleared).
     async fn prune(
         &self,
         library: &LibraryName,
@@ -523,6 +523,15 @@ impl RenderCache for RedisRenderCache {
         at: Timestamp,
     ) -> kiln_core::Result<u64> {
         Ok(self.prune(library, scope, "mark", at).await?)
+    }
+
+    async fn clear_marks(
+        &self,
+        library: &LibraryName,
+        scope: &PruneScope,
+        at: Timestamp,
+    ) -> kiln_core::Result<u64> {
+        Ok(self.prune(library, scope, "unmark", at).await?)
     }
 
     async fn sweep(&self, library: &LibraryName, scope: &PruneScope) -> kiln_core::Result<u64> {

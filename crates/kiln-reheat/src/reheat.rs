@@ -66,6 +66,12 @@ pub struct Invalidated {
     pub run: Option<Run>,
 }
 
+/// When a run of a `prune = { ttl }` library marks its scope's older entries to expire:
+/// its start plus the TTL, so that cancelling it can clear exactly those marks.
+fn mark_time(run: &Run, ttl: Duration) -> kiln_core::time::Timestamp {
+    run.created_at.plus(ttl)
+}
+
 /// How often [`Reheat::wait`] looks at its run.
 const WAIT_POLL: Duration = Duration::from_millis(100);
 
@@ -345,13 +351,57 @@ impl Reheat {
                 below_generation: generation,
             };
             cache
-                .mark_expiring(&lib.name, &scope, self.inner.clock.now().plus(ttl))
+                .mark_expiring(&lib.name, &scope, mark_time(run, ttl))
                 .await?;
         }
         queue
             .enqueue(vec![jobs.new_build(run.build.clone())?])
             .await?;
         Ok(())
+    }
+
+    /// Cancels a running run: its pending jobs are dropped (fenced at the generation after
+    /// its own, so a later run is not touched), it is closed as `Cancelled`, and nothing is
+    /// pruned: with `prune = { ttl }` the expiry marks it set on older entries are cleared.
+    /// A run that is not running is [`Error::Precondition`].
+    pub async fn cancel(&self, id: RunId) -> Result<RunStatus> {
+        let run = self.inner.ledger.run(id).await?;
+        if run.state != RunState::Running {
+            return Err(Error::Precondition(format!(
+                "run {id} is {}, not running",
+                run.state.as_str()
+            )));
+        }
+        let lib = self.inner.libraries.get(run.library.as_str())?;
+        self.inner
+            .queue
+            .fence(
+                &fence_key(&lib.name, run.group.as_deref()),
+                run.generation + 1,
+            )
+            .await?;
+        if !self
+            .inner
+            .ledger
+            .finish_run(id, RunState::Cancelled)
+            .await?
+        {
+            // It ended meanwhile (its last job settled first): report that state.
+            return self.status(id).await;
+        }
+        if let Prune::Ttl(ttl) = lib.settings.prune {
+            let scope = PruneScope {
+                group: run.group.clone(),
+                below_generation: run.generation,
+            };
+            let cleared = self
+                .inner
+                .cache
+                .clear_marks(&lib.name, &scope, mark_time(&run, ttl))
+                .await?;
+            tracing::info!(run = %id, library = %run.library, cleared, "run cancelled");
+        }
+        self.status(id).await
     }
 
     /// A run and its tallies.

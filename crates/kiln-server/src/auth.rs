@@ -270,6 +270,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
         needs(Scope::Admin),
     ),
     (Method::GET, "/v1/runs/{run}", needs(Scope::Read)),
+    (Method::POST, "/v1/runs/{run}/cancel", needs(Scope::Admin)),
 ];
 
 /// What `method` on the route template `route` needs.

@@ -30,6 +30,7 @@ use crate::auth::{Access, ROUTES};
         crate::leases::release,
         crate::reheat_routes::start_build,
         crate::reheat_routes::show_run,
+        crate::reheat_routes::cancel_run,
         crate::cache_routes::read_entry,
         crate::cache_routes::put_entry,
         crate::cache_routes::delete_entry,

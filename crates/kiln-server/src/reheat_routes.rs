@@ -34,6 +34,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/libraries/{library}/builds", post(start_build))
         .route("/v1/runs/{run}", get(show_run))
+        .route("/v1/runs/{run}/cancel", post(cancel_run))
 }
 
 pub(crate) fn reheat(st: &AppState) -> Result<&Reheat, ApiError> {
@@ -80,7 +81,7 @@ pub(crate) struct RunView {
     generation: u64,
     /// The producer group of a group run.
     group: Option<String>,
-    /// `running`, `complete`, `failed` or `superseded`.
+    /// `running`, `complete`, `failed`, `superseded` or `cancelled`.
     state: &'static str,
     /// Unix milliseconds.
     created_at: i64,
@@ -162,9 +163,29 @@ pub(crate) async fn show_run(
     State(st): State<AppState>,
     run: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RunView>, ApiError> {
-    let raw = segment(run)?;
-    let id = raw
-        .parse::<i64>()
-        .map_err(|_| ApiError::invalid(format!("invalid run id {raw:?}: expected an integer")))?;
-    Ok(Json(reheat(&st)?.status(RunId(id)).await?.into()))
+    let id = run_id(segment(run)?)?;
+    Ok(Json(reheat(&st)?.status(id).await?.into()))
+}
+
+/// `POST /v1/runs/{run}/cancel`: drops the run's pending jobs and closes it as `cancelled`;
+/// nothing is pruned.
+#[utoipa::path(post, path = "/v1/runs/{run}/cancel", tag = "reheat",
+    params(("run" = i64, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run, cancelled (or the state it reached first)", body = RunView),
+        (status = 400, description = "A bad id", body = crate::error::Body),
+        (status = 404, description = "No such run", body = crate::error::Body),
+        (status = 409, description = "The run is not running", body = crate::error::Body)))]
+pub(crate) async fn cancel_run(
+    State(st): State<AppState>,
+    run: Result<Path<String>, PathRejection>,
+) -> Result<Json<RunView>, ApiError> {
+    let id = run_id(segment(run)?)?;
+    Ok(Json(reheat(&st)?.cancel(id).await?.into()))
+}
+
+fn run_id(raw: String) -> Result<RunId, ApiError> {
+    raw.parse::<i64>()
+        .map(RunId)
+        .map_err(|_| ApiError::invalid(format!("invalid run id {raw:?}: expected an integer")))
 }

@@ -291,6 +291,27 @@ impl RenderCache for SqliteRenderCache {
         Ok(done.rows_affected())
     }
 
+    async fn clear_marks(
+        &self,
+        library: &LibraryName,
+        scope: &PruneScope,
+        at: Timestamp,
+    ) -> Result<u64> {
+        let done = sqlx::query(&format!(
+            "UPDATE entries SET expires_at = NULL
+             WHERE {SCOPE} AND expires_at = ?4 AND expires_at > ?5"
+        ))
+        .bind(library.as_str())
+        .bind(&scope.group)
+        .bind(generation(scope.below_generation)?)
+        .bind(at.0)
+        .bind(self.clock.now().0)
+        .execute(&self.db.writer)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn sweep(&self, library: &LibraryName, scope: &PruneScope) -> Result<u64> {
         let mut tx = self.db.begin().await?;
         // Count the live entries only: expired ones were gone for readers already.

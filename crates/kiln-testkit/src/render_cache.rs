@@ -570,6 +570,62 @@ pub async fn model_based_random_operations(c: &dyn RenderCache, clock: &ManualCl
     }
 }
 
+/// Contract (pruning): `clear_marks` removes exactly the marks set at its time from the
+/// scope's entries (a cancelled run's), leaving other marks and other scopes alone.
+pub async fn clear_marks_removes_exactly_that_mark(c: &dyn RenderCache, clock: &ManualClock) {
+    c.put(
+        &lib(),
+        vec![
+            entry("a", b"a", 1, "x"),
+            entry("b", b"b", 2, "x"),
+            entry("c", b"c", 1, "y"),
+            entry("d", b"d", 5, "x"),
+        ],
+    )
+    .await
+    .unwrap();
+    let t1 = clock.now().plus(HOUR);
+    let t2 = clock.now().plus(HOUR * 2);
+    let mut own = entry("e", b"e", 1, "x");
+    own.expires_at = Some(t2);
+    c.put(&lib(), vec![own]).await.unwrap();
+    assert_eq!(
+        c.mark_expiring(&lib(), &scope(Some("x"), 3), t1)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        c.mark_expiring(&lib(), &scope(Some("y"), 3), t1)
+            .await
+            .unwrap(),
+        1
+    );
+    // e was marked at t1 too (the mark replaces its own expiry); put it back to t2.
+    let mut own = entry("e", b"e", 1, "x");
+    own.expires_at = Some(t2);
+    c.put(&lib(), vec![own]).await.unwrap();
+    assert_eq!(
+        c.clear_marks(&lib(), &scope(Some("x"), 3), t1)
+            .await
+            .unwrap(),
+        2
+    );
+    let expiry =
+        |k: &'static str| async move { c.get(&lib(), k).await.unwrap().unwrap().expires_at };
+    assert_eq!(expiry("a").await, None);
+    assert_eq!(expiry("b").await, None);
+    assert_eq!(expiry("c").await, Some(t1), "another group keeps its mark");
+    assert_eq!(
+        expiry("d").await,
+        None,
+        "a newer generation was never marked"
+    );
+    assert_eq!(expiry("e").await, Some(t2), "another mark stays");
+    assert_eq!(c.clear_marks(&lib(), &scope(None, 3), t1).await.unwrap(), 1);
+    assert_eq!(expiry("c").await, None);
+}
+
 /// Contract (round trip): metadata and the stale mark come back as put, and a rewrite
 /// replaces both.
 pub async fn metadata_and_stale_round_trip(c: &dyn RenderCache) {
@@ -862,6 +918,7 @@ macro_rules! render_cache_tests {
             readers_never_miss_during_rewrites,
             model_based_random_operations,
             mark_stale_touches_exactly_the_scope,
+            clear_marks_removes_exactly_that_mark,
         );
         $crate::render_cache_tests!(@caps $clock => $setup, $caps;
             marked_entries_expire_at_their_time,

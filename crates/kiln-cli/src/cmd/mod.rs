@@ -58,6 +58,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             work,
             ..
         } => reheat::reheat(&env, &library, build, group, wait, work, json).await,
+        Command::Cancel { run } => reheat::cancel(&env, run, json).await,
         Command::Runs { library, limit } => {
             reheat::runs(&env, library.as_deref(), limit, json).await
         }

@@ -299,6 +299,30 @@ pub(crate) async fn runs(
     Ok(())
 }
 
+/// `kiln cancel RUN`.
+pub(crate) async fn cancel(env: &Env, run: i64, as_json: bool) -> anyhow::Result<()> {
+    let reheat = service(env).await?;
+    let s = reheat.cancel(RunId(run)).await?;
+    emit(
+        as_json,
+        json!({
+            "run": s.run.id.0, "library": s.run.library.as_str(), "state": s.run.state.as_str(),
+            "jobs_done": s.tally.done, "jobs_dropped": s.tally.dropped,
+        }),
+        || {
+            format!(
+                "run {} of {}: {}; {} done, {} dropped, nothing pruned",
+                s.run.id,
+                s.run.library,
+                s.run.state.as_str(),
+                s.tally.done,
+                s.tally.dropped
+            )
+        },
+    );
+    Ok(())
+}
+
 /// `kiln dlq list|redrive`.
 pub(crate) async fn dlq(env: &Env, command: DlqCommand, as_json: bool) -> anyhow::Result<()> {
     let queue = env.queue().await?;

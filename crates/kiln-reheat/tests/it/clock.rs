@@ -72,7 +72,7 @@ impl Handler for Keys {
 }
 
 fn harness(handler: Arc<Keys>, settings: LibrarySettings, clock: SharedClock) -> Harness {
-    let b = Backends::mem();
+    let b = Backends::mem_on(clock.clone());
     let mut libs = Libraries::new();
     libs.insert(Library::new(guides(), handler, settings))
         .unwrap();

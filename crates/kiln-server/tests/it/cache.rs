@@ -64,18 +64,23 @@ struct Cache {
 }
 
 async fn cache(render_through: bool) -> Cache {
+    cache_with(LibrarySettings {
+        render_through,
+        failure_ttl: Duration::from_secs(30),
+        max_render_bytes: 1000,
+        ..LibrarySettings::default()
+    })
+    .await
+}
+
+async fn cache_with(settings: LibrarySettings) -> Cache {
     let clock = ManualClock::new();
     let echo = Arc::new(Echo::default());
     let mut libs = Libraries::new();
     libs.insert(Library::new(
         LibraryName::new("pages").unwrap(),
         echo.clone(),
-        LibrarySettings {
-            render_through,
-            failure_ttl: Duration::from_secs(30),
-            max_render_bytes: 1000,
-            ..LibrarySettings::default()
-        },
+        settings,
     ))
     .unwrap();
     let queue = Arc::new(MemQueue::new().with_clock(clock.shared()));
@@ -504,4 +509,63 @@ async fn the_seeds_new_build_body_starts_a_build_labelled_by_its_commit() {
         "b2",
         "build wins over commitHash"
     );
+}
+
+#[tokio::test]
+async fn cancel_drops_the_runs_jobs_prunes_nothing_and_clears_its_marks() {
+    let c = cache_with(LibrarySettings {
+        prune: kiln_reheat::Prune::Ttl(Duration::from_secs(3600)),
+        ..LibrarySettings::default()
+    })
+    .await;
+    send_put(&c, "/v1/cache/pages/a", "old", &[("x-kiln-ttl", "600")]).await;
+    send_put(&c, "/v1/cache/pages/b", "old", &[]).await;
+    let run = json(c.env.post_json("/v1/libraries/pages/builds", "{}").await).await;
+    let id = run["run"].as_i64().unwrap();
+    // The run marked the older entries to expire an hour after its start.
+    let resp = c.env.get("/v1/cache/pages/b").await;
+    assert_eq!(header(&resp, "cache-control"), Some("max-age=3600"));
+
+    let resp = c.env.post_json(&format!("/v1/runs/{id}/cancel"), "").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let done = json(resp).await;
+    assert_eq!(done["state"], "cancelled");
+    assert_eq!(
+        done["jobs_dropped"], 1,
+        "its new-build job was dropped: {done}"
+    );
+    assert_eq!(c.queue.pending().await.unwrap(), 0);
+    let resp = c.env.get("/v1/cache/pages/b").await;
+    assert_eq!(
+        header(&resp, "cache-control"),
+        Some("no-cache"),
+        "its mark is cleared"
+    );
+    let resp = c.env.get("/v1/cache/pages/a").await;
+    assert_eq!(
+        header(&resp, "cache-control"),
+        Some("no-cache"),
+        "the run's mark replaced a's own"
+    );
+    c.clock.advance(Duration::from_secs(7200));
+    assert_eq!(
+        c.env.get("/v1/cache/pages/b").await.status(),
+        StatusCode::OK,
+        "nothing pruned"
+    );
+
+    let again = c.env.post_json(&format!("/v1/runs/{id}/cancel"), "").await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(
+        json(again).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled")
+    );
+    let resp = c.env.post_json("/v1/runs/999/cancel", "").await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // A later build is not touched by the cancelled run's fence.
+    let next = json(c.env.post_json("/v1/libraries/pages/builds", "{}").await).await;
+    assert_eq!(next["state"], "running");
+    assert_eq!(c.queue.pending().await.unwrap(), 1);
 }

@@ -125,6 +125,24 @@ impl RenderCache for MemCache {
         Ok(n)
     }
 
+    async fn clear_marks(
+        &self,
+        library: &LibraryName,
+        scope: &PruneScope,
+        at: Timestamp,
+    ) -> Result<u64> {
+        let now = self.clock.now();
+        let mut s = self.state();
+        let mut n = 0;
+        for ((l, _), e) in s.entries.iter_mut() {
+            if in_scope(library, l, e, scope) && live(e, now) && e.expires_at == Some(at) {
+                e.expires_at = None;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     async fn sweep(&self, library: &LibraryName, scope: &PruneScope) -> Result<u64> {
         let now = self.clock.now();
         let mut s = self.state();
