@@ -15,6 +15,8 @@ use crate::time::Timestamp;
 pub mod priority {
     /// A live cache miss that a reader waits for.
     pub const LIVE: i32 = 100;
+    /// A run's event to deliver (a webhook): ahead of reheat work, so it is timely.
+    pub const EVENT: i32 = 50;
     /// A new-build job.
     pub const NEW_BUILD: i32 = 30;
     /// A producer job.

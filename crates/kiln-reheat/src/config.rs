@@ -53,6 +53,10 @@ pub struct LibraryConfig {
     /// every time).
     #[serde(default = "default_failure_ttl")]
     pub failure_ttl: String,
+    /// Where the library's run events go: `POST URL` with a JSON summary when a run is
+    /// complete, failed, superseded or cancelled (retried with backoff).
+    #[serde(default)]
+    pub webhook: Option<String>,
     /// The media type of a command renderer's output (default `text/html; charset=utf-8`).
     #[serde(default)]
     pub content_type: Option<String>,
@@ -139,6 +143,8 @@ pub struct LibrarySettings {
     pub max_pages: NonZeroU64,
     /// The largest render result in bytes.
     pub max_render_bytes: usize,
+    /// Where run events go.
+    pub webhook: Option<String>,
 }
 
 impl Default for LibrarySettings {
@@ -153,6 +159,7 @@ impl Default for LibrarySettings {
             timeout: Duration::from_secs(30),
             max_pages: default_max_pages(),
             max_render_bytes: default_max_render_bytes().get() as usize,
+            webhook: None,
         }
     }
 }
@@ -229,7 +236,11 @@ impl LibraryConfig {
                 }
             }
         }
+        if let Some(url) = &self.webhook {
+            check_url(url).map_err(|why| bad("webhook", why))?;
+        }
         Ok(LibrarySettings {
+            webhook: self.webhook.clone(),
             page_size: self.page_size,
             first_page: self.first_page,
             failure_ttl,

@@ -267,3 +267,40 @@ pub fn meta_headers(headers: &reqwest::header::HeaderMap) -> kiln_core::render_c
         })
         .collect()
 }
+
+/// Delivers a run's event: `POST url` with `body` as JSON and the event's name in
+/// `x-kiln-event`. 2xx is delivered; 408, 429, 5xx, timeouts and refused connections are
+/// transient; any other answer is permanent (the job becomes a dead letter).
+pub(crate) async fn post_event(
+    library: &LibraryName,
+    url: &str,
+    event: &str,
+    body: &Value,
+    timeout: Duration,
+) -> Result<(), RenderError> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(reqwest::Client::new);
+    let what = format!("library {library}: webhook {url} for {event}");
+    let resp = client
+        .post(url)
+        .timeout(timeout)
+        .header("x-kiln-event", event)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| RenderError::Retry {
+            after: None,
+            reason: format!("{what}: {}", chain(&e)),
+        })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+        return Err(RenderError::Retry {
+            after: None,
+            reason: format!("{what}: answered {status}"),
+        });
+    }
+    Err(RenderError::Fail(format!("{what}: answered {status}")))
+}

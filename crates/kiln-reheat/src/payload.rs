@@ -87,6 +87,16 @@ pub enum JobPayload {
         #[serde(default, skip_serializing_if = "Value::is_null")]
         props: Value,
     },
+    /// A run's event for the library's webhook: `POST`ed as `body`, retried with backoff.
+    Event {
+        /// The library.
+        #[serde(with = "library_name")]
+        library: LibraryName,
+        /// `run.complete`, `run.failed`, `run.superseded` or `run.cancelled`.
+        event: String,
+        /// The JSON body: the run's summary.
+        body: Value,
+    },
     /// A job that could not be enqueued as it was (e.g. oversized): the worker makes it a
     /// dead letter at once with `reason`, so the run's counters show it.
     Invalid {
@@ -107,6 +117,7 @@ impl JobPayload {
             JobPayload::NewBuild { library, .. }
             | JobPayload::Producer { library, .. }
             | JobPayload::Render { library, .. }
+            | JobPayload::Event { library, .. }
             | JobPayload::Invalid { library, .. } => library,
         }
     }
@@ -117,6 +128,7 @@ impl JobPayload {
             JobPayload::NewBuild { build, .. } => format!("new-build {build:?}"),
             JobPayload::Producer { cursor, .. } => format!("producer {cursor}"),
             JobPayload::Render { key, .. } => format!("render {key:?}"),
+            JobPayload::Event { event, .. } => format!("event {event}"),
             JobPayload::Invalid { what, .. } => what.clone(),
         }
     }
@@ -132,7 +144,9 @@ impl JobPayload {
             JobPayload::Render {
                 run: Some(_), key, ..
             } => Some(format!("render:{key}")),
-            JobPayload::Render { run: None, .. } | JobPayload::Invalid { .. } => None,
+            JobPayload::Render { run: None, .. }
+            | JobPayload::Event { .. }
+            | JobPayload::Invalid { .. } => None,
         }
     }
 
@@ -181,7 +195,7 @@ impl JobPayload {
         match self {
             JobPayload::NewBuild { run, .. } | JobPayload::Producer { run, .. } => Some(*run),
             JobPayload::Render { run, .. } => *run,
-            JobPayload::Invalid { .. } => None,
+            JobPayload::Event { .. } | JobPayload::Invalid { .. } => None,
         }
     }
 }
@@ -310,6 +324,29 @@ pub(crate) fn live_render(lib: &Library, generation: u64, item: RenderItem) -> R
     })
 }
 
+/// The job that delivers `event` of a run of `lib` to its webhook, or `None` when the
+/// library has none. It belongs to no run (its delivery does not hold the run open), and
+/// is at [`priority::EVENT`].
+pub(crate) fn event(lib: &Library, event: &str, body: Value) -> Result<Option<NewJob>> {
+    if lib.settings.webhook.is_none() {
+        return Ok(None);
+    }
+    let payload = JobPayload::Event {
+        library: lib.name.clone(),
+        event: event.to_string(),
+        body,
+    };
+    Ok(Some(NewJob {
+        payload: payload.encode()?,
+        priority: priority::EVENT,
+        not_before: None,
+        max_attempts: lib.settings.max_attempts,
+        run: None,
+        fence: None,
+        dedupe: None,
+    }))
+}
+
 /// Serde for a [`LibraryName`] as its string (checked when read).
 mod library_name {
     use kiln_core::ids::LibraryName;
@@ -390,6 +427,14 @@ mod tests {
     #[test]
     fn payload_json_is_pinned() {
         let cases = [
+            (
+                JobPayload::Event {
+                    library: guides(),
+                    event: "run.complete".into(),
+                    body: serde_json::json!({"run": 3}),
+                },
+                r#"{"type":"event","library":"guides","event":"run.complete","body":{"run":3}}"#,
+            ),
             (
                 JobPayload::NewBuild {
                     library: guides(),

@@ -267,6 +267,17 @@ impl Reheat {
                 None => format!("manual-{}", self.inner.clock.now().0),
             },
         };
+        // A library-wide run supersedes every running run in `begin_run`: note them first,
+        // to send their events (two starts at once may both send one for the same run).
+        let running: Vec<RunId> = if opts.group.is_none() && lib.settings.webhook.is_some() {
+            let runs = self.inner.ledger.runs(Some(&lib.name), 1000).await?;
+            runs.into_iter()
+                .filter(|r| r.state == RunState::Running)
+                .map(|r| r.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let run = self
             .inner
             .ledger
@@ -278,11 +289,18 @@ impl Reheat {
                 },
             )
             .await?;
+        for id in running {
+            if self.inner.ledger.run(id).await?.state == RunState::Superseded {
+                self.emit(lib, id, None).await;
+            }
+        }
         match self.prepare(lib, &run).await {
             Ok(()) => Ok(run),
             Err(e) => {
                 // The run has no job that could ever finish it: close it now.
-                let _ = self.inner.ledger.finish_run(run.id, RunState::Failed).await;
+                if let Ok(true) = self.inner.ledger.finish_run(run.id, RunState::Failed).await {
+                    self.emit(lib, run.id, None).await;
+                }
                 Err(e)
             }
         }
@@ -342,7 +360,9 @@ impl Reheat {
                         .fence(&fence_key(&lib.name, old.group.as_deref()), generation)
                         .await?;
                 }
-                ledger.finish_run(old.id, RunState::Superseded).await?;
+                if ledger.finish_run(old.id, RunState::Superseded).await? {
+                    self.emit(lib, old.id, None).await;
+                }
             }
         }
         if let Prune::Ttl(ttl) = lib.settings.prune {
@@ -401,7 +421,47 @@ impl Reheat {
                 .await?;
             tracing::info!(run = %id, library = %run.library, cleared, "run cancelled");
         }
+        self.emit(lib, id, None).await;
         self.status(id).await
+    }
+
+    /// Queues the event of run `id`'s end for `lib`'s webhook, if it has one: called by the
+    /// one caller whose `finish_run` closed the run, so each end is sent once (and retried
+    /// by the queue until delivered). A failure to queue it is logged, not returned: the
+    /// run has ended either way.
+    async fn emit(&self, lib: &Library, id: RunId, pruned: Option<u64>) {
+        if lib.settings.webhook.is_none() {
+            return;
+        }
+        let queued = async {
+            let s = self.status(id).await?;
+            let event = format!("run.{}", s.run.state.as_str());
+            let body = serde_json::json!({
+                "event": event,
+                "run": s.run.id.0,
+                "library": s.run.library.as_str(),
+                "build": s.run.build,
+                "generation": s.run.generation,
+                "group": s.run.group,
+                "state": s.run.state.as_str(),
+                "created_at": s.run.created_at.0,
+                "finished_at": s.run.finished_at.map(|t| t.0),
+                "wall_ms": s.run.finished_at.map(|t| (t.0 - s.run.created_at.0).max(0)),
+                "jobs_enqueued": s.tally.enqueued,
+                "jobs_done": s.tally.done,
+                "jobs_failed": s.tally.failed,
+                "jobs_dead": s.tally.dead,
+                "jobs_dropped": s.tally.dropped,
+                "pruned": pruned,
+            });
+            if let Some(job) = payload::event(lib, &event, body)? {
+                self.inner.queue.enqueue(vec![job]).await?;
+            }
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = queued.await {
+            tracing::warn!(run = %id, library = %lib.name, "queueing the run's webhook: {e}");
+        }
     }
 
     /// A run and its tallies.
@@ -428,12 +488,13 @@ impl Reheat {
         if run.state != RunState::Running {
             return Ok(run.state);
         }
+        let lib = self.inner.libraries.get(run.library.as_str())?;
+        let mut pruned = None;
         let state = if tally.dropped > 0 {
             RunState::Superseded
         } else if tally.dead > 0 {
             RunState::Failed
         } else {
-            let lib = self.inner.libraries.get(run.library.as_str())?;
             if lib.settings.prune == Prune::OnComplete {
                 let scope = PruneScope {
                     group: run.group.clone(),
@@ -441,10 +502,13 @@ impl Reheat {
                 };
                 let swept = cache.sweep(&run.library, &scope).await?;
                 tracing::info!(run = %id, library = %run.library, swept, "run complete");
+                pruned = Some(swept);
             }
             RunState::Complete
         };
-        ledger.finish_run(id, state).await?;
+        if ledger.finish_run(id, state).await? {
+            self.emit(lib, id, pruned).await;
+        }
         Ok(ledger.run(id).await?.state)
     }
 

@@ -92,6 +92,23 @@ impl Worker {
                 };
                 self.spawned(lib, &ctx, job.attempt, Some(at), out).await
             }
+            JobPayload::Event { event, body, .. } => {
+                let Some(url) = &lib.settings.webhook else {
+                    // The webhook was removed from the config since: nothing to deliver to.
+                    return Action::Ack;
+                };
+                let sent =
+                    crate::http::post_event(&lib.name, url, &event, &body, lib.settings.timeout)
+                        .await;
+                match sent {
+                    Ok(()) => Action::Ack,
+                    Err(RenderError::Retry { reason, .. }) => Action::Retry {
+                        delay: self.opts.backoff.delay(job.attempt),
+                        reason,
+                    },
+                    Err(RenderError::Fail(reason)) => Action::Fail(reason),
+                }
+            }
             JobPayload::Invalid { .. } => Action::Fail("invalid job".into()),
         }
     }

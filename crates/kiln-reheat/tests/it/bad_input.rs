@@ -253,6 +253,7 @@ fn an_invalid_config_names_the_key() {
         ("colour = \"red\"", "colour"),
         ("first_page = 2", "first_page"),
         ("failure_ttl = \"later\"", "failure_ttl"),
+        ("webhook = \"ftp://x\"", "webhook"),
     ];
     for (line, want) in cases {
         let err = parse_libraries(&format!("{base}{line}\n")).unwrap_err();

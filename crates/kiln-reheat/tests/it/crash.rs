@@ -38,6 +38,7 @@ fn library_config(listing: &str, render: &str) -> kiln_reheat::LibraryConfig {
         max_render_bytes: std::num::NonZeroU64::new(8 * 1024 * 1024).unwrap(),
         first_page: 0,
         failure_ttl: "30s".into(),
+        webhook: None,
     }
 }
 

@@ -344,3 +344,94 @@ async fn course_source_renders_each_question_of_the_current_version_with_a_comma
     assert_eq!(e.content_type, "application/json");
     h.stop().await;
 }
+
+both!(a_runs_end_is_posted_to_its_webhook_once_through_failures);
+async fn a_runs_end_is_posted_to_its_webhook_once_through_failures(b: Backends) {
+    let site = Site::start(items(12, "g")).await;
+    site.with(|s| s.hook_failures = 2);
+    let mut cfg = http_lib("guides", &site);
+    cfg.webhook = Some(site.hook_url());
+    let h = Harness::new(b, &[cfg]);
+    let run = h
+        .reheat
+        .start("guides", StartOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(h.wait(run.id).await.run.state, RunState::Complete);
+    let site2 = site.clone();
+    poll_until("the webhook delivery", Duration::from_secs(15), || {
+        let site = site2.clone();
+        async move { site.with(|s| (!s.hooks.is_empty()).then_some(())) }
+    })
+    .await;
+    // Give a duplicate the time to show up, if one were sent.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hooks = site.with(|s| s.hooks.clone());
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    let (event, body) = &hooks[0];
+    assert_eq!(event, "run.complete");
+    assert_eq!(body["event"], "run.complete");
+    assert_eq!(body["run"], run.id.0);
+    assert_eq!(body["library"], "guides");
+    assert_eq!(body["state"], "complete");
+    assert_eq!(body["pruned"], 0);
+    assert!(body["jobs_done"].as_u64().unwrap() >= 13, "{body}");
+    assert!(body["wall_ms"].as_i64().unwrap() >= 0, "{body}");
+    assert_eq!(
+        site.with(|s| s.hook_failures),
+        0,
+        "the two failures were retried"
+    );
+    h.stop().await;
+}
+
+both!(superseded_and_cancelled_runs_are_posted_too);
+async fn superseded_and_cancelled_runs_are_posted_too(b: Backends) {
+    let site = Site::start(items(5, "g")).await;
+    // The listing never answers, so the runs stay running until they are ended.
+    site.with(|s| s.mode = crate::site::Mode::Hang);
+    let mut cfg = http_lib("guides", &site);
+    cfg.webhook = Some(site.hook_url());
+    cfg.timeout = "60s".into();
+    let h = Harness::new(b, &[cfg]);
+    let first = h
+        .reheat
+        .start("guides", StartOptions::default())
+        .await
+        .unwrap();
+    let second = h
+        .reheat
+        .start("guides", StartOptions::default())
+        .await
+        .unwrap();
+    let cancelled = h.reheat.cancel(second.id).await.unwrap();
+    assert_eq!(cancelled.run.state, RunState::Cancelled);
+    assert!(matches!(
+        h.reheat.cancel(second.id).await,
+        Err(kiln_core::Error::Precondition(_))
+    ));
+    // The events are delivered by the worker beside the hanging listing requests.
+    let site2 = site.clone();
+    poll_until("two webhook deliveries", Duration::from_secs(15), || {
+        let site = site2.clone();
+        async move { site.with(|s| (s.hooks.len() >= 2).then_some(())) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hooks = site.with(|s| s.hooks.clone());
+    let events: Vec<(&str, i64)> = hooks
+        .iter()
+        .map(|(e, b)| (e.as_str(), b["run"].as_i64().unwrap()))
+        .collect();
+    assert!(
+        events.contains(&("run.superseded", first.id.0)),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&("run.cancelled", second.id.0)),
+        "{events:?}"
+    );
+    assert_eq!(events.len(), 2, "{events:?}");
+    site.with(|s| s.mode = crate::site::Mode::Ok);
+    h.stop().await;
+}

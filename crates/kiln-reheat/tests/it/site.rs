@@ -62,6 +62,10 @@ pub(crate) struct SiteState {
     pub(crate) next: Next,
     /// Keys whose render is this many bytes: (key, size, streamed without a length).
     pub(crate) big: Vec<(String, usize, bool)>,
+    /// Webhook deliveries received: (x-kiln-event, body).
+    pub(crate) hooks: Vec<(String, Value)>,
+    /// Answer this many webhook deliveries with a 500 first.
+    pub(crate) hook_failures: u32,
 }
 
 /// The site: its address and its state.
@@ -96,6 +100,8 @@ impl Site {
             waiting: 0,
             next: Next::Normal,
             big: Vec::new(),
+            hooks: Vec::new(),
+            hook_failures: 0,
         }));
         let (gate, _) = tokio::sync::watch::channel(true);
         let site = Site {
@@ -106,6 +112,7 @@ impl Site {
         let app = Router::new()
             .route("/items", get(list))
             .route("/render", post(render))
+            .route("/hook", post(hook))
             .with_state(site.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -115,6 +122,10 @@ impl Site {
 
     pub(crate) fn listing_url(&self) -> String {
         format!("http://{}/items", self.addr)
+    }
+
+    pub(crate) fn hook_url(&self) -> String {
+        format!("http://{}/hook", self.addr)
     }
 
     pub(crate) fn render_url(&self) -> String {
@@ -205,4 +216,20 @@ async fn render(State(site): State<Site>, headers: HeaderMap, body: String) -> R
                 .into_response()
         }
     }
+}
+
+async fn hook(State(site): State<Site>, headers: HeaderMap, body: String) -> Response {
+    let mut s = site.state.lock().unwrap();
+    if s.hook_failures > 0 {
+        s.hook_failures -= 1;
+        return (StatusCode::INTERNAL_SERVER_ERROR, "not now").into_response();
+    }
+    let event = headers
+        .get("x-kiln-event")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    s.hooks
+        .push((event, serde_json::from_str(&body).unwrap_or(Value::Null)));
+    StatusCode::NO_CONTENT.into_response()
 }

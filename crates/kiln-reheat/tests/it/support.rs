@@ -102,6 +102,7 @@ pub(crate) fn http_lib(name: &str, site: &Site) -> LibraryConfig {
         max_render_bytes: std::num::NonZeroU64::new(8 * 1024 * 1024).unwrap(),
         first_page: 0,
         failure_ttl: "30s".into(),
+        webhook: None,
     }
 }
 
