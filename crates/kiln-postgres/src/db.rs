@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "render entries: metadata and stale marks",
         include_str!("../migrations/0006_render_meta_stale.sql"),
     ),
+    (
+        7,
+        "run stats",
+        include_str!("../migrations/0007_run_stats.sql"),
+    ),
 ];
 
 /// The embedded migrations as a sqlx migration source.

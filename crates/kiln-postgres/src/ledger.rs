@@ -5,7 +5,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use kiln_core::ids::{LibraryName, RunId};
-use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState};
+use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState, RunStats};
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -134,6 +134,50 @@ impl PgLedger {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn add_stats_inner(&self, id: RunId, stats: &RunStats) -> Result<()> {
+        let mut tx = self.db.pool().begin().await?;
+        // The run's row, locked: concurrent adds to one run queue up behind it.
+        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE id = $1 FOR UPDATE")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if known.is_none() {
+            return Err(kiln_core::Error::not_found(format!("run {id}")).into());
+        }
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT stats FROM run_stats WHERE run = $1")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let mut total =
+            RunStats::decode(stored.as_deref()).map_err(|e| Error::Corrupt(e.into()))?;
+        total.merge(stats);
+        sqlx::query(
+            "INSERT INTO run_stats (run, stats) VALUES ($1, $2) \
+             ON CONFLICT (run) DO UPDATE SET stats = excluded.stats",
+        )
+        .bind(id.0)
+        .bind(total.encode())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stats_inner(&self, id: RunId) -> Result<RunStats> {
+        let row: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT r.id, s.stats FROM runs AS r LEFT JOIN run_stats AS s ON s.run = r.id \
+             WHERE r.id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some((_, stored)) = row else {
+            return Err(kiln_core::Error::not_found(format!("run {id}")).into());
+        };
+        RunStats::decode(stored.as_deref()).map_err(|e| Error::Corrupt(e.into()))
+    }
 }
 
 #[async_trait]
@@ -156,5 +200,13 @@ impl RunLedger for PgLedger {
 
     async fn finish_run(&self, id: RunId, state: RunState) -> kiln_core::Result<bool> {
         Ok(self.finish_run_inner(id, state).await?)
+    }
+
+    async fn add_run_stats(&self, id: RunId, stats: &RunStats) -> kiln_core::Result<()> {
+        Ok(self.add_stats_inner(id, stats).await?)
+    }
+
+    async fn run_stats(&self, id: RunId) -> kiln_core::Result<RunStats> {
+        Ok(self.stats_inner(id).await?)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kiln_core::ids::RunId;
-use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState};
+use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState, RunStats};
 use kiln_core::queue::{JobQueue, Tally};
 use kiln_core::render_cache::{CacheEntry, PruneScope, RenderCache};
 use kiln_core::render_cache::{KeyPage, ListQuery, Meta, PutOutcome, StaleScope};
@@ -31,13 +31,23 @@ pub struct StartOptions {
     pub group: Option<String>,
 }
 
-/// A run with its job counts.
+/// A run with its job counts and stats.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunStatus {
     /// The run.
     pub run: Run,
     /// Its tallies.
     pub tally: Tally,
+    /// Its render latency, failures by reason and entries pruned.
+    pub stats: RunStats,
+}
+
+impl RunStatus {
+    /// The run's wall time: start to finish, or to `now` while it runs.
+    pub fn wall_time(&self, now: kiln_core::time::Timestamp) -> Duration {
+        let end = self.run.finished_at.unwrap_or(now);
+        Duration::from_millis((end.0 - self.run.created_at.0).max(0) as u64)
+    }
 }
 
 /// An entry written through [`Reheat::put`] (the cache's `PUT`).
@@ -70,6 +80,12 @@ pub struct Invalidated {
 /// its start plus the TTL, so that cancelling it can clear exactly those marks.
 fn mark_time(run: &Run, ttl: Duration) -> kiln_core::time::Timestamp {
     run.created_at.plus(ttl)
+}
+
+/// A latency bucket's bound in seconds as milliseconds for JSON (`None` for the open
+/// bucket above every bound).
+pub fn seconds_to_ms(s: f64) -> Option<f64> {
+    s.is_finite().then_some(s * 1000.0)
 }
 
 /// How often [`Reheat::wait`] looks at its run.
@@ -370,9 +386,14 @@ impl Reheat {
                 group: run.group.clone(),
                 below_generation: generation,
             };
-            cache
+            let marked = cache
                 .mark_expiring(&lib.name, &scope, mark_time(run, ttl))
                 .await?;
+            let pruned = RunStats {
+                pruned: marked,
+                ..RunStats::default()
+            };
+            ledger.add_run_stats(run.id, &pruned).await?;
         }
         queue
             .enqueue(vec![jobs.new_build(run.build.clone())?])
@@ -452,7 +473,11 @@ impl Reheat {
                 "jobs_failed": s.tally.failed,
                 "jobs_dead": s.tally.dead,
                 "jobs_dropped": s.tally.dropped,
-                "pruned": pruned,
+                "pruned": pruned.unwrap_or(s.stats.pruned),
+                "renders": s.stats.renders(),
+                "render_p50_ms": s.stats.latency_quantile(0.5).and_then(seconds_to_ms),
+                "render_p99_ms": s.stats.latency_quantile(0.99).and_then(seconds_to_ms),
+                "failures": s.stats.failures,
             });
             if let Some(job) = payload::event(lib, &event, body)? {
                 self.inner.queue.enqueue(vec![job]).await?;
@@ -468,7 +493,8 @@ impl Reheat {
     pub async fn status(&self, run: RunId) -> Result<RunStatus> {
         let run = self.inner.ledger.run(run).await?;
         let tally = self.inner.queue.tally(run.id).await?;
-        Ok(RunStatus { run, tally })
+        let stats = self.inner.ledger.run_stats(run.id).await?;
+        Ok(RunStatus { run, tally, stats })
     }
 
     /// Finishes a running run whose jobs are all settled, and returns its state: dropped
@@ -502,6 +528,11 @@ impl Reheat {
                 };
                 let swept = cache.sweep(&run.library, &scope).await?;
                 tracing::info!(run = %id, library = %run.library, swept, "run complete");
+                let stats = RunStats {
+                    pruned: swept,
+                    ..RunStats::default()
+                };
+                ledger.add_run_stats(id, &stats).await?;
                 pruned = Some(swept);
             }
             RunState::Complete

@@ -607,7 +607,10 @@ pub(crate) async fn invalidate(
     let reheat = reheat(&st)?;
     let done = reheat.invalidate(&library, scope).await?;
     let run = match done.run {
-        Some(r) => Some(reheat.status(r.id).await?.into()),
+        Some(r) => Some(RunView::at(
+            reheat.status(r.id).await?,
+            reheat.clock().now(),
+        )),
         None => None,
     };
     Ok((

@@ -97,11 +97,47 @@ pub(crate) struct RunView {
     jobs_dead: u64,
     /// Jobs a newer build fenced off.
     jobs_dropped: u64,
+    /// What the run did beyond its job counts.
+    summary: RunSummary,
 }
 
-impl From<RunStatus> for RunView {
-    fn from(s: RunStatus) -> Self {
+/// A run's summary: wall time, renders and their latency, failures by reason, pruning.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RunSummary {
+    /// Start to finish (to now while running), in milliseconds.
+    wall_ms: u64,
+    /// Renders (successful or not).
+    renders: u64,
+    /// The latency below which half the renders fell: a bucket bound, in milliseconds
+    /// (`null` without renders, or when it is above every bound, 30 s).
+    render_p50_ms: Option<f64>,
+    /// The same for 99% of the renders.
+    render_p99_ms: Option<f64>,
+    /// Failed attempts (retried or dead) by reason, keys elided.
+    failures: std::collections::BTreeMap<String, u64>,
+    /// Entries pruned: swept on completion, or marked to expire at the start.
+    pruned: u64,
+}
+
+impl RunView {
+    /// The view of `s` read at `now` (the wall time of a running run).
+    pub(crate) fn at(s: RunStatus, now: kiln_core::time::Timestamp) -> Self {
+        let summary = RunSummary {
+            wall_ms: s.wall_time(now).as_millis() as u64,
+            renders: s.stats.renders(),
+            render_p50_ms: s
+                .stats
+                .latency_quantile(0.5)
+                .and_then(kiln_reheat::reheat::seconds_to_ms),
+            render_p99_ms: s
+                .stats
+                .latency_quantile(0.99)
+                .and_then(kiln_reheat::reheat::seconds_to_ms),
+            failures: s.stats.failures.clone(),
+            pruned: s.stats.pruned,
+        };
         RunView {
+            summary,
             run: s.run.id.0,
             library: s.run.library.to_string(),
             build: s.run.build,
@@ -149,7 +185,10 @@ pub(crate) async fn start_build(
         )
         .await?;
     let status = reheat.status(run.id).await?;
-    Ok((StatusCode::CREATED, Json(status.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(RunView::at(status, reheat.clock().now())),
+    ))
 }
 
 /// `GET /v1/runs/{run}`: a run and its counters.
@@ -164,7 +203,11 @@ pub(crate) async fn show_run(
     run: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RunView>, ApiError> {
     let id = run_id(segment(run)?)?;
-    Ok(Json(reheat(&st)?.status(id).await?.into()))
+    let reheat = reheat(&st)?;
+    Ok(Json(RunView::at(
+        reheat.status(id).await?,
+        reheat.clock().now(),
+    )))
 }
 
 /// `POST /v1/runs/{run}/cancel`: drops the run's pending jobs and closes it as `cancelled`;
@@ -181,7 +224,11 @@ pub(crate) async fn cancel_run(
     run: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RunView>, ApiError> {
     let id = run_id(segment(run)?)?;
-    Ok(Json(reheat(&st)?.cancel(id).await?.into()))
+    let reheat = reheat(&st)?;
+    Ok(Json(RunView::at(
+        reheat.cancel(id).await?,
+        reheat.clock().now(),
+    )))
 }
 
 fn run_id(raw: String) -> Result<RunId, ApiError> {

@@ -32,6 +32,11 @@ fn migrator() -> Migrator {
             "claims and marks",
             include_str!("../migrations/catalog/0002_claims_marks.sql"),
         ),
+        (
+            3,
+            "run stats",
+            include_str!("../migrations/catalog/0003_run_stats.sql"),
+        ),
     ])
 }
 

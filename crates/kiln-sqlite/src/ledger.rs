@@ -5,7 +5,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use kiln_core::ids::{LibraryName, RunId};
-use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState};
+use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState, RunStats};
 use kiln_core::time::{SharedClock, Timestamp};
 use kiln_core::{Error, Result};
 use sqlx::Row;
@@ -129,5 +129,53 @@ impl RunLedger for SqliteLedger {
         .await
         .map_err(err)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn add_run_stats(&self, id: RunId, stats: &RunStats) -> Result<()> {
+        // Read, merge and write in one transaction on the one writer: adds never interleave.
+        let mut tx = self.db.begin().await?;
+        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM runs WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+        if known.is_none() {
+            return Err(Error::not_found(format!("run {id}")));
+        }
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT stats FROM run_stats WHERE run = ?")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+        let mut total =
+            RunStats::decode(stored.as_deref()).map_err(|e| corrupt("run stats", &e))?;
+        total.merge(stats);
+        sqlx::query(
+            "INSERT INTO run_stats (run, stats) VALUES (?, ?)
+             ON CONFLICT (run) DO UPDATE SET stats = excluded.stats",
+        )
+        .bind(id.0)
+        .bind(total.encode())
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn run_stats(&self, id: RunId) -> Result<RunStats> {
+        let row: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT r.id, s.stats FROM runs AS r LEFT JOIN run_stats AS s ON s.run = r.id
+             WHERE r.id = ?",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.db.reader)
+        .await
+        .map_err(err)?;
+        let Some((_, stored)) = row else {
+            return Err(Error::not_found(format!("run {id}")));
+        };
+        RunStats::decode(stored.as_deref()).map_err(|e| corrupt("run stats", &e))
     }
 }

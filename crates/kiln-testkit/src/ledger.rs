@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kiln_core::Error;
 use kiln_core::ids::{LibraryName, RunId};
-use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState};
+use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState, RunStats};
 use kiln_core::time::Clock;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -110,6 +110,61 @@ pub async fn concurrent_begin_runs_get_distinct_generations(c: &dyn RunLedger) {
         all.iter().filter(|r| r.state == RunState::Running).count(),
         1
     );
+}
+
+/// Contract (stats): concurrent adds to a run's stats all count, runs keep their own, a run
+/// never added to has the default, and an unknown run is `NotFound`.
+pub async fn run_stats_add_up_under_concurrency(c: &dyn RunLedger) {
+    let lib = library("guides");
+    let a = c.begin_run(&lib, build("a")).await.unwrap();
+    let b = c.begin_run(&library("other"), build("b")).await.unwrap();
+    assert_eq!(c.run_stats(a.id).await.unwrap(), RunStats::default());
+    let one = |ms: u64, failure: Option<&str>| {
+        let mut s = RunStats::default();
+        s.observe_render(Duration::from_millis(ms));
+        if let Some(f) = failure {
+            s.fail(f);
+        }
+        s.pruned = 1;
+        s
+    };
+    let adds: Vec<RunStats> = (0..20)
+        .map(|i| {
+            one(
+                i % 4,
+                (i % 5 == 0).then_some("renderer answered 500 for \"k\""),
+            )
+        })
+        .collect();
+    let results = futures::future::join_all(adds.iter().map(|s| c.add_run_stats(a.id, s))).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    c.add_run_stats(b.id, &one(40_000, Some("timeout")))
+        .await
+        .unwrap();
+    let got = c.run_stats(a.id).await.unwrap();
+    assert_eq!(got.renders(), 20);
+    assert_eq!(got.pruned, 20);
+    assert_eq!(
+        got.failures.get("renderer answered 500 for \"…\"").copied(),
+        Some(4),
+        "{:?}",
+        got.failures
+    );
+    assert_eq!(got.failures.len(), 1);
+    assert_eq!(got.latency_quantile(0.5), Some(0.001));
+    assert_eq!(got.latency_quantile(0.99), Some(0.005));
+    let other = c.run_stats(b.id).await.unwrap();
+    assert_eq!(
+        (other.renders(), other.latency_quantile(0.99)),
+        (1, Some(f64::INFINITY))
+    );
+    let err = c.run_stats(RunId(987_654_321)).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let err = c
+        .add_run_stats(RunId(987_654_321), &RunStats::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
 }
 
 /// Contract (idempotency): `finish_run` moves a running run only, and only once.
@@ -250,6 +305,7 @@ macro_rules! ledger_tests {
                 finish_run_only_from_running,
                 finishing_as_running_is_invalid,
                 runs_newest_first,
+                run_stats_add_up_under_concurrency,
             ]
             [
                 run_times_come_from_the_clock,

@@ -515,6 +515,39 @@ export interface components {
             /** @description `ok` or `degraded`. */
             status: string;
         };
+        /** @description A run's summary: wall time, renders and their latency, failures by reason, pruning. */
+        RunSummary: {
+            /** @description Failed attempts (retried or dead) by reason, keys elided. */
+            failures: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int64
+             * @description Entries pruned: swept on completion, or marked to expire at the start.
+             */
+            pruned: number;
+            /**
+             * Format: double
+             * @description The latency below which half the renders fell: a bucket bound, in milliseconds
+             *     (`null` without renders, or when it is above every bound, 30 s).
+             */
+            render_p50_ms?: number | null;
+            /**
+             * Format: double
+             * @description The same for 99% of the renders.
+             */
+            render_p99_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Renders (successful or not).
+             */
+            renders: number;
+            /**
+             * Format: int64
+             * @description Start to finish (to now while running), in milliseconds.
+             */
+            wall_ms: number;
+        };
         /** @description A run as the API shows it. */
         RunView: {
             /** @description The build's label. */
@@ -570,6 +603,8 @@ export interface components {
             run: number;
             /** @description `running`, `complete`, `failed`, `superseded` or `cancelled`. */
             state: string;
+            /** @description What the run did beyond its job counts. */
+            summary: components["schemas"]["RunSummary"];
         };
         /** @enum {boolean} */
         True: true;

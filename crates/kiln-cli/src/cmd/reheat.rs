@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use kiln_core::ids::{CourseId, JobId, LibraryName, RunId};
 use kiln_core::ledger::RunState;
-use kiln_core::time::SystemClock;
+use kiln_core::time::{Clock, SystemClock};
 use kiln_reheat::{Libraries, Reheat, StartOptions, Worker, WorkerOptions};
 use serde_json::json;
 
@@ -189,6 +189,7 @@ pub(crate) async fn reheat(
             "jobs_failed": s.tally.failed,
             "jobs_dead": s.tally.dead,
             "elapsed_ms": started.elapsed().as_millis() as u64,
+            "summary": summary(&s.stats, s.wall_time(SystemClock.now())),
         }),
         || {
             format!(
@@ -263,25 +264,37 @@ pub(crate) async fn runs(
     let mut rows = Vec::new();
     for run in ledger.runs(library.as_ref(), limit).await? {
         let tally = queue.tally(run.id).await?;
-        rows.push((run, tally));
+        let stats = ledger.run_stats(run.id).await?;
+        rows.push((run, tally, stats));
     }
+    let now = SystemClock.now();
+    let wall = |r: &kiln_core::ledger::Run| {
+        Duration::from_millis((r.finished_at.unwrap_or(now).0 - r.created_at.0).max(0) as u64)
+    };
     let json_rows: Vec<_> = rows
         .iter()
-        .map(|(r, t)| {
+        .map(|(r, t, s)| {
             json!({
                 "run": r.id.0, "library": r.library.as_str(), "build": r.build,
                 "generation": r.generation, "group": r.group, "state": r.state.as_str(),
                 "created_at": r.created_at.0, "finished_at": r.finished_at.map(|t| t.0),
                 "jobs_enqueued": t.enqueued, "jobs_done": t.done, "jobs_failed": t.failed,
                 "jobs_dead": t.dead, "jobs_dropped": t.dropped,
+                "summary": summary(s, wall(r)),
             })
         })
         .collect();
     emit(as_json, json!({ "runs": json_rows }), || {
         rows.iter()
-            .map(|(r, t)| {
+            .map(|(r, t, s)| {
+                let p = |q| {
+                    s.latency_quantile(q)
+                        .and_then(kiln_reheat::reheat::seconds_to_ms)
+                        .map_or("-".to_string(), |ms| format!("{ms}ms"))
+                };
                 format!(
-                    "run {:<5} {:<20} gen {:<4} {:<10} {}/{} done, {} dead, {} dropped  build {}",
+                    "run {:<5} {:<20} gen {:<4} {:<10} {}/{} done, {} dead, {} dropped, \
+                     {} pruned, {:.1}s, p50 {} p99 {}  build {}",
                     r.id.0,
                     r.library,
                     r.generation,
@@ -290,6 +303,10 @@ pub(crate) async fn runs(
                     t.enqueued,
                     t.dead,
                     t.dropped,
+                    s.pruned,
+                    wall(r).as_secs_f64(),
+                    p(0.5),
+                    p(0.99),
                     r.build
                 )
             })
@@ -297,6 +314,23 @@ pub(crate) async fn runs(
             .join("\n")
     });
     Ok(())
+}
+
+/// A run's summary as `kiln reheat --json` and `kiln runs --json` print it (the API's
+/// `RunSummary`).
+fn summary(s: &kiln_core::ledger::RunStats, wall: Duration) -> serde_json::Value {
+    let ms = |q| {
+        s.latency_quantile(q)
+            .and_then(kiln_reheat::reheat::seconds_to_ms)
+    };
+    json!({
+        "wall_ms": wall.as_millis() as u64,
+        "renders": s.renders(),
+        "render_p50_ms": ms(0.5),
+        "render_p99_ms": ms(0.99),
+        "failures": s.failures,
+        "pruned": s.pruned,
+    })
 }
 
 /// `kiln cancel RUN`.

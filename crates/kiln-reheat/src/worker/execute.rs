@@ -18,25 +18,27 @@ use crate::payload::JobPayload;
 impl Worker {
     /// Runs `job`; how it ended, to settle with its batch.
     pub(super) async fn execute(&self, job: Job) -> Outcome {
-        let action = self.act(&job).await;
+        let (action, render_took) = self.act(&job).await;
         Outcome {
             lease: job.lease,
             run: job.run,
             action,
+            render_took,
         }
     }
 
-    async fn act(&self, job: &Job) -> Action {
+    /// How `job` ends, and how long its render took if it is a render job.
+    async fn act(&self, job: &Job) -> (Action, Option<Duration>) {
         let payload = match JobPayload::decode(&job.payload) {
             Ok(p) => p,
-            Err(e) => return Action::Fail(e.to_string()),
+            Err(e) => return (Action::Fail(e.to_string()), None),
         };
         if let JobPayload::Invalid { reason, .. } = &payload {
-            return Action::Fail(reason.clone());
+            return (Action::Fail(reason.clone()), None);
         }
         let lib = match self.reheat.libraries().get(payload.library().as_str()) {
             Ok(l) => l,
-            Err(e) => return Action::Fail(e.to_string()),
+            Err(e) => return (Action::Fail(e.to_string()), None),
         };
         // Permits bound producers and handler calls across lanes; the semaphores are never
         // closed, so acquiring cannot fail.
@@ -47,12 +49,13 @@ impl Worker {
             _ => None,
         };
         let Ok(_permit) = self.limit.acquire().await else {
-            return Action::Retry {
+            let stopping = Action::Retry {
                 delay: Duration::ZERO,
                 reason: "worker stopping".into(),
             };
+            return (stopping, None);
         };
-        match payload {
+        let action = match payload {
             JobPayload::Render {
                 generation,
                 group,
@@ -60,8 +63,11 @@ impl Worker {
                 props,
                 ..
             } => {
-                self.render(lib, job.attempt, generation, group, key, &props)
-                    .await
+                let started = Instant::now();
+                let action = self
+                    .render(lib, job.attempt, generation, group, key, &props)
+                    .await;
+                return (action, Some(started.elapsed()));
             }
             JobPayload::NewBuild {
                 run,
@@ -95,7 +101,7 @@ impl Worker {
             JobPayload::Event { event, body, .. } => {
                 let Some(url) = &lib.settings.webhook else {
                     // The webhook was removed from the config since: nothing to deliver to.
-                    return Action::Ack;
+                    return (Action::Ack, None);
                 };
                 let sent =
                     crate::http::post_event(&lib.name, url, &event, &body, lib.settings.timeout)
@@ -110,7 +116,8 @@ impl Worker {
                 }
             }
             JobPayload::Invalid { .. } => Action::Fail("invalid job".into()),
-        }
+        };
+        (action, None)
     }
 
     /// Renders `key` (attempt `attempt`) into an entry of `group` at `generation`, held to

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use kiln_core::Result;
 use kiln_core::ids::{LibraryName, RunId};
+use kiln_core::ledger::RunStats;
 use kiln_core::queue::{Lease, RetryOptions, RetryOutcome};
 use kiln_core::render_cache::{CacheEntry, PutOutcome};
 
@@ -21,6 +22,8 @@ pub(super) struct Outcome {
     pub(super) run: Option<RunId>,
     /// What settles the job.
     pub(super) action: Action,
+    /// How long the render took, for a render job.
+    pub(super) render_took: Option<Duration>,
 }
 
 /// What settles a job.
@@ -54,8 +57,25 @@ impl Worker {
         let mut to_ack = Vec::new();
         let mut retries = Vec::new();
         let mut fails = Vec::new();
-        for Outcome { lease, run, action } in outcomes {
+        // What the batch adds to each run's stats: render latency and failures by reason.
+        let mut stats: HashMap<RunId, RunStats> = HashMap::new();
+        for Outcome {
+            lease,
+            run,
+            action,
+            render_took,
+        } in outcomes
+        {
             runs.extend(run);
+            if let Some(run) = run {
+                let s = stats.entry(run).or_default();
+                if let Some(took) = render_took {
+                    s.observe_render(took);
+                }
+                if let Action::Retry { reason, .. } | Action::Fail(reason) = &action {
+                    s.fail(reason);
+                }
+            }
             match action {
                 Action::Put { library, entry } => {
                     let slot = puts.entry(library).or_default();
@@ -107,6 +127,15 @@ impl Worker {
                 self.metrics.add_dead();
             } else {
                 self.metrics.add_lost(1);
+            }
+        }
+        for (run, s) in stats {
+            if s.is_empty() {
+                continue;
+            }
+            // Stats inform; a failure to add them must not fail the settled batch.
+            if let Err(e) = self.reheat.ledger().add_run_stats(run, &s).await {
+                tracing::warn!(%run, error = %e, "adding the run's stats failed");
             }
         }
         let t = Instant::now();

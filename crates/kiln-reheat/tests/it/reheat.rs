@@ -435,3 +435,41 @@ async fn superseded_and_cancelled_runs_are_posted_too(b: Backends) {
     site.with(|s| s.mode = crate::site::Mode::Ok);
     h.stop().await;
 }
+
+both!(a_runs_summary_counts_renders_failures_and_what_it_pruned);
+async fn a_runs_summary_counts_renders_failures_and_what_it_pruned(b: Backends) {
+    let site = Site::start(items(10, "g")).await;
+    let mut cfg = http_lib("guides", &site);
+    cfg.max_attempts = std::num::NonZeroU32::new(2).unwrap();
+    let h = Harness::new(b, &[cfg]);
+    let start = || h.reheat.start("guides", StartOptions::default());
+    let run1 = start().await.unwrap();
+    let s1 = h.wait(run1.id).await;
+    assert_eq!(s1.run.state, RunState::Complete);
+    assert_eq!(s1.stats.renders(), 10);
+    assert_eq!(s1.stats.pruned, 0);
+    assert!(s1.stats.failures.is_empty(), "{:?}", s1.stats.failures);
+    assert!(s1.stats.latency_quantile(0.99).is_some());
+
+    site.with(|s| s.items.truncate(7));
+    let run2 = start().await.unwrap();
+    let s2 = h.wait(run2.id).await;
+    assert_eq!((s2.stats.renders(), s2.stats.pruned), (7, 3));
+
+    site.with(|s| s.mode = crate::site::Mode::Fail500);
+    let run3 = start().await.unwrap();
+    let s3 = h.wait(run3.id).await;
+    assert_eq!(s3.run.state, RunState::Failed);
+    // Two attempts of each of the 7 keys, under one reason with the key elided.
+    assert_eq!(s3.stats.failures.len(), 1, "{:?}", s3.stats.failures);
+    let (reason, n) = s3.stats.failures.iter().next().unwrap();
+    assert_eq!(*n, 14, "{reason}");
+    assert!(
+        reason.contains("500") && reason.contains("\"…\""),
+        "{reason}"
+    );
+    assert!(!reason.contains("item-"), "{reason}");
+    assert_eq!(s3.stats.renders(), 14);
+    assert_eq!(s3.stats.pruned, 0, "a failed run prunes nothing");
+    h.stop().await;
+}

@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use kiln_core::ids::{LibraryName, RunId};
-use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState};
+use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState, RunStats};
 use kiln_core::time::{SharedClock, SystemClock};
 use kiln_core::{Error, Result};
 
@@ -23,6 +23,8 @@ struct State {
     runs: Vec<Run>,
     /// The newest generation of each library.
     generations: HashMap<LibraryName, u64>,
+    /// Stats by run.
+    stats: HashMap<RunId, RunStats>,
 }
 
 impl Default for MemLedger {
@@ -126,5 +128,22 @@ impl RunLedger for MemLedger {
             Some(_) => Ok(false),
             None => Err(Error::not_found(format!("run {id}"))),
         }
+    }
+
+    async fn add_run_stats(&self, id: RunId, stats: &RunStats) -> Result<()> {
+        let mut s = self.state();
+        if !s.runs.iter().any(|r| r.id == id) {
+            return Err(Error::not_found(format!("run {id}")));
+        }
+        s.stats.entry(id).or_default().merge(stats);
+        Ok(())
+    }
+
+    async fn run_stats(&self, id: RunId) -> Result<RunStats> {
+        let s = self.state();
+        if !s.runs.iter().any(|r| r.id == id) {
+            return Err(Error::not_found(format!("run {id}")));
+        }
+        Ok(s.stats.get(&id).cloned().unwrap_or_default())
     }
 }

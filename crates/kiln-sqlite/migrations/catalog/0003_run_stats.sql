@@ -1,0 +1,7 @@
+-- What each run did beyond its job counts (render latency, failures by reason, pruned), as
+-- the JSON of kiln_core::ledger::RunStats; added to by every worker.
+
+CREATE TABLE run_stats (
+    run   INTEGER PRIMARY KEY NOT NULL REFERENCES runs (id),
+    stats TEXT NOT NULL
+) STRICT;
