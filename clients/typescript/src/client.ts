@@ -317,6 +317,16 @@ export class Kiln {
 
   // ---- builds and runs -----------------------------------------------------------------
 
+  /** Pauses a library: no worker takes its runs' jobs until `resume` (scope admin). */
+  pause(library: string, options: CallOptions = {}): Promise<{ library: string; paused: boolean; changed: boolean }> {
+    return this.json('POST', `/v1/libraries/${seg(library)}/pause`, { body: '', headers: { 'content-type': 'application/json' }, signal: options.signal });
+  }
+
+  /** Resumes a paused library. */
+  resume(library: string, options: CallOptions = {}): Promise<{ library: string; paused: boolean; changed: boolean }> {
+    return this.json('POST', `/v1/libraries/${seg(library)}/resume`, { body: '', headers: { 'content-type': 'application/json' }, signal: options.signal });
+  }
+
   /** Cancels a running run: its pending jobs are dropped and nothing is pruned; answers
    * with the run (a run that is not running is a KilnError with status 409). */
   cancelRun(run: number | Run, options: CallOptions = {}): Promise<Run> {

@@ -81,6 +81,13 @@ describe('a run no worker works on', () => {
   });
   after(() => scratch.cleanup());
 
+  it('pauses and resumes a library, saying whether it changed', async () => {
+    assert.deepEqual(await kiln.pause('cards'), { library: 'cards', paused: true, changed: true });
+    assert.equal((await kiln.pause('cards')).changed, false);
+    assert.deepEqual(await kiln.resume('cards'), { library: 'cards', paused: false, changed: true });
+    await assert.rejects(kiln.pause('nope'), (e: unknown) => e instanceof KilnError && e.status === 404);
+  });
+
   it('cancels a running run, and refuses to cancel it twice', async () => {
     const run = await kiln.startBuild('cards', 'to-cancel');
     const cancelled = await kiln.cancelRun(run);

@@ -110,6 +110,16 @@ pub(crate) enum Command {
         /// The run's id.
         run: i64,
     },
+    /// Pause a library: no worker takes its runs' jobs until `kiln resume`.
+    Pause {
+        /// The library.
+        library: String,
+    },
+    /// Resume a paused library.
+    Resume {
+        /// The library.
+        library: String,
+    },
     /// List reheat runs.
     Runs {
         /// Only this library.

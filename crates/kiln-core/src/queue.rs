@@ -224,6 +224,17 @@ pub trait JobQueue: Send + Sync + Debug + Display + 'static {
     /// Drops jobs fenced by `key` with a generation below `generation`; returns how many.
     async fn fence(&self, key: &str, generation: u64) -> Result<u64>;
 
+    /// Holds back the jobs of `library` (fence key `library` or `library@<group>`): leases
+    /// skip them, spending no attempt, until [`JobQueue::resume`]; leased ones run on, and
+    /// jobs without a fence (live renders, run events) are never held. Idempotent.
+    async fn pause(&self, library: &str) -> Result<()>;
+
+    /// Lets `library`'s jobs be leased again; whether it was paused.
+    async fn resume(&self, library: &str) -> Result<bool>;
+
+    /// The paused libraries, sorted.
+    async fn paused(&self) -> Result<Vec<String>>;
+
     /// Dead letters, oldest first.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
 

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "run stats",
         include_str!("../migrations/0007_run_stats.sql"),
     ),
+    (
+        8,
+        "paused libraries",
+        include_str!("../migrations/0008_queue_paused.sql"),
+    ),
 ];
 
 /// The embedded migrations as a sqlx migration source.

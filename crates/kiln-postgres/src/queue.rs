@@ -261,6 +261,8 @@ impl PgQueue {
                ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until \
              ), c AS ( \
                SELECT id FROM jobs WHERE NOT dead AND visible_at <= $1 \
+                 AND (fence_key IS NULL OR split_part(fence_key, '@', 1) <> ALL ( \
+                   SELECT library FROM paused_libraries)) \
                ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED \
              ) \
              UPDATE jobs j SET leased = true, visible_at = $3, token = j.token + 1, attempt = j.attempt + 1, \
@@ -370,6 +372,36 @@ impl PgQueue {
         }
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    async fn pause_inner(&self, library: &str) -> Result<()> {
+        sqlx::query("INSERT INTO paused_libraries (library) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(library)
+            .execute(self.db().pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn resume_inner(&self, library: &str) -> Result<bool> {
+        let mut tx = self.db().pool().begin().await?;
+        let done = sqlx::query("DELETE FROM paused_libraries WHERE library = $1")
+            .bind(library)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() > 0 {
+            // Idle workers wake for the jobs that are leasable again.
+            self.notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn paused_inner(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT library FROM paused_libraries ORDER BY library")
+                .fetch_all(self.db().pool())
+                .await?,
+        )
     }
 
     async fn notify(&self, tx: &mut sqlx::PgConnection) -> Result<()> {
@@ -601,6 +633,18 @@ impl JobQueue for PgQueue {
 
     async fn fence(&self, key: &str, generation: u64) -> kiln_core::Result<u64> {
         Ok(self.fence_inner(key, generation).await?)
+    }
+
+    async fn pause(&self, library: &str) -> kiln_core::Result<()> {
+        Ok(self.pause_inner(library).await?)
+    }
+
+    async fn resume(&self, library: &str) -> kiln_core::Result<bool> {
+        Ok(self.resume_inner(library).await?)
+    }
+
+    async fn paused(&self) -> kiln_core::Result<Vec<String>> {
+        Ok(self.paused_inner().await?)
     }
 
     async fn dead_letters(&self, limit: usize) -> kiln_core::Result<Vec<DeadLetter>> {

@@ -489,6 +489,31 @@ impl Reheat {
         }
     }
 
+    /// Pauses `library`: no worker leases its runs' jobs until [`Reheat::resume`] (jobs
+    /// already leased finish; live renders and run events go on). Its runs stay running.
+    pub async fn pause(&self, library: &str) -> Result<()> {
+        let lib = self.inner.libraries.get(library)?;
+        self.inner.queue.pause(lib.name.as_str()).await
+    }
+
+    /// Resumes a paused `library`; whether it was paused.
+    pub async fn resume(&self, library: &str) -> Result<bool> {
+        let lib = self.inner.libraries.get(library)?;
+        self.inner.queue.resume(lib.name.as_str()).await
+    }
+
+    /// Whether `library` is paused.
+    pub async fn is_paused(&self, library: &str) -> Result<bool> {
+        let lib = self.inner.libraries.get(library)?;
+        Ok(self
+            .inner
+            .queue
+            .paused()
+            .await?
+            .iter()
+            .any(|l| l == lib.name.as_str()))
+    }
+
     /// A run and its tallies.
     pub async fn status(&self, run: RunId) -> Result<RunStatus> {
         let run = self.inner.ledger.run(run).await?;

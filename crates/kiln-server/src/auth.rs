@@ -271,6 +271,16 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     ),
     (Method::GET, "/v1/runs/{run}", needs(Scope::Read)),
     (Method::POST, "/v1/runs/{run}/cancel", needs(Scope::Admin)),
+    (
+        Method::POST,
+        "/v1/libraries/{library}/pause",
+        needs(Scope::Admin),
+    ),
+    (
+        Method::POST,
+        "/v1/libraries/{library}/resume",
+        needs(Scope::Admin),
+    ),
 ];
 
 /// What `method` on the route template `route` needs.

@@ -31,6 +31,8 @@ use crate::auth::{Access, ROUTES};
         crate::reheat_routes::start_build,
         crate::reheat_routes::show_run,
         crate::reheat_routes::cancel_run,
+        crate::reheat_routes::pause_library,
+        crate::reheat_routes::resume_library,
         crate::cache_routes::read_entry,
         crate::cache_routes::put_entry,
         crate::cache_routes::delete_entry,

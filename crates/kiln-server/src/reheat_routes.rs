@@ -35,6 +35,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/libraries/{library}/builds", post(start_build))
         .route("/v1/runs/{run}", get(show_run))
         .route("/v1/runs/{run}/cancel", post(cancel_run))
+        .route("/v1/libraries/{library}/pause", post(pause_library))
+        .route("/v1/libraries/{library}/resume", post(resume_library))
 }
 
 pub(crate) fn reheat(st: &AppState) -> Result<&Reheat, ApiError> {
@@ -235,4 +237,56 @@ fn run_id(raw: String) -> Result<RunId, ApiError> {
     raw.parse::<i64>()
         .map(RunId)
         .map_err(|_| ApiError::invalid(format!("invalid run id {raw:?}: expected an integer")))
+}
+
+/// Whether a library's reheat jobs are held back.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PauseView {
+    /// The library.
+    library: String,
+    /// Paused: no worker leases its runs' jobs.
+    paused: bool,
+    /// Whether this call changed it.
+    changed: bool,
+}
+
+/// `POST /v1/libraries/{library}/pause`: no worker leases the library's runs' jobs until it
+/// is resumed (leased ones finish; live renders and run events go on).
+#[utoipa::path(post, path = "/v1/libraries/{library}/pause", tag = "reheat",
+    params(("library" = String, Path, description = "The library's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")),
+    responses(
+        (status = 200, description = "Paused", body = PauseView),
+        (status = 404, description = "No such library", body = crate::error::Body)))]
+pub(crate) async fn pause_library(
+    State(st): State<AppState>,
+    library: Result<Path<String>, PathRejection>,
+) -> Result<Json<PauseView>, ApiError> {
+    let library = segment(library)?;
+    let reheat = reheat(&st)?;
+    let was = reheat.is_paused(&library).await?;
+    reheat.pause(&library).await?;
+    Ok(Json(PauseView {
+        library,
+        paused: true,
+        changed: !was,
+    }))
+}
+
+/// `POST /v1/libraries/{library}/resume`: the library's jobs are leased again.
+#[utoipa::path(post, path = "/v1/libraries/{library}/resume", tag = "reheat",
+    params(("library" = String, Path, description = "The library's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")),
+    responses(
+        (status = 200, description = "Resumed", body = PauseView),
+        (status = 404, description = "No such library", body = crate::error::Body)))]
+pub(crate) async fn resume_library(
+    State(st): State<AppState>,
+    library: Result<Path<String>, PathRejection>,
+) -> Result<Json<PauseView>, ApiError> {
+    let library = segment(library)?;
+    let changed = reheat(&st)?.resume(&library).await?;
+    Ok(Json(PauseView {
+        library,
+        paused: false,
+        changed,
+    }))
 }

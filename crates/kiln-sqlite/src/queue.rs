@@ -45,6 +45,11 @@ fn migrator() -> Migrator {
             "dedupe keys and worker liveness",
             include_str!("../migrations/queue/0003_dedupe_liveness.sql"),
         ),
+        (
+            4,
+            "paused libraries",
+            include_str!("../migrations/queue/0004_paused.sql"),
+        ),
     ])
 }
 
@@ -350,7 +355,10 @@ impl JobQueue for SqliteQueue {
         // costs several times more in sqlx than the SQL itself.
         let ids: String = sqlx::query_scalar(
             "SELECT json_group_array(id) FROM (SELECT id FROM jobs
-                 WHERE state < 2 AND avail_at <= ? ORDER BY priority DESC, id LIMIT ?)",
+                 WHERE state < 2 AND avail_at <= ?
+                   AND (fence_key IS NULL OR NOT EXISTS (SELECT 1 FROM paused AS p
+                        WHERE p.library = substr(fence_key, 1, instr(fence_key || '@', '@') - 1)))
+                 ORDER BY priority DESC, id LIMIT ?)",
         )
         .bind(now.0)
         .bind(opts.max_jobs.get().min(i64::MAX as usize) as i64)
@@ -540,6 +548,34 @@ impl JobQueue for SqliteQueue {
             self.wake();
         }
         Ok(n)
+    }
+
+    async fn pause(&self, library: &str) -> Result<()> {
+        sqlx::query("INSERT INTO paused (library) VALUES (?) ON CONFLICT DO NOTHING")
+            .bind(library)
+            .execute(&self.db.writer)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn resume(&self, library: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM paused WHERE library = ?")
+            .bind(library)
+            .execute(&self.db.writer)
+            .await
+            .map_err(err)?;
+        if done.rows_affected() > 0 {
+            self.wake();
+        }
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn paused(&self) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT library FROM paused ORDER BY library")
+            .fetch_all(&self.db.reader)
+            .await
+            .map_err(err)
     }
 
     async fn fence(&self, key: &str, generation: u64) -> Result<u64> {

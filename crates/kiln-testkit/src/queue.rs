@@ -425,6 +425,49 @@ pub async fn fence_drops_older_generations(q: &dyn JobQueue) {
     );
 }
 
+/// Contract (pause): a paused library's jobs (its own fence key and its groups') are not
+/// leased and spend no attempt, other libraries' and unfenced jobs are; resume lets them
+/// go, and a job enqueued while paused waits too.
+pub async fn pause_holds_back_a_librarys_jobs(q: &dyn JobQueue) {
+    q.enqueue(vec![
+        fenced(with_run(job("lib"), 1), "lib", 1),
+        fenced(with_run(job("lib-group"), 2), "lib@g", 1),
+        fenced(job("libx"), "libx", 1),
+        job("plain"),
+    ])
+    .await
+    .unwrap();
+    q.pause("lib").await.unwrap();
+    q.pause("lib").await.unwrap();
+    assert_eq!(q.paused().await.unwrap(), ["lib"]);
+    q.enqueue(vec![fenced(with_run(job("lib-later"), 1), "lib", 1)])
+        .await
+        .unwrap();
+    let mut got: Vec<Bytes> = lease(q, 10).await.into_iter().map(|j| j.payload).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        ["libx", "plain"],
+        "a library named like it is not held"
+    );
+    assert!(lease(q, 10).await.is_empty());
+    assert_eq!(q.pending().await.unwrap(), 5, "held jobs are still pending");
+    assert!(q.resume("lib").await.unwrap());
+    assert!(
+        !q.resume("lib").await.unwrap(),
+        "resuming twice says it was not paused"
+    );
+    assert!(q.paused().await.unwrap().is_empty());
+    let back = lease(q, 10).await;
+    let mut names: Vec<Bytes> = back.iter().map(|j| j.payload.clone()).collect();
+    names.sort();
+    assert_eq!(names, ["lib", "lib-group", "lib-later"]);
+    assert!(
+        back.iter().all(|j| j.attempt == 1),
+        "holding spent no attempt"
+    );
+}
+
 /// Contract (fencing): jobs enqueued below a fence are dropped at once (they get ids and
 /// count as enqueued and dropped); a lower fence never lowers it.
 pub async fn fence_refuses_later_enqueues(q: &dyn JobQueue) {
@@ -721,6 +764,7 @@ macro_rules! job_queue_tests {
             release_gives_jobs_back,
             fence_drops_older_generations,
             fence_refuses_later_enqueues,
+            pause_holds_back_a_librarys_jobs,
             tallies_are_per_run,
             pending_counts_ready_and_leased,
             concurrent_leases_are_disjoint,

@@ -243,6 +243,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/libraries/{library}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * `POST /v1/libraries/{library}/pause`: no worker leases the library's runs' jobs until it
+         *     is resumed (leased ones finish; live renders and run events go on).
+         */
+        post: operations["pause_library"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/libraries/{library}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/libraries/{library}/resume`: the library's jobs are leased again. */
+        post: operations["resume_library"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/openapi.json": {
         parameters: {
             query?: never;
@@ -498,6 +535,15 @@ export interface components {
              *     have a next one).
              */
             next?: string | null;
+        };
+        /** @description Whether a library's reheat jobs are held back. */
+        PauseView: {
+            /** @description Whether this call changed it. */
+            changed: boolean;
+            /** @description The library. */
+            library: string;
+            /** @description Paused: no worker leases its runs' jobs. */
+            paused: boolean;
         };
         /** @description The body of a renew; an empty body renews for the default duration. */
         RenewRequest: {
@@ -1408,6 +1454,78 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such library */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    pause_library: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The library's name */
+                library: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Paused */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PauseView"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such library */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    resume_library: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The library's name */
+                library: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Resumed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PauseView"];
                 };
             };
             401: components["responses"]["Unauthorized"];

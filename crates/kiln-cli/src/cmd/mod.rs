@@ -59,6 +59,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             ..
         } => reheat::reheat(&env, &library, build, group, wait, work, json).await,
         Command::Cancel { run } => reheat::cancel(&env, run, json).await,
+        Command::Pause { library } => reheat::pause(&env, &library, true, json).await,
+        Command::Resume { library } => reheat::pause(&env, &library, false, json).await,
         Command::Runs { library, limit } => {
             reheat::runs(&env, library.as_deref(), limit, json).await
         }

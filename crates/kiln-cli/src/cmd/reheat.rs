@@ -333,6 +333,33 @@ fn summary(s: &kiln_core::ledger::RunStats, wall: Duration) -> serde_json::Value
     })
 }
 
+/// `kiln pause LIBRARY` (`pause`) and `kiln resume LIBRARY`.
+pub(crate) async fn pause(
+    env: &Env,
+    library: &str,
+    pause: bool,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let reheat = service(env).await?;
+    let changed = if pause {
+        let was = reheat.is_paused(library).await?;
+        reheat.pause(library).await?;
+        !was
+    } else {
+        reheat.resume(library).await?
+    };
+    emit(
+        as_json,
+        json!({ "library": library, "paused": pause, "changed": changed }),
+        || {
+            let state = if pause { "paused" } else { "resumed" };
+            let already = if changed { "" } else { " (it already was)" };
+            format!("library {library}: {state}{already}")
+        },
+    );
+    Ok(())
+}
+
 /// `kiln cancel RUN`.
 pub(crate) async fn cancel(env: &Env, run: i64, as_json: bool) -> anyhow::Result<()> {
     let reheat = service(env).await?;

@@ -473,3 +473,31 @@ async fn a_runs_summary_counts_renders_failures_and_what_it_pruned(b: Backends) 
     assert_eq!(s3.stats.pruned, 0, "a failed run prunes nothing");
     h.stop().await;
 }
+
+both!(a_paused_library_runs_nothing_until_resumed);
+async fn a_paused_library_runs_nothing_until_resumed(b: Backends) {
+    let site = Site::start(items(8, "g")).await;
+    let h = Harness::new(b, &[http_lib("guides", &site)]);
+    h.reheat.pause("guides").await.unwrap();
+    assert!(h.reheat.is_paused("guides").await.unwrap());
+    let run = h
+        .reheat
+        .start("guides", StartOptions::default())
+        .await
+        .unwrap();
+    // The worker is running; give it time to take the jobs, which it must not.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = h.reheat.status(run.id).await.unwrap();
+    assert_eq!(s.run.state, RunState::Running);
+    assert_eq!((s.tally.done, s.tally.pending()), (0, 1), "{:?}", s.tally);
+    assert_eq!(site.total_renders(), 0);
+    assert!(h.reheat.resume("guides").await.unwrap());
+    assert!(!h.reheat.is_paused("guides").await.unwrap());
+    assert_eq!(h.wait(run.id).await.run.state, RunState::Complete);
+    assert_eq!(site.total_renders(), 8);
+    assert!(matches!(
+        h.reheat.pause("nope").await,
+        Err(kiln_core::Error::NotFound { .. })
+    ));
+    h.stop().await;
+}

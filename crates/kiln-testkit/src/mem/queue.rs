@@ -65,6 +65,13 @@ impl MemJob {
         matches!(self.status, Status::Dead { .. })
     }
 
+    /// Whether the job belongs to one of the `paused` libraries.
+    fn held(&self, paused: &std::collections::BTreeSet<String>) -> bool {
+        self.fence.as_ref().is_some_and(|(k, _)| {
+            paused.contains(k.split_once('@').map_or(k.as_str(), |(lib, _)| lib))
+        })
+    }
+
     fn fenced_by(&self, key: &str, generation: u64) -> bool {
         self.fence
             .as_ref()
@@ -78,6 +85,8 @@ struct State {
     next_id: i64,
     next_token: i64,
     fences: HashMap<String, u64>,
+    /// Libraries whose jobs leases skip.
+    paused: std::collections::BTreeSet<String>,
     tallies: HashMap<i64, Tally>,
     /// (run, dedupe key) -> (job id, fence).
     keys: HashMap<(i64, String), (i64, Fence)>,
@@ -146,7 +155,7 @@ impl MemQueue {
         let next = s
             .jobs
             .values()
-            .filter(|j| !j.is_dead())
+            .filter(|j| !j.is_dead() && !j.held(&s.paused))
             .map(|j| j.avail_at)
             .min();
         match next {
@@ -240,7 +249,7 @@ impl JobQueue for MemQueue {
         let mut ready: Vec<(i32, i64)> = s
             .jobs
             .iter()
-            .filter(|(_, j)| j.ready(now))
+            .filter(|(_, j)| j.ready(now) && !j.held(&s.paused))
             .map(|(id, j)| (-j.priority, *id))
             .collect();
         ready.sort_unstable();
@@ -372,6 +381,23 @@ impl JobQueue for MemQueue {
             self.wake();
         }
         Ok(n)
+    }
+
+    async fn pause(&self, library: &str) -> Result<()> {
+        self.state().paused.insert(library.to_string());
+        Ok(())
+    }
+
+    async fn resume(&self, library: &str) -> Result<bool> {
+        let was = self.state().paused.remove(library);
+        if was {
+            self.wake();
+        }
+        Ok(was)
+    }
+
+    async fn paused(&self) -> Result<Vec<String>> {
+        Ok(self.state().paused.iter().cloned().collect())
     }
 
     async fn fence(&self, key: &str, generation: u64) -> Result<u64> {

@@ -1,0 +1,5 @@
+-- Libraries whose jobs leases skip (kiln pause): a job's library is its fence key up to '@'.
+
+CREATE TABLE paused_libraries (
+    library text COLLATE "C" PRIMARY KEY
+);
