@@ -96,6 +96,21 @@ pub struct KeyPage {
     pub next: Option<String>,
 }
 
+impl KeyPage {
+    /// The page of a query for `limit` items that read up to `limit + 1` (the one past the
+    /// limit says there is a next page, whose cursor is the last item kept).
+    pub fn from_overfetch(mut items: Vec<KeyInfo>, limit: usize) -> KeyPage {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = if more {
+            items.last().map(|i| i.key.clone())
+        } else {
+            None
+        };
+        KeyPage { items, next }
+    }
+}
+
 /// Which entries [`RenderCache::mark_stale`] marks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StaleScope {

@@ -318,7 +318,7 @@ impl PgRenderCache {
         .bind(limit)
         .fetch_all(self.db.pool())
         .await?;
-        let mut items = rows
+        let items = rows
             .iter()
             .map(|r| {
                 Ok(KeyInfo {
@@ -332,10 +332,7 @@ impl PgRenderCache {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let more = items.len() > q.limit;
-        items.truncate(q.limit);
-        let next = more.then(|| items.last().map(|i| i.key.clone())).flatten();
-        Ok(KeyPage { items, next })
+        Ok(KeyPage::from_overfetch(items, q.limit))
     }
 
     async fn counts_inner(&self, library: &LibraryName) -> Result<Vec<(String, u64)>> {

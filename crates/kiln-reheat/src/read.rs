@@ -160,7 +160,7 @@ impl ReadThrough {
         if let Some(msg) = refused {
             return Err(Error::Upstream(msg));
         }
-        self.fly(&lib.name, key, Ask::Miss).await
+        self.fly(&lib.name, key, Ask::Miss, &Value::Null).await
     }
 
     /// Renders `key` of `group` with `props` now, through the library's renderer, stores it
@@ -176,7 +176,7 @@ impl ReadThrough {
     ) -> Result<CacheEntry> {
         let lib = self.inner.libraries.get(library)?;
         let ask = Ask::Props(props.to_string(), group.to_string());
-        let entry = self.fly(&lib.name, key, ask).await?;
+        let entry = self.fly(&lib.name, key, ask, props).await?;
         entry.ok_or_else(|| Error::not_found(format!("entry {key:?} of library {library}")))
     }
 
@@ -187,7 +187,14 @@ impl ReadThrough {
             .remove(&(library.clone(), key.to_string()));
     }
 
-    async fn fly(&self, library: &LibraryName, key: &str, ask: Ask) -> Result<Option<CacheEntry>> {
+    /// Joins or starts the flight of `ask` for `key`; `props` are a `Props` ask's own.
+    async fn fly(
+        &self,
+        library: &LibraryName,
+        key: &str,
+        ask: Ask,
+        props: &Value,
+    ) -> Result<Option<CacheEntry>> {
         let id = (library.clone(), key.to_string(), ask);
         let flight = self
             .flights()
@@ -195,12 +202,12 @@ impl ReadThrough {
             .entry(id.clone())
             .or_insert_with(|| {
                 let this = self.clone();
+                let props = props.clone();
                 async move {
                     let (library, key, ask) = &id;
                     let out = match ask {
                         Ask::Miss => this.render_through(library, key).await,
-                        Ask::Props(props, group) => {
-                            let props: Value = serde_json::from_str(props).unwrap_or(Value::Null);
+                        Ask::Props(_, group) => {
                             let item = RenderItem {
                                 key: key.clone(),
                                 group: group.clone(),

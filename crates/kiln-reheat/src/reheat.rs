@@ -307,7 +307,7 @@ impl Reheat {
             .await?;
         for id in running {
             if self.inner.ledger.run(id).await?.state == RunState::Superseded {
-                self.emit(lib, id, None).await;
+                self.emit(lib, id).await;
             }
         }
         match self.prepare(lib, &run).await {
@@ -315,7 +315,7 @@ impl Reheat {
             Err(e) => {
                 // The run has no job that could ever finish it: close it now.
                 if let Ok(true) = self.inner.ledger.finish_run(run.id, RunState::Failed).await {
-                    self.emit(lib, run.id, None).await;
+                    self.emit(lib, run.id).await;
                 }
                 Err(e)
             }
@@ -377,7 +377,7 @@ impl Reheat {
                         .await?;
                 }
                 if ledger.finish_run(old.id, RunState::Superseded).await? {
-                    self.emit(lib, old.id, None).await;
+                    self.emit(lib, old.id).await;
                 }
             }
         }
@@ -442,7 +442,7 @@ impl Reheat {
                 .await?;
             tracing::info!(run = %id, library = %run.library, cleared, "run cancelled");
         }
-        self.emit(lib, id, None).await;
+        self.emit(lib, id).await;
         self.status(id).await
     }
 
@@ -450,7 +450,7 @@ impl Reheat {
     /// one caller whose `finish_run` closed the run, so each end is sent once (and retried
     /// by the queue until delivered). A failure to queue it is logged, not returned: the
     /// run has ended either way.
-    async fn emit(&self, lib: &Library, id: RunId, pruned: Option<u64>) {
+    async fn emit(&self, lib: &Library, id: RunId) {
         if lib.settings.webhook.is_none() {
             return;
         }
@@ -473,7 +473,7 @@ impl Reheat {
                 "jobs_failed": s.tally.failed,
                 "jobs_dead": s.tally.dead,
                 "jobs_dropped": s.tally.dropped,
-                "pruned": pruned.unwrap_or(s.stats.pruned),
+                "pruned": s.stats.pruned,
                 "renders": s.stats.renders(),
                 "render_p50_ms": s.stats.latency_quantile(0.5).and_then(seconds_to_ms),
                 "render_p99_ms": s.stats.latency_quantile(0.99).and_then(seconds_to_ms),
@@ -491,9 +491,11 @@ impl Reheat {
 
     /// Pauses `library`: no worker leases its runs' jobs until [`Reheat::resume`] (jobs
     /// already leased finish; live renders and run events go on). Its runs stay running.
-    pub async fn pause(&self, library: &str) -> Result<()> {
-        let lib = self.inner.libraries.get(library)?;
-        self.inner.queue.pause(lib.name.as_str()).await
+    /// Whether it was running before (false: it was paused already).
+    pub async fn pause(&self, library: &str) -> Result<bool> {
+        let was = self.is_paused(library).await?;
+        self.inner.queue.pause(library).await?;
+        Ok(!was)
     }
 
     /// Resumes a paused `library`; whether it was paused.
@@ -540,7 +542,6 @@ impl Reheat {
             return Ok(run.state);
         }
         let lib = self.inner.libraries.get(run.library.as_str())?;
-        let mut pruned = None;
         let state = if tally.dropped > 0 {
             RunState::Superseded
         } else if tally.dead > 0 {
@@ -558,12 +559,11 @@ impl Reheat {
                     ..RunStats::default()
                 };
                 ledger.add_run_stats(id, &stats).await?;
-                pruned = Some(swept);
             }
             RunState::Complete
         };
         if ledger.finish_run(id, state).await? {
-            self.emit(lib, id, pruned).await;
+            self.emit(lib, id).await;
         }
         Ok(ledger.run(id).await?.state)
     }

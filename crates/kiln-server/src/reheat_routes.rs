@@ -262,13 +262,11 @@ pub(crate) async fn pause_library(
     library: Result<Path<String>, PathRejection>,
 ) -> Result<Json<PauseView>, ApiError> {
     let library = segment(library)?;
-    let reheat = reheat(&st)?;
-    let was = reheat.is_paused(&library).await?;
-    reheat.pause(&library).await?;
+    let changed = reheat(&st)?.pause(&library).await?;
     Ok(Json(PauseView {
         library,
         paused: true,
-        changed: !was,
+        changed,
     }))
 }
 

@@ -439,7 +439,7 @@ impl RenderCache for SqliteRenderCache {
         .fetch_all(&self.db.reader)
         .await
         .map_err(err)?;
-        let mut items = rows
+        let items = rows
             .iter()
             .map(|r| {
                 Ok(KeyInfo {
@@ -454,10 +454,7 @@ impl RenderCache for SqliteRenderCache {
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(err)?;
-        let more = items.len() > q.limit;
-        items.truncate(q.limit);
-        let next = more.then(|| items.last().map(|i| i.key.clone())).flatten();
-        Ok(KeyPage { items, next })
+        Ok(KeyPage::from_overfetch(items, q.limit))
     }
 
     async fn group_counts(&self, library: &LibraryName) -> Result<Vec<(String, u64)>> {

@@ -342,9 +342,7 @@ pub(crate) async fn pause(
 ) -> anyhow::Result<()> {
     let reheat = service(env).await?;
     let changed = if pause {
-        let was = reheat.is_paused(library).await?;
-        reheat.pause(library).await?;
-        !was
+        reheat.pause(library).await?
     } else {
         reheat.resume(library).await?
     };

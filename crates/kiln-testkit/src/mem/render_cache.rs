@@ -204,7 +204,7 @@ impl RenderCache for MemCache {
     async fn list(&self, library: &LibraryName, q: &ListQuery) -> Result<KeyPage> {
         let now = self.clock.now();
         let s = self.state();
-        let mut items: Vec<KeyInfo> = s
+        let items: Vec<KeyInfo> = s
             .entries
             .iter()
             .filter(|((l, k), e)| {
@@ -225,10 +225,7 @@ impl RenderCache for MemCache {
                 stale: e.stale,
             })
             .collect();
-        let more = items.len() > q.limit;
-        items.truncate(q.limit);
-        let next = more.then(|| items.last().map(|i| i.key.clone())).flatten();
-        Ok(KeyPage { items, next })
+        Ok(KeyPage::from_overfetch(items, q.limit))
     }
 
     async fn group_counts(&self, library: &LibraryName) -> Result<Vec<(String, u64)>> {
