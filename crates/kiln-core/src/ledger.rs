@@ -241,6 +241,9 @@ pub struct BeginRun {
 /// - **Stats**: `add_run_stats` adds to a run's [`RunStats`] atomically (concurrent adds
 ///   all count); `run_stats` of a run never added to is the default; both are
 ///   [`crate::Error::NotFound`] for an unknown run.
+/// - **Schedule ticks**: `claim_tick` records a library's newest scheduled tick; of any
+///   number of concurrent claims of one tick exactly one is true, and a claim of a tick at
+///   or before the recorded one is false.
 #[async_trait]
 pub trait RunLedger: Send + Sync + Debug + Display + 'static {
     /// Starts a run for a new build: the next generation of the library. A library-wide run
@@ -261,4 +264,8 @@ pub trait RunLedger: Send + Sync + Debug + Display + 'static {
 
     /// Run `id`'s stats.
     async fn run_stats(&self, id: RunId) -> Result<RunStats>;
+
+    /// Claims `library`'s scheduled tick `tick` (see `schedule` in the config): true when
+    /// it is later than every tick claimed before, so that one caller starts its build.
+    async fn claim_tick(&self, library: &LibraryName, tick: Timestamp) -> Result<bool>;
 }

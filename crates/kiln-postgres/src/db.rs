@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "paused libraries",
         include_str!("../migrations/0008_queue_paused.sql"),
     ),
+    (
+        9,
+        "schedule ticks",
+        include_str!("../migrations/0009_schedule_ticks.sql"),
+    ),
 ];
 
 /// The embedded migrations as a sqlx migration source.

@@ -165,6 +165,19 @@ impl PgLedger {
         Ok(())
     }
 
+    async fn claim_tick_inner(&self, library: &LibraryName, tick: Timestamp) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO schedule_ticks (library, tick) VALUES ($1, $2) \
+             ON CONFLICT (library) DO UPDATE SET tick = excluded.tick \
+             WHERE schedule_ticks.tick < excluded.tick",
+        )
+        .bind(library.as_str())
+        .bind(tick.0)
+        .execute(self.db.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn stats_inner(&self, id: RunId) -> Result<RunStats> {
         let row: Option<(i64, Option<String>)> = sqlx::query_as(
             "SELECT r.id, s.stats FROM runs AS r LEFT JOIN run_stats AS s ON s.run = r.id \
@@ -208,5 +221,9 @@ impl RunLedger for PgLedger {
 
     async fn run_stats(&self, id: RunId) -> kiln_core::Result<RunStats> {
         Ok(self.stats_inner(id).await?)
+    }
+
+    async fn claim_tick(&self, library: &LibraryName, tick: Timestamp) -> kiln_core::Result<bool> {
+        Ok(self.claim_tick_inner(library, tick).await?)
     }
 }

@@ -10,6 +10,8 @@ use kiln_core::ids::LibraryName;
 use kiln_core::{Error, Result};
 use serde::Deserialize;
 
+use crate::schedule::Schedule;
+
 /// One `[[library]]` table, as written:
 ///
 /// ```toml
@@ -20,6 +22,7 @@ use serde::Deserialize;
 /// page_size = 1000
 /// first_page = 0                                         # or 1: the listing's first page
 /// prune = "on-complete"                                  # or { ttl = "2h" }
+/// schedule = "0 3 * * *"                                 # cron, UTC: a build each tick
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +60,10 @@ pub struct LibraryConfig {
     /// complete, failed, superseded or cancelled (retried with backoff).
     #[serde(default)]
     pub webhook: Option<String>,
+    /// A cron expression (UTC; five fields, or six with seconds first): every worker
+    /// running the library starts a build at each tick, and exactly one of them does.
+    #[serde(default)]
+    pub schedule: Option<String>,
     /// The media type of a command renderer's output (default `text/html; charset=utf-8`).
     #[serde(default)]
     pub content_type: Option<String>,
@@ -145,6 +152,8 @@ pub struct LibrarySettings {
     pub max_render_bytes: usize,
     /// Where run events go.
     pub webhook: Option<String>,
+    /// When builds start by themselves.
+    pub schedule: Option<Schedule>,
 }
 
 impl Default for LibrarySettings {
@@ -160,6 +169,7 @@ impl Default for LibrarySettings {
             max_pages: default_max_pages(),
             max_render_bytes: default_max_render_bytes().get() as usize,
             webhook: None,
+            schedule: None,
         }
     }
 }
@@ -239,8 +249,13 @@ impl LibraryConfig {
         if let Some(url) = &self.webhook {
             check_url(url).map_err(|why| bad("webhook", why))?;
         }
+        let schedule = match &self.schedule {
+            Some(text) => Some(Schedule::parse(text).map_err(|why| bad("schedule", why))?),
+            None => None,
+        };
         Ok(LibrarySettings {
             webhook: self.webhook.clone(),
+            schedule,
             page_size: self.page_size,
             first_page: self.first_page,
             failure_ttl,
@@ -339,5 +354,22 @@ mod tests {
             Prune::Ttl(Duration::from_secs(7200))
         );
         assert_eq!(libs[0].settings().unwrap().page_size.get(), 1000);
+    }
+
+    #[test]
+    fn a_bad_schedule_names_the_library_and_the_key() {
+        let e = parse_libraries(
+            r#"
+            [[library]]
+            name = "guides"
+            source   = { http = "http://127.0.0.1:9000/items" }
+            renderer = { http = "http://127.0.0.1:9000/render" }
+            schedule = "every hour"
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("library[0]"), "{e}");
+        assert!(e.contains("schedule: invalid cron expression \"every hour\""), "{e}");
     }
 }

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod payload;
 pub mod read;
 pub mod reheat;
+pub mod schedule;
 pub mod worker;
 
 pub use config::{LibraryConfig, LibrarySettings, Prune, parse_libraries};
@@ -30,4 +31,5 @@ pub use handler::{BuildContext, Handler, RenderError, RenderItem, Rendered, Work
 pub use library::{Libraries, Library};
 pub use read::ReadThrough;
 pub use reheat::{Invalidated, PutEntry, Reheat, RunStatus, StartOptions};
+pub use schedule::Schedule;
 pub use worker::{Worker, WorkerOptions, WorkerState};

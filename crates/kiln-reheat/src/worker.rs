@@ -251,8 +251,12 @@ impl Worker {
         }
     }
 
-    /// The heartbeat (extends held leases) and the periodic purge of expired entries.
+    /// The heartbeat (extends held leases), the periodic purge of expired entries, and the
+    /// libraries' schedules.
     async fn background(&self) {
+        let mut schedules = tokio::time::interval(crate::schedule::POLL);
+        schedules.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let scheduled = self.reheat.libraries().iter().any(|l| l.settings.schedule.is_some());
         let mut beat = tokio::time::interval(self.opts.visibility / 3);
         let mut purge = tokio::time::interval(self.opts.purge_interval);
         let mut alive = tokio::time::interval(liveness::interval(self.me.ttl));
@@ -270,6 +274,9 @@ impl Worker {
                     if let Err(e) = self.queue().extend(&leases, self.opts.visibility).await {
                         tracing::warn!(error = %e, "heartbeat failed");
                     }
+                }
+                _ = schedules.tick(), if scheduled => {
+                    self.reheat.run_schedules().await;
                 }
                 _ = purge.tick() => {
                     let now = self.reheat.clock().now();

@@ -37,6 +37,11 @@ fn migrator() -> Migrator {
             "run stats",
             include_str!("../migrations/catalog/0003_run_stats.sql"),
         ),
+        (
+            4,
+            "schedule ticks",
+            include_str!("../migrations/catalog/0004_schedule_ticks.sql"),
+        ),
     ])
 }
 

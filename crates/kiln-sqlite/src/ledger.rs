@@ -178,4 +178,18 @@ impl RunLedger for SqliteLedger {
         };
         RunStats::decode(stored.as_deref()).map_err(|e| corrupt("run stats", &e))
     }
+
+    async fn claim_tick(&self, library: &LibraryName, tick: Timestamp) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO schedule_ticks (library, tick) VALUES (?, ?)
+             ON CONFLICT (library) DO UPDATE SET tick = excluded.tick
+             WHERE schedule_ticks.tick < excluded.tick",
+        )
+        .bind(library.as_str())
+        .bind(tick.0)
+        .execute(&self.db.writer)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected() == 1)
+    }
 }

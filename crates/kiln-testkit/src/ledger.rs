@@ -289,6 +289,21 @@ pub async fn model_based_random_operations(c: &dyn RunLedger, clock: &ManualCloc
     }
 }
 
+/// Contract (schedule ticks): of concurrent claims of one tick exactly one wins; a tick at
+/// or before the claimed one is refused, a later one is won; libraries keep their own.
+pub async fn one_claim_of_a_tick_wins(c: &dyn RunLedger) {
+    use kiln_core::time::Timestamp;
+    let lib = library("guides");
+    let won = futures::future::join_all((0..8).map(|_| c.claim_tick(&lib, Timestamp(60_000)))).await;
+    let won: Vec<bool> = won.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    assert!(!c.claim_tick(&lib, Timestamp(60_000)).await.unwrap());
+    assert!(!c.claim_tick(&lib, Timestamp(0)).await.unwrap(), "an older tick");
+    assert!(c.claim_tick(&library("other"), Timestamp(60_000)).await.unwrap());
+    assert!(c.claim_tick(&lib, Timestamp(120_000)).await.unwrap());
+    assert!(!c.claim_tick(&lib, Timestamp(90_000)).await.unwrap());
+}
+
 /// Stamps out one `#[tokio::test]` per ledger check. `$setup` is an expression that
 /// evaluates to a function (or closure) from a [`SharedClock`](kiln_core::time::SharedClock)
 /// to a future of `Arc<dyn RunLedger>` (or any smart pointer to a `RunLedger`) reading time
@@ -306,6 +321,7 @@ macro_rules! ledger_tests {
                 finishing_as_running_is_invalid,
                 runs_newest_first,
                 run_stats_add_up_under_concurrency,
+                one_claim_of_a_tick_wins,
             ]
             [
                 run_times_come_from_the_clock,

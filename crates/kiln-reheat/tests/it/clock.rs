@@ -236,3 +236,52 @@ async fn a_ttl_shorter_than_the_last_run_is_refused_with_the_numbers() {
     assert_eq!(h.reheat.ledger().runs(None, 10).await.unwrap().len(), 1);
     h.stop().await;
 }
+
+/// A library's `schedule`: of three workers' services polling at one tick, exactly one
+/// starts its build, labelled with the tick; the same tick never starts twice, the next
+/// tick starts one more, and a tick more than a minute old is skipped.
+#[tokio::test]
+async fn a_scheduled_tick_starts_one_build_across_workers() {
+    use kiln_core::time::Timestamp;
+    let hour = Timestamp(1_796_234_400_000); // 2026-12-02T18:00:00Z
+    let clock = ManualClock::at(hour.plus(Duration::from_secs(2)));
+    let b = Backends::mem_on(clock.shared());
+    let settings = LibrarySettings {
+        schedule: Some(kiln_reheat::Schedule::parse("0 * * * *").unwrap()),
+        ..LibrarySettings::default()
+    };
+    let services: Vec<kiln_reheat::Reheat> = (0..3)
+        .map(|_| {
+            let mut libs = Libraries::new();
+            libs.insert(Library::new(guides(), Keys::new(3), settings.clone()))
+                .unwrap();
+            kiln_reheat::Reheat::new(
+                b.ledger.clone(),
+                b.queue.clone(),
+                b.cache.clone(),
+                libs,
+                clock.shared(),
+            )
+        })
+        .collect();
+    let poll_all = || futures::future::join_all(services.iter().map(|s| s.run_schedules()));
+    let started: Vec<_> = poll_all().await.into_iter().flatten().collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0].build, "schedule-2026-12-02T18:00:00Z");
+    assert!(poll_all().await.iter().all(Vec::is_empty), "a tick started twice");
+
+    clock.advance(Duration::from_secs(3600 + 30));
+    let started: Vec<_> = poll_all().await.into_iter().flatten().collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0].build, "schedule-2026-12-02T19:00:00Z");
+    assert_eq!(
+        b.ledger.runs(Some(&guides()), 10).await.unwrap().len(),
+        2,
+        "runs in the ledger"
+    );
+
+    // 21:05: 20:00 and 21:00 were missed by more than the grace; neither starts.
+    clock.advance(Duration::from_secs(2 * 3600 + 5 * 60 - 30));
+    assert!(poll_all().await.iter().all(Vec::is_empty));
+    assert_eq!(b.ledger.runs(Some(&guides()), 10).await.unwrap().len(), 2);
+}

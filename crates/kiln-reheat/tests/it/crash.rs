@@ -39,6 +39,7 @@ fn library_config(listing: &str, render: &str) -> kiln_reheat::LibraryConfig {
         first_page: 0,
         failure_ttl: "30s".into(),
         webhook: None,
+        schedule: None,
     }
 }
 

@@ -103,6 +103,7 @@ pub(crate) fn http_lib(name: &str, site: &Site) -> LibraryConfig {
         first_page: 0,
         failure_ttl: "30s".into(),
         webhook: None,
+        schedule: None,
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use kiln_core::ids::{LibraryName, RunId};
 use kiln_core::ledger::{BeginRun, Run, RunLedger, RunState, RunStats};
-use kiln_core::time::{SharedClock, SystemClock};
+use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use kiln_core::{Error, Result};
 
 /// A runs ledger in memory: one mutex over the runs, so each call is one atomic step.
@@ -25,6 +25,8 @@ struct State {
     generations: HashMap<LibraryName, u64>,
     /// Stats by run.
     stats: HashMap<RunId, RunStats>,
+    /// The newest claimed schedule tick of each library.
+    ticks: HashMap<LibraryName, Timestamp>,
 }
 
 impl Default for MemLedger {
@@ -145,5 +147,15 @@ impl RunLedger for MemLedger {
             return Err(Error::not_found(format!("run {id}")));
         }
         Ok(s.stats.get(&id).cloned().unwrap_or_default())
+    }
+
+    async fn claim_tick(&self, library: &LibraryName, tick: Timestamp) -> Result<bool> {
+        let mut s = self.state();
+        let last = s.ticks.entry(library.clone()).or_insert(Timestamp(i64::MIN));
+        if *last >= tick {
+            return Ok(false);
+        }
+        *last = tick;
+        Ok(true)
     }
 }
