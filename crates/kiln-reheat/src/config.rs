@@ -370,6 +370,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("library[0]"), "{e}");
-        assert!(e.contains("schedule: invalid cron expression \"every hour\""), "{e}");
+        assert!(
+            e.contains("schedule: invalid cron expression \"every hour\""),
+            "{e}"
+        );
     }
 }

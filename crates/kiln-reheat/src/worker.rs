@@ -256,7 +256,11 @@ impl Worker {
     async fn background(&self) {
         let mut schedules = tokio::time::interval(crate::schedule::POLL);
         schedules.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let scheduled = self.reheat.libraries().iter().any(|l| l.settings.schedule.is_some());
+        let scheduled = self
+            .reheat
+            .libraries()
+            .iter()
+            .any(|l| l.settings.schedule.is_some());
         let mut beat = tokio::time::interval(self.opts.visibility / 3);
         let mut purge = tokio::time::interval(self.opts.purge_interval);
         let mut alive = tokio::time::interval(liveness::interval(self.me.ttl));

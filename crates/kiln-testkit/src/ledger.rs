@@ -294,12 +294,20 @@ pub async fn model_based_random_operations(c: &dyn RunLedger, clock: &ManualCloc
 pub async fn one_claim_of_a_tick_wins(c: &dyn RunLedger) {
     use kiln_core::time::Timestamp;
     let lib = library("guides");
-    let won = futures::future::join_all((0..8).map(|_| c.claim_tick(&lib, Timestamp(60_000)))).await;
+    let won =
+        futures::future::join_all((0..8).map(|_| c.claim_tick(&lib, Timestamp(60_000)))).await;
     let won: Vec<bool> = won.into_iter().map(|r| r.unwrap()).collect();
     assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
     assert!(!c.claim_tick(&lib, Timestamp(60_000)).await.unwrap());
-    assert!(!c.claim_tick(&lib, Timestamp(0)).await.unwrap(), "an older tick");
-    assert!(c.claim_tick(&library("other"), Timestamp(60_000)).await.unwrap());
+    assert!(
+        !c.claim_tick(&lib, Timestamp(0)).await.unwrap(),
+        "an older tick"
+    );
+    assert!(
+        c.claim_tick(&library("other"), Timestamp(60_000))
+            .await
+            .unwrap()
+    );
     assert!(c.claim_tick(&lib, Timestamp(120_000)).await.unwrap());
     assert!(!c.claim_tick(&lib, Timestamp(90_000)).await.unwrap());
 }

@@ -268,7 +268,10 @@ async fn a_scheduled_tick_starts_one_build_across_workers() {
     let started: Vec<_> = poll_all().await.into_iter().flatten().collect();
     assert_eq!(started.len(), 1, "{started:?}");
     assert_eq!(started[0].build, "schedule-2026-12-02T18:00:00Z");
-    assert!(poll_all().await.iter().all(Vec::is_empty), "a tick started twice");
+    assert!(
+        poll_all().await.iter().all(Vec::is_empty),
+        "a tick started twice"
+    );
 
     clock.advance(Duration::from_secs(3600 + 30));
     let started: Vec<_> = poll_all().await.into_iter().flatten().collect();

@@ -151,7 +151,10 @@ impl RunLedger for MemLedger {
 
     async fn claim_tick(&self, library: &LibraryName, tick: Timestamp) -> Result<bool> {
         let mut s = self.state();
-        let last = s.ticks.entry(library.clone()).or_insert(Timestamp(i64::MIN));
+        let last = s
+            .ticks
+            .entry(library.clone())
+            .or_insert(Timestamp(i64::MIN));
         if *last >= tick {
             return Ok(false);
         }
