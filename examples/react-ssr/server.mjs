@@ -6,7 +6,9 @@
 //      (pages from the --pages file, read again whenever it changes; pages start at 0)
 // POST /render  (props as JSON, the key in x-kiln-key) -> the page's HTML, with its
 //      stylesheets as `x-kiln-meta-assets`; an unknown component is a 422.
-// GET  /stats -> {"renders": N}
+// GET  /stats -> {"renders", "peak_in_flight", "first_ms", "last_ms", "per_second": [N...]}
+//      (renders in flight at once at the most; renders finished in each whole second
+//      from the first); DELETE /stats starts the counts again.
 //
 // The first line printed is `listening on http://127.0.0.1:PORT`.
 
@@ -26,6 +28,21 @@ const { values: args } = parseArgs({
 });
 const delayMs = Number(args['delay-ms']);
 let renders = 0;
+let inFlight = 0;
+let peakInFlight = 0;
+let firstMs = null;
+let lastMs = null;
+let perSecond = [];
+
+function counted() {
+  const now = Date.now();
+  firstMs ??= now;
+  lastMs = now;
+  const second = Math.floor((now - firstMs) / 1000);
+  while (perSecond.length <= second) perSecond.push(0);
+  perSecond[second]++;
+  renders++;
+}
 let cached = { mtimeMs: -1, pages: makePages(30) };
 
 function pages() {
@@ -65,13 +82,36 @@ const server = createServer(async (req, res) => {
       } catch (e) {
         return send(res, 400, { error: `props are not JSON: ${e.message}` });
       }
-      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
-      const { html, assets } = render(props);
-      renders++;
+      inFlight++;
+      peakInFlight = Math.max(peakInFlight, inFlight);
+      let out;
+      try {
+        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+        out = render(props);
+      } finally {
+        inFlight--;
+      }
+      const { html, assets } = out;
+      counted();
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'x-kiln-meta-assets': JSON.stringify(assets) });
       return res.end(html);
     }
-    if (req.method === 'GET' && url.pathname === '/stats') return send(res, 200, { renders });
+    if (req.method === 'GET' && url.pathname === '/stats') {
+      return send(res, 200, {
+        renders,
+        peak_in_flight: peakInFlight,
+        first_ms: firstMs,
+        last_ms: lastMs,
+        per_second: perSecond,
+      });
+    }
+    if (req.method === 'DELETE' && url.pathname === '/stats') {
+      renders = 0;
+      peakInFlight = inFlight;
+      firstMs = lastMs = null;
+      perSecond = [];
+      return send(res, 200, { renders });
+    }
     send(res, 404, { error: `no route ${req.method} ${url.pathname}` });
   } catch (e) {
     if (e instanceof BadPage) return send(res, 422, { error: e.message });

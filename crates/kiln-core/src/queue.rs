@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::Result;
 use crate::ids::{JobId, RunId};
+use crate::throttle::Throttle;
 use crate::time::Timestamp;
 
 /// Priorities: higher runs first.
@@ -43,6 +44,9 @@ pub struct NewJob {
     /// The job's identity within its run (needs `run`): a run gets at most one job per key,
     /// however often it is enqueued; see the contract's **Idempotent enqueue**.
     pub dedupe: Option<String>,
+    /// The throttle key: only a lease that names it takes the job, within its limit; see
+    /// [`crate::throttle`] and the contract's **Throttles**.
+    pub throttle: Option<String>,
 }
 
 impl NewJob {
@@ -97,6 +101,19 @@ pub struct LeaseOptions {
     /// reclaimed as soon as it lapses (see [`JobQueue::heartbeat`]) rather than when the
     /// visibility timeout ends. `None`: only the visibility timeout frees them.
     pub worker: Option<Liveness>,
+    /// The throttle keys this lease may take jobs of, each within its limit; jobs of a key
+    /// not named here are left for a lease that names it.
+    pub throttles: Vec<Throttle>,
+}
+
+/// What [`JobQueue::lease`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leased {
+    /// The jobs, by priority (higher first), then by id.
+    pub jobs: Vec<Job>,
+    /// A throttle held jobs back: more may be leased after this long (sooner than any new
+    /// work would be announced).
+    pub throttled: Option<Duration>,
 }
 
 /// A worker's liveness: its id (unique per process, e.g. `host-pid-random`) and how long
@@ -198,13 +215,19 @@ impl Tally {
 ///   own heartbeat refreshes it before reclaiming, so it never reclaims itself; a live
 ///   worker's leases are never reclaimed. `retire` forgets a worker and reclaims what it
 ///   still holds. The visibility timeout stays the backstop for leases without a worker.
+/// - **Throttles**: a job with a `throttle` key is leased only by a lease that names the
+///   key, and then, across every caller together, the key's valid leases stay within its
+///   concurrency and its leased jobs within its rate (a token bucket; see
+///   [`crate::throttle`]). A key's limit is the one the lease names (workers of one fleet
+///   share a configuration). When a limit held jobs back, `Leased::throttled` says when to
+///   lease again. Throttled and unthrottled jobs keep one priority order.
 #[async_trait]
 pub trait JobQueue: Send + Sync + Debug + Display + 'static {
     /// Enqueues a batch atomically; returns the ids in order.
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>>;
 
-    /// Leases up to `max_jobs` ready jobs.
-    async fn lease(&self, opts: &LeaseOptions) -> Result<Vec<Job>>;
+    /// Leases up to `max_jobs` ready jobs, within the named throttles.
+    async fn lease(&self, opts: &LeaseOptions) -> Result<Leased>;
 
     /// Extends leases by `visibility` from now (the heartbeat); returns how many were valid.
     async fn extend(&self, leases: &[Lease], visibility: Duration) -> Result<u64>;

@@ -80,6 +80,7 @@ async fn main() {
                 run: None,
                 fence: None,
                 dedupe: None,
+                throttle: None,
             })
             .collect();
         queue.enqueue(batch).await.expect("enqueue");
@@ -104,12 +105,13 @@ async fn main() {
             max_jobs: std::num::NonZeroUsize::new(args.batch).unwrap(),
             visibility: Duration::from_secs(60),
             worker: None,
+            throttles: Vec::new(),
         };
         let total = args.jobs;
         tasks.push(tokio::spawn(async move {
             while done.load(Ordering::Relaxed) < total {
                 let t = Instant::now();
-                let jobs = queue.lease(&opts).await.expect("lease");
+                let jobs = queue.lease(&opts).await.expect("lease").jobs;
                 add(0, t);
                 if jobs.is_empty() {
                     queue.wait_for_work(Duration::from_millis(50)).await;

@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "schedule ticks",
         include_str!("../migrations/0009_schedule_ticks.sql"),
     ),
+    (
+        10,
+        "queue throttles",
+        include_str!("../migrations/0010_queue_throttles.sql"),
+    ),
 ];
 
 /// The embedded migrations as a sqlx migration source.

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    DeadLetter, Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome,
-    Tally,
+    DeadLetter, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
+    RetryOutcome, Tally,
 };
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use sqlx::Row;
@@ -24,6 +24,7 @@ use crate::notify::{self, AbortOnDrop, Sink};
 
 mod dedupe;
 mod liveness;
+mod throttle;
 
 /// The job queue on PostgreSQL.
 ///
@@ -157,6 +158,7 @@ impl PgQueue {
         let mut fence_keys = Vec::with_capacity(n);
         let mut fence_gens = Vec::with_capacity(n);
         let mut dedupes = Vec::with_capacity(n);
+        let mut throttles = Vec::with_capacity(n);
         for (i, j) in jobs.iter().enumerate() {
             j.check(i)?;
             payloads.push(&j.payload[..]);
@@ -175,6 +177,7 @@ impl PgQueue {
             };
             fence_gens.push(gen_);
             dedupes.push(j.dedupe.as_deref());
+            throttles.push(j.throttle.as_deref());
         }
         let keys: Vec<&str> = fence_keys.iter().flatten().copied().collect();
         let mut tx = self.pool().begin().await?;
@@ -192,8 +195,8 @@ impl PgQueue {
             "WITH src AS MATERIALIZED ( \
                SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id, t.*, \
                  sha256(convert_to(t.dedupe, 'UTF8')) AS key_hash \
-               FROM unnest($1::bytea[], $2::int4[], $3::int8[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $9::text[]) \
-                 WITH ORDINALITY AS t(payload, priority, visible_at, max_attempts, run_id, fence_key, fence_gen, dedupe, ord) \
+               FROM unnest($1::bytea[], $2::int4[], $3::int8[], $4::int4[], $5::int8[], $6::text[], $7::int8[], $9::text[], $10::text[]) \
+                 WITH ORDINALITY AS t(payload, priority, visible_at, max_attempts, run_id, fence_key, fence_gen, dedupe, throttle, ord) \
              ), claimed AS ( \
                INSERT INTO job_keys (run_id, key_hash, job_id, fence_key, fence_gen) \
                SELECT DISTINCT ON (run_id, key_hash) run_id, key_hash, id, fence_key, fence_gen \
@@ -204,8 +207,8 @@ impl PgQueue {
                FROM src s LEFT JOIN fences f ON f.key = s.fence_key \
                WHERE s.key_hash IS NULL OR s.id IN (SELECT job_id FROM claimed) \
              ), ins AS ( \
-               INSERT INTO jobs (id, priority, visible_at, max_attempts, run_id, fence_key, fence_gen, payload) \
-               SELECT id, priority, visible_at, max_attempts, run_id, fence_key, fence_gen, payload \
+               INSERT INTO jobs (id, priority, visible_at, max_attempts, run_id, fence_key, fence_gen, payload, throttle) \
+               SELECT id, priority, visible_at, max_attempts, run_id, fence_key, fence_gen, payload, throttle \
                FROM marked WHERE NOT fenced \
              ), {} \
              SELECT m.ord, m.id FROM marked m, (SELECT pg_notify($8, '')) AS n ORDER BY m.ord",
@@ -228,6 +231,7 @@ impl PgQueue {
             .bind(fence_gens)
             .bind(&self.inner.channel)
             .bind(&dedupes)
+            .bind(&throttles)
             .fetch_all(&mut *tx)
             .await?;
         let mut ids: Vec<Option<i64>> = vec![None; n];
@@ -251,42 +255,89 @@ impl PgQueue {
             .collect()
     }
 
-    async fn lease_inner(&self, opts: &LeaseOptions) -> Result<Vec<Job>> {
+    async fn lease_inner(&self, opts: &LeaseOptions) -> Result<Leased> {
         let now = self.clock.now();
+        let max = opts.max_jobs.get();
+        if opts.throttles.iter().all(|t| t.limit.is_none()) {
+            let caps = vec![max; opts.throttles.len()];
+            let (jobs, _) = Self::lease_rows(self.pool(), opts, &caps, now).await?;
+            return Ok(Leased {
+                jobs,
+                throttled: None,
+            });
+        }
+        let mut tx = self.pool().begin().await?;
+        let plans = throttle::plan(&mut tx, &opts.throttles, max, now).await?;
+        let caps: Vec<usize> = plans.iter().map(|p| p.cap).collect();
+        let (jobs, leased) = Self::lease_rows(&mut *tx, opts, &caps, now).await?;
+        let throttled = throttle::settle(&mut tx, &opts.throttles, plans, &leased).await?;
+        tx.commit().await?;
+        Ok(Leased { jobs, throttled })
+    }
+
+    /// The lease statement: up to `max_jobs` ready jobs, the unthrottled ones and at most
+    /// `caps[i]` of `opts.throttles[i]`'s key, in one priority order. Returns the jobs and
+    /// each throttled one's (key, id, token).
+    async fn lease_rows<'e>(
+        ex: impl sqlx::PgExecutor<'e>,
+        opts: &LeaseOptions,
+        caps: &[usize],
+        now: Timestamp,
+    ) -> Result<(Vec<Job>, Vec<(String, i64, i64)>)> {
+        let keys: Vec<&str> = opts.throttles.iter().map(|t| t.key.as_str()).collect();
+        let caps: Vec<i64> = caps
+            .iter()
+            .map(|&c| i64::try_from(c).unwrap_or(i64::MAX))
+            .collect();
         // With a worker, the same statement refreshes its liveness: a worker that leases is
         // alive, and its row's lock orders this lease against a concurrent reclaim of it.
         let rows = sqlx::query(
             "WITH w AS ( \
                INSERT INTO workers (id, alive_until) SELECT $4::text, $5::int8 WHERE $4::text IS NOT NULL \
                ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until \
-             ), c AS ( \
-               SELECT id FROM jobs WHERE NOT dead AND visible_at <= $1 \
+             ), free AS ( \
+               SELECT id, priority FROM jobs WHERE NOT dead AND throttle IS NULL AND visible_at <= $1 \
                  AND (fence_key IS NULL OR split_part(fence_key, '@', 1) <> ALL ( \
                    SELECT library FROM paused_libraries)) \
                ORDER BY priority DESC, id LIMIT $2 FOR UPDATE SKIP LOCKED \
-             ) \
+             ), keyed AS ( \
+               SELECT x.id, x.priority FROM unnest($6::text[], $7::int8[]) AS t(key, cap) \
+               CROSS JOIN LATERAL ( \
+                 SELECT id, priority FROM jobs WHERE NOT dead AND throttle IS NOT NULL \
+                   AND throttle = t.key AND visible_at <= $1 \
+                   AND (fence_key IS NULL OR split_part(fence_key, '@', 1) <> ALL ( \
+                     SELECT library FROM paused_libraries)) \
+                 ORDER BY priority DESC, id LIMIT t.cap FOR UPDATE SKIP LOCKED) x \
+               WHERE t.cap > 0 \
+             ), p AS ( \
+               SELECT id FROM (SELECT * FROM free UNION ALL SELECT * FROM keyed) c \
+               ORDER BY priority DESC, id LIMIT $2) \
              UPDATE jobs j SET leased = true, visible_at = $3, token = j.token + 1, attempt = j.attempt + 1, \
                owner = $4::text \
-             FROM c WHERE j.id = c.id \
-             RETURNING j.id, j.token, j.payload, j.attempt, j.max_attempts, j.run_id, j.priority",
+             FROM p WHERE j.id = p.id \
+             RETURNING j.id, j.token, j.payload, j.attempt, j.max_attempts, j.run_id, j.priority, j.throttle",
         )
         .bind(now.0)
         .bind(i64::try_from(opts.max_jobs.get()).unwrap_or(i64::MAX))
         .bind(now.plus(opts.visibility).0)
         .bind(opts.worker.as_ref().map(|w| w.worker.as_str()))
         .bind(opts.worker.as_ref().map(|w| now.plus(w.ttl).0))
-        .fetch_all(self.pool())
+        .bind(&keys)
+        .bind(&caps)
+        .fetch_all(ex)
         .await?;
+        let mut throttled = Vec::new();
         let mut jobs = rows
             .iter()
             .map(|r| {
                 let id = JobId(r.try_get(0)?);
+                let token = r.try_get(1)?;
+                if let Some(key) = r.try_get::<Option<String>, _>(7)? {
+                    throttled.push((key, id.0, token));
+                }
                 Ok(Job {
                     id,
-                    lease: Lease {
-                        job: id,
-                        token: r.try_get(1)?,
-                    },
+                    lease: Lease { job: id, token },
                     payload: Bytes::from(r.try_get::<Vec<u8>, _>(2)?),
                     attempt: u32_of(r.try_get(3)?, "attempt")?,
                     max_attempts: u32_of(r.try_get(4)?, "max_attempts")?,
@@ -296,7 +347,7 @@ impl PgQueue {
             })
             .collect::<Result<Vec<_>>>()?;
         jobs.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
-        Ok(jobs)
+        Ok((jobs, throttled))
     }
 
     async fn extend_inner(&self, leases: &[Lease], visibility: Duration) -> Result<u64> {
@@ -607,7 +658,7 @@ impl JobQueue for PgQueue {
         Ok(self.enqueue_inner(jobs).await?)
     }
 
-    async fn lease(&self, opts: &LeaseOptions) -> kiln_core::Result<Vec<Job>> {
+    async fn lease(&self, opts: &LeaseOptions) -> kiln_core::Result<Leased> {
         Ok(self.lease_inner(opts).await?)
     }
 

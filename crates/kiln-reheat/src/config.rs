@@ -10,6 +10,8 @@ use kiln_core::ids::LibraryName;
 use kiln_core::{Error, Result};
 use serde::Deserialize;
 
+use kiln_core::throttle::{Limit, Rate};
+
 use crate::schedule::Schedule;
 
 /// One `[[library]]` table, as written:
@@ -23,8 +25,9 @@ use crate::schedule::Schedule;
 /// first_page = 0                                         # or 1: the listing's first page
 /// prune = "on-complete"                                  # or { ttl = "2h" }
 /// schedule = "0 3 * * *"                                 # cron, UTC: a build each tick
+/// limits = { concurrency = 8, rate = 200 }               # renders at once, renders/s
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LibraryConfig {
     /// The library's name (`[A-Za-z0-9._-]`).
@@ -64,6 +67,9 @@ pub struct LibraryConfig {
     /// running the library starts a build at each tick, and exactly one of them does.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// The renderer's limits across every worker together (default: none).
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// The media type of a command renderer's output (default `text/html; charset=utf-8`).
     #[serde(default)]
     pub content_type: Option<String>,
@@ -75,6 +81,20 @@ pub struct LibraryConfig {
     /// cap and its job is a dead letter naming the key.
     #[serde(default = "default_max_render_bytes")]
     pub max_render_bytes: NonZeroU64,
+}
+
+/// `limits = { concurrency = N, rate = R, burst = B }`: at most N renders at once and R
+/// renders per second (at most B at once after an idle spell; default R/5), counted across
+/// every worker of the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Renders at once.
+    pub concurrency: Option<NonZeroU32>,
+    /// Renders per second.
+    pub rate: Option<f64>,
+    /// Renders at once after an idle spell (needs `rate`).
+    pub burst: Option<u32>,
 }
 
 /// Where a library's items come from.
@@ -130,7 +150,7 @@ fn default_failure_ttl() -> String {
 }
 
 /// A library's validated settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LibrarySettings {
     /// Items per producer page.
     pub page_size: NonZeroU32,
@@ -154,6 +174,8 @@ pub struct LibrarySettings {
     pub webhook: Option<String>,
     /// When builds start by themselves.
     pub schedule: Option<Schedule>,
+    /// The renderer's limits across the fleet.
+    pub limits: Limit,
 }
 
 impl Default for LibrarySettings {
@@ -170,6 +192,7 @@ impl Default for LibrarySettings {
             max_render_bytes: default_max_render_bytes().get() as usize,
             webhook: None,
             schedule: None,
+            limits: Limit::default(),
         }
     }
 }
@@ -253,9 +276,11 @@ impl LibraryConfig {
             Some(text) => Some(Schedule::parse(text).map_err(|why| bad("schedule", why))?),
             None => None,
         };
+        let limits = self.limits.limit().map_err(|why| bad("limits", why))?;
         Ok(LibrarySettings {
             webhook: self.webhook.clone(),
             schedule,
+            limits,
             page_size: self.page_size,
             first_page: self.first_page,
             failure_ttl,
@@ -265,6 +290,20 @@ impl LibraryConfig {
             timeout,
             max_pages: self.max_pages,
             max_render_bytes,
+        })
+    }
+}
+
+impl LimitsConfig {
+    fn limit(&self) -> std::result::Result<Limit, String> {
+        let rate = match (self.rate, self.burst) {
+            (Some(r), burst) => Some(Rate::new(r, burst).map_err(|e| e.to_string())?),
+            (None, Some(b)) => return Err(format!("burst {b} needs a rate")),
+            (None, None) => None,
+        };
+        Ok(Limit {
+            concurrency: self.concurrency,
+            rate,
         })
     }
 }
@@ -374,5 +413,51 @@ mod tests {
             e.contains("schedule: invalid cron expression \"every hour\""),
             "{e}"
         );
+    }
+
+    fn guides(limits: &str) -> Result<Vec<LibraryConfig>> {
+        parse_libraries(&format!(
+            r#"
+            [[library]]
+            name = "guides"
+            source   = {{ http = "http://127.0.0.1:9000/items" }}
+            renderer = {{ http = "http://127.0.0.1:9000/render" }}
+            limits = {limits}
+            "#
+        ))
+    }
+
+    #[test]
+    fn limits_parse_into_a_rate_and_a_concurrency() {
+        let libs = guides("{ concurrency = 8, rate = 200 }").unwrap();
+        let limit = libs[0].settings().unwrap().limits;
+        assert_eq!(limit.concurrency.map(|c| c.get()), Some(8));
+        let rate = limit.rate.unwrap();
+        assert_eq!((rate.per_second(), rate.burst()), (200.0, 40));
+        let burst = guides("{ rate = 0.5, burst = 3 }").unwrap()[0]
+            .settings()
+            .unwrap()
+            .limits;
+        assert_eq!(burst.rate.map(|r| r.burst()), Some(3));
+        assert_eq!(burst.concurrency, None);
+    }
+
+    #[test]
+    fn bad_limits_name_the_library_and_the_value() {
+        for (limits, says) in [
+            (
+                "{ rate = 0 }",
+                "limits: rate 0: renders per second must be a positive",
+            ),
+            ("{ rate = -3 }", "limits: rate -3"),
+            ("{ burst = 4 }", "limits: burst 4 needs a rate"),
+            ("{ rate = 5, burst = 0 }", "limits: burst 0"),
+            ("{ concurrency = 0 }", "limits.concurrency"),
+            ("{ conc = 3 }", "unknown field `conc`"),
+        ] {
+            let e = guides(limits).unwrap_err().to_string();
+            assert!(e.contains("library[0]"), "{limits}: {e}");
+            assert!(e.contains(says), "{limits}: {e}");
+        }
     }
 }

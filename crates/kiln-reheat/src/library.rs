@@ -112,4 +112,16 @@ impl Libraries {
     pub fn iter(&self) -> impl Iterator<Item = &Library> {
         self.by_name.values()
     }
+
+    /// Every library as a throttle key with its limits, as a worker's leases name them: a
+    /// render job's key is its library (see `payload`), so a worker takes the render jobs
+    /// of the libraries it knows, and no other.
+    pub fn throttles(&self) -> Vec<kiln_core::throttle::Throttle> {
+        self.iter()
+            .map(|l| kiln_core::throttle::Throttle {
+                key: l.name.as_str().to_owned(),
+                limit: l.settings.limits,
+            })
+            .collect()
+    }
 }

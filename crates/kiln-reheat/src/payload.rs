@@ -285,7 +285,9 @@ impl RunJobs {
             key: item.key,
             props: item.props,
         };
-        Ok(self.job(payload.encode_or_invalid()?, &payload, priority::RENDER))
+        let mut job = self.job(payload.encode_or_invalid()?, &payload, priority::RENDER);
+        job.throttle = Some(self.library.as_str().to_owned());
+        Ok(job)
     }
 
     fn job(&self, bytes: Bytes, payload: &JobPayload, priority: i32) -> NewJob {
@@ -297,12 +299,14 @@ impl RunJobs {
             run: Some(self.run),
             fence: Some(self.fence()),
             dedupe: payload.dedupe_key(),
+            throttle: None,
         }
     }
 }
 
 /// The render job of a live render-through that failed transiently: no run, no fence, at
-/// [`priority::LIVE`] so a worker retries it ahead of any reheat work. A payload that
+/// [`priority::LIVE`] so a worker retries it ahead of any reheat work, within the library's
+/// limits like every render job. A payload that
 /// cannot be encoded is an error for the reader.
 pub(crate) fn live_render(lib: &Library, generation: u64, item: RenderItem) -> Result<NewJob> {
     let payload = JobPayload::Render {
@@ -321,6 +325,7 @@ pub(crate) fn live_render(lib: &Library, generation: u64, item: RenderItem) -> R
         run: None,
         fence: None,
         dedupe: None,
+        throttle: Some(lib.name.as_str().to_owned()),
     })
 }
 
@@ -344,6 +349,7 @@ pub(crate) fn event(lib: &Library, event: &str, body: Value) -> Result<Option<Ne
         run: None,
         fence: None,
         dedupe: None,
+        throttle: None,
     }))
 }
 

@@ -93,6 +93,8 @@ pub enum WorkerState {
     Busy,
     /// No job was ready.
     Idle,
+    /// A library's limits held its jobs back: lease again after this long.
+    Throttled(Duration),
 }
 
 /// Runs reheat jobs.
@@ -108,6 +110,8 @@ pub struct Worker {
     held: Mutex<HashMap<JobId, Lease>>,
     /// This worker in the queue: its leases are reclaimed soon after it stops heartbeating.
     me: Liveness,
+    /// Its libraries' throttle keys and limits, named by every lease.
+    throttles: Vec<kiln_core::throttle::Throttle>,
 }
 
 impl Worker {
@@ -118,6 +122,7 @@ impl Worker {
             ttl: opts.liveness.max(Duration::from_millis(100)),
         };
         Worker {
+            throttles: reheat.libraries().throttles(),
             reheat,
             limit: Semaphore::new(opts.concurrency.get()),
             producers: Semaphore::new(opts.producer_concurrency.get()),
@@ -149,17 +154,21 @@ impl Worker {
     /// Leases one batch and handles it.
     pub async fn work(&self) -> Result<WorkerState> {
         let t = Instant::now();
-        let jobs = self
+        let leased = self
             .queue()
             .lease(&LeaseOptions {
                 max_jobs: self.opts.batch,
                 visibility: self.opts.visibility,
                 worker: Some(self.me.clone()),
+                throttles: self.throttles.clone(),
             })
             .await?;
         self.metrics.record_backend(BackendCall::Lease, t);
+        let jobs = leased.jobs;
         if jobs.is_empty() {
-            return Ok(WorkerState::Idle);
+            return Ok(leased
+                .throttled
+                .map_or(WorkerState::Idle, WorkerState::Throttled));
         }
         let leases: Vec<Lease> = jobs.iter().map(|j| j.lease).collect();
         self.held().extend(leases.iter().map(|l| (l.job, *l)));
@@ -192,6 +201,19 @@ impl Worker {
         }
         drop(held);
         settled.map(|()| WorkerState::Busy)
+    }
+
+    /// Handles batches until no job is ready, waiting out the libraries' limits; returns how
+    /// many batches it handled.
+    pub async fn drain(&self) -> Result<u64> {
+        let mut batches = 0;
+        loop {
+            match self.work().await? {
+                WorkerState::Busy => batches += 1,
+                WorkerState::Throttled(wait) => tokio::time::sleep(wait).await,
+                WorkerState::Idle => return Ok(batches),
+            }
+        }
     }
 
     /// Returns when work may be ready, or after a second; cancel-safe.
@@ -237,6 +259,12 @@ impl Worker {
                 Ok(WorkerState::Idle) => {
                     tokio::select! {
                         () = self.wait_for_work() => {}
+                        () = stopping.cancelled() => {}
+                    }
+                }
+                Ok(WorkerState::Throttled(wait)) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
                         () = stopping.cancelled() => {}
                     }
                 }

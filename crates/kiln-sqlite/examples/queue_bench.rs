@@ -48,6 +48,7 @@ async fn main() -> BoxResult<()> {
                     run: Some(RunId(1)),
                     fence: Some(("guides".into(), 1)),
                     dedupe: None,
+                    throttle: None,
                 }
             })
             .collect();
@@ -127,10 +128,11 @@ async fn work(
         max_jobs: std::num::NonZeroUsize::new(batch).unwrap(),
         visibility: Duration::from_secs(60),
         worker: None,
+        throttles: Vec::new(),
     };
     let mut done = 0;
     loop {
-        let jobs = q.lease(&opts).await?;
+        let jobs = q.lease(&opts).await?.jobs;
         if jobs.is_empty() {
             return Ok(done);
         }

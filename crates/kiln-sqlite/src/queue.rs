@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    DeadLetter, Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome,
-    Tally,
+    DeadLetter, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
+    RetryOutcome, Tally,
 };
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use kiln_core::{Error, Result};
@@ -25,6 +25,7 @@ use crate::db::{self, Db, err};
 
 mod dedupe;
 mod liveness;
+mod pick;
 
 use dedupe::Dedupe;
 
@@ -49,6 +50,11 @@ fn migrator() -> Migrator {
             4,
             "paused libraries",
             include_str!("../migrations/queue/0004_paused.sql"),
+        ),
+        (
+            5,
+            "throttles",
+            include_str!("../migrations/queue/0005_throttles.sql"),
         ),
     ])
 }
@@ -220,7 +226,7 @@ fn by_token(leases: &[Lease]) -> BTreeMap<i64, String> {
 /// The rows that one token group of leases holds: ids `?1` (a JSON array), token `?2`.
 const HELD: &str = "id IN (SELECT value FROM json_each(?1)) AND token = ?2 AND state = 1";
 
-/// Rows per INSERT statement: 8 parameters each, well under SQLite's 32,766.
+/// Rows per INSERT statement: 9 parameters each, well under SQLite's 32,766.
 const ENQUEUE_CHUNK: usize = 500;
 
 static ENQUEUE_SQL: OnceLock<String> = OnceLock::new();
@@ -228,14 +234,15 @@ static ENQUEUE_SQL: OnceLock<String> = OnceLock::new();
 fn enqueue_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO jobs
-             (state, priority, avail_at, max_attempts, run, fence_key, fence_gen, payload)
+             (state, priority, avail_at, max_attempts, run, fence_key, fence_gen, payload,
+              throttle)
          VALUES ",
     );
     for i in 0..rows {
         sql.push_str(if i == 0 {
-            "(?,?,?,?,?,?,?,?)"
+            "(?,?,?,?,?,?,?,?,?)"
         } else {
-            ",(?,?,?,?,?,?,?,?)"
+            ",(?,?,?,?,?,?,?,?,?)"
         });
     }
     sql
@@ -315,7 +322,8 @@ impl JobQueue for SqliteQueue {
                     .bind(run)
                     .bind(j.fence.as_ref().map(|f| f.0.as_str()))
                     .bind(j.fence.as_ref().map(|f| f.1 as i64))
-                    .bind(&j.payload[..]);
+                    .bind(&j.payload[..])
+                    .bind(j.throttle.as_deref());
             }
             let done = q.execute(&mut *tx).await.map_err(err)?;
             let n = chunk.len() as i64;
@@ -348,26 +356,20 @@ impl JobQueue for SqliteQueue {
         Ok(ids)
     }
 
-    async fn lease(&self, opts: &LeaseOptions) -> Result<Vec<Job>> {
+    async fn lease(&self, opts: &LeaseOptions) -> Result<Leased> {
         let now = self.clock.now();
         let mut tx = self.db.begin().await?;
         // Statements of at most one row each: a lease of 1,000 jobs as 1,000 result rows
         // costs several times more in sqlx than the SQL itself.
-        let ids: String = sqlx::query_scalar(
-            "SELECT json_group_array(id) FROM (SELECT id FROM jobs
-                 WHERE state < 2 AND avail_at <= ?
-                   AND (fence_key IS NULL OR NOT EXISTS (SELECT 1 FROM paused AS p
-                        WHERE p.library = substr(fence_key, 1, instr(fence_key || '@', '@') - 1)))
-                 ORDER BY priority DESC, id LIMIT ?)",
-        )
-        .bind(now.0)
-        .bind(opts.max_jobs.get().min(i64::MAX as usize) as i64)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(err)?;
-        if ids == "[]" {
-            return Ok(Vec::new());
+        let picked = pick::pick(&mut tx, opts, now).await?;
+        let throttled = picked.throttled;
+        if picked.n == 0 {
+            return Ok(Leased {
+                jobs: Vec::new(),
+                throttled,
+            });
         }
+        let ids = picked.ids;
         let token: i64 = sqlx::query_scalar("UPDATE lease_seq SET n = n + 1 RETURNING n")
             .fetch_one(&mut *tx)
             .await
@@ -403,7 +405,7 @@ impl JobQueue for SqliteQueue {
             .map(|rec| parse_leased(rec, token))
             .collect::<Result<Vec<Job>>>()?;
         jobs.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.id));
-        Ok(jobs)
+        Ok(Leased { jobs, throttled })
     }
 
     async fn extend(&self, leases: &[Lease], visibility: Duration) -> Result<u64> {

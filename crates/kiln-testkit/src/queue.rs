@@ -21,8 +21,13 @@ use kiln_core::time::Clock;
 use crate::clock::ManualClock;
 
 mod model;
+mod throttle;
 
 pub use model::model_based_random_operations;
+pub use throttle::{
+    throttle_caps_concurrency_across_leasers, throttle_rate_spends_a_token_bucket,
+    throttled_jobs_wait_for_a_lease_that_names_them,
+};
 
 /// How long `wait_for_work_wakes_on_enqueue` gives a wake-up (tokio time: it bounds a hang).
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -42,6 +47,7 @@ pub fn job(payload: &str) -> NewJob {
         run: None,
         fence: None,
         dedupe: None,
+        throttle: None,
     }
 }
 
@@ -70,6 +76,7 @@ fn opts(max_jobs: usize, visibility: Duration) -> LeaseOptions {
         max_jobs: NonZeroUsize::new(max_jobs).expect("at least one job"),
         visibility,
         worker: None,
+        throttles: Vec::new(),
     }
 }
 
@@ -85,11 +92,12 @@ fn opts_as(max_jobs: usize, worker: Liveness) -> LeaseOptions {
         max_jobs: NonZeroUsize::new(max_jobs).expect("at least one job"),
         visibility: LONG,
         worker: Some(worker),
+        throttles: Vec::new(),
     }
 }
 
 async fn lease(q: &dyn JobQueue, max_jobs: usize) -> Vec<Job> {
-    q.lease(&opts(max_jobs, LONG)).await.unwrap()
+    q.lease(&opts(max_jobs, LONG)).await.unwrap().jobs
 }
 
 fn retry_now(error: &str) -> RetryOptions {
@@ -212,7 +220,7 @@ pub async fn ack_completes_once(q: &dyn JobQueue) {
 /// changes nothing.
 pub async fn expired_lease_is_delivered_again(q: &dyn JobQueue, clock: &ManualClock) {
     let ids = q.enqueue(vec![job("a")]).await.unwrap();
-    let first = q.lease(&opts(10, SHORT)).await.unwrap();
+    let first = q.lease(&opts(10, SHORT)).await.unwrap().jobs;
     assert_eq!(first.len(), 1);
     clock.advance(SHORT - Duration::from_millis(1));
     assert!(
@@ -240,7 +248,7 @@ pub async fn expired_lease_is_delivered_again(q: &dyn JobQueue, clock: &ManualCl
 /// Contract (leases): `extend` moves the visibility timeout; only current leases count.
 pub async fn extend_keeps_the_lease(q: &dyn JobQueue, clock: &ManualClock) {
     q.enqueue(vec![job("a")]).await.unwrap();
-    let got = q.lease(&opts(10, SHORT)).await.unwrap();
+    let got = q.lease(&opts(10, SHORT)).await.unwrap().jobs;
     let bogus = Lease {
         job: got[0].id,
         token: got[0].lease.token.wrapping_add(1000),
@@ -524,7 +532,7 @@ pub async fn concurrent_leases_are_disjoint(q: &dyn JobQueue) {
     let rounds = futures::future::join_all((0..6).map(|_| q.lease(&o))).await;
     let mut seen = HashSet::new();
     for r in rounds {
-        for j in r.unwrap() {
+        for j in r.unwrap().jobs {
             assert!(seen.insert(j.id), "job {} delivered twice", j.id);
         }
     }
@@ -677,7 +685,11 @@ pub async fn lapsed_workers_leases_are_reclaimed(q: &dyn JobQueue, clock: &Manua
         .enqueue(vec![with_run(job("a"), 1), with_run(job("b"), 1)])
         .await
         .unwrap();
-    let held = q.lease(&opts_as(10, alive("dead", SHORT))).await.unwrap();
+    let held = q
+        .lease(&opts_as(10, alive("dead", SHORT)))
+        .await
+        .unwrap()
+        .jobs;
     assert_eq!(held.len(), 2);
     clock.advance(SHORT);
     assert_eq!(
@@ -691,7 +703,11 @@ pub async fn lapsed_workers_leases_are_reclaimed(q: &dyn JobQueue, clock: &Manua
         2,
         "the lapsed worker's leases were not reclaimed"
     );
-    let again = q.lease(&opts_as(10, alive("live", LONG))).await.unwrap();
+    let again = q
+        .lease(&opts_as(10, alive("live", LONG)))
+        .await
+        .unwrap()
+        .jobs;
     let got: Vec<(JobId, u32)> = again.iter().map(|j| (j.id, j.attempt)).collect();
     assert_eq!(got, [(ids[0], 2), (ids[1], 2)]);
     assert_eq!(
@@ -712,11 +728,11 @@ pub async fn lapsed_workers_leases_are_reclaimed(q: &dyn JobQueue, clock: &Manua
 /// or another's, and its heartbeat keeps it alive past the ttl it leased with.
 pub async fn live_workers_leases_are_kept(q: &dyn JobQueue, clock: &ManualClock) {
     q.enqueue(vec![job("a"), job("b")]).await.unwrap();
-    let held = q.lease(&opts_as(1, alive("w1", LONG))).await.unwrap();
+    let held = q.lease(&opts_as(1, alive("w1", LONG))).await.unwrap().jobs;
     assert_eq!(held.len(), 1);
     // w2 leases with a short ttl and, after it has lapsed, refreshes itself with a long
     // one: its own heartbeat refreshes it before it reclaims anything.
-    let short = q.lease(&opts_as(1, alive("w2", SHORT))).await.unwrap();
+    let short = q.lease(&opts_as(1, alive("w2", SHORT))).await.unwrap().jobs;
     assert_eq!(short.len(), 1);
     clock.advance(SHORT * 2);
     assert_eq!(q.heartbeat(&alive("w2", LONG)).await.unwrap(), 0);
@@ -731,7 +747,7 @@ pub async fn live_workers_leases_are_kept(q: &dyn JobQueue, clock: &ManualClock)
 /// without a worker are left to their visibility timeout.
 pub async fn retire_reclaims_at_once(q: &dyn JobQueue) {
     let ids = q.enqueue(vec![job("a"), job("b")]).await.unwrap();
-    let owned = q.lease(&opts_as(1, alive("w", LONG))).await.unwrap();
+    let owned = q.lease(&opts_as(1, alive("w", LONG))).await.unwrap().jobs;
     let anonymous = lease(q, 1).await;
     assert_eq!((owned[0].id, anonymous[0].id), (ids[0], ids[1]));
     assert_eq!(q.retire("w").await.unwrap(), 1);
@@ -775,6 +791,7 @@ macro_rules! job_queue_tests {
             dedupe_key_needs_a_run,
             fence_forgets_dropped_keys,
             retire_reclaims_at_once,
+            throttled_jobs_wait_for_a_lease_that_names_them,
         );
         $crate::job_queue_tests!(@timed $clock => $setup;
             delayed_jobs_wait,
@@ -785,6 +802,8 @@ macro_rules! job_queue_tests {
             lapsed_workers_leases_are_reclaimed,
             live_workers_leases_are_kept,
             model_based_random_operations,
+            throttle_caps_concurrency_across_leasers,
+            throttle_rate_spends_a_token_bucket,
         );
     };
     (@plain $clock:ident => $setup:expr; $($check:ident),* $(,)?) => {

@@ -104,9 +104,7 @@ pub(crate) async fn reheat_keys(
     let mut rendered = 0;
     if work {
         let worker = Worker::new(reheat.clone(), worker_options(env, None));
-        while worker.work().await? == kiln_reheat::WorkerState::Busy {
-            rendered += 1;
-        }
+        rendered = worker.drain().await?;
     }
     emit(
         as_json,

@@ -65,6 +65,7 @@ fn job() -> NewJob {
         run: None,
         fence: None,
         dedupe: None,
+        throttle: None,
     }
 }
 

@@ -40,6 +40,7 @@ fn library_config(listing: &str, render: &str) -> kiln_reheat::LibraryConfig {
         failure_ttl: "30s".into(),
         webhook: None,
         schedule: None,
+        limits: Default::default(),
     }
 }
 

@@ -21,6 +21,7 @@ macro_rules! both {
 mod bad_input;
 mod clock;
 mod crash;
+mod limits;
 mod listing_faults;
 mod reheat;
 mod render_cap;

@@ -66,6 +66,10 @@ pub(crate) struct SiteState {
     pub(crate) hooks: Vec<(String, Value)>,
     /// Answer this many webhook deliveries with a 500 first.
     pub(crate) hook_failures: u32,
+    /// How long a render in `Mode::Ok` takes.
+    pub(crate) render_delay: std::time::Duration,
+    /// Renders in `Mode::Ok` under way now, and the most there were at once.
+    pub(crate) in_flight: (u32, u32),
 }
 
 /// The site: its address and its state.
@@ -102,6 +106,8 @@ impl Site {
             big: Vec::new(),
             hooks: Vec::new(),
             hook_failures: 0,
+            render_delay: std::time::Duration::ZERO,
+            in_flight: (0, 0),
         }));
         let (gate, _) = tokio::sync::watch::channel(true);
         let site = Site {
@@ -208,7 +214,16 @@ async fn render(State(site): State<Site>, headers: HeaderMap, body: String) -> R
         Mode::Hang => std::future::pending::<Response>().await,
         Mode::Fail500 => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
         Mode::Ok => {
-            site.with(|s| *s.renders.entry(key.clone()).or_default() += 1);
+            let delay = site.with(|s| {
+                s.in_flight.0 += 1;
+                s.in_flight.1 = s.in_flight.1.max(s.in_flight.0);
+                s.render_delay
+            });
+            tokio::time::sleep(delay).await;
+            site.with(|s| {
+                s.in_flight.0 -= 1;
+                *s.renders.entry(key.clone()).or_default() += 1
+            });
             (
                 [(header::CONTENT_TYPE, "text/plain")],
                 format!("{key}@{tag} {body}"),

@@ -104,6 +104,7 @@ pub(crate) fn http_lib(name: &str, site: &Site) -> LibraryConfig {
         failure_ttl: "30s".into(),
         webhook: None,
         schedule: None,
+        limits: Default::default(),
     }
 }
 

@@ -34,6 +34,8 @@ async fn heartbeats_keep_a_render_longer_than_the_visibility_timeout_leased() {
     .await;
     // Hold the renders for several visibility timeouts, checking that no job comes back.
     let q = h.reheat.queue().clone();
+    // Render jobs are throttled by their library: a lease must name it to see them.
+    let throttles = h.reheat.libraries().throttles();
     let deadline = std::time::Instant::now() + Duration::from_millis(1200);
     while std::time::Instant::now() < deadline {
         let stolen = q
@@ -41,9 +43,11 @@ async fn heartbeats_keep_a_render_longer_than_the_visibility_timeout_leased() {
                 max_jobs: std::num::NonZeroUsize::new(10).unwrap(),
                 visibility: Duration::from_secs(60),
                 worker: None,
+                throttles: throttles.clone(),
             })
             .await
-            .unwrap();
+            .unwrap()
+            .jobs;
         assert!(
             stolen.is_empty(),
             "a held job was delivered again: {stolen:?}"
@@ -83,6 +87,7 @@ async fn shutdown_gives_unfinished_leases_back_without_spending_an_attempt() {
     })
     .await;
     let q = h.reheat.queue().clone();
+    let throttles = h.reheat.libraries().throttles();
     h.stop().await;
     // With a 60 s visibility, only a release makes the jobs ready again now.
     let back = q
@@ -90,9 +95,11 @@ async fn shutdown_gives_unfinished_leases_back_without_spending_an_attempt() {
             max_jobs: std::num::NonZeroUsize::new(10).unwrap(),
             visibility: Duration::from_secs(60),
             worker: None,
+            throttles,
         })
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     assert_eq!(back.len(), 4);
     assert!(back.iter().all(|j| j.attempt == 1), "{back:?}");
     assert_eq!(q.tally(run.id).await.unwrap().failed, 0);

@@ -437,7 +437,7 @@ async fn invalidated_keys_stay_readable_marked_stale_until_re_rendered() {
     // The re-renders are queued at live priority, in the stored entry's group.
     assert_eq!(c.queue.pending().await.unwrap(), 2);
     let worker = kiln_reheat::Worker::new(c.reheat.clone(), kiln_reheat::WorkerOptions::default());
-    while worker.work().await.unwrap() == kiln_reheat::WorkerState::Busy {}
+    worker.drain().await.unwrap();
     assert_eq!(c.queue.pending().await.unwrap(), 0);
     let resp = c.env.get("/v1/cache/pages/a").await;
     assert_eq!(

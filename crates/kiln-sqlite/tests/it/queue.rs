@@ -47,9 +47,10 @@ async fn jobs_survive_reopening_and_two_handles_share_a_file() {
         max_jobs: std::num::NonZeroUsize::new(1).unwrap(),
         visibility: Duration::from_secs(60),
         worker: None,
+        throttles: Vec::new(),
     };
-    let a = q1.lease(&opts).await.unwrap();
-    let b = q2.lease(&opts).await.unwrap();
+    let a = q1.lease(&opts).await.unwrap().jobs;
+    let b = q2.lease(&opts).await.unwrap().jobs;
     assert_eq!((a[0].id, b[0].id), (ids[0], ids[1]));
     assert_eq!(
         q2.ack(&[a[0].lease]).await.unwrap(),

@@ -11,9 +11,10 @@ use bytes::Bytes;
 use kiln_core::Result;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    DeadLetter, Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome,
-    Tally,
+    DeadLetter, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
+    RetryOutcome, Tally,
 };
+use kiln_core::throttle::{self, Bucket};
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use tokio::sync::Notify;
 
@@ -46,6 +47,7 @@ struct MemJob {
     max_attempts: u32,
     run: Option<RunId>,
     fence: Fence,
+    throttle: Option<String>,
     attempt: u32,
     token: i64,
     status: Status,
@@ -92,6 +94,8 @@ struct State {
     keys: HashMap<(i64, String), (i64, Fence)>,
     /// Worker -> alive until.
     workers: HashMap<String, Timestamp>,
+    /// Throttle key -> its token bucket.
+    buckets: HashMap<String, Bucket>,
 }
 
 impl State {
@@ -224,6 +228,7 @@ impl JobQueue for MemQueue {
                 max_attempts: job.max_attempts.get(),
                 run: job.run,
                 fence: job.fence,
+                throttle: job.throttle,
                 attempt: 0,
                 token: 0,
                 status: Status::Ready,
@@ -240,21 +245,52 @@ impl JobQueue for MemQueue {
         Ok(ids)
     }
 
-    async fn lease(&self, opts: &LeaseOptions) -> Result<Vec<Job>> {
+    async fn lease(&self, opts: &LeaseOptions) -> Result<Leased> {
         let now = self.clock.now();
+        let max = opts.max_jobs.get();
         let mut s = self.state();
         if let Some(w) = &opts.worker {
             s.workers.insert(w.worker.clone(), now.plus(w.ttl));
+        }
+        let mut plans = HashMap::new();
+        for t in &opts.throttles {
+            let held = s
+                .jobs
+                .values()
+                .filter(|j| {
+                    j.status == Status::Leased
+                        && j.avail_at > now
+                        && j.throttle.as_deref() == Some(t.key.as_str())
+                })
+                .count() as u64;
+            let plan = t.plan(max, held, s.buckets.get(&t.key).copied(), now);
+            plans.insert(t.key.as_str(), (t, plan, 0usize));
         }
         let mut ready: Vec<(i32, i64)> = s
             .jobs
             .iter()
             .filter(|(_, j)| j.ready(now) && !j.held(&s.paused))
+            .filter(|(_, j)| j.throttle.as_deref().is_none_or(|k| plans.contains_key(k)))
             .map(|(id, j)| (-j.priority, *id))
             .collect();
         ready.sort_unstable();
         let mut out = Vec::new();
-        for (_, id) in ready.into_iter().take(opts.max_jobs.get()) {
+        for (_, id) in ready {
+            if out.len() == max {
+                break;
+            }
+            let Some(j) = s.jobs.get(&id) else {
+                continue;
+            };
+            if let Some(k) = &j.throttle {
+                let Some((_, plan, got)) = plans.get_mut(k.as_str()) else {
+                    continue;
+                };
+                if *got == plan.cap {
+                    continue;
+                }
+                *got += 1;
+            }
             s.next_token += 1;
             let token = s.next_token;
             let Some(j) = s.jobs.get_mut(&id) else {
@@ -278,7 +314,18 @@ impl JobQueue for MemQueue {
                 priority: j.priority,
             });
         }
-        Ok(out)
+        let mut throttled = None;
+        for (t, plan, got) in plans.into_values() {
+            let (bucket, wait) = plan.settle(got);
+            if let Some(b) = bucket {
+                s.buckets.insert(t.key.clone(), b);
+            }
+            throttled = throttle::sooner(throttled, wait);
+        }
+        Ok(Leased {
+            jobs: out,
+            throttled,
+        })
     }
 
     async fn extend(&self, leases: &[Lease], visibility: Duration) -> Result<u64> {
