@@ -24,6 +24,18 @@ pub mod priority {
     pub const PRODUCER: i32 = 20;
     /// A render job of a reheat.
     pub const RENDER: i32 = 10;
+
+    /// The job type a priority stands for in kiln (`"other"` for one kiln does not use).
+    pub fn name(priority: i32) -> &'static str {
+        match priority {
+            LIVE => "live-render",
+            EVENT => "event",
+            NEW_BUILD => "new-build",
+            PRODUCER => "producer",
+            RENDER => "render",
+            _ => "other",
+        }
+    }
 }
 
 /// A job to enqueue.
@@ -186,6 +198,18 @@ impl Tally {
     }
 }
 
+/// Jobs of one priority (in kiln, a job type: see [`priority`]), as [`JobQueue::depth`]
+/// counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Depth {
+    /// The priority.
+    pub priority: i32,
+    /// Not leased: ready, delayed, or back from an expired lease.
+    pub waiting: u64,
+    /// Under a valid lease.
+    pub leased: u64,
+}
+
 /// A durable job queue.
 ///
 /// # Contract
@@ -269,6 +293,10 @@ pub trait JobQueue: Send + Sync + Debug + Display + 'static {
 
     /// Ready or leased jobs in the whole queue.
     async fn pending(&self) -> Result<u64>;
+
+    /// The jobs that are not dead, per priority (highest first, only priorities with jobs),
+    /// and the number of dead letters.
+    async fn depth(&self) -> Result<(Vec<Depth>, u64)>;
 
     /// Returns when work may be ready, or after `max`; cancel-safe.
     async fn wait_for_work(&self, max: Duration);

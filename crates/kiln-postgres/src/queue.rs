@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    DeadLetter, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
+    DeadLetter, Depth, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
     RetryOutcome, Tally,
 };
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
@@ -623,6 +623,30 @@ impl PgQueue {
         Ok(n as u64)
     }
 
+    async fn depth_inner(&self) -> Result<(Vec<Depth>, u64)> {
+        let now = self.clock.now().0;
+        let rows: Vec<(i32, i64, i64)> = sqlx::query_as(
+            "SELECT priority, count(*) FILTER (WHERE NOT leased OR visible_at <= $1), \
+               count(*) FILTER (WHERE leased AND visible_at > $1) \
+             FROM jobs WHERE NOT dead GROUP BY priority ORDER BY priority DESC",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE dead")
+            .fetch_one(self.pool())
+            .await?;
+        let depth = rows
+            .into_iter()
+            .map(|(priority, waiting, leased)| Depth {
+                priority,
+                waiting: waiting.max(0) as u64,
+                leased: leased.max(0) as u64,
+            })
+            .collect();
+        Ok((depth, dead.max(0) as u64))
+    }
+
     async fn wait_inner(&self, max: Duration) {
         let inner = &self.inner;
         let started = inner
@@ -712,6 +736,10 @@ impl JobQueue for PgQueue {
 
     async fn pending(&self) -> kiln_core::Result<u64> {
         Ok(self.pending_inner().await?)
+    }
+
+    async fn depth(&self) -> kiln_core::Result<(Vec<Depth>, u64)> {
+        Ok(self.depth_inner().await?)
     }
 
     async fn wait_for_work(&self, max: Duration) {

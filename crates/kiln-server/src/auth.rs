@@ -173,6 +173,12 @@ impl Auth {
         self.tokens.is_empty()
     }
 
+    /// The name and scopes of the token `headers` present, if it is known.
+    pub(crate) fn identify(&self, headers: &HeaderMap) -> Option<(&str, Scopes)> {
+        let (name, scopes) = self.tokens.get(&hash_token(bearer(headers)?))?;
+        Some((name.as_str(), *scopes))
+    }
+
     /// Admits a request with `headers` to a route that needs `access`, or says why not.
     fn admit(&self, headers: &HeaderMap, access: Access) -> Result<(), Refusal> {
         let Access::Needs(scope) = access else {
@@ -270,6 +276,41 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
         needs(Scope::Admin),
     ),
     (Method::GET, "/v1/runs/{run}", needs(Scope::Read)),
+    (Method::GET, "/v1/runs", needs(Scope::Read)),
+    (Method::GET, "/v1/runs/{run}/throughput", needs(Scope::Read)),
+    (Method::GET, "/v1/libraries", needs(Scope::Read)),
+    (
+        Method::GET,
+        "/v1/libraries/{library}/runs",
+        needs(Scope::Read),
+    ),
+    (Method::GET, "/v1/queue", needs(Scope::Read)),
+    (Method::GET, "/v1/dead-letters", needs(Scope::Read)),
+    (
+        Method::POST,
+        "/v1/dead-letters/redrive",
+        needs(Scope::Admin),
+    ),
+    (Method::GET, "/v1/courses", needs(Scope::Read)),
+    (
+        Method::GET,
+        "/v1/courses/{course}/versions",
+        needs(Scope::Read),
+    ),
+    (
+        Method::GET,
+        "/v1/courses/{course}/versions/{version}",
+        needs(Scope::Read),
+    ),
+    (
+        Method::GET,
+        "/v1/courses/{course}/versions/{version}/files",
+        needs(Scope::Read),
+    ),
+    (Method::GET, "/v1/server", needs(Scope::Read)),
+    (Method::GET, "/v1/whoami", Access::Needs(None)),
+    (Method::GET, "/ui", Access::Open),
+    (Method::GET, "/ui/{*asset}", Access::Open),
     (Method::POST, "/v1/runs/{run}/cancel", needs(Scope::Admin)),
     (
         Method::POST,

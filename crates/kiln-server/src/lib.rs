@@ -4,7 +4,11 @@
 //! (answers with a lease), `GET /v1/courses/{course}/files/{*path}` (`?version=` optional),
 //! `POST /v1/leases/{id}/renew`, `DELETE /v1/leases/{id}`, `GET /metrics`, `GET /healthz`
 //! (liveness) and `GET /readyz` (readiness, per backend); the reheat routes are merged from
-//! [`reheat_routes`], the render cache's from `cache_routes`; `GET /v1/openapi.json` describes them all ([`openapi`]). Errors are JSON
+//! [`reheat_routes`], the render cache's from `cache_routes`, what the dashboard reads from
+//! `runs_routes` (libraries, run history and throughput, the queue, dead letters),
+//! `versions` (courses, versions, manifests, a chunk's files) and `overview` (whoami, this
+//! server's cache), and the dashboard itself from `ui` (`/ui`); `GET /v1/openapi.json`
+//! describes them all ([`openapi`]). Errors are JSON
 //! `{error, message}` ([`error::ApiError`]). Every route needs the scope [`auth::ROUTES`]
 //! names when tokens are configured. Only this crate serves HTTP.
 
@@ -19,9 +23,14 @@ mod leases;
 pub mod listen;
 mod metrics;
 pub mod openapi;
+mod overview;
 pub mod reheat_routes;
+mod runs_routes;
+mod sampler;
 mod serve;
 mod state;
+mod ui;
+mod versions;
 
 use std::future::Future;
 
@@ -46,7 +55,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         // The reheat API (kiln-reheat) lives in its own file; this is its one merge point.
         .merge(reheat_routes::routes())
+        .merge(runs_routes::routes())
         .merge(cache_routes::routes())
+        .merge(versions::routes())
+        .merge(overview::routes())
+        .merge(ui::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -81,8 +94,15 @@ pub async fn run_with<L: Listener>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let maintenance = tokio::spawn(state.cache.clone().maintain_forever());
+    let sampling = state.reheat.as_ref().map(|r| {
+        let (sampler, reheat) = (state.sampler.clone(), r.reheat().clone());
+        tokio::spawn(async move { sampler.sample_forever(reheat).await })
+    });
     let app = router(state.clone());
     let served = serve::serve(listener, app, state, options, shutdown).await;
     maintenance.abort();
+    if let Some(s) = sampling {
+        s.abort();
+    }
     served
 }

@@ -27,6 +27,11 @@ impl ReheatState {
     pub fn new(reheat: Reheat) -> Self {
         ReheatState { reheat }
     }
+
+    /// The reheat service.
+    pub(crate) fn reheat(&self) -> &Reheat {
+        &self.reheat
+    }
 }
 
 /// The reheat routes.
@@ -233,7 +238,7 @@ pub(crate) async fn cancel_run(
     )))
 }
 
-fn run_id(raw: String) -> Result<RunId, ApiError> {
+pub(crate) fn run_id(raw: String) -> Result<RunId, ApiError> {
     raw.parse::<i64>()
         .map(RunId)
         .map_err(|_| ApiError::invalid(format!("invalid run id {raw:?}: expected an integer")))

@@ -11,6 +11,7 @@ use crate::auth::Auth;
 use crate::files::SmallFiles;
 use crate::metrics::{HttpMetrics, LoadCollector};
 use crate::reheat_routes::ReheatState;
+use crate::sampler::Sampler;
 
 /// The server's state; cheap to clone.
 #[derive(Clone)]
@@ -27,6 +28,8 @@ pub struct AppState {
     pub reheat: Option<ReheatState>,
     /// The tokens the routes accept (default none: every route open).
     pub(crate) auth: Auth,
+    /// Runs' progress over time, sampled while this server runs.
+    pub(crate) sampler: Arc<Sampler>,
 }
 
 impl AppState {
@@ -47,6 +50,7 @@ impl AppState {
             small_files: Arc::default(),
             reheat: None,
             auth: Auth::open(),
+            sampler: Arc::default(),
         }
     }
 

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    DeadLetter, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
+    DeadLetter, Depth, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
     RetryOutcome, Tally,
 };
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
@@ -708,6 +708,31 @@ impl JobQueue for SqliteQueue {
             .await
             .map_err(err)?;
         Ok(n as u64)
+    }
+
+    async fn depth(&self) -> Result<(Vec<Depth>, u64)> {
+        let now = self.clock.now().0;
+        let rows: Vec<(i32, i64, i64)> = sqlx::query_as(
+            "SELECT priority, sum(state = 0 OR avail_at <= ?1), sum(state = 1 AND avail_at > ?1)
+             FROM jobs WHERE state < 2 GROUP BY priority ORDER BY priority DESC",
+        )
+        .bind(now)
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(err)?;
+        let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 2")
+            .fetch_one(&self.db.reader)
+            .await
+            .map_err(err)?;
+        let depth = rows
+            .into_iter()
+            .map(|(priority, waiting, leased)| Depth {
+                priority,
+                waiting: waiting.max(0) as u64,
+                leased: leased.max(0) as u64,
+            })
+            .collect();
+        Ok((depth, dead.max(0) as u64))
     }
 
     async fn wait_for_work(&self, max: Duration) {

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use kiln_core::Error;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome, Tally,
+    Depth, Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome, Tally,
     priority,
 };
 use kiln_core::time::Clock;
@@ -524,6 +524,34 @@ pub async fn pending_counts_ready_and_leased(q: &dyn JobQueue) {
     assert_eq!(q.pending().await.unwrap(), 1);
 }
 
+/// Contract: `depth` counts the jobs that are not dead per priority, waiting or leased,
+/// highest priority first, and the dead letters apart.
+pub async fn depth_counts_per_priority(q: &dyn JobQueue) {
+    assert_eq!(q.depth().await.unwrap(), (Vec::new(), 0));
+    let mut live = job("live");
+    live.priority = priority::LIVE;
+    let mut one = job("one");
+    one.max_attempts = attempts(1);
+    q.enqueue(vec![one, job("two"), job("three"), live])
+        .await
+        .unwrap();
+    let got = lease(q, 2).await;
+    assert_eq!(&got[0].payload[..], b"live");
+    q.fail(got[1].lease, "no").await.unwrap();
+    let (depth, dead) = q.depth().await.unwrap();
+    let row = |priority, waiting, leased| Depth {
+        priority,
+        waiting,
+        leased,
+    };
+    assert_eq!(
+        depth,
+        [row(priority::LIVE, 0, 1), row(priority::RENDER, 2, 0)],
+        "the live job leased, two renders waiting"
+    );
+    assert_eq!(dead, 1);
+}
+
 /// Contract (concurrency): concurrent leases never hand out one job twice.
 pub async fn concurrent_leases_are_disjoint(q: &dyn JobQueue) {
     let batch: Vec<NewJob> = (0..100).map(|i| job(&format!("j{i}"))).collect();
@@ -783,6 +811,7 @@ macro_rules! job_queue_tests {
             pause_holds_back_a_librarys_jobs,
             tallies_are_per_run,
             pending_counts_ready_and_leased,
+            depth_counts_per_priority,
             concurrent_leases_are_disjoint,
             large_batch_drains_exactly_once,
             wait_for_work_wakes_on_enqueue,

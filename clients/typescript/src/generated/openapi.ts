@@ -55,6 +55,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ui": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /ui`: the dashboard. */
+        get: operations["page"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ui/{asset}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /ui/{asset}`: the dashboard's script and stylesheet. */
+        get: operations["asset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/cache/{library}": {
         parameters: {
             query?: never;
@@ -108,6 +142,23 @@ export interface paths {
          *     per key and props in the process), stores it and returns it.
          */
         post: operations["render_entry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/courses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/courses`: every course with its current version. */
+        get: operations["list_courses"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -172,6 +223,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/courses/{course}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/courses/{course}/versions`: the newest 50 versions, newest first. */
+        get: operations["list_versions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/courses/{course}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/courses/{course}/versions/{version}`: the version's manifest. */
+        get: operations["show_version"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/courses/{course}/versions/{version}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /v1/courses/{course}/versions/{version}/files?chunk=`: the files of one chunk (ensured
+         *     on this server, as a read of one of its files would), by path.
+         */
+        get: operations["chunk_files"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/dead-letters`: dead letters, oldest first (`?run=`: one run's). */
+        get: operations["dead_letters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dead-letters/redrive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** `POST /v1/dead-letters/redrive`: makes dead letters ready again with fresh attempts. */
+        post: operations["redrive"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/leases/{id}": {
         parameters: {
             query?: never;
@@ -200,6 +339,23 @@ export interface paths {
         put?: never;
         /** `POST /v1/leases/{id}/renew`. */
         post: operations["renew"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/libraries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/libraries`: every configured library with its newest run. */
+        get: operations["list_libraries"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -280,6 +436,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/libraries/{library}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/libraries/{library}/runs`: the library's runs, newest first. */
+        get: operations["library_runs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/openapi.json": {
         parameters: {
             query?: never;
@@ -289,6 +462,40 @@ export interface paths {
         };
         /** `GET /v1/openapi.json`. */
         get: operations["document"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/queue`: jobs by type, dead letters and paused libraries. */
+        get: operations["queue_depth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/runs`: the newest runs of every library (`?running=true`: those in progress). */
+        get: operations["list_runs"];
         put?: never;
         post?: never;
         delete?: never;
@@ -334,6 +541,61 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/runs/{run}/throughput": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /v1/runs/{run}/throughput`: the run's progress as this server sampled it (every
+         *     [`crate::sampler::EVERY`] while it ran and this server was up; empty for a run it never
+         *     saw running).
+         */
+        get: operations["run_throughput"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/server": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/server`: this server's chunk cache, as `/metrics` counts it. */
+        get: operations["server"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/whoami": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/whoami`: the presented token's name and scopes (any known token may ask). */
+        get: operations["whoami"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -356,6 +618,22 @@ export interface components {
         };
         /** @description One chunk as `KIND:NAME`, or `KIND` for a course-wide kind (the document's type only). */
         ChunkName: string;
+        /** @description One chunk of a version. */
+        ChunkView: {
+            /** @description `KIND:NAME`, or `KIND` for a course-wide kind: what an ensure names. */
+            chunk: string;
+            /** @description The content address of its bundle. */
+            id: string;
+            /** @description Its kind. */
+            kind: string;
+            /** @description The course-relative directory it is mounted at (empty for gathered files). */
+            root: string;
+            /**
+             * Format: int64
+             * @description Bytes, uncompressed.
+             */
+            size: number;
+        };
         /** @description A course's current version and a summary of its manifest. */
         CourseSummary: {
             /**
@@ -373,6 +651,47 @@ export interface components {
             };
             /** @description The current version. */
             version: string;
+        };
+        /** @description A course and its current version. */
+        CourseView: {
+            /** @description The course id. */
+            course: string;
+            /**
+             * Format: int64
+             * @description When the current version was published (Unix milliseconds).
+             */
+            published_at?: number | null;
+            /** @description Its current version (`null` before the first publish). */
+            version?: string | null;
+        };
+        /** @description A dead letter. */
+        DeadLetterView: {
+            /**
+             * Format: int32
+             * @description Attempts made.
+             */
+            attempts: number;
+            /** @description The last error. */
+            error: string;
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            failed_at: number;
+            /**
+             * Format: int64
+             * @description The job's id (what a redrive names).
+             */
+            id: number;
+            /** @description What the job was: `render "key"`, `producer ...`. */
+            job: string;
+            /** @description Its library, when the payload says. */
+            library?: string | null;
+            /**
+             * Format: int64
+             * @description Its run.
+             */
+            run?: number | null;
         };
         /** @description What to make present. */
         EnsureRequest: {
@@ -465,6 +784,16 @@ export interface components {
             /** @description What went wrong, naming the culprit. */
             message: string;
         };
+        /** @description A file of a chunk. */
+        FileView: {
+            /** @description The course-relative path (what `GET .../files/{path}` takes). */
+            path: string;
+            /**
+             * Format: int64
+             * @description Bytes.
+             */
+            size: number;
+        };
         /** @description A producer group and its live entries. */
         GroupCount: {
             /**
@@ -524,6 +853,26 @@ export interface components {
              */
             ttl_ms: number;
         };
+        /** @description A library as the dashboard lists it. */
+        LibraryView: {
+            /**
+             * Format: int32
+             * @description Renders at once across all workers, if limited.
+             */
+            concurrency?: number | null;
+            last_run?: null | components["schemas"]["RunView"];
+            /** @description Its name. */
+            name: string;
+            /** @description Whether its jobs are held back. */
+            paused: boolean;
+            /**
+             * Format: double
+             * @description Renders per second across all workers, if limited.
+             */
+            rate?: number | null;
+            /** @description Its cron schedule, if any. */
+            schedule?: string | null;
+        };
         /** @description A page of a listing. */
         ListView: {
             /** @description Live entries per group, on the first page only (no `cursor`). */
@@ -536,6 +885,15 @@ export interface components {
              */
             next?: string | null;
         };
+        /** @description A version's manifest. */
+        ManifestView: {
+            /** @description Its chunks, by kind and name. */
+            chunks: components["schemas"]["ChunkView"][];
+            /** @description The course. */
+            course: string;
+            /** @description The version. */
+            version: string;
+        };
         /** @description Whether a library's reheat jobs are held back. */
         PauseView: {
             /** @description Whether this call changed it. */
@@ -544,6 +902,51 @@ export interface components {
             library: string;
             /** @description Paused: no worker leases its runs' jobs. */
             paused: boolean;
+        };
+        /** @description Jobs of one type. */
+        QueueRow: {
+            /** @description `live-render`, `event`, `new-build`, `producer`, `render` (or `other`). */
+            job_type: string;
+            /**
+             * Format: int64
+             * @description Under a valid lease.
+             */
+            leased: number;
+            /**
+             * Format: int32
+             * @description The priority the type runs at.
+             */
+            priority: number;
+            /**
+             * Format: int64
+             * @description Waiting to be leased (ready, delayed or back from an expired lease).
+             */
+            waiting: number;
+        };
+        /** @description The queue at a glance. */
+        QueueView: {
+            /** @description Jobs by type, highest priority first. */
+            by_type: components["schemas"]["QueueRow"][];
+            /**
+             * Format: int64
+             * @description Dead letters.
+             */
+            dead: number;
+            /** @description Paused libraries. */
+            paused: string[];
+        };
+        /** @description Which dead letters to redrive. */
+        RedriveRequest: {
+            /** @description The jobs' ids; absent: every dead letter. */
+            ids?: number[] | null;
+        };
+        /** @description What a redrive did. */
+        Redriven: {
+            /**
+             * Format: int64
+             * @description Dead letters made ready again.
+             */
+            redriven: number;
         };
         /** @description The body of a renew; an empty body renews for the default duration. */
         RenewRequest: {
@@ -652,8 +1055,119 @@ export interface components {
             /** @description What the run did beyond its job counts. */
             summary: components["schemas"]["RunSummary"];
         };
+        /** @description A run's counters at one moment. */
+        Sample: {
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            at: number;
+            /**
+             * Format: int64
+             * @description Jobs dead so far.
+             */
+            dead: number;
+            /**
+             * Format: int64
+             * @description Jobs done so far.
+             */
+            done: number;
+            /**
+             * Format: int64
+             * @description Jobs created for the run so far.
+             */
+            enqueued: number;
+        };
+        /** @description This server's chunk cache. */
+        ServerView: {
+            /**
+             * Format: int64
+             * @description The byte budget.
+             */
+            budget_bytes: number;
+            /**
+             * Format: int64
+             * @description Compressed bytes downloaded.
+             */
+            bytes_downloaded: number;
+            /**
+             * Format: int64
+             * @description Bytes of chunks on disk.
+             */
+            cache_bytes: number;
+            /**
+             * Format: int64
+             * @description Chunks on disk.
+             */
+            cache_chunks: number;
+            /**
+             * Format: int64
+             * @description Chunks downloaded.
+             */
+            downloads: number;
+            /**
+             * Format: int64
+             * @description Failed fetches.
+             */
+            errors: number;
+            /**
+             * Format: int64
+             * @description Chunks evicted to stay within the budget.
+             */
+            evictions: number;
+            /**
+             * Format: int64
+             * @description Chunk requests served from disk since the server started.
+             */
+            hits: number;
+            /**
+             * Format: int64
+             * @description Ensure leases held now.
+             */
+            leases_active: number;
+            /**
+             * Format: int64
+             * @description Chunk requests that waited for a fetch.
+             */
+            misses: number;
+        };
         /** @enum {boolean} */
         True: true;
+        /** @description One version of a course. */
+        VersionView: {
+            /**
+             * Format: int64
+             * @description Their bytes, uncompressed.
+             */
+            bytes: number;
+            /** @description Its chunks. */
+            chunks: number;
+            /**
+             * Format: int64
+             * @description When it was first published (Unix milliseconds).
+             */
+            created_at: number;
+            /** @description Whether it is the current version. */
+            current: boolean;
+            /**
+             * Format: int64
+             * @description The bytes of its chunks that the version before it has too (stored once).
+             */
+            shared_bytes: number;
+            /** @description The version id (a git source's commit hash). */
+            version: string;
+        };
+        /** @description Who the caller is. */
+        WhoAmI: {
+            /** @description Whether this server serves the reheat routes. */
+            reheat: boolean;
+            /** @description What it may do: `read`, `ensure`, `write`, `admin`. */
+            scopes: string[];
+            /** @description The token's name (`null` when the server has no tokens and every route is open). */
+            token?: string | null;
+            /** @description Whether this server checks tokens at all. */
+            tokens_required: boolean;
+        };
     };
     responses: {
         /** @description The token lacks the route's scope */
@@ -770,6 +1284,60 @@ export interface operations {
                     "application/json": components["schemas"]["Report"];
                 };
             };
+        };
+    };
+    page: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The dashboard's page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    asset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `app.js` or `app.css` */
+                asset: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The asset */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description No such asset */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
         };
     };
     list_entries: {
@@ -1082,6 +1650,29 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    list_courses: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The courses, by id */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CourseView"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     show: {
         parameters: {
             query?: never;
@@ -1282,6 +1873,219 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    list_versions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The course id */
+                course: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Versions, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionView"][];
+                };
+            };
+            /** @description A bad course id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such course */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    show_version: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The course id */
+                course: string;
+                /** @description The version id */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The manifest */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ManifestView"];
+                };
+            };
+            /** @description A bad id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such course or version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    chunk_files: {
+        parameters: {
+            query: {
+                /** @description `KIND:NAME`, or `KIND` for a course-wide kind. */
+                chunk: components["schemas"]["ChunkName"];
+            };
+            header?: never;
+            path: {
+                /** @description The course id */
+                course: string;
+                /** @description The version id */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The chunk's files, by path */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileView"][];
+                };
+            };
+            /** @description A bad id or chunk */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such course, version or chunk */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    dead_letters: {
+        parameters: {
+            query?: {
+                /** @description Only this run's. */
+                run?: number;
+                /** @description At most this many (default 50, at most 200), oldest first. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Dead letters, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetterView"][];
+                };
+            };
+            /** @description A bad query */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    redrive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RedriveRequest"];
+            };
+        };
+        responses: {
+            /** @description Redriven */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Redriven"];
+                };
+            };
+            /** @description A bad body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     release: {
         parameters: {
             query?: never;
@@ -1370,6 +2174,29 @@ export interface operations {
                 };
             };
             415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    list_libraries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The libraries, by name */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LibraryView"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             503: components["responses"]["Unavailable"];
         };
     };
@@ -1543,6 +2370,53 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    library_runs: {
+        parameters: {
+            query?: {
+                /** @description At most this many (default 50, at most 200). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The library's name */
+                library: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Its runs, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunView"][];
+                };
+            };
+            /** @description A bad name or limit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such library */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
     document: {
         parameters: {
             query?: never;
@@ -1561,6 +2435,66 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
+        };
+    };
+    queue_depth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The queue */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueueView"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    list_runs: {
+        parameters: {
+            query?: {
+                /** @description Only runs in progress. */
+                running?: boolean;
+                /** @description At most this many of the newest runs are looked at (default 50, at most 200). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Runs, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunView"][];
+                };
+            };
+            /** @description A bad query */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
         };
     };
     show_run: {
@@ -1658,6 +2592,96 @@ export interface operations {
                 };
             };
             415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    run_throughput: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The run's id */
+                run: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Samples, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sample"][];
+                };
+            };
+            /** @description A bad id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such run */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    server: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description This server's chunk cache */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerView"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    whoami: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WhoAmI"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             503: components["responses"]["Unavailable"];
         };
     };

@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod cache;
 mod connections;
+mod dashboard;
 mod files;
 mod heal;
 mod leases;

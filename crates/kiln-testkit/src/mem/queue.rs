@@ -11,7 +11,7 @@ use bytes::Bytes;
 use kiln_core::Result;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    DeadLetter, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
+    DeadLetter, Depth, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
     RetryOutcome, Tally,
 };
 use kiln_core::throttle::{self, Bucket};
@@ -548,6 +548,29 @@ impl JobQueue for MemQueue {
     async fn pending(&self) -> Result<u64> {
         let s = self.state();
         Ok(s.jobs.values().filter(|j| !j.is_dead()).count() as u64)
+    }
+
+    async fn depth(&self) -> Result<(Vec<Depth>, u64)> {
+        let now = self.clock.now();
+        let s = self.state();
+        let mut by: BTreeMap<std::cmp::Reverse<i32>, Depth> = BTreeMap::new();
+        let mut dead = 0;
+        for j in s.jobs.values() {
+            if j.is_dead() {
+                dead += 1;
+                continue;
+            }
+            let d = by.entry(std::cmp::Reverse(j.priority)).or_insert(Depth {
+                priority: j.priority,
+                ..Depth::default()
+            });
+            if j.status == Status::Leased && j.avail_at > now {
+                d.leased += 1;
+            } else {
+                d.waiting += 1;
+            }
+        }
+        Ok((by.into_values().collect(), dead))
     }
 
     async fn wait_for_work(&self, max: Duration) {
