@@ -70,7 +70,8 @@ function bar(fraction, label, name) {
 function card(title, wide) {
   const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   const el = h('section', { class: wide ? 'card wide' : 'card' }, h('h2', {}, title), body);
-  return { el, set: (...kids) => body.replaceChildren(...kids.flat()), hide: () => { el.hidden = true; } };
+  const set = (...kids) => body.replaceChildren(...kids.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false));
+  return { el, set, hide: () => { el.hidden = true; } };
 }
 
 function crumbs(parts) {
@@ -194,7 +195,7 @@ async function overview(main) {
 
 async function coursePage(main, course, version) {
   crumbs([['#/', 'overview'], [`#/course/${enc(course)}`, course]]);
-  const c = { versions: card('Versions', true), manifest: card('Manifest'), files: card('Files') };
+  const c = { versions: card('Versions', true), files: card('Files', true), manifest: card('Manifest', true) };
   main.replaceChildren(h('h1', {}, `Course ${course}`), h('div', { class: 'grid' }, Object.values(c).map((x) => x.el)));
   let shown = null;
   const viewer = h('div', {});
@@ -203,7 +204,7 @@ async function coursePage(main, course, version) {
     const m = await api(`/v1/courses/${enc(course)}/versions/${enc(v)}`);
     const kinds = {};
     for (const ch of m.chunks) kinds[ch.kind] = (kinds[ch.kind] || 0) + 1;
-    c.manifest.set(h('p', {}, `Version ${v}: `, Object.entries(kinds).map(([k, n]) => `${n} ${k}`).join(', ')),
+    c.manifest.set(h('p', {}, `Version ${short(v)}: `, Object.entries(kinds).map(([k, n]) => `${n} ${k}`).join(', ')),
       table(['Chunk', 'Kind', 'Size'], m.chunks.map((ch) => [ch.chunk, ch.kind, bytes(ch.size)])));
     const tree = h('ul', {}, m.chunks.map((ch) => {
       const list = h('ul', {});
@@ -246,10 +247,10 @@ async function libraryPage(main, name) {
   let group = '';
   const keys = h('div', {});
   const drawKeys = async () => {
-    const page = await api(`/v1/cache/${enc(name)}?limit=100${group ? `&group=${enc(group)}` : ''}`);
+    const page = await api(`/v1/cache/${enc(name)}?limit=50${group ? `&group=${enc(group)}` : ''}`);
     keys.replaceChildren(table(['Key', 'Group', 'Size', 'Written', ''], page.items.map((e) => [
       link(`#/entry/${enc(name)}/${e.key.split('/').map(enc).join('/')}`, e.key), e.group, bytes(e.size), when(e.written_at), e.stale ? badge('stale', 'paused') : '']),
-    'No entries.'), page.next ? h('p', { class: 'muted' }, 'First 100 shown.') : null);
+    'No entries.'), page.next ? h('p', { class: 'muted' }, 'The first 50 keys.') : '');
     return page;
   };
   return async () => {
@@ -300,14 +301,15 @@ async function runPage(main, id) {
 /** Jobs done per second between samples, as an SVG line. */
 function chart(samples) {
   if (samples.length < 2) return h('p', { class: 'muted' }, 'Not enough samples yet (one every 2 s while this server sees the run).');
+  // One level per interval between samples: a step line over the whole span.
   const pts = [];
   for (let i = 1; i < samples.length; i++) {
     const dt = (samples[i].at - samples[i - 1].at) / 1000;
-    if (dt > 0) pts.push([samples[i].at, (samples[i].done - samples[i - 1].done) / dt]);
+    if (dt > 0) pts.push([samples[i - 1].at, samples[i].at, (samples[i].done - samples[i - 1].done) / dt]);
   }
-  const W = 600, H = 160, P = 28;
+  const W = 1000, H = 220, P = 32;
   const t0 = samples[0].at, t1 = samples[samples.length - 1].at || t0 + 1;
-  const top = Math.max(1, ...pts.map((p) => p[1]));
+  const top = Math.max(1, ...pts.map((p) => p[2]));
   const x = (t) => P + ((W - 2 * P) * (t - t0)) / Math.max(1, t1 - t0);
   const y = (v) => H - P + (-(H - 2 * P) * v) / top;
   const NS = 'http://www.w3.org/2000/svg';
@@ -315,10 +317,10 @@ function chart(samples) {
   svg.setAttribute('class', 'chart'); svg.setAttribute('viewBox', `0 0 ${W} ${H}`); svg.setAttribute('data-name', 'throughput');
   const add = (tag, attrs, text) => { const el = document.createElementNS(NS, tag); for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v); if (text) el.textContent = text; svg.append(el); };
   add('line', { x1: P, y1: H - P, x2: W - P, y2: H - P });
-  add('path', { d: pts.map((p, i) => `${i ? 'L' : 'M'}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ') });
+  add('path', { d: pts.map(([a, b, v], i) => `${i ? 'L' : 'M'}${x(a).toFixed(1)},${y(v).toFixed(1)} L${x(b).toFixed(1)},${y(v).toFixed(1)}`).join(' ') });
   add('text', { x: 2, y: P - 6 }, `${top.toFixed(0)} jobs/s`);
   add('text', { x: P, y: H - 8 }, new Date(t0).toLocaleTimeString());
-  add('text', { x: W - P - 60, y: H - 8 }, new Date(t1).toLocaleTimeString());
+  add('text', { x: W - P - 70, y: H - 8 }, new Date(t1).toLocaleTimeString());
   return svg;
 }
 
