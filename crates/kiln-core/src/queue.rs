@@ -210,6 +210,17 @@ pub struct Depth {
     pub leased: u64,
 }
 
+impl Depth {
+    /// The depth of a backend's `(priority, waiting, leased)` count row.
+    pub fn from_counts((priority, waiting, leased): (i32, i64, i64)) -> Depth {
+        Depth {
+            priority,
+            waiting: waiting.max(0) as u64,
+            leased: leased.max(0) as u64,
+        }
+    }
+}
+
 /// A durable job queue.
 ///
 /// # Contract

@@ -636,14 +636,7 @@ impl PgQueue {
         let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE dead")
             .fetch_one(self.pool())
             .await?;
-        let depth = rows
-            .into_iter()
-            .map(|(priority, waiting, leased)| Depth {
-                priority,
-                waiting: waiting.max(0) as u64,
-                leased: leased.max(0) as u64,
-            })
-            .collect();
+        let depth = rows.into_iter().map(Depth::from_counts).collect();
         Ok((depth, dead.max(0) as u64))
     }
 

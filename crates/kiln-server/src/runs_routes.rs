@@ -306,8 +306,22 @@ pub(crate) async fn dead_letters(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RedriveRequest {
-    /// The jobs' ids; absent: every dead letter.
-    ids: Option<Vec<i64>>,
+    /// The jobs' ids; absent: every dead letter. (Read as JSON numbers: `7.0` is 7, as JSON
+    /// Schema's `integer` has it.)
+    #[schema(value_type = Option<Vec<i64>>)]
+    ids: Option<Vec<serde_json::Number>>,
+}
+
+/// A job id from a JSON number that is an integer, however written.
+fn job_id(n: &serde_json::Number) -> Result<JobId, ApiError> {
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        })
+        .map(JobId)
+        .ok_or_else(|| ApiError::invalid(format!("invalid job id {n}: expected an integer")))
 }
 
 /// What a redrive did.
@@ -329,7 +343,10 @@ pub(crate) async fn redrive(
 ) -> Result<Json<Redriven>, ApiError> {
     let req: RedriveRequest = crate::body::optional_json(&body, "redrive request")?;
     let queue = reheat(&st)?.queue();
-    let ids: Option<Vec<JobId>> = req.ids.map(|v| v.into_iter().map(JobId).collect());
+    let ids: Option<Vec<JobId>> = req
+        .ids
+        .map(|v| v.iter().map(job_id).collect::<Result<_, _>>())
+        .transpose()?;
     let redriven = queue.redrive(ids.as_deref()).await?;
     Ok(Json(Redriven { redriven }))
 }

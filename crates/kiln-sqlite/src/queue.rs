@@ -724,14 +724,7 @@ impl JobQueue for SqliteQueue {
             .fetch_one(&self.db.reader)
             .await
             .map_err(err)?;
-        let depth = rows
-            .into_iter()
-            .map(|(priority, waiting, leased)| Depth {
-                priority,
-                waiting: waiting.max(0) as u64,
-                leased: leased.max(0) as u64,
-            })
-            .collect();
+        let depth = rows.into_iter().map(Depth::from_counts).collect();
         Ok((depth, dead.max(0) as u64))
     }
 

@@ -937,7 +937,10 @@ export interface components {
         };
         /** @description Which dead letters to redrive. */
         RedriveRequest: {
-            /** @description The jobs' ids; absent: every dead letter. */
+            /**
+             * @description The jobs' ids; absent: every dead letter. (Read as JSON numbers: `7.0` is 7, as JSON
+             *     Schema's `integer` has it.)
+             */
             ids?: number[] | null;
         };
         /** @description What a redrive did. */

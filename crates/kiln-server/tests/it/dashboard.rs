@@ -288,6 +288,29 @@ async fn libraries_runs_the_queue_and_dead_letters() {
     assert_eq!(queue["dead"], 0);
     assert_eq!(queue["by_type"][0]["job_type"], "live-render");
 
+    for (body, ok) in [
+        (r#"{"ids": [99, 7.0]}"#, true),
+        (r#"{"ids": [1.5]}"#, false),
+        (r#"{"ids": "x"}"#, false),
+    ] {
+        let resp = d
+            .env
+            .send(
+                Request::post("/v1/dead-letters/redrive")
+                    .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await;
+        let want = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(resp.status(), want, "{body}");
+    }
+
     let (status, body) = d.call("GET", "/v1/runs?limit=0", Some(READER)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, _) = d.call("GET", "/v1/libraries/nope/runs", Some(READER)).await;
