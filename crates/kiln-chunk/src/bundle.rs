@@ -13,6 +13,7 @@
 use std::io::{self, Write};
 
 use kiln_core::ids::ChunkId;
+use kiln_core::toc::{Toc, TocEntry, TocKind};
 
 /// The zstd level of stored bundles, the only one. Changing it changes the stored bytes (not
 /// the ids, which hash the uncompressed tar) and sync's basis fingerprint, so every course
@@ -36,15 +37,43 @@ pub enum BundleEntry {
     },
 }
 
-/// A finished bundle: its id, the uncompressed size, and the compressed output.
+/// A finished bundle: its id, the uncompressed size, its table of contents, and the
+/// compressed output.
 #[derive(Debug)]
 pub struct Finished<W> {
     /// BLAKE3 of the uncompressed tar.
     pub id: ChunkId,
     /// Size of the uncompressed tar in bytes.
     pub size: u64,
+    /// Every entry's path, size, mode and link target, in the bundle's order.
+    pub toc: Toc,
     /// The writer the compressed bundle went to.
     pub out: W,
+}
+
+/// The table of contents of a bundle's entries (as [`read_bundle`] gives them), sorted by
+/// path as the bundle holds them.
+pub fn toc_of(entries: &[(String, BundleEntry)]) -> Toc {
+    let mut toc: Vec<TocEntry> = entries.iter().map(|(p, e)| toc_entry(p, e)).collect();
+    toc.sort_by(|a, b| a.path.cmp(&b.path));
+    Toc { entries: toc }
+}
+
+fn toc_entry(path: &str, entry: &BundleEntry) -> TocEntry {
+    match entry {
+        BundleEntry::File { data, exec } => TocEntry {
+            path: path.to_string(),
+            size: data.len() as u64,
+            kind: TocKind::File { exec: *exec },
+        },
+        BundleEntry::Symlink { target } => TocEntry {
+            path: path.to_string(),
+            size: target.len() as u64,
+            kind: TocKind::Symlink {
+                target: target.clone(),
+            },
+        },
+    }
 }
 
 /// Bundles up to this size are compressed in one call with the thread's reusable zstd
@@ -129,6 +158,7 @@ impl<W: Write> Tee<W> {
 pub struct BundleWriter<W: Write> {
     tar: tar::Builder<Tee<W>>,
     last: Option<String>,
+    toc: Vec<TocEntry>,
 }
 
 impl<W: Write> BundleWriter<W> {
@@ -144,7 +174,11 @@ impl<W: Write> BundleWriter<W> {
         };
         let mut tar = tar::Builder::new(tee);
         tar.follow_symlinks(false);
-        Ok(BundleWriter { tar, last: None })
+        Ok(BundleWriter {
+            tar,
+            last: None,
+            toc: Vec::new(),
+        })
     }
 
     fn check_order(&mut self, path: &str) -> io::Result<()> {
@@ -175,7 +209,13 @@ impl<W: Write> BundleWriter<W> {
         let mut h = Self::header(if exec { 0o755 } else { 0o644 });
         h.set_entry_type(tar::EntryType::Regular);
         h.set_size(data.len() as u64);
-        self.tar.append_data(&mut h, path, data)
+        self.tar.append_data(&mut h, path, data)?;
+        self.toc.push(TocEntry {
+            path: path.to_string(),
+            size: data.len() as u64,
+            kind: TocKind::File { exec },
+        });
+        Ok(())
     }
 
     /// Appends a symlink; paths must come in ascending byte order.
@@ -184,7 +224,15 @@ impl<W: Write> BundleWriter<W> {
         let mut h = Self::header(0o777);
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
-        self.tar.append_link(&mut h, path, target)
+        self.tar.append_link(&mut h, path, target)?;
+        self.toc.push(TocEntry {
+            path: path.to_string(),
+            size: target.len() as u64,
+            kind: TocKind::Symlink {
+                target: target.to_string(),
+            },
+        });
+        Ok(())
     }
 
     /// Appends an entry of either kind.
@@ -201,7 +249,12 @@ impl<W: Write> BundleWriter<W> {
         let id = ChunkId(*tee.hasher.finalize().as_bytes());
         let size = tee.size;
         let out = tee.finish()?;
-        Ok(Finished { id, size, out })
+        Ok(Finished {
+            id,
+            size,
+            toc: Toc { entries: self.toc },
+            out,
+        })
     }
 }
 
@@ -283,6 +336,41 @@ mod tests {
         let back = read_bundle(&x.out, x.id).unwrap();
         assert_eq!(back[0].0, "a.txt");
         assert_eq!(back[1].1, file("b"));
+    }
+
+    #[test]
+    fn the_writer_s_table_of_contents_is_the_one_read_back() {
+        let files = vec![
+            (
+                "z/run.sh".to_string(),
+                BundleEntry::File {
+                    data: b"#!/bin/sh".to_vec(),
+                    exec: true,
+                },
+            ),
+            ("a.html".to_string(), file("<p>hi</p>")),
+            (
+                "link.html".to_string(),
+                BundleEntry::Symlink {
+                    target: "a.html".into(),
+                },
+            ),
+        ];
+        let done = bundle_files(&files).unwrap();
+        let paths: Vec<&str> = done.toc.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["a.html", "link.html", "z/run.sh"],
+            "the bundle's order"
+        );
+        assert_eq!(done.toc.entries[0].size, 9);
+        assert_eq!(done.toc.entries[1].mode(), 0o120_777);
+        assert_eq!(
+            done.toc.entries[1].size, 6,
+            "a link's size is its target's length"
+        );
+        assert_eq!(done.toc.entries[2].mode(), 0o100_755);
+        assert_eq!(toc_of(&read_bundle(&done.out, done.id).unwrap()), done.toc);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::Result;
 use crate::ids::{ChunkId, CourseId, VersionId};
 use crate::manifest::Manifest;
 use crate::time::Timestamp;
+use crate::toc::Toc;
 
 /// One version of a course as the catalog lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +81,8 @@ pub struct LockHolder {
 /// - **Ordering**: `versions` lists newest first; `courses` lists sorted.
 /// - **Idempotency**: publishing the current version again is `Unchanged`; publishing an
 ///   older version again makes it current (`Reinstated`) and keeps its first manifest;
-///   `memo_put` of an existing key keeps one entry (the newest).
+///   `memo_put` of an existing key keeps one entry (the newest); `put_tocs` of a chunk that
+///   has a table of contents keeps the first (a TOC is a function of the chunk's bytes).
 /// - **Concurrency**: `try_lock` grants a named lease to one owner at a time until it expires
 ///   or is unlocked; the same owner may renew it. `lock_holder` names the live holder;
 ///   `take_over` moves a lease from a named holder (known to be gone) to a new owner, and
@@ -113,6 +115,12 @@ pub trait Catalog: Send + Sync + Debug + Display + 'static {
 
     /// Remembers chunks by source key.
     async fn memo_put(&self, entries: &[(String, MemoEntry)]) -> Result<()>;
+
+    /// Stores chunks' tables of contents (see [`crate::toc`]).
+    async fn put_tocs(&self, tocs: &[(ChunkId, Toc)]) -> Result<()>;
+
+    /// The tables of contents of those of `ids` that have one.
+    async fn tocs(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Toc>>;
 
     /// Forgets every memo entry that points at one of `ids` (their objects are being deleted).
     async fn memo_forget(&self, ids: &[ChunkId]) -> Result<()>;

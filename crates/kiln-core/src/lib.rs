@@ -3,7 +3,7 @@
 //! Everything here is shared by every other crate: ids ([`ids`]), how a course is cut into
 //! chunks ([`layout`]), manifests and path resolution ([`manifest`]), time ([`time`]), the one
 //! retry delay policy ([`backoff`]), and the backend traits with their contracts ([`catalog`],
-//! [`ledger`], [`queue`], [`render_cache`]), and the throttles the queues share ([`throttle`]).
+//! [`ledger`], [`queue`], [`render_cache`]), the throttles the queues share ([`throttle`]), and chunks' tables of contents ([`toc`]).
 
 pub mod backoff;
 pub mod catalog;
@@ -17,5 +17,6 @@ pub mod queue;
 pub mod render_cache;
 pub mod throttle;
 pub mod time;
+pub mod toc;
 
 pub use error::{Error, Result};

@@ -11,6 +11,7 @@ use kiln_core::catalog::{Catalog, LockHolder, MemoEntry, NewVersion, PublishOutc
 use kiln_core::ids::{ChunkId, ChunkKind, CourseId, VersionId};
 use kiln_core::manifest::{Manifest, ManifestEntry};
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
+use kiln_core::toc::Toc;
 use sqlx::Row;
 use tokio::sync::{OnceCell, broadcast};
 
@@ -369,6 +370,38 @@ impl PgCatalog {
         Ok(())
     }
 
+    async fn put_tocs_inner(&self, tocs: &[(ChunkId, Toc)]) -> Result<()> {
+        let ids: Vec<&[u8]> = tocs.iter().map(|(i, _)| &i.0[..]).collect();
+        let encoded: Vec<Vec<u8>> = tocs.iter().map(|(_, t)| t.encode()).collect();
+        sqlx::query(
+            "INSERT INTO chunk_tocs (chunk_id, toc) \
+             SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(ids)
+        .bind(encoded)
+        .execute(self.inner.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn tocs_inner(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Toc>> {
+        let ids: Vec<&[u8]> = ids.iter().map(|i| &i.0[..]).collect();
+        let rows: Vec<(Vec<u8>, Vec<u8>)> =
+            sqlx::query_as("SELECT chunk_id, toc FROM chunk_tocs WHERE chunk_id = ANY($1)")
+                .bind(ids)
+                .fetch_all(self.inner.db.pool())
+                .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for (id, toc) in rows {
+            let id: [u8; 32] = id.try_into().map_err(|_| {
+                Error::Corrupt("a table of contents' chunk id is not 32 bytes".into())
+            })?;
+            let toc = Toc::decode(&toc).map_err(|e| Error::Corrupt(e.to_string().into()))?;
+            out.insert(ChunkId(id), toc);
+        }
+        Ok(out)
+    }
+
     async fn memo_forget_inner(&self, ids: &[ChunkId]) -> Result<()> {
         let ids: Vec<&[u8]> = ids.iter().map(|i| &i.0[..]).collect();
         sqlx::query("DELETE FROM memo WHERE chunk_id = ANY($1)")
@@ -599,6 +632,14 @@ impl Catalog for PgCatalog {
 
     async fn memo_put(&self, entries: &[(String, MemoEntry)]) -> kiln_core::Result<()> {
         Ok(self.memo_put_inner(entries).await?)
+    }
+
+    async fn put_tocs(&self, tocs: &[(ChunkId, Toc)]) -> kiln_core::Result<()> {
+        Ok(self.put_tocs_inner(tocs).await?)
+    }
+
+    async fn tocs(&self, ids: &[ChunkId]) -> kiln_core::Result<HashMap<ChunkId, Toc>> {
+        Ok(self.tocs_inner(ids).await?)
     }
 
     async fn memo_forget(&self, ids: &[ChunkId]) -> kiln_core::Result<()> {

@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "queue throttles",
         include_str!("../migrations/0010_queue_throttles.sql"),
     ),
+    (
+        11,
+        "chunk tables of contents",
+        include_str!("../migrations/0011_chunk_tocs.sql"),
+    ),
 ];
 
 /// The embedded migrations as a sqlx migration source.

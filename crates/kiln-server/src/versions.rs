@@ -1,6 +1,7 @@
 //! What the dashboard shows of courses: every course with its current version, a course's
 //! versions (with what each shares with the one before), a version's manifest, and the files
-//! of one chunk of a version (the chunk is ensured on this server to list them).
+//! of one chunk of a version (from its table of contents, or, for a chunk synced before kiln
+//! kept them, by ensuring the chunk on this server).
 
 use std::collections::HashSet;
 
@@ -215,8 +216,9 @@ pub(crate) struct FileView {
     size: u64,
 }
 
-/// `GET /v1/courses/{course}/versions/{version}/files?chunk=`: the files of one chunk (ensured
-/// on this server, as a read of one of its files would), by path.
+/// `GET /v1/courses/{course}/versions/{version}/files?chunk=`: the files of one chunk, by
+/// path: from its table of contents, or (a chunk synced before kiln kept them) by ensuring it
+/// on this server, as a read of one of its files would.
 #[utoipa::path(get, path = "/v1/courses/{course}/versions/{version}/files", tag = "courses",
     params(
         ("course" = String, Path, description = "The course id", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$"),
@@ -234,11 +236,8 @@ pub(crate) async fn chunk_files(
     let (course, version) = course_and_version(path)?;
     let Query(q) = q.map_err(|e| ApiError::invalid(format!("invalid query: {e}")))?;
     let chunk: ChunkRef = q.chunk.parse()?;
-    let ensured = st
-        .cache
-        .ensure_at(&course, &version, std::slice::from_ref(&chunk))
-        .await?;
-    let (Some(dir), Some(entry)) = (ensured.paths.first(), ensured.chunks.first()) else {
+    let manifest = st.cache.manifest(&course, &version).await?;
+    let Some(entry) = manifest.get(&chunk).cloned() else {
         return Err(ApiError(kiln_core::Error::not_found(format!(
             "chunk {chunk} in version {version} of course {course}"
         ))));
@@ -247,6 +246,29 @@ pub(crate) async fn chunk_files(
         String::new()
     } else {
         format!("{}/", entry.root)
+    };
+    // The chunk's table of contents, when sync stored one: no download.
+    if let Some(toc) = st.catalog.tocs(&[entry.id]).await?.remove(&entry.id) {
+        let files = toc
+            .entries
+            .into_iter()
+            .filter(|e| matches!(e.kind, kiln_core::toc::TocKind::File { .. }))
+            .take(MAX_FILES)
+            .map(|e| FileView {
+                path: format!("{prefix}{}", e.path),
+                size: e.size,
+            })
+            .collect();
+        return Ok(Json(files));
+    }
+    let ensured = st
+        .cache
+        .ensure_at(&course, &version, std::slice::from_ref(&chunk))
+        .await?;
+    let Some(dir) = ensured.paths.first() else {
+        return Err(ApiError(kiln_core::Error::not_found(format!(
+            "chunk {chunk} in version {version} of course {course}"
+        ))));
     };
     let mut files = Vec::new();
     for e in walkdir::WalkDir::new(dir).sort_by_file_name() {

@@ -11,6 +11,7 @@ use kiln_core::catalog::{Catalog, LockHolder, MemoEntry, NewVersion, PublishOutc
 use kiln_core::ids::{ChunkId, CourseId, VersionId};
 use kiln_core::manifest::Manifest;
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
+use kiln_core::toc::Toc;
 use kiln_core::{Error, Result};
 use sqlx::Row;
 use sqlx::migrate::Migrator;
@@ -41,6 +42,11 @@ fn migrator() -> Migrator {
             4,
             "schedule ticks",
             include_str!("../migrations/catalog/0004_schedule_ticks.sql"),
+        ),
+        (
+            5,
+            "chunk tables of contents",
+            include_str!("../migrations/catalog/0005_chunk_tocs.sql"),
         ),
     ])
 }
@@ -283,6 +289,49 @@ impl Catalog for SqliteCatalog {
         .await
         .map_err(err)?;
         Ok(())
+    }
+
+    async fn put_tocs(&self, tocs: &[(ChunkId, Toc)]) -> Result<()> {
+        if tocs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.writer.begin().await.map_err(err)?;
+        for (id, toc) in tocs {
+            sqlx::query(
+                "INSERT INTO chunk_tocs (chunk_id, toc) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&id.0[..])
+            .bind(toc.encode())
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn tocs(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Toc>> {
+        let mut out = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let rows = sqlx::query(
+            "SELECT chunk_id, toc FROM chunk_tocs
+             WHERE chunk_id IN (SELECT unhex(value) FROM json_each(?))",
+        )
+        .bind(json_list(ids.iter().map(hex)))
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(err)?;
+        for r in rows {
+            let id: Vec<u8> = r.try_get(0).map_err(err)?;
+            let id: [u8; 32] = id
+                .try_into()
+                .map_err(|_| corrupt("table of contents chunk id", "?"))?;
+            let toc: Vec<u8> = r.try_get(1).map_err(err)?;
+            out.insert(ChunkId(id), Toc::decode(&toc)?);
+        }
+        Ok(out)
     }
 
     async fn memo_forget(&self, ids: &[ChunkId]) -> Result<()> {

@@ -71,6 +71,8 @@ pub(crate) struct Built {
     pub(crate) size: u64,
     /// How many files and symlinks the bundle holds.
     pub(crate) files: usize,
+    /// Its table of contents.
+    pub(crate) toc: kiln_core::toc::Toc,
     pub(crate) data: Spilled,
 }
 
@@ -215,6 +217,7 @@ fn build_dir(chunk: DirChunk, reader: &mut dyn Reader, limit: u64) -> Result<Bui
         id: done.id,
         size: done.size,
         files: files.len(),
+        toc: done.toc,
         data: done.out.into_spilled(),
     })
 }
@@ -283,6 +286,7 @@ fn finish_gathered(
         id: done.id,
         size: done.size,
         files: entries.len(),
+        toc: done.toc,
         data: done.out.into_spilled(),
     })
 }

@@ -17,6 +17,7 @@ mod lock;
 mod memo;
 mod pipeline;
 mod source;
+mod tocs;
 mod upload;
 mod walk;
 

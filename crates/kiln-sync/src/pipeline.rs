@@ -22,6 +22,7 @@ use crate::claims::{self, missing_objects};
 use crate::lock::CourseLock;
 use crate::memo;
 use crate::source::{self, Oid, Opened, Source};
+use crate::tocs;
 use crate::upload;
 use crate::walk::{self, Walk};
 use crate::{Progress, SyncOptions, SyncReport};
@@ -114,11 +115,13 @@ struct Ctx<'a> {
     rebuild: Option<&'a VersionId>,
 }
 
-/// Counters of the upload phase.
+/// What the upload phase did (its counters) and made (the built chunks' tables of contents).
 #[derive(Default)]
 struct Uploaded {
     chunks: usize,
     bytes: u64,
+    /// The tables of contents of the chunks built.
+    tocs: Vec<(ChunkId, kiln_core::toc::Toc)>,
 }
 
 impl Ctx<'_> {
@@ -157,6 +160,9 @@ impl Ctx<'_> {
                 let missing = missing_objects(&**self.store, &manifest).await?;
                 if missing.is_empty() {
                     if current.as_ref().is_some_and(|c| &c.version == version) {
+                        // Unchanged, but a version synced before kiln kept tables of
+                        // contents gets its chunks' now.
+                        tocs::store(&**self.catalog, &**self.store, &manifest, Vec::new()).await?;
                         let total = manifest.entries().len();
                         let none = Uploaded::default();
                         return Ok(self.report(
@@ -255,9 +261,13 @@ impl Ctx<'_> {
         version: VersionId,
         manifest: Manifest,
         memo: Vec<(String, MemoEntry)>,
-        up: Uploaded,
+        mut up: Uploaded,
     ) -> Result<SyncReport> {
         self.lock.confirm().await?;
+        if self.rebuild.is_none() {
+            let made = std::mem::take(&mut up.tocs);
+            tocs::store(&**self.catalog, &**self.store, &manifest, made).await?;
+        }
         if let Some(want) = self.rebuild {
             if &version != want {
                 return Err(Error::invalid(format!(
@@ -499,7 +509,7 @@ impl Ctx<'_> {
                             size: b.size,
                             root: b.root,
                         };
-                        Ok::<_, Error>((entry, b.memo_key, b.files, n))
+                        Ok::<_, Error>((entry, b.memo_key, b.files, n, b.toc))
                     }
                 })
                 .buffer_unordered(self.opts.upload_concurrency.get())
@@ -508,7 +518,8 @@ impl Ctx<'_> {
         let mut up = Uploaded::default();
         while let Some(r) = uploads.next().await {
             match r {
-                Ok((entry, key, files, n)) => {
+                Ok((entry, key, files, n, toc)) => {
+                    up.tocs.push((entry.id, toc));
                     if n > 0 {
                         up.chunks += 1;
                         up.bytes += n;

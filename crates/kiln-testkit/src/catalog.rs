@@ -260,6 +260,50 @@ pub async fn memo_put_get(c: &dyn Catalog) {
     assert_eq!(got["git:b"], b2);
 }
 
+/// Contract: `tocs` returns the stored tables of contents of the asked ids (those without
+/// one are absent), and `put_tocs` of a chunk that has one keeps the first.
+pub async fn tocs_round_trip_and_keep_the_first(c: &dyn Catalog) {
+    use kiln_core::toc::{Toc, TocEntry, TocKind};
+    let toc = |paths: &[&str]| Toc {
+        entries: paths
+            .iter()
+            .map(|p| TocEntry {
+                path: (*p).into(),
+                size: p.len() as u64,
+                kind: if p.ends_with(".lnk") {
+                    TocKind::Symlink {
+                        target: "a.html".into(),
+                    }
+                } else {
+                    TocKind::File {
+                        exec: p.ends_with(".sh"),
+                    }
+                },
+            })
+            .collect(),
+    };
+    assert!(c.tocs(&[]).await.unwrap().is_empty());
+    c.put_tocs(&[]).await.unwrap();
+    let (a, b) = (chunk_id(7, 1), chunk_id(7, 2));
+    let first = toc(&["a.html", "b.lnk", "dir/run.sh"]);
+    c.put_tocs(&[(a, first.clone()), (b, Toc::default())])
+        .await
+        .unwrap();
+    c.put_tocs(&[(a, toc(&["other"]))]).await.unwrap();
+    let got = c.tocs(&[a, b, chunk_id(7, 3)]).await.unwrap();
+    assert_eq!(got.len(), 2, "the unknown chunk has none");
+    assert_eq!(got[&a], first, "the first one is kept");
+    assert_eq!(
+        got[&b],
+        Toc::default(),
+        "an empty chunk's table is empty, not absent"
+    );
+    let many: Vec<_> = (0..600u64).map(|i| (chunk_id(8, i), toc(&["x"]))).collect();
+    c.put_tocs(&many).await.unwrap();
+    let ids: Vec<ChunkId> = many.iter().map(|(id, _)| *id).collect();
+    assert_eq!(c.tocs(&ids).await.unwrap().len(), 600);
+}
+
 /// Contract: `memo_forget` removes exactly the entries that point at the given ids.
 pub async fn memo_forget_by_chunk(c: &dyn Catalog) {
     let shared = MemoEntry {
@@ -617,6 +661,7 @@ macro_rules! catalog_tests {
                 memo_put_get,
                 memo_forget_by_chunk,
                 memo_large_batch,
+                tocs_round_trip_and_keep_the_first,
                 referenced_chunks_of_every_version,
                 lock_is_exclusive_and_renewable,
                 gc_marks_only_unclaimed_unreferenced_chunks,

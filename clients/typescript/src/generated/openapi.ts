@@ -265,8 +265,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * `GET /v1/courses/{course}/versions/{version}/files?chunk=`: the files of one chunk (ensured
-         *     on this server, as a read of one of its files would), by path.
+         * `GET /v1/courses/{course}/versions/{version}/files?chunk=`: the files of one chunk, by
+         *     path: from its table of contents, or (a chunk synced before kiln kept them) by ensuring it
+         *     on this server, as a read of one of its files would.
          */
         get: operations["chunk_files"];
         put?: never;

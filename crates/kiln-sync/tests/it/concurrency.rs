@@ -62,6 +62,15 @@ impl Catalog for Recording {
     async fn memo_forget(&self, ids: &[ChunkId]) -> Result<()> {
         self.inner.memo_forget(ids).await
     }
+    async fn put_tocs(&self, tocs: &[(ChunkId, kiln_core::toc::Toc)]) -> Result<()> {
+        self.inner.put_tocs(tocs).await
+    }
+    async fn tocs(
+        &self,
+        ids: &[ChunkId],
+    ) -> Result<std::collections::HashMap<ChunkId, kiln_core::toc::Toc>> {
+        self.inner.tocs(ids).await
+    }
     async fn referenced_chunks(&self) -> Result<std::collections::HashSet<ChunkId>> {
         self.inner.referenced_chunks().await
     }

@@ -8,3 +8,4 @@ mod gc_race;
 mod incremental;
 mod sources;
 mod support;
+mod tocs;

@@ -12,6 +12,7 @@ use kiln_core::catalog::{Catalog, LockHolder, MemoEntry, NewVersion, PublishOutc
 use kiln_core::ids::{ChunkId, CourseId, VersionId};
 use kiln_core::manifest::{Manifest, ManifestEntry};
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
+use kiln_core::toc::Toc;
 use kiln_core::{Error, Result};
 
 /// A catalog in memory: one mutex over every table, so each call is one atomic step (the
@@ -28,6 +29,7 @@ pub struct MemCatalog {
 struct State {
     courses: BTreeMap<CourseId, Course>,
     memo: HashMap<String, MemoEntry>,
+    tocs: HashMap<ChunkId, Toc>,
     locks: HashMap<String, LockHolder>,
     /// (owner, chunk) to expiry.
     claims: HashMap<(String, ChunkId), Timestamp>,
@@ -73,6 +75,12 @@ impl MemCatalog {
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Drops every table of contents, as a catalog of versions synced before kiln kept
+    /// them would be.
+    pub fn forget_tocs(&self) {
+        self.state().tocs.clear();
     }
 
     /// Makes `entries` version `version` of `course` and current, without awaiting (for
@@ -215,6 +223,22 @@ impl Catalog for MemCatalog {
             s.memo.insert(k.clone(), *e);
         }
         Ok(())
+    }
+
+    async fn put_tocs(&self, tocs: &[(ChunkId, Toc)]) -> Result<()> {
+        let mut s = self.state();
+        for (id, toc) in tocs {
+            s.tocs.entry(*id).or_insert_with(|| toc.clone());
+        }
+        Ok(())
+    }
+
+    async fn tocs(&self, ids: &[ChunkId]) -> Result<HashMap<ChunkId, Toc>> {
+        let s = self.state();
+        Ok(ids
+            .iter()
+            .filter_map(|id| s.tocs.get(id).map(|t| (*id, t.clone())))
+            .collect())
     }
 
     async fn memo_forget(&self, ids: &[ChunkId]) -> Result<()> {

@@ -1,0 +1,7 @@
+-- Chunks' tables of contents (kiln_core::toc), by chunk id, in Toc::encode's form: a
+-- function of the chunk's bytes, written once and shared by every version that holds it.
+
+CREATE TABLE chunk_tocs (
+    chunk_id bytea PRIMARY KEY,
+    toc      bytea NOT NULL
+);

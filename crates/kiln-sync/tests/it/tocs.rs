@@ -1,0 +1,59 @@
+//! Tables of contents: every chunk of a synced version has one, equal to its bundle's
+//! entries, and a version synced without them gets them on its next sync (read back from
+//! the stored bundles once).
+
+use std::sync::Arc;
+
+use kiln_chunk::bundle::toc_of;
+use kiln_core::catalog::{Catalog, PublishOutcome};
+use kiln_core::ids::ChunkKind;
+use kiln_core::toc::TocKind;
+use kiln_testkit::mem::catalog::MemCatalog;
+
+use crate::support::{Env, entry, env, example_repo};
+
+async fn assert_every_chunk_has_its_toc(env: &Env, course: &str) {
+    let m = env.manifest(course).await;
+    let ids: Vec<_> = m.entries().iter().map(|e| e.id).collect();
+    let tocs = env.catalog.tocs(&ids).await.unwrap();
+    for e in m.entries() {
+        let toc = tocs
+            .get(&e.id)
+            .unwrap_or_else(|| panic!("{} has no toc", e.chunk_ref()));
+        assert_eq!(*toc, toc_of(&env.bundle(e).await), "{}", e.chunk_ref());
+    }
+}
+
+#[tokio::test]
+async fn every_chunk_of_a_synced_version_has_its_table_of_contents() {
+    let env = env().await;
+    let (repo, _) = example_repo(env.dir.path(), "kiln101");
+    env.sync(&repo, "kiln101").await.unwrap();
+    assert_every_chunk_has_its_toc(&env, "kiln101").await;
+    let m = env.manifest("kiln101").await;
+    let dice = entry(&m, ChunkKind::Question, "probability/dice");
+    let toc = &env.catalog.tocs(&[dice.id]).await.unwrap()[&dice.id];
+    let q = toc
+        .entries
+        .iter()
+        .find(|e| e.path == "question.html")
+        .unwrap();
+    assert_eq!(q.kind, TocKind::File { exec: false });
+    assert!(q.size > 0);
+}
+
+#[tokio::test]
+async fn a_version_synced_without_tables_of_contents_gets_them_on_its_next_sync() {
+    let mut env = env().await;
+    let mem = Arc::new(MemCatalog::new());
+    env.catalog = mem.clone();
+    let (repo, _) = example_repo(env.dir.path(), "kiln101");
+    env.sync(&repo, "kiln101").await.unwrap();
+    mem.forget_tocs();
+    let m = env.manifest("kiln101").await;
+    let ids: Vec<_> = m.entries().iter().map(|e| e.id).collect();
+    assert!(env.catalog.tocs(&ids).await.unwrap().is_empty());
+    let again = env.sync(&repo, "kiln101").await.unwrap();
+    assert_eq!(again.outcome, PublishOutcome::Unchanged);
+    assert_every_chunk_has_its_toc(&env, "kiln101").await;
+}
