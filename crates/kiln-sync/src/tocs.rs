@@ -25,15 +25,30 @@ pub(crate) async fn store(
     catalog: &dyn Catalog,
     store: &dyn ObjectStore,
     manifest: &Manifest,
+    made: Vec<(ChunkId, Toc)>,
+) -> Result<usize> {
+    let ids = manifest.entries().iter().map(|e| e.id).collect();
+    store_ids(catalog, store, ids, made).await
+}
+
+/// Stores a table of contents for each of `ids` that lacks one, read from its bundle
+/// (`kiln verify --repair`). Returns how many it wrote.
+pub(crate) async fn backfill(
+    catalog: &dyn Catalog,
+    store: &dyn ObjectStore,
+    ids: Vec<ChunkId>,
+) -> Result<usize> {
+    store_ids(catalog, store, ids, Vec::new()).await
+}
+
+async fn store_ids(
+    catalog: &dyn Catalog,
+    store: &dyn ObjectStore,
+    ids: Vec<ChunkId>,
     mut made: Vec<(ChunkId, Toc)>,
 ) -> Result<usize> {
     let known: HashSet<ChunkId> = made.iter().map(|(id, _)| *id).collect();
-    let mut others: Vec<ChunkId> = manifest
-        .entries()
-        .iter()
-        .map(|e| e.id)
-        .filter(|id| !known.contains(id))
-        .collect();
+    let mut others: Vec<ChunkId> = ids.into_iter().filter(|id| !known.contains(id)).collect();
     others.sort_unstable();
     others.dedup();
     let mut read_back = 0;

@@ -4,7 +4,8 @@
 //! Repair deletes a corrupt object (create-if-absent would otherwise keep it), forgets the
 //! memo entries of every bad chunk, and rebuilds each affected version from the source
 //! without publishing anything ([`crate::pipeline::rebuild`]); a version whose commit the
-//! source lacks, or whose content bundles to other ids, is reported as not repaired.
+//! source lacks, or whose content bundles to other ids, is reported as not repaired. A repair
+//! also writes the tables of contents that sound chunks lack.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -61,6 +62,9 @@ pub struct VerifyReport {
     pub objects: usize,
     /// The bad ones.
     pub bad: Vec<BadObject>,
+    /// With a repair: tables of contents written for sound chunks that had none (versions
+    /// synced before kiln kept them).
+    pub tocs_written: usize,
 }
 
 /// Checks every object referenced by a version of `course` (or of every course); with
@@ -97,7 +101,17 @@ pub async fn verify(
         versions,
         objects: refs.len(),
         bad: Vec::new(),
+        tocs_written: 0,
     };
+    if repair.is_some() {
+        let damaged: std::collections::HashSet<ChunkId> = bad.iter().map(|(id, _)| *id).collect();
+        let sound = refs
+            .keys()
+            .copied()
+            .filter(|id| !damaged.contains(id))
+            .collect();
+        report.tocs_written = crate::tocs::backfill(&*catalog, &*store, sound).await?;
+    }
     bad.sort_by_key(|(id, _)| *id);
     report.bad = bad
         .into_iter()

@@ -63,6 +63,7 @@ pub(crate) async fn verify(
             "objects_checked": report.objects,
             "bad": bad,
             "still_bad": still_bad,
+            "tocs_written": report.tocs_written,
         }),
         || {
             let mut out = format!(
@@ -89,6 +90,12 @@ pub(crate) async fn verify(
                 out.push_str(&format!(
                     "\n  chunk {} ({}), in {c} {v}{more}{state}",
                     b.id, b.damage
+                ));
+            }
+            if repairing {
+                out.push_str(&format!(
+                    "\n{} tables of contents written",
+                    report.tocs_written
                 ));
             }
             if !repairing && !report.bad.is_empty() {

@@ -57,3 +57,32 @@ async fn a_version_synced_without_tables_of_contents_gets_them_on_its_next_sync(
     assert_eq!(again.outcome, PublishOutcome::Unchanged);
     assert_every_chunk_has_its_toc(&env, "kiln101").await;
 }
+
+#[tokio::test]
+async fn a_verify_repair_writes_the_tables_of_contents_a_version_lacks() {
+    let mut env = env().await;
+    let mem = Arc::new(MemCatalog::new());
+    env.catalog = mem.clone();
+    let (repo, _) = example_repo(env.dir.path(), "kiln101");
+    env.sync(&repo, "kiln101").await.unwrap();
+    mem.forget_tocs();
+    let course = kiln_core::ids::CourseId::new("kiln101").unwrap();
+    let check =
+        kiln_sync::verify::verify(env.catalog.clone(), env.store.clone(), Some(&course), None)
+            .await
+            .unwrap();
+    assert_eq!(check.tocs_written, 0, "a plain verify writes nothing");
+    let mut opts = kiln_sync::SyncOptions::new(&repo);
+    opts.course = Some(course.clone());
+    let repaired = kiln_sync::verify::verify(
+        env.catalog.clone(),
+        env.store.clone(),
+        Some(&course),
+        Some(opts),
+    )
+    .await
+    .unwrap();
+    assert!(repaired.bad.is_empty());
+    assert_eq!(repaired.tocs_written, check.objects, "one per sound object");
+    assert_every_chunk_has_its_toc(&env, "kiln101").await;
+}
