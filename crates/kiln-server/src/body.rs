@@ -18,6 +18,30 @@ pub(crate) fn optional_json<T: DeserializeOwned + Default>(
         .map_err(|e| ApiError::invalid(format!("invalid {what} body: {e}")))
 }
 
+/// Like [`optional_json`] for a body that is an object of options: anything else but empty
+/// or `null` (an array, which serde would read as the struct's fields in order, a string,
+/// a number) is a 400 that says what it was.
+pub(crate) fn optional_object<T: DeserializeOwned + Default>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    let value: serde_json::Value = optional_json(body, what)?;
+    let kind = match &value {
+        serde_json::Value::Null => return Ok(T::default()),
+        serde_json::Value::Object(_) => {
+            return serde_json::from_value(value)
+                .map_err(|e| ApiError::invalid(format!("invalid {what} body: {e}")));
+        }
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::Bool(_) => "a boolean",
+    };
+    Err(ApiError::invalid(format!(
+        "invalid {what} body: expected a JSON object, got {kind}"
+    )))
+}
+
 /// Deserializes an optional count of milliseconds: a JSON integer, also when written with a
 /// zero fraction (`60000.0` is the integer 60000 in JSON Schema's sense).
 pub(crate) fn opt_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -65,6 +89,27 @@ mod tests {
             assert!(
                 format!("{:?}", err.0).contains("invalid test body"),
                 "{bad}"
+            );
+        }
+        assert_eq!(
+            super::optional_object::<T>(b"null", "t").unwrap(),
+            T::default()
+        );
+        assert_eq!(
+            super::optional_object::<T>(br#"{"ms": 5.0}"#, "t").unwrap(),
+            T { ms: Some(5) }
+        );
+        for (bad, kind) in [
+            ("[]", "an array"),
+            ("[5]", "an array"),
+            ("7", "a number"),
+            ("true", "a boolean"),
+        ] {
+            let err = super::optional_object::<T>(bad.as_bytes(), "test").unwrap_err();
+            let msg = format!("{:?}", err.0);
+            assert!(
+                msg.contains("expected a JSON object, got") && msg.contains(kind),
+                "{bad}: {msg}"
             );
         }
     }

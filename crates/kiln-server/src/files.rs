@@ -59,7 +59,7 @@ pub(crate) struct FileQuery {
         ("if-range" = Option<String>, Header, description = "The ETag the client's partial copy has"),
         ("if-none-match" = Option<String>, Header, description = "ETags the client has")),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>,
+        (status = 200, description = "The file, as the content type its name gives (see `content-type`)", content_type = "*/*", body = serde_json::Value,
             headers(
                 ("content-type" = String, description = "The file's type; text types carry `charset=utf-8`"),
                 ("etag" = String, description = "A strong tag of these bytes"),
@@ -67,7 +67,7 @@ pub(crate) struct FileQuery {
                 ("accept-ranges" = String, description = "`bytes`"),
                 ("x-kiln-version" = String, description = "The version read"),
                 ("x-kiln-stale" = u64, description = "Present when the catalog could not be reached: seconds since the current version was last confirmed"))),
-        (status = 206, description = "The range asked for", content_type = "application/octet-stream", body = Vec<u8>,
+        (status = 206, description = "The range asked for", content_type = "*/*", body = serde_json::Value,
             headers(
                 ("content-range" = String, description = "`bytes START-END/LENGTH`"),
                 ("etag" = String, description = "A strong tag of the whole file"),

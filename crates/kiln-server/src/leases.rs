@@ -75,7 +75,7 @@ pub(crate) async fn renew(
     body: Bytes,
 ) -> Result<Json<LeaseView>, ApiError> {
     let id = lease_id(id)?;
-    let req: RenewRequest = crate::body::optional_json(&body, "renew request")?;
+    let req: RenewRequest = crate::body::optional_object(&body, "renew request")?;
     let info = st
         .cache
         .renew_lease(&id, req.ttl_ms.map(Duration::from_millis))?;

@@ -177,7 +177,7 @@ pub(crate) async fn start_build(
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     let library = segment(library)?;
     // An empty body is a build with default options (what a pipeline's bare POST sends).
-    let req: BuildRequest = crate::body::optional_json(&body, "build request")?;
+    let req: BuildRequest = crate::body::optional_object(&body, "build request")?;
     let reheat = reheat(&st)?;
     if let Some(at) = &req.built_at {
         tracing::info!(%library, built_at = %at, "new build");

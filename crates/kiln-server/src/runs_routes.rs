@@ -333,7 +333,8 @@ pub(crate) struct Redriven {
 
 /// `POST /v1/dead-letters/redrive`: makes dead letters ready again with fresh attempts.
 #[utoipa::path(post, path = "/v1/dead-letters/redrive", tag = "reheat",
-    request_body(content = RedriveRequest, content_type = "application/json"),
+    request_body(content = Option<RedriveRequest>, content_type = "application/json",
+        description = "Which letters (empty or `null`: every dead letter)"),
     responses(
         (status = 200, description = "Redriven", body = Redriven),
         (status = 400, description = "A bad body", body = crate::error::Body)))]
@@ -341,7 +342,7 @@ pub(crate) async fn redrive(
     State(st): State<AppState>,
     body: bytes::Bytes,
 ) -> Result<Json<Redriven>, ApiError> {
-    let req: RedriveRequest = crate::body::optional_json(&body, "redrive request")?;
+    let req: RedriveRequest = crate::body::optional_object(&body, "redrive request")?;
     let queue = reheat(&st)?.queue();
     let ids: Option<Vec<JobId>> = req
         .ids

@@ -1798,7 +1798,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The file */
+            /** @description The file, as the content type its name gives (see `content-type`) */
             200: {
                 headers: {
                     /** @description `bytes` */
@@ -1816,7 +1816,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": number[];
+                    "*/*": unknown;
                 };
             };
             /** @description The range asked for */
@@ -1831,7 +1831,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": number[];
+                    "*/*": unknown;
                 };
             };
             /** @description The client's copy is current */
@@ -2060,9 +2060,10 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        /** @description Which letters (empty or `null`: every dead letter) */
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["RedriveRequest"];
+                "application/json": null | components["schemas"]["RedriveRequest"];
             };
         };
         responses: {
