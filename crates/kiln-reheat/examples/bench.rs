@@ -171,7 +171,7 @@ async fn main() -> kiln_core::Result<()> {
     // runs on its own thread and runtime with its own handle on the cache file, as a
     // `kiln serve` process beside the worker would.
     let reader = {
-        let (stop, cache_path, jobs) = (stop.clone(), dir.join("cache.db"), jobs);
+        let (stop, cache_path, jobs) = (stop.clone(), DataDir::new(&dir).render_cache_path(), jobs);
         std::thread::spawn(move || -> kiln_core::Result<(Vec<u32>, u64)> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
