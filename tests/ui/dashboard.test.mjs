@@ -198,6 +198,11 @@ limits = { rate = 20, burst = 2 }
   });
 
   it('redrives a dead letter', async () => {
+    const runPage = page.url();
+    await page.goto(`${base}/ui#/`);
+    await page.locator('td', { hasText: `render "${FLAKY}"` }).waitFor();
+    assert.equal(await page.locator('[data-action=redrive-all]').count(), 1, 'the overview lists it too');
+    await page.goto(runPage);
     await page.click('[data-action=redrive]');
     await page.locator('text=No dead letters.').waitFor();
     for (let i = 0; i < 100; i++) {

@@ -163,10 +163,10 @@ async function overview(main) {
   crumbs([]);
   const c = {
     runs: card('Runs in progress', true), courses: card('Courses'), libs: card('Libraries'),
-    queue: card('Queue'), server: card("This server's chunk cache"),
+    queue: card('Queue'), server: card("This server's chunk cache"), dead: card('Dead letters', true),
   };
   main.replaceChildren(h('h1', {}, 'Overview'), h('div', { class: 'grid' }, Object.values(c).map((x) => x.el)));
-  if (!state.me.reheat) { c.runs.hide(); c.libs.hide(); c.queue.hide(); }
+  if (!state.me.reheat) { c.runs.hide(); c.libs.hide(); c.queue.hide(); c.dead.hide(); }
   return async () => {
     const [courses, server] = await Promise.all([api('/v1/courses'), api('/v1/server')]);
     c.courses.set(table(['Course', 'Current version', 'Published'],
@@ -180,7 +180,11 @@ async function overview(main) {
       ['Evictions', num(server.evictions)], ['Failed fetches', num(server.errors)],
       ['Leases held', num(server.leases_active)]]));
     if (!state.me.reheat) return;
-    const [libs, runs, queue] = await Promise.all([api('/v1/libraries'), api('/v1/runs?running=true'), api('/v1/queue')]);
+    const [libs, runs, queue, dead] = await Promise.all([api('/v1/libraries'), api('/v1/runs?running=true'), api('/v1/queue'), api('/v1/dead-letters?limit=20')]);
+    c.dead.set(table(['Job', 'Library', 'Run', 'Attempts', 'Error', 'Failed'], dead.map((d) => [
+      d.job, d.library || '–', d.run ? link(`#/run/${d.run}`, `#${d.run}`) : 'live', num(d.attempts), d.error, when(d.failed_at)]), 'No dead letters.'),
+    dead.length && can('admin') ? act('Redrive all', () => api('/v1/dead-letters/redrive', { method: 'POST' }), 'primary', 'redrive-all') : null,
+    queue.dead > dead.length ? h('p', { class: 'muted' }, `The oldest ${dead.length} of ${num(queue.dead)}.`) : null);
     c.libs.set(table(['Library', 'State', 'Last run'], libs.map((l) => [
       link(`#/library/${enc(l.name)}`, l.name), l.paused ? badge('paused') : badge('active', 'complete'),
       l.last_run ? [link(`#/run/${l.last_run.run}`, `#${l.last_run.run}`), ' ', badge(l.last_run.state)] : '–'])));
