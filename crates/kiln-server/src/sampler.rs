@@ -33,45 +33,53 @@ pub(crate) struct Sample {
     dead: u64,
 }
 
+/// One run's samples, and whether its last one (at its end) is taken.
+#[derive(Debug, Default)]
+struct Track {
+    samples: VecDeque<Sample>,
+    ended: bool,
+}
+
 /// The samples of recent runs.
 #[derive(Debug, Default)]
 pub(crate) struct Sampler {
-    runs: Mutex<BTreeMap<i64, VecDeque<Sample>>>,
+    runs: Mutex<BTreeMap<i64, Track>>,
 }
 
 impl Sampler {
+    fn runs(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, Track>> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Run `run`'s samples, oldest first.
     pub(crate) fn samples(&self, run: RunId) -> Vec<Sample> {
-        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        runs.get(&run.0)
-            .map(|s| s.iter().copied().collect())
+        self.runs()
+            .get(&run.0)
+            .map(|t| t.samples.iter().copied().collect())
             .unwrap_or_default()
     }
 
-    fn record(&self, run: RunId, sample: Sample) {
-        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        let samples = runs.entry(run.0).or_default();
-        samples.push_back(sample);
-        if samples.len() > MAX_SAMPLES {
-            samples.pop_front();
+    fn record(&self, run: RunId, sample: Sample, ended: bool) {
+        let mut runs = self.runs();
+        let track = runs.entry(run.0).or_default();
+        track.samples.push_back(sample);
+        track.ended = ended;
+        if track.samples.len() > MAX_SAMPLES {
+            track.samples.pop_front();
         }
         while runs.len() > MAX_RUNS {
             runs.pop_first();
         }
     }
 
-    /// Whether `run` was seen running.
-    fn knows(&self, run: RunId) -> bool {
-        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        runs.contains_key(&run.0)
-    }
-
-    /// Samples the runs in progress (and a last time, the ones that just ended) once.
+    /// Samples the runs in progress, and once more at its end each one it saw running; a
+    /// run it never saw running, or whose end it has, costs no query.
     pub(crate) async fn sample(&self, reheat: &Reheat) -> kiln_core::Result<()> {
         let now = reheat.clock().now();
         for run in reheat.ledger().runs(None, MAX_RUNS).await? {
             let ended = run.state != RunState::Running;
-            if ended && !self.knows(run.id) {
+            let seen = self.runs().get(&run.id.0).map(|t| t.ended);
+            if ended && seen != Some(false) {
                 continue;
             }
             let tally = reheat.queue().tally(run.id).await?;
@@ -81,11 +89,7 @@ impl Sampler {
                 done: tally.done,
                 dead: tally.dead,
             };
-            let last = self.samples(run.id).last().copied();
-            if ended && last == Some(sample) {
-                continue;
-            }
-            self.record(run.id, sample);
+            self.record(run.id, sample, ended);
         }
         Ok(())
     }

@@ -25,8 +25,8 @@ mod throttle;
 
 pub use model::model_based_random_operations;
 pub use throttle::{
-    throttle_caps_concurrency_across_leasers, throttle_rate_spends_a_token_bucket,
-    throttled_jobs_wait_for_a_lease_that_names_them,
+    a_lapsed_workers_throttled_leases_free_their_slots, throttle_caps_concurrency_across_leasers,
+    throttle_rate_spends_a_token_bucket, throttled_jobs_wait_for_a_lease_that_names_them,
 };
 
 /// How long `wait_for_work_wakes_on_enqueue` gives a wake-up (tokio time: it bounds a hang).
@@ -833,6 +833,7 @@ macro_rules! job_queue_tests {
             model_based_random_operations,
             throttle_caps_concurrency_across_leasers,
             throttle_rate_spends_a_token_bucket,
+            a_lapsed_workers_throttled_leases_free_their_slots,
         );
     };
     (@plain $clock:ident => $setup:expr; $($check:ident),* $(,)?) => {

@@ -42,14 +42,21 @@ async fn every_chunk_of_a_synced_version_has_its_table_of_contents() {
     assert!(q.size > 0);
 }
 
-#[tokio::test]
-async fn a_version_synced_without_tables_of_contents_gets_them_on_its_next_sync() {
+/// The example course synced, then its tables of contents dropped: a version synced before
+/// kiln kept them. Returns the environment and the repository.
+async fn synced_without_tocs() -> (Env, std::path::PathBuf) {
     let mut env = env().await;
     let mem = Arc::new(MemCatalog::new());
     env.catalog = mem.clone();
     let (repo, _) = example_repo(env.dir.path(), "kiln101");
     env.sync(&repo, "kiln101").await.unwrap();
     mem.forget_tocs();
+    (env, repo)
+}
+
+#[tokio::test]
+async fn a_version_synced_without_tables_of_contents_gets_them_on_its_next_sync() {
+    let (env, repo) = synced_without_tocs().await;
     let m = env.manifest("kiln101").await;
     let ids: Vec<_> = m.entries().iter().map(|e| e.id).collect();
     assert!(env.catalog.tocs(&ids).await.unwrap().is_empty());
@@ -60,12 +67,7 @@ async fn a_version_synced_without_tables_of_contents_gets_them_on_its_next_sync(
 
 #[tokio::test]
 async fn a_verify_repair_writes_the_tables_of_contents_a_version_lacks() {
-    let mut env = env().await;
-    let mem = Arc::new(MemCatalog::new());
-    env.catalog = mem.clone();
-    let (repo, _) = example_repo(env.dir.path(), "kiln101");
-    env.sync(&repo, "kiln101").await.unwrap();
-    mem.forget_tocs();
+    let (env, repo) = synced_without_tocs().await;
     let course = kiln_core::ids::CourseId::new("kiln101").unwrap();
     let check =
         kiln_sync::verify::verify(env.catalog.clone(), env.store.clone(), Some(&course), None)

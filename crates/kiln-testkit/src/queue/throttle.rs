@@ -8,7 +8,7 @@ use std::time::Duration;
 use kiln_core::queue::{JobQueue, LeaseOptions, Leased, NewJob, priority};
 use kiln_core::throttle::{CONCURRENCY_RECHECK, Limit, Rate, Throttle};
 
-use super::{LONG, SHORT, job, leases};
+use super::{LONG, SHORT, alive, job, leases};
 use crate::clock::ManualClock;
 
 fn throttled(payload: &str, key: &str) -> NewJob {
@@ -135,6 +135,41 @@ pub async fn throttle_caps_concurrency_across_leasers(q: &dyn JobQueue, clock: &
     assert_eq!(q.release(&leases(&after_expiry.jobs)).await.unwrap(), 8);
     let after_release = take(q, &o).await;
     assert_eq!(keyed_in(&after_release), 3, "released leases hold no slot");
+}
+
+/// Contract (throttles + liveness): the slots of a worker that stopped without a word (kill
+/// -9) free as soon as its liveness lapses and another worker's heartbeat reclaims its
+/// leases, long before their visibility timeout.
+pub async fn a_lapsed_workers_throttled_leases_free_their_slots(
+    q: &dyn JobQueue,
+    clock: &ManualClock,
+) {
+    let batch: Vec<NewJob> = (0..6).map(|i| throttled(&format!("t{i}"), "lib")).collect();
+    q.enqueue(batch).await.unwrap();
+    let as_worker = |w: &str, ttl: Duration| LeaseOptions {
+        worker: Some(alive(w, ttl)),
+        ..named(10, LONG, &[("lib", concurrency(2))])
+    };
+    let dead = take(q, &as_worker("dead", SHORT)).await;
+    assert_eq!(dead.jobs.len(), 2);
+    let live = as_worker("live", LONG);
+    assert!(
+        take(q, &live).await.jobs.is_empty(),
+        "the dead worker holds both slots"
+    );
+    clock.advance(SHORT * 2);
+    assert!(
+        take(q, &live).await.jobs.is_empty(),
+        "until its leases are reclaimed"
+    );
+    assert_eq!(q.heartbeat(&alive("live", LONG)).await.unwrap(), 2);
+    let after = take(q, &live).await;
+    assert_eq!(after.jobs.len(), 2, "reclaimed leases hold no slot");
+    assert_eq!(
+        q.ack(&leases(&dead.jobs)).await.unwrap(),
+        0,
+        "the dead worker's leases are stale"
+    );
 }
 
 /// Contract (throttles): a key's leased jobs follow its token bucket, across leasers: the
