@@ -13,6 +13,8 @@
 //! - [`store_error`]: which object-store errors are transient, and how they become
 //!   [`kiln_core::Error`]s.
 //! - [`retry`]: the one retry loop for object-store calls, over [`kiln_core::backoff::Backoff`].
+//! - [`tocs`]: chunks' tables of contents written to the catalog, read back from bundles
+//!   where the catalog lacks one.
 //!
 //! The bundle bytes and the object keys are a persisted format: existing stores must keep
 //! working and chunk ids must not change (the tests of [`bundle`] pin known ids and bytes).
@@ -22,4 +24,5 @@ pub mod entry;
 pub mod key;
 pub mod retry;
 pub mod store_error;
+pub mod tocs;
 pub mod unpack;

@@ -72,6 +72,22 @@ pub(crate) enum Command {
         /// Address to listen on: `IP:PORT` or `unix:/path` (default `127.0.0.1:7878`).
         #[arg(long)]
         listen: Option<kiln_server::listen::ListenAddr>,
+        /// Also mount the courses read-only here (as `kiln mount`), sharing this server's
+        /// chunk cache, budget and pins.
+        #[arg(long, value_name = "MOUNTPOINT")]
+        mount: Option<PathBuf>,
+        #[command(flatten)]
+        mount_args: MountArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Mount the courses as a read-only file system: `<mountpoint>/<course>/<version>/...`
+    /// and `<mountpoint>/<course>/current`; a file's chunk loads when it is first opened.
+    Mount {
+        /// Where to mount (created if missing; a dead mount there is cleared first).
+        mountpoint: PathBuf,
+        #[command(flatten)]
+        mount_args: MountArgs,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -183,6 +199,17 @@ pub(crate) struct CacheArgs {
     /// The cache's byte budget.
     #[arg(long)]
     pub(crate) cache_budget: Option<u64>,
+}
+
+/// What a mount shows, and to whom.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct MountArgs {
+    /// Only this course (repeatable); every course of the catalog without it.
+    #[arg(long = "course", value_name = "ID")]
+    pub(crate) courses: Vec<String>,
+    /// Let other users read the mount (an app server's user, a container's).
+    #[arg(long)]
+    pub(crate) allow_other: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -206,6 +206,11 @@ impl ChunkCache {
         &self.inner.catalog
     }
 
+    /// The object store it downloads chunks from.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.store
+    }
+
     /// Ensures `chunks` of the course's current version: the current version is resolved
     /// once and every chunk comes from its manifest.
     ///

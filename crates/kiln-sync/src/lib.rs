@@ -17,7 +17,6 @@ mod lock;
 mod memo;
 mod pipeline;
 mod source;
-mod tocs;
 mod upload;
 mod walk;
 

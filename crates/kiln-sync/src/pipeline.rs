@@ -22,10 +22,10 @@ use crate::claims::{self, missing_objects};
 use crate::lock::CourseLock;
 use crate::memo;
 use crate::source::{self, Oid, Opened, Source};
-use crate::tocs;
 use crate::upload;
 use crate::walk::{self, Walk};
 use crate::{Progress, SyncOptions, SyncReport};
+use kiln_chunk::tocs;
 
 /// Memo keys per catalog call.
 const MEMO_BATCH: usize = 500;

@@ -110,7 +110,7 @@ pub async fn verify(
             .copied()
             .filter(|id| !damaged.contains(id))
             .collect();
-        report.tocs_written = crate::tocs::backfill(&*catalog, &*store, sound).await?;
+        report.tocs_written = kiln_chunk::tocs::backfill(&*catalog, &*store, sound).await?;
     }
     bad.sort_by_key(|(id, _)| *id);
     report.bad = bad

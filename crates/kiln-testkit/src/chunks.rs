@@ -27,6 +27,8 @@ pub struct TestChunk {
     pub entry: ManifestEntry,
     /// The compressed bundle.
     pub bundle: Bytes,
+    /// Its table of contents, as sync stores it in the catalog.
+    pub toc: kiln_core::toc::Toc,
 }
 
 impl BundleBuilder {
@@ -80,6 +82,7 @@ impl BundleBuilder {
                 root: root.into(),
             },
             bundle: done.out.into(),
+            toc: done.toc,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod load;
+mod mount;
 pub(crate) mod reheat;
 mod serve;
 mod sync;
@@ -42,7 +43,20 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             version,
             cache,
         } => load::cat(&env, &course, &path, version.as_deref(), &cache).await,
-        Command::Serve { listen, cache } => serve::serve(&env, listen, &cache).await,
+        Command::Serve {
+            listen,
+            mount,
+            mount_args,
+            cache,
+        } => {
+            let mount = mount.map(|m| (m, mount_args));
+            serve::serve(&env, listen, mount, &cache).await
+        }
+        Command::Mount {
+            mountpoint,
+            mount_args,
+            cache,
+        } => mount::mount(&env, mountpoint, &mount_args, &cache).await,
         Command::Worker {
             concurrency,
             exit_when_idle,

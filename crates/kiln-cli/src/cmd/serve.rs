@@ -6,7 +6,7 @@ use futures::StreamExt;
 use kiln_server::auth::Auth;
 use kiln_server::listen::{DEFAULT_SOCKET_MODE, ListenAddr};
 
-use crate::args::CacheArgs;
+use crate::args::{CacheArgs, MountArgs};
 use crate::backends::Env;
 use crate::cmd::load::open_cache_with;
 
@@ -14,6 +14,7 @@ use crate::cmd::load::open_cache_with;
 pub(crate) async fn serve(
     env: &Env,
     listen: Option<ListenAddr>,
+    mount: Option<(std::path::PathBuf, MountArgs)>,
     args: &CacheArgs,
 ) -> anyhow::Result<()> {
     let addr = listen
@@ -22,7 +23,13 @@ pub(crate) async fn serve(
     let auth = auth(env, &addr)?;
     let (catalog, events) = env.catalog_with_events().await?;
     let cache = open_cache_with(env, args, catalog).await?;
-    let mut state = kiln_server::AppState::new(cache.clone()).with_auth(auth);
+    // A mount's counters go to this server's /metrics.
+    let mount_metrics = std::sync::Arc::new(kiln_mount::MountMetrics::default());
+    let mut registry = prometheus_client::registry::Registry::default();
+    if mount.is_some() {
+        registry.register_collector(Box::new(kiln_mount::MountCollector(mount_metrics.clone())));
+    }
+    let mut state = kiln_server::AppState::with_registry(cache.clone(), registry).with_auth(auth);
     if !env.config.libraries.is_empty() {
         let reheat = crate::cmd::reheat::service(env).await?;
         state = state.with_reheat(kiln_server::reheat_routes::ReheatState::new(reheat));
@@ -46,6 +53,15 @@ pub(crate) async fn serve(
         Listener::Tcp(l) => println!("listening on http://{}", l.local_addr()?),
         Listener::Unix(_, path) => println!("listening on unix:{}", path.display()),
     }
+    // The mount shares this server's cache: one budget, one set of pins.
+    let mounted = match mount {
+        Some((mountpoint, margs)) => {
+            let m = crate::cmd::mount::start(&cache, mountpoint, &margs, mount_metrics).await?;
+            eprintln!("mounted at {}", m.mountpoint().display());
+            Some(m)
+        }
+        None => None,
+    };
 
     // Where the catalog announces new versions (PostgreSQL NOTIFY), switch at once rather
     // than at the next refresh.
@@ -82,6 +98,9 @@ pub(crate) async fn serve(
     }
     if let Some(n) = notified {
         n.abort();
+    }
+    if let Some(m) = mounted {
+        m.unmount().await?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod faults;
+mod mount;
 mod multinode;
 mod processes;
 mod secure;

@@ -68,14 +68,17 @@ pub(crate) fn git(dir: &Path, args: &[&str]) {
     assert!(st.success(), "git {args:?} failed");
 }
 
-/// Copies a directory tree.
+/// Copies a directory tree; symlinks stay symlinks.
 pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
             copy_tree(&e.path(), &target);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(e.path()).unwrap(), target).unwrap();
         } else {
             std::fs::copy(e.path(), target).unwrap();
         }

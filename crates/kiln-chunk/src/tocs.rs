@@ -1,14 +1,15 @@
-//! Chunks' tables of contents at publish (see `kiln_core::toc`): the ones the build made, and
-//! for the version's other chunks (reused from an earlier version, perhaps one synced before
-//! kiln kept tables of contents) read back once from their stored bundles; all written before
-//! the version is published, so that every chunk of a published version has one.
+//! Chunks' tables of contents in the catalog (see `kiln_core::toc`): at publish, the ones the
+//! build made, and for the version's other chunks (reused from an earlier version, perhaps one
+//! synced before kiln kept tables of contents) read back once from their stored bundles, all
+//! written before the version is published; and on demand (`kiln verify --repair`, a mount
+//! that meets a chunk without one) for chunks that lack one.
 
 use std::collections::HashSet;
 
-use kiln_chunk::bundle::{read_bundle, toc_of};
-use kiln_chunk::key::object_key;
-use kiln_chunk::retry::{RetryPolicy, retry};
-use kiln_chunk::store_error::to_error;
+use crate::bundle::{read_bundle, toc_of};
+use crate::key::object_key;
+use crate::retry::{RetryPolicy, retry};
+use crate::store_error::to_error;
 use kiln_core::catalog::Catalog;
 use kiln_core::ids::ChunkId;
 use kiln_core::manifest::Manifest;
@@ -21,7 +22,7 @@ const BATCH: usize = 500;
 
 /// Stores the tables of contents of `manifest`'s chunks: `made` as given, the ones the
 /// catalog lacks from their bundles. Returns how many were read back from the store.
-pub(crate) async fn store(
+pub async fn store(
     catalog: &dyn Catalog,
     store: &dyn ObjectStore,
     manifest: &Manifest,
@@ -33,7 +34,7 @@ pub(crate) async fn store(
 
 /// Stores a table of contents for each of `ids` that lacks one, read from its bundle
 /// (`kiln verify --repair`). Returns how many it wrote.
-pub(crate) async fn backfill(
+pub async fn backfill(
     catalog: &dyn Catalog,
     store: &dyn ObjectStore,
     ids: Vec<ChunkId>,

@@ -1,0 +1,76 @@
+//! `kiln mount`: the courses as a read-only FUSE file system, alone or inside `kiln serve`
+//! (`--mount`, one cache for both).
+
+use std::path::PathBuf;
+
+use kiln_core::ids::CourseId;
+use kiln_load::ChunkCache;
+use kiln_mount::{MountOptions, Mounted, Prepared};
+
+use crate::args::{CacheArgs, MountArgs};
+use crate::backends::Env;
+use crate::cmd::load::open_cache;
+
+/// `kiln mount MOUNTPOINT [--course ID...] [--allow-other]`: mounts until SIGTERM or Ctrl-C
+/// (or until someone unmounts it), then unmounts.
+pub(crate) async fn mount(
+    env: &Env,
+    mountpoint: PathBuf,
+    args: &MountArgs,
+    cache_args: &CacheArgs,
+) -> anyhow::Result<()> {
+    let cache = open_cache(env, cache_args).await?;
+    let maintenance = tokio::spawn(cache.clone().maintain_forever());
+    let mounted = start(&cache, mountpoint, args, Default::default()).await?;
+    // The first line of stdout says where, for scripts to wait on.
+    println!("mounted at {}", mounted.mountpoint().display());
+    let shutdown = crate::cmd::shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut poll = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = poll.tick() => if mounted.is_finished() {
+                eprintln!("{} was unmounted", mounted.mountpoint().display());
+                break;
+            },
+        }
+    }
+    let mp = mounted.mountpoint().to_path_buf();
+    mounted.unmount().await?;
+    maintenance.abort();
+    eprintln!("unmounted {}", mp.display());
+    Ok(())
+}
+
+/// Mounts `cache`'s courses, saying on stderr if a dead mount was cleared first.
+pub(crate) async fn start(
+    cache: &ChunkCache,
+    mountpoint: PathBuf,
+    args: &MountArgs,
+    metrics: std::sync::Arc<kiln_mount::MountMetrics>,
+) -> anyhow::Result<Mounted> {
+    let mut options = MountOptions::new(mountpoint);
+    options.metrics = metrics;
+    if !args.courses.is_empty() {
+        options.courses = Some(
+            args.courses
+                .iter()
+                .map(|c| CourseId::new(c))
+                .collect::<Result<_, _>>()?,
+        );
+    }
+    options.allow_other = args.allow_other;
+    options.refresh = cache
+        .config()
+        .refresh_interval
+        .max(std::time::Duration::from_millis(100));
+    let mounted = kiln_mount::mount(cache.clone(), options).await?;
+    if mounted.prepared == Prepared::RecoveredDeadMount {
+        eprintln!(
+            "recovered {}: a dead mount was there (its process was killed); unmounted it lazily",
+            mounted.mountpoint().display()
+        );
+    }
+    Ok(mounted)
+}

@@ -1,0 +1,401 @@
+//! `kiln mount` as a user runs it: the example course against git's own bytes, modes and
+//! links; what listing and reading download; a Python reader across two publishes; kill -9
+//! and remount; SIGTERM; beside `kiln serve` on one cache directory, and inside it.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    Proc, example_repo, git, json, kiln, ok, spawn_reading_first_line, start_server,
+};
+
+/// Whether FUSE is here; `false` skips, unless `KILN_REQUIRE_FUSE=1` (CI), which fails.
+fn fuse_or_skip(test: &str) -> bool {
+    let here = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok();
+    if !here && std::env::var("KILN_REQUIRE_FUSE").as_deref() == Ok("1") {
+        panic!("{test}: FUSE is required (KILN_REQUIRE_FUSE=1) and /dev/fuse cannot be opened");
+    }
+    if !here {
+        eprintln!("skipping {test}: /dev/fuse cannot be opened");
+    }
+    here
+}
+
+/// A process that mounts: dropped, it is stopped and its mountpoint unmounted, so that a
+/// failing test leaves no mount behind.
+struct Mounting(Proc, PathBuf);
+
+impl Drop for Mounting {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.0.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if is_mounted(&self.1) {
+            let _ = Command::new("umount").arg("-l").arg(&self.1).status();
+        }
+    }
+}
+
+/// Starts `kiln mount` and waits for its `mounted at` line.
+fn start_mount(data: &Path, mnt: &Path, extra: &[&str]) -> Mounting {
+    let mut cmd = kiln(data);
+    cmd.arg("mount").arg(mnt).args(extra).stderr(Stdio::piped());
+    let (p, line) = spawn_reading_first_line(&mut cmd);
+    assert!(
+        line.starts_with("mounted at "),
+        "unexpected first line {line:?}"
+    );
+    Mounting(p, mnt.to_path_buf())
+}
+
+fn is_mounted(mnt: &Path) -> bool {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mnt = mnt.to_str().unwrap();
+    table.lines().any(|l| l.split(' ').nth(4) == Some(mnt))
+}
+
+/// Waits (at most 10 s) for a process to exit; its status.
+fn wait_exit(p: &mut Proc) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(st) = p.0.try_wait().unwrap() {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "the mount did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(p: &Proc, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(p.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// The chunk directories in the cache.
+fn chunks_on_disk(data: &Path) -> BTreeSet<String> {
+    match std::fs::read_dir(data.join("cache/courses/demo/.chunks")) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+fn git_out(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}");
+    out.stdout
+}
+
+/// Every path below `dir` with its `stat` (links not followed).
+fn stat_all(dir: &Path, out: &mut Vec<(PathBuf, std::fs::Metadata)>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        if m.is_dir() {
+            stat_all(&p, out);
+        }
+        out.push((p, m));
+    }
+}
+
+#[test]
+fn the_example_course_mounts_with_gits_bytes_modes_and_links_and_loads_on_open() {
+    if !fuse_or_skip("the_example_course_mounts_with_gits_bytes_modes_and_links_and_loads_on_open")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = example_repo(tmp.path());
+    let data = tmp.path().join("data");
+    ok(kiln(&data)
+        .arg("sync")
+        .arg(&repo)
+        .args(["--course", "demo"]));
+    let mnt = tmp.path().join("mnt");
+    let _mount = start_mount(&data, &mnt, &["--course", "demo"]);
+    let head = String::from_utf8(git_out(&repo, &["rev-parse", "HEAD"])).unwrap();
+    let current = std::fs::read_link(mnt.join("demo/current")).unwrap();
+    assert_eq!(current, PathBuf::from(head.trim()));
+
+    // find and stat of the whole tree: nothing downloaded.
+    let mut all = Vec::new();
+    stat_all(&mnt.join("demo"), &mut all);
+    assert!(all.len() > 50, "{} entries", all.len());
+    assert!(
+        chunks_on_disk(&data).is_empty(),
+        "stat downloaded {:?}",
+        chunks_on_disk(&data)
+    );
+
+    // One question's files: exactly its chunk.
+    let q = mnt.join("demo/current/questions/algebra/linear");
+    for f in [
+        "question.html",
+        "server.py",
+        "info.json",
+        "clientFilesQuestion/figure.svg",
+    ] {
+        std::fs::read(q.join(f)).unwrap();
+    }
+    let chunks = json(&ok(kiln(&data).args(["--json", "chunks", "demo"])));
+    let linear: Vec<String> = chunks["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "question" && c["name"] == "algebra/linear")
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        chunks_on_disk(&data),
+        linear.into_iter().collect(),
+        "reading one question loads its chunk only"
+    );
+
+    // Every file git has, with git's bytes, mode and link target.
+    let tree = git_out(&repo, &["ls-tree", "-r", "-z", "HEAD"]);
+    let mut outside = Vec::new();
+    let mut seen = 0;
+    for rec in tree.split(|&b| b == 0).filter(|r| !r.is_empty()) {
+        let rec = std::str::from_utf8(rec).unwrap();
+        let (meta, path) = rec.split_once('\t').unwrap();
+        let mut meta = meta.split(' ');
+        let (mode, _, sha) = (
+            meta.next().unwrap(),
+            meta.next().unwrap(),
+            meta.next().unwrap(),
+        );
+        let blob = git_out(&repo, &["cat-file", "blob", sha]);
+        let at = mnt.join("demo/current").join(path);
+        let Ok(m) = std::fs::symlink_metadata(&at) else {
+            outside.push(path.to_string());
+            continue;
+        };
+        seen += 1;
+        match mode {
+            "120000" => {
+                assert!(m.file_type().is_symlink(), "{path} is not a link");
+                assert_eq!(
+                    std::fs::read_link(&at)
+                        .unwrap()
+                        .as_os_str()
+                        .as_encoded_bytes(),
+                    &blob[..],
+                    "{path}"
+                );
+            }
+            "100644" | "100755" => {
+                assert!(m.is_file(), "{path}");
+                let want = if mode == "100755" { 0o755 } else { 0o644 };
+                assert_eq!(m.permissions().mode() & 0o777, want, "{path}");
+                assert_eq!(std::fs::read(&at).unwrap(), blob, "{path}");
+            }
+            other => panic!("{path}: mode {other}"),
+        }
+    }
+    assert!(seen > 50, "{seen} files compared");
+    // A README beside the course is not course content: no chunk holds it.
+    assert_eq!(outside, ["README.md"]);
+}
+
+#[test]
+fn kill_9_then_mount_again_recovers_the_dead_mount_and_sigterm_unmounts() {
+    if !fuse_or_skip("kill_9_then_mount_again_recovers_the_dead_mount_and_sigterm_unmounts") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = crate::support::synced_example(tmp.path());
+    let mnt = tmp.path().join("mnt");
+    let file = mnt.join("demo/current/questions/algebra/linear/question.html");
+    let mut first = start_mount(&data, &mnt, &[]);
+    let want = std::fs::read(&file).unwrap();
+    signal(&first.0, "KILL");
+    wait_exit(&mut first.0);
+    let dead = std::fs::read_dir(&mnt).unwrap_err();
+    assert_eq!(dead.raw_os_error(), Some(libc::ENOTCONN), "{dead}");
+
+    let mut second = start_mount(&data, &mnt, &[]);
+    assert_eq!(std::fs::read(&file).unwrap(), want);
+
+    signal(&second.0, "TERM");
+    let st = wait_exit(&mut second.0);
+    assert!(st.success(), "{st}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(second.0.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("a dead mount was there"), "{stderr}");
+    assert!(stderr.contains("unmounted"), "{stderr}");
+    assert!(!is_mounted(&mnt), "still mounted after SIGTERM");
+    assert!(
+        std::fs::read_dir(&mnt).unwrap().next().is_none(),
+        "the mountpoint is an empty directory again"
+    );
+}
+
+#[test]
+fn a_python_reader_sees_one_version_per_pass_across_two_publishes() {
+    if !fuse_or_skip("a_python_reader_sees_one_version_per_pass_across_two_publishes") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = example_repo(tmp.path());
+    let data = tmp.path().join("data");
+    let q = "questions/algebra/linear";
+    // Every file each round rewrites (info.json stays: sync reads it as JSON).
+    let files = [
+        "question.html",
+        "server.py",
+        "clientFilesQuestion/figure.svg",
+    ];
+    let round = |n: u32| {
+        for f in files {
+            std::fs::write(repo.join(q).join(f), format!("round {n} {f}\n")).unwrap();
+        }
+        git(&repo, &["commit", "-q", "-am", &format!("round {n}")]);
+        ok(kiln(&data)
+            .arg("sync")
+            .arg(&repo)
+            .args(["--course", "demo"]));
+    };
+    round(0);
+    let mnt = tmp.path().join("mnt");
+    let _mount = start_mount(&data, &mnt, &[]);
+    let stop = tmp.path().join("stop");
+    // Resolve `current` once per pass (a directory descriptor), read every file through it.
+    let script = r#"
+import json, os, sys, time
+mnt, q, stop = sys.argv[1], sys.argv[2], sys.argv[3]
+files = sys.argv[4:]
+deadline = time.time() + 60
+while not os.path.exists(stop) and time.time() < deadline:
+    d = os.open(os.path.join(mnt, "demo/current", q), os.O_RDONLY | os.O_DIRECTORY)
+    version = os.readlink(f"/proc/self/fd/{d}").split("/demo/")[1].split("/")[0]
+    rounds = []
+    for f in files:
+        fd = os.open(f, os.O_RDONLY, dir_fd=d)
+        rounds.append(os.read(fd, 1 << 16).decode().split()[1])
+        os.close(fd)
+    os.close(d)
+    print(json.dumps({"version": version, "rounds": rounds}), flush=True)
+    time.sleep(0.005)
+"#;
+    let mut py = Command::new("python3");
+    py.arg("-c")
+        .arg(script)
+        .arg(&mnt)
+        .arg(q)
+        .arg(&stop)
+        .args(files)
+        .stdout(Stdio::piped());
+    let reader = Proc(py.spawn().expect("python3"));
+    std::thread::sleep(Duration::from_millis(300));
+    round(1);
+    std::thread::sleep(Duration::from_millis(1500));
+    round(2);
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(&stop, "").unwrap();
+    let mut reader = reader;
+    let mut out = String::new();
+    std::io::Read::read_to_string(reader.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(wait_exit(&mut reader).success());
+    let mut by_version = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
+    let passes: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(passes.len() > 20, "{} passes", passes.len());
+    for p in &passes {
+        let rounds: BTreeSet<String> = p["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(rounds.len(), 1, "a pass mixed versions: {p}");
+        by_version
+            .entry(p["version"].as_str().unwrap().to_string())
+            .or_default()
+            .extend(rounds);
+    }
+    // Three versions seen, each always with its own content.
+    assert_eq!(by_version.len(), 3, "{by_version:?}");
+    let mut rounds: Vec<String> = by_version
+        .values()
+        .map(|r| {
+            assert_eq!(r.len(), 1, "{by_version:?}");
+            r.iter().next().unwrap().clone()
+        })
+        .collect();
+    rounds.sort();
+    assert_eq!(rounds, ["0", "1", "2"]);
+}
+
+#[test]
+fn a_mount_beside_kiln_serve_and_one_inside_it_share_the_cache() {
+    if !fuse_or_skip("a_mount_beside_kiln_serve_and_one_inside_it_share_the_cache") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = crate::support::synced_example(tmp.path());
+    let (_server, base) = start_server(&mut kiln(&data), None);
+    let mnt = tmp.path().join("mnt");
+    let _mount = start_mount(&data, &mnt, &[]);
+    let rel = "questions/algebra/linear/question.html";
+    let via_http = http_get(&format!("{base}/v1/courses/demo/files/{rel}"));
+    let via_mount = std::fs::read(mnt.join("demo/current").join(rel)).unwrap();
+    assert_eq!(via_http, via_mount);
+    assert_eq!(
+        chunks_on_disk(&data).len(),
+        1,
+        "one chunk on disk for both processes"
+    );
+
+    // Inside `kiln serve`: one process, one cache; its metrics count the mount's opens.
+    let mnt2 = tmp.path().join("mnt2");
+    let mut cmd = kiln(&data);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--mount"])
+        .arg(&mnt2);
+    let (both, line) = spawn_reading_first_line(&mut cmd);
+    let _both = Mounting(both, mnt2.clone());
+    let base2 = line.rsplit(' ').next().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !is_mounted(&mnt2) {
+        assert!(
+            Instant::now() < deadline,
+            "kiln serve --mount did not mount"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read(mnt2.join("demo/current").join(rel)).unwrap(),
+        via_mount
+    );
+    let metrics = String::from_utf8(http_get(&format!("{base2}/metrics"))).unwrap();
+    assert!(metrics.contains("kiln_mount_opens_total 1"), "{metrics}");
+}
+
+fn http_get(url: &str) -> Vec<u8> {
+    let resp = reqwest::blocking::get(url).unwrap();
+    assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+    resp.bytes().unwrap().to_vec()
+}
