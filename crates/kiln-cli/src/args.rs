@@ -210,6 +210,11 @@ pub(crate) struct MountArgs {
     /// Let other users read the mount (an app server's user, a container's).
     #[arg(long)]
     pub(crate) allow_other: bool,
+    /// Do not hold a file's chunk while it is open: the kernel opens files without asking
+    /// (warm opens cost no round trip) and asks only for pages it lacks, each read pinning
+    /// the chunk while it runs.
+    #[arg(long)]
+    pub(crate) no_hold: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
     ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
@@ -30,6 +30,8 @@ pub(crate) const SHORT: Duration = Duration::from_secs(1);
 pub(crate) struct KilnFs {
     pub(crate) ns: Arc<Namespace>,
     pub(crate) opens: Arc<Opens>,
+    /// Whether opens are seen and hold their chunk ([`crate::MountOptions::hold_open_files`]).
+    pub(crate) hold: bool,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
     /// The mount's start: the mtime of the root and course directories.
@@ -150,8 +152,28 @@ impl KilnFs {
 }
 
 impl Filesystem for KilnFs {
-    fn init(&mut self, _req: &Request, _config: &mut KernelConfig) -> std::io::Result<()> {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Link targets live in the page cache: a version's never change, and a `current`
+        // link's cache is dropped when it flips (`Namespace::refresh`). A kernel without
+        // the capability asks on every path walk instead.
+        let _ = config.add_capabilities(InitFlags::FUSE_CACHE_SYMLINKS);
         Ok(())
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // Not a terminal (what `isatty` asks on every open in Python): the answer a regular
+        // file gives.
+        reply.error(Errno::ENOTTY);
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
@@ -190,6 +212,11 @@ impl Filesystem for KilnFs {
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
+        if !self.hold {
+            // ENOSYS: from now on the kernel opens files without asking, keeping their
+            // pages across opens, and asks only to read a page it lacks (`read`, fh 0).
+            return reply.error(Errno::ENOSYS);
+        }
         match self.ns.inode(ino.0) {
             Ok(Inode::Node(t, ix)) => {
                 let (chunk, rel) = match t.tree.node(ix).map(|n| &n.kind) {
@@ -208,7 +235,7 @@ impl Filesystem for KilnFs {
     fn read(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -216,7 +243,21 @@ impl Filesystem for KilnFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.opens.read(fh.0, offset, size, reply);
+        if fh.0 != 0 {
+            return self.opens.read(fh.0, offset, size, reply);
+        }
+        // A file the kernel opened without asking.
+        match self.ns.inode(ino.0) {
+            Ok(Inode::Node(t, ix)) => match t.tree.node(ix).map(|n| &n.kind) {
+                Some(NodeKind::File { chunk, rel, .. }) => {
+                    let (chunk, rel) = (*chunk, rel.clone());
+                    self.opens.read_unheld(t, chunk, rel, offset, size, reply)
+                }
+                _ => reply.error(Errno::EISDIR),
+            },
+            Ok(_) => reply.error(Errno::EISDIR),
+            Err(e) => reply.error(errno(&e)),
+        }
     }
 
     fn release(

@@ -49,6 +49,12 @@ pub struct MountOptions {
     pub allow_other: bool,
     /// How often courses, versions and current versions are read from the catalog.
     pub refresh: Duration,
+    /// Whether an open file holds its chunk (pinned, as a lease holds it) until closed: the
+    /// default. Without it the kernel opens files without asking kiln (a warm open costs no
+    /// round trip to this process) and asks only to read a page it lacks; the chunk is
+    /// then ensured and pinned for that read only, so under a budget below the working set a
+    /// chunk may be evicted between two reads of an open file and fetched again.
+    pub hold_open_files: bool,
     /// FUSE request threads (opens that must download run on the tokio runtime instead).
     pub threads: usize,
     /// Where the mount counts; made beforehand to register it with a metrics registry.
@@ -63,6 +69,7 @@ impl MountOptions {
             courses: None,
             allow_other: false,
             refresh: Duration::from_millis(500),
+            hold_open_files: true,
             threads: 4,
             metrics: Arc::default(),
         }
@@ -112,6 +119,7 @@ pub async fn mount(cache: ChunkCache, options: MountOptions) -> Result<Mounted> 
     let fs = fs::KilnFs {
         ns: ns.clone(),
         opens: opens.clone(),
+        hold: options.hold_open_files,
         uid,
         gid,
         started: SystemTime::now(),
@@ -137,6 +145,7 @@ pub async fn mount(cache: ChunkCache, options: MountOptions) -> Result<Mounted> 
         .await
         .map_err(|e| Error::backend("mount", e))?
         .map_err(|e| Error::invalid(format!("mounting {}: {e}", options.mountpoint.display())))?;
+    let _ = ns.notifier.set(session.notifier());
     let every = options.refresh;
     let refresher = tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);

@@ -9,7 +9,7 @@
 //! for is read back from its bundle once and its table stored (as `kiln verify --repair`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
 use kiln_core::ids::{ChunkId, CourseId, VersionId};
@@ -66,6 +66,8 @@ pub(crate) struct Namespace {
     /// The courses to show; `None` for every course of the catalog.
     only: Option<Vec<CourseId>>,
     state: RwLock<State>,
+    /// Tells the kernel a `current` link changed (set once the session runs).
+    pub(crate) notifier: OnceLock<fuser::Notifier>,
 }
 
 #[derive(Default)]
@@ -131,6 +133,7 @@ impl Namespace {
                 next: ROOT + 1,
                 ..State::default()
             }),
+            notifier: OnceLock::new(),
         }
     }
 
@@ -222,8 +225,17 @@ impl Namespace {
                 );
             }
             let c = st.courses.get_mut(course.as_str()).expect("inserted above");
-            if current.is_some() {
+            if current.is_some() && c.current != current {
+                let flipped = c.current.is_some();
                 c.current = current;
+                let link = c.link_ino;
+                drop(st);
+                // The kernel caches link targets: drop the old one.
+                if let (true, Some(n)) = (flipped, self.notifier.get())
+                    && let Err(e) = n.inval_inode(fuser::INodeNo(link), 0, 0)
+                {
+                    tracing::debug!(%course, "invalidating the current link: {e}");
+                }
             }
         }
         Ok(())

@@ -106,21 +106,65 @@ impl Opens {
                 }
             }
         }
-        // The ensure runs here until it would wait: a chunk present on disk opens without
-        // leaving this thread; one that must be downloaded continues on the runtime.
         let this = self.clone();
-        let mut opening = Box::pin(async move {
+        self.run(async move {
             let r = this.ensure_and_open(&tree, chunk, &rel).await;
             this.answer(&tree, chunk, &rel, r, reply);
         });
+    }
+
+    /// Runs `work` here until it would wait (a chunk present on disk: a few `stat`s), and
+    /// the rest on the runtime (a download), so no download holds up a FUSE thread.
+    fn run(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let mut work = Box::pin(work);
         let _rt = self.rt.enter();
-        if opening
+        if work
             .as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
             .is_pending()
         {
-            self.rt.spawn(opening);
+            self.rt.spawn(work);
         }
+    }
+
+    /// Reads file `rel` of chunk `chunk` without an open file (a mount that does not hold
+    /// files, see [`crate::MountOptions::hold_open_files`]): the kernel asks only on a page
+    /// cache miss; the chunk is ensured and pinned for this read only.
+    pub(crate) fn read_unheld(
+        self: &Arc<Self>,
+        tree: Arc<Loaded>,
+        chunk: u32,
+        rel: Box<str>,
+        offset: u64,
+        size: u32,
+        reply: ReplyData,
+    ) {
+        let this = self.clone();
+        self.run(async move {
+            let entry = &tree.tree.chunks[chunk as usize];
+            let ensured = this
+                .cache
+                .ensure_at(&tree.course, &tree.version, std::slice::from_ref(&entry.chunk_ref()))
+                .await;
+            let read = ensured.and_then(|e| {
+                let path = e.paths.first().map(|d| d.join(&*rel)).ok_or_else(|| {
+                    Error::not_found(format!("chunk {}", entry.chunk_ref()))
+                })?;
+                let file = File::open(&path).map_err(|err| {
+                    Error::backend("mount", io::Error::new(err.kind(), format!("opening {}: {err}", path.display())))
+                })?;
+                read_full(&file, offset, size)
+                    .map_err(|err| Error::backend("mount", io::Error::new(err.kind(), format!("reading {}: {err}", path.display()))))
+            });
+            match read {
+                Ok(buf) => reply.data(&buf),
+                Err(e) => {
+                    tracing::warn!(course = %tree.course, version = %tree.version, chunk = %entry.chunk_ref(), file = %rel, "read failed, the chunk could not be loaded: {e}");
+                    this.metrics.open_failed(&e);
+                    reply.error(Errno::EIO);
+                }
+            }
+        });
     }
 
     fn answer(
@@ -204,20 +248,13 @@ impl Opens {
         let Some(file) = lock(&self.files).get(&fh).map(|f| f.file.clone()) else {
             return reply.error(Errno::EBADF);
         };
-        let mut buf = vec![0; size as usize];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    tracing::warn!("read failed: {e}");
-                    return reply.error(Errno::EIO);
-                }
+        match read_full(&file, offset, size) {
+            Ok(buf) => reply.data(&buf),
+            Err(e) => {
+                tracing::warn!("read failed: {e}");
+                reply.error(Errno::EIO)
             }
         }
-        reply.data(&buf[..filled]);
     }
 
     /// Closes an open file; the last one of a chunk lets the chunk go.
@@ -249,4 +286,20 @@ impl Opens {
         // entry meanwhile ensures and pins the chunk afresh.
         drop(gone);
     }
+}
+
+/// Up to `size` bytes at `offset` (fewer only at the end of the file).
+fn read_full(file: &File, offset: u64, size: u32) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0; size as usize];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }

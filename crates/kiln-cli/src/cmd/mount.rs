@@ -56,11 +56,12 @@ pub(crate) async fn start(
         options.courses = Some(
             args.courses
                 .iter()
-                .map(|c| CourseId::new(c))
+                .map(CourseId::new)
                 .collect::<Result<_, _>>()?,
         );
     }
     options.allow_other = args.allow_other;
+    options.hold_open_files = !args.no_hold;
     options.refresh = cache
         .config()
         .refresh_interval

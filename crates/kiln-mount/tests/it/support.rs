@@ -74,8 +74,14 @@ impl Env {
 
     /// Mounts every course, refreshed every 50 ms.
     pub(crate) async fn mount(&self) -> Mounted {
+        self.mount_with(|_| {}).await
+    }
+
+    /// Mounts with options changed by `f`.
+    pub(crate) async fn mount_with(&self, f: impl FnOnce(&mut MountOptions)) -> Mounted {
         let mut options = MountOptions::new(self.mountpoint());
         options.refresh = Duration::from_millis(50);
+        f(&mut options);
         kiln_mount::mount(self.cache.clone(), options)
             .await
             .unwrap()
