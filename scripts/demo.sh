@@ -40,6 +40,23 @@ echo "kiln serve is at $base"
 curl -fsS "$base/v1/courses/demo/files/questions/algebra/linear/question.html"
 echo
 
+echo "== kiln mount: the same course as plain files, loaded on first open"
+if [ -c /dev/fuse ] && { [ "$(id -u)" -eq 0 ] || command -v fusermount3 >/dev/null; }; then
+  mnt="$KILN_DATA_DIR/mnt"
+  mount_out="$(mktemp)"
+  "$kiln" mount "$mnt" --course demo >"$mount_out" &
+  mounter=$!
+  trap 'kill $server 2>/dev/null || true; kill $mounter 2>/dev/null || true; rm -f "$serve_out" "$mount_out"' EXIT
+  for _ in $(seq 1 100); do grep -q "mounted at" "$mount_out" && break; sleep 0.1; done
+  grep -q "mounted at" "$mount_out" || { echo "kiln mount did not start" >&2; exit 1; }
+  ls -l "$mnt/demo"
+  ls "$mnt/demo/current/questions/algebra/linear"
+  head -n 3 "$mnt/demo/current/questions/algebra/linear/question.html"
+  kill -TERM $mounter; wait $mounter || true
+else
+  echo "(skipped: FUSE is not available here; see README, Mount a course)"
+fi
+
 echo "== kiln worker: the sync started a reheat of question-cards (its source is the course)"
 "$kiln" worker --exit-when-idle 500ms
 "$kiln" runs question-cards --limit 1

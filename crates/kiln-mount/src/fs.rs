@@ -71,6 +71,10 @@ impl KilnFs {
 
     /// An inode's attributes and how long the kernel may keep them.
     fn getattr_of(&self, ino: u64) -> Result<(FileAttr, Duration), Errno> {
+        // A version directory's attributes need no tree: `ls -l <course>` builds none.
+        if let Some(mtime) = self.ns.version_mtime(ino) {
+            return Ok((self.attr(ino, FileType::Directory, 0, 0o755, mtime), LONG));
+        }
         let inode = self.ns.inode(ino).map_err(|e| errno(&e))?;
         Ok(match inode {
             Inode::Root | Inode::Course(_) => (
@@ -320,6 +324,22 @@ impl Filesystem for KilnFs {
             }
         }
         reply.ok();
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
+        // No extended attributes: ENOSYS makes the kernel stop asking.
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -38,6 +38,9 @@ pub use setup::{Prepared, check_fuse, lazy_unmount, prepare};
 use crate::namespace::Namespace;
 use crate::open::Opens;
 
+/// How long [`Mounted::unmount`] lets files that are still open keep reading.
+pub const UNMOUNT_GRACE: Duration = Duration::from_secs(5);
+
 /// How to mount.
 #[derive(Debug, Clone)]
 pub struct MountOptions {
@@ -182,16 +185,24 @@ impl Mounted {
         self.session.as_ref().is_none_or(|s| s.guard.is_finished())
     }
 
-    /// Unmounts (lazily: files still open keep reading) and waits for the session to end.
+    /// Unmounts and waits for the session to end. The unmount is lazy: the mountpoint leaves
+    /// the namespace at once, and files still open keep reading while the session serves
+    /// them, for at most [`UNMOUNT_GRACE`]; then this returns, and a process that exits
+    /// ends them (their reads fail).
     pub async fn unmount(mut self) -> Result<()> {
         self.refresher.abort();
         let Some(session) = self.session.take() else {
             return Ok(());
         };
         let mp = self.mountpoint.clone();
-        tokio::task::spawn_blocking(move || end(session, &mp))
-            .await
-            .map_err(|e| Error::backend("mount", e))?
+        let ending = tokio::task::spawn_blocking(move || end(session, &mp));
+        match tokio::time::timeout(UNMOUNT_GRACE, ending).await {
+            Ok(ended) => ended.map_err(|e| Error::backend("mount", e))?,
+            Err(_) => {
+                tracing::warn!(mountpoint = %self.mountpoint.display(), "unmounted; files still open after {UNMOUNT_GRACE:?} lose the session");
+                Ok(())
+            }
+        }
     }
 }
 

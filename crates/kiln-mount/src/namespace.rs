@@ -268,6 +268,15 @@ impl Namespace {
         })
     }
 
+    /// When version directory `ino` was published, if `ino` is one (its tree not needed).
+    pub(crate) fn version_mtime(&self, ino: u64) -> Option<SystemTime> {
+        let st = self.read();
+        let Some(Named::Version(c, v)) = st.named.get(&ino) else {
+            return None;
+        };
+        st.courses.get(c)?.versions.get(v).map(|v| v.mtime)
+    }
+
     fn course_id(&self, name: &str) -> Result<CourseId> {
         self.read()
             .courses

@@ -238,6 +238,8 @@ fn kill_9_then_mount_again_recovers_the_dead_mount_and_sigterm_unmounts() {
     let mut second = start_mount(&data, &mnt, &[]);
     assert_eq!(std::fs::read(&file).unwrap(), want);
 
+    // A file still open does not keep SIGTERM from unmounting and exiting.
+    let held = std::fs::File::open(&file).unwrap();
     signal(&second.0, "TERM");
     let st = wait_exit(&mut second.0);
     assert!(st.success(), "{st}");
@@ -246,6 +248,7 @@ fn kill_9_then_mount_again_recovers_the_dead_mount_and_sigterm_unmounts() {
     assert!(stderr.contains("a dead mount was there"), "{stderr}");
     assert!(stderr.contains("unmounted"), "{stderr}");
     assert!(!is_mounted(&mnt), "still mounted after SIGTERM");
+    drop(held);
     assert!(
         std::fs::read_dir(&mnt).unwrap().next().is_none(),
         "the mountpoint is an empty directory again"
