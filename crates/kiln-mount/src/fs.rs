@@ -338,6 +338,19 @@ impl Filesystem for KilnFs {
         reply.error(Errno::ENOSYS);
     }
 
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Nothing to write back (files opened without asking, under --no-hold, get no
+        // FOPEN_NOFLUSH): ENOSYS makes the kernel stop sending flushes.
+        reply.error(Errno::ENOSYS);
+    }
+
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
         reply.error(Errno::ENOSYS);
     }

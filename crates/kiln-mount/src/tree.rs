@@ -71,7 +71,7 @@ impl Tree {
                 },
             }],
             kids: vec![HashMap::new()],
-            chunk_roots: Vec::new(),
+            is_root: vec![false],
         };
         let mut chunks = Vec::new();
         let mut dirs: Vec<&ManifestEntry> = manifest
@@ -82,11 +82,11 @@ impl Tree {
         // Outer roots first, so an inner root finds the outer chunk's root and is left out.
         dirs.sort_by(|a, b| a.root.len().cmp(&b.root.len()).then(a.root.cmp(&b.root)));
         for e in dirs {
-            let Some(toc) = tocs.get(&e.id) else { continue };
             let Some(root) = b.chunk_root(&e.root) else {
                 tracing::warn!(chunk = %e.chunk_ref(), root = %e.root, "chunk root is inside another chunk; left out of the mount");
                 continue;
             };
+            let Some(toc) = tocs.get(&e.id) else { continue };
             let chunk = chunks.len() as u32;
             chunks.push(e.clone());
             for t in &toc.entries {
@@ -98,11 +98,9 @@ impl Tree {
             let chunk = chunks.len() as u32;
             chunks.push(e.clone());
             for t in &toc.entries {
-                let covered = manifest
-                    .candidates_for_path(&t.path)
-                    .first()
-                    .is_some_and(|c| !c.is_gathered());
-                if !covered {
+                // A file below a directory chunk's root is that chunk's (as
+                // `Manifest::candidates_for_path` has it), found here in the tree built so far.
+                if !b.covered(&t.path) {
                     b.insert(0, &t.path, chunk, t);
                 }
             }
@@ -139,8 +137,8 @@ impl Tree {
 struct Builder {
     nodes: Vec<Node>,
     kids: Vec<HashMap<Box<str>, NodeIx>>,
-    /// Nodes that are a directory chunk's root.
-    chunk_roots: Vec<NodeIx>,
+    /// Per node, whether it is a directory chunk's root.
+    is_root: Vec<bool>,
 }
 
 impl Builder {
@@ -149,16 +147,33 @@ impl Builder {
     fn chunk_root(&mut self, root: &str) -> Option<NodeIx> {
         let mut at = 0;
         for seg in root.split('/') {
-            if self.chunk_roots.contains(&at) {
+            if self.is_root[at as usize] {
                 return None;
             }
             at = self.dir(at, seg)?;
         }
-        if self.chunk_roots.contains(&at) {
+        if self.is_root[at as usize] {
             return None;
         }
-        self.chunk_roots.push(at);
+        self.is_root[at as usize] = true;
         Some(at)
+    }
+
+    /// Whether a directory chunk's root is above the course-relative `path`.
+    fn covered(&self, path: &str) -> bool {
+        let mut at = 0;
+        let mut segs = path.split('/').peekable();
+        while let Some(seg) = segs.next() {
+            if segs.peek().is_none() {
+                return false;
+            }
+            match self.kids[at as usize].get(seg) {
+                Some(&d) if self.is_root[d as usize] => return true,
+                Some(&d) => at = d,
+                None => return false,
+            }
+        }
+        false
     }
 
     /// The directory `name` in `parent`, made if missing; `None` if a file has that name.
@@ -182,6 +197,7 @@ impl Builder {
             kind,
         });
         self.kids.push(HashMap::new());
+        self.is_root.push(false);
         self.kids[parent as usize].insert(name.into(), ix);
         ix
     }
