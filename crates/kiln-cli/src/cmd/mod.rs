@@ -49,6 +49,14 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             mount_args,
             cache,
         } => {
+            if mount.is_none()
+                && (!mount_args.courses.is_empty() || mount_args.allow_other || mount_args.no_hold)
+            {
+                return Err(kiln_core::Error::invalid(
+                    "--course, --allow-other and --no-hold of kiln serve are options of --mount MOUNTPOINT, which is missing",
+                )
+                .into());
+            }
             let mount = mount.map(|m| (m, mount_args));
             serve::serve(&env, listen, mount, &cache).await
         }

@@ -397,6 +397,30 @@ fn a_mount_beside_kiln_serve_and_one_inside_it_share_the_cache() {
     assert!(metrics.contains("kiln_mount_opens_total 1"), "{metrics}");
 }
 
+#[test]
+fn mount_options_of_kiln_serve_without_a_mountpoint_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = crate::support::fails(kiln(tmp.path()).args(["serve", "--no-hold"]));
+    assert!(
+        err.contains("--mount MOUNTPOINT, which is missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_mountpoint_that_is_a_file_is_refused_by_name() {
+    if !fuse_or_skip("a_mountpoint_that_is_a_file_is_refused_by_name") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = crate::support::synced_example(tmp.path());
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let err = crate::support::fails(kiln(&data).arg("mount").arg(&file));
+    assert!(err.contains("is not a directory"), "{err}");
+    assert!(err.contains("not-a-dir"), "{err}");
+}
+
 fn http_get(url: &str) -> Vec<u8> {
     let resp = reqwest::blocking::get(url).unwrap();
     assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
