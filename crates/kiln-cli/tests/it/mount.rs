@@ -34,10 +34,12 @@ struct Mounting(Proc, PathBuf);
 
 impl Drop for Mounting {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.0.id().to_string())
-            .status();
+        if matches!(self.0.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.0.0.id().to_string())
+                .status();
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline && matches!(self.0.0.try_wait(), Ok(None)) {
             std::thread::sleep(Duration::from_millis(20));
@@ -395,6 +397,53 @@ fn a_mount_beside_kiln_serve_and_one_inside_it_share_the_cache() {
     );
     let metrics = String::from_utf8(http_get(&format!("{base2}/metrics"))).unwrap();
     assert!(metrics.contains("kiln_mount_opens_total 1"), "{metrics}");
+}
+
+#[test]
+fn a_course_in_postgresql_and_s3_mounts_and_loads_from_s3_on_open() {
+    let pg = kiln_testkit::skip_unless_env!("TEST_POSTGRES_URL");
+    let s3 = kiln_testkit::skip_unless_env!("TEST_S3_ENDPOINT");
+    let bucket = kiln_testkit::skip_unless_env!("TEST_S3_BUCKET");
+    if !fuse_or_skip("a_course_in_postgresql_and_s3_mounts_and_loads_from_s3_on_open") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tag = format!("mnt{:x}", rand::random::<u32>());
+    let cfg = tmp.path().join("kiln.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[catalog]\nbackend = \"postgres\"\nurl = \"{pg}\"\nnamespace = \"kiln_{tag}\"\n\
+             [store]\nbackend = \"s3\"\nendpoint = \"{s3}\"\nbucket = \"{bucket}\"\n"
+        ),
+    )
+    .unwrap();
+    let repo = example_repo(tmp.path());
+    let data = tmp.path().join("data");
+    ok(kiln(&data)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("sync")
+        .arg(&repo)
+        .args(["--course", "demo"]));
+    let mnt = tmp.path().join("mnt");
+    let _mount = start_mount(&data, &mnt, &["--config", cfg.to_str().unwrap()]);
+    let mut all = Vec::new();
+    stat_all(&mnt.join("demo/current"), &mut all);
+    assert!(all.len() > 50, "{} entries", all.len());
+    assert!(chunks_on_disk(&data).is_empty(), "stat downloaded a chunk");
+    let rel = "questions/probability/dice/tests/check.sh";
+    let m = std::fs::metadata(mnt.join("demo/current").join(rel)).unwrap();
+    assert_eq!(m.permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        std::fs::read(mnt.join("demo/current").join(rel)).unwrap(),
+        std::fs::read(repo.join(rel)).unwrap()
+    );
+    assert_eq!(
+        chunks_on_disk(&data).len(),
+        1,
+        "one question's chunk from S3"
+    );
 }
 
 #[test]

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use kiln_core::catalog::Catalog;
 use kiln_core::ids::LibraryName;
-use kiln_core::queue::{JobQueue, NewJob, priority};
+use kiln_core::queue::{NewJob, priority};
 use kiln_reheat::payload::JobPayload;
 use kiln_reheat::{
     BuildContext, Handler, Libraries, Library, LibrarySettings, Reheat, RenderError, Rendered, Work,
@@ -140,7 +139,7 @@ async fn courses_versions_manifests_and_a_chunks_files() {
     );
     assert!(courses[0]["published_at"].as_i64().unwrap() > 0);
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let q2 = d.env.publish_v2().await;
+    d.env.publish_v2().await;
     let versions = d.read("/v1/courses/demo/versions").await;
     let versions = versions.as_array().unwrap();
     assert_eq!(versions.len(), 2);

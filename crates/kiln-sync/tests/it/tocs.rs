@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use kiln_chunk::bundle::toc_of;
-use kiln_core::catalog::{Catalog, PublishOutcome};
+use kiln_core::catalog::PublishOutcome;
 use kiln_core::ids::ChunkKind;
 use kiln_core::toc::TocKind;
 use kiln_testkit::mem::catalog::MemCatalog;
