@@ -62,6 +62,9 @@ pub struct MountOptions {
     pub threads: usize,
     /// Where the mount counts; made beforehand to register it with a metrics registry.
     pub metrics: Arc<MountMetrics>,
+    /// Notified when the catalog announces a new version (PostgreSQL NOTIFY): the mount
+    /// refreshes at once instead of at its next tick.
+    pub changed: Arc<tokio::sync::Notify>,
 }
 
 impl MountOptions {
@@ -75,6 +78,7 @@ impl MountOptions {
             hold_open_files: true,
             threads: 4,
             metrics: Arc::default(),
+            changed: Arc::default(),
         }
     }
 }
@@ -149,12 +153,15 @@ pub async fn mount(cache: ChunkCache, options: MountOptions) -> Result<Mounted> 
         .map_err(|e| Error::backend("mount", e))?
         .map_err(|e| Error::invalid(format!("mounting {}: {e}", options.mountpoint.display())))?;
     let _ = ns.notifier.set(session.notifier());
-    let every = options.refresh;
+    let (every, changed) = (options.refresh, options.changed.clone());
     let refresher = tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = changed.notified() => {}
+            }
             if let Err(e) = ns.refresh().await {
                 tracing::debug!("refreshing the mount's courses: {e}");
             }

@@ -9,7 +9,9 @@ use kiln_mount::{MountOptions, Mounted, Prepared};
 
 use crate::args::{CacheArgs, MountArgs};
 use crate::backends::Env;
-use crate::cmd::load::open_cache;
+use futures::StreamExt;
+
+use crate::cmd::load::open_cache_with;
 
 /// `kiln mount MOUNTPOINT [--course ID...] [--allow-other]`: mounts until SIGTERM or Ctrl-C
 /// (or until someone unmounts it), then unmounts.
@@ -19,9 +21,23 @@ pub(crate) async fn mount(
     args: &MountArgs,
     cache_args: &CacheArgs,
 ) -> anyhow::Result<()> {
-    let cache = open_cache(env, cache_args).await?;
+    let (catalog, events) = env.catalog_with_events().await?;
+    let cache = open_cache_with(env, cache_args, catalog).await?;
     let maintenance = tokio::spawn(cache.clone().maintain_forever());
-    let mounted = start(&cache, mountpoint, args, Default::default()).await?;
+    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    // Where the catalog announces new versions (PostgreSQL NOTIFY), flip `current` at once.
+    let notified = events.map(|mut events| {
+        let (cache, changed) = (cache.clone(), changed.clone());
+        tokio::spawn(async move {
+            while let Some(course) = events.next().await {
+                if let Err(e) = cache.refresh_now(&course).await {
+                    tracing::warn!(%course, error = %e, "refreshing the current version");
+                }
+                changed.notify_one();
+            }
+        })
+    });
+    let mounted = start(&cache, mountpoint, args, Default::default(), changed).await?;
     // The first line of stdout says where, for scripts to wait on.
     println!("mounted at {}", mounted.mountpoint().display());
     let shutdown = crate::cmd::shutdown_signal();
@@ -39,6 +55,9 @@ pub(crate) async fn mount(
     let mp = mounted.mountpoint().to_path_buf();
     mounted.unmount().await?;
     maintenance.abort();
+    if let Some(n) = notified {
+        n.abort();
+    }
     eprintln!("unmounted {}", mp.display());
     Ok(())
 }
@@ -49,9 +68,11 @@ pub(crate) async fn start(
     mountpoint: PathBuf,
     args: &MountArgs,
     metrics: std::sync::Arc<kiln_mount::MountMetrics>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<Mounted> {
     let mut options = MountOptions::new(mountpoint);
     options.metrics = metrics;
+    options.changed = changed;
     if !args.courses.is_empty() {
         options.courses = Some(
             args.courses

@@ -53,10 +53,19 @@ pub(crate) async fn serve(
         Listener::Tcp(l) => println!("listening on http://{}", l.local_addr()?),
         Listener::Unix(_, path) => println!("listening on unix:{}", path.display()),
     }
-    // The mount shares this server's cache: one budget, one set of pins.
+    // The mount shares this server's cache: one budget, one set of pins; announced versions
+    // reach it as they reach the cache.
+    let mount_changed = std::sync::Arc::new(tokio::sync::Notify::new());
     let mounted = match mount {
         Some((mountpoint, margs)) => {
-            let m = crate::cmd::mount::start(&cache, mountpoint, &margs, mount_metrics).await?;
+            let m = crate::cmd::mount::start(
+                &cache,
+                mountpoint,
+                &margs,
+                mount_metrics,
+                mount_changed.clone(),
+            )
+            .await?;
             eprintln!("mounted at {}", m.mountpoint().display());
             Some(m)
         }
@@ -67,11 +76,13 @@ pub(crate) async fn serve(
     // than at the next refresh.
     let notified = events.map(|mut events| {
         let cache = cache.clone();
+        let mount_changed = mount_changed.clone();
         tokio::spawn(async move {
             while let Some(course) = events.next().await {
                 if let Err(e) = cache.refresh_now(&course).await {
                     tracing::warn!(%course, error = %e, "refreshing the current version");
                 }
+                mount_changed.notify_one();
             }
         })
     });

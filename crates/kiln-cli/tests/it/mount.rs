@@ -414,7 +414,8 @@ fn a_course_in_postgresql_and_s3_mounts_and_loads_from_s3_on_open() {
         &cfg,
         format!(
             "[catalog]\nbackend = \"postgres\"\nurl = \"{pg}\"\nnamespace = \"kiln_{tag}\"\n\
-             [store]\nbackend = \"s3\"\nendpoint = \"{s3}\"\nbucket = \"{bucket}\"\n"
+             [store]\nbackend = \"s3\"\nendpoint = \"{s3}\"\nbucket = \"{bucket}\"\n\
+             [load]\nrefresh_interval = \"1h\"\n"
         ),
     )
     .unwrap();
@@ -443,6 +444,30 @@ fn a_course_in_postgresql_and_s3_mounts_and_loads_from_s3_on_open() {
         chunks_on_disk(&data).len(),
         1,
         "one question's chunk from S3"
+    );
+
+    // A new version: with refreshes an hour apart, only PostgreSQL's announcement can
+    // flip `current` within the bound.
+    std::fs::write(repo.join(rel), "#!/bin/sh\nexit 1\n").unwrap();
+    git(&repo, &["commit", "-q", "-am", "v2"]);
+    ok(kiln(&data)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("sync")
+        .arg(&repo)
+        .args(["--course", "demo"]));
+    let head = String::from_utf8(git_out(&repo, &["rev-parse", "HEAD"])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_link(mnt.join("demo/current")).unwrap() != Path::new(head.trim()) {
+        assert!(
+            Instant::now() < deadline,
+            "current did not flip on the announcement"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read(mnt.join("demo/current").join(rel)).unwrap(),
+        b"#!/bin/sh\nexit 1\n"
     );
 }
 
