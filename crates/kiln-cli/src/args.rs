@@ -86,6 +86,10 @@ pub(crate) enum Command {
     Mount {
         /// Where to mount (created if missing; a dead mount there is cleared first).
         mountpoint: PathBuf,
+        /// Serve `/metrics`, `/healthz` and `/readyz` here (`IP:PORT`, port 0 for any); the
+        /// address goes to stderr as `metrics on http://...`.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
         #[command(flatten)]
         mount_args: MountArgs,
         #[command(flatten)]

@@ -43,7 +43,7 @@ pub use state::AppState;
 
 /// The whole API over `state`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/v1/courses/{course}", get(courses::show))
         .route("/v1/courses/{course}/ensure", post(courses::ensure))
         .route("/v1/courses/{course}/files/{*path}", get(files::get_file))
@@ -59,7 +59,24 @@ pub fn router(state: AppState) -> Router {
         .merge(cache_routes::routes())
         .merge(versions::routes())
         .merge(overview::routes())
-        .merge(ui::routes())
+        .merge(ui::routes());
+    layered(api, state)
+}
+
+/// Only `GET /metrics`, `/healthz` and `/readyz` over `state`: what a process that serves no
+/// API exposes (`kiln mount --metrics ADDR`), with the same tokens and errors.
+pub fn health_router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/metrics", get(metrics::render))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready));
+    layered(routes, state)
+}
+
+/// `routes` with the fallbacks and layers every kiln HTTP endpoint has: tokens, JSON errors,
+/// request metrics.
+fn layered(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -84,6 +101,16 @@ pub async fn run<L: Listener>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     run_with(listener, state, ServeOptions::default(), shutdown).await
+}
+
+/// Serves [`health_router`] on `listener` until `shutdown` resolves.
+pub async fn run_health<L: Listener>(
+    listener: L,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = health_router(state.clone());
+    serve::serve(listener, app, state, ServeOptions::default(), shutdown).await
 }
 
 /// Like [`run`], with connection timeouts and limits from `options` (see [`ServeOptions`]).

@@ -62,9 +62,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Mount {
             mountpoint,
+            metrics,
             mount_args,
             cache,
-        } => mount::mount(&env, mountpoint, &mount_args, &cache).await,
+        } => mount::mount(&env, mountpoint, metrics, &mount_args, &cache).await,
         Command::Worker {
             concurrency,
             exit_when_idle,

@@ -8,16 +8,19 @@ use kiln_load::ChunkCache;
 use kiln_mount::{MountOptions, Mounted, Prepared};
 
 use crate::args::{CacheArgs, MountArgs};
-use crate::backends::Env;
+use crate::backends::{Env, VersionEvents};
+use anyhow::Context;
 use futures::StreamExt;
+use kiln_server::listen::ListenAddr;
 
 use crate::cmd::load::open_cache_with;
 
-/// `kiln mount MOUNTPOINT [--course ID...] [--allow-other]`: mounts until SIGTERM or Ctrl-C
-/// (or until someone unmounts it), then unmounts.
+/// `kiln mount MOUNTPOINT [--course ID...] [--allow-other] [--no-hold] [--metrics ADDR]`:
+/// mounts until SIGTERM or Ctrl-C (or until someone unmounts it), then unmounts.
 pub(crate) async fn mount(
     env: &Env,
     mountpoint: PathBuf,
+    metrics_addr: Option<std::net::SocketAddr>,
     args: &MountArgs,
     cache_args: &CacheArgs,
 ) -> anyhow::Result<()> {
@@ -25,19 +28,29 @@ pub(crate) async fn mount(
     let cache = open_cache_with(env, cache_args, catalog).await?;
     let maintenance = tokio::spawn(cache.clone().maintain_forever());
     let changed = std::sync::Arc::new(tokio::sync::Notify::new());
-    // Where the catalog announces new versions (PostgreSQL NOTIFY), flip `current` at once.
-    let notified = events.map(|mut events| {
-        let (cache, changed) = (cache.clone(), changed.clone());
-        tokio::spawn(async move {
-            while let Some(course) = events.next().await {
-                if let Err(e) = cache.refresh_now(&course).await {
-                    tracing::warn!(%course, error = %e, "refreshing the current version");
-                }
-                changed.notify_one();
-            }
-        })
-    });
-    let mounted = start(&cache, mountpoint, args, Default::default(), changed).await?;
+    let notified = follow_announcements(events, &cache, &changed);
+    let metrics = std::sync::Arc::new(kiln_mount::MountMetrics::default());
+    // The cache's and the mount's counters, for a scraper: no API beside them.
+    let health = match metrics_addr {
+        Some(addr) => {
+            let auth = crate::cmd::serve::auth(env, &ListenAddr::Tcp(addr))?;
+            let mut registry = prometheus_client::registry::Registry::default();
+            registry.register_collector(Box::new(kiln_mount::MountCollector(metrics.clone())));
+            let state =
+                kiln_server::AppState::with_registry(cache.clone(), registry).with_auth(auth);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
+            eprintln!("metrics on http://{}", listener.local_addr()?);
+            Some(tokio::spawn(kiln_server::run_health(
+                listener,
+                state,
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
+    let mounted = start(&cache, mountpoint, args, metrics, changed).await?;
     // The first line of stdout says where, for scripts to wait on.
     println!("mounted at {}", mounted.mountpoint().display());
     let shutdown = crate::cmd::shutdown_signal();
@@ -58,8 +71,31 @@ pub(crate) async fn mount(
     if let Some(n) = notified {
         n.abort();
     }
+    if let Some(h) = health {
+        h.abort();
+    }
     eprintln!("unmounted {}", mp.display());
     Ok(())
+}
+
+/// Where the catalog announces new versions (PostgreSQL NOTIFY): the cache switches at
+/// once rather than at its next refresh, and `changed` tells a mount to look.
+pub(crate) fn follow_announcements(
+    events: Option<VersionEvents>,
+    cache: &ChunkCache,
+    changed: &std::sync::Arc<tokio::sync::Notify>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    events.map(|mut events| {
+        let (cache, changed) = (cache.clone(), changed.clone());
+        tokio::spawn(async move {
+            while let Some(course) = events.next().await {
+                if let Err(e) = cache.refresh_now(&course).await {
+                    tracing::warn!(%course, error = %e, "refreshing the current version");
+                }
+                changed.notify_one();
+            }
+        })
+    })
 }
 
 /// Mounts `cache`'s courses, saying on stderr if a dead mount was cleared first.

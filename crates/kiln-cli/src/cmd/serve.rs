@@ -2,7 +2,6 @@
 //! config's tokens.
 
 use anyhow::Context;
-use futures::StreamExt;
 use kiln_server::auth::Auth;
 use kiln_server::listen::{DEFAULT_SOCKET_MODE, ListenAddr};
 
@@ -72,20 +71,7 @@ pub(crate) async fn serve(
         None => None,
     };
 
-    // Where the catalog announces new versions (PostgreSQL NOTIFY), switch at once rather
-    // than at the next refresh.
-    let notified = events.map(|mut events| {
-        let cache = cache.clone();
-        let mount_changed = mount_changed.clone();
-        tokio::spawn(async move {
-            while let Some(course) = events.next().await {
-                if let Err(e) = cache.refresh_now(&course).await {
-                    tracing::warn!(%course, error = %e, "refreshing the current version");
-                }
-                mount_changed.notify_one();
-            }
-        })
-    });
+    let notified = crate::cmd::mount::follow_announcements(events, &cache, &mount_changed);
     let server = &env.config.server;
     let mut options = kiln_server::ServeOptions::default();
     if let Some(d) = server.header_read_timeout {
@@ -124,7 +110,7 @@ enum Listener {
 
 /// The config's tokens, with their secrets read; refuses to serve an address other hosts
 /// can reach without any, unless the config allows it.
-fn auth(env: &Env, addr: &ListenAddr) -> anyhow::Result<Auth> {
+pub(crate) fn auth(env: &Env, addr: &ListenAddr) -> anyhow::Result<Auth> {
     let tokens = env
         .config
         .tokens

@@ -99,6 +99,18 @@ fn chunks_on_disk(data: &Path) -> BTreeSet<String> {
     }
 }
 
+/// The id of question `name`'s chunk in the current version of `demo`.
+fn question_chunk_id(data: &Path, name: &str) -> String {
+    let chunks = json(&ok(kiln(data).args(["--json", "chunks", "demo"])));
+    chunks["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "question" && c["name"] == name)
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no question {name}: {chunks}"))
+}
+
 fn git_out(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = Command::new("git")
         .arg("-C")
@@ -161,17 +173,10 @@ fn the_example_course_mounts_with_gits_bytes_modes_and_links_and_loads_on_open()
     ] {
         std::fs::read(q.join(f)).unwrap();
     }
-    let chunks = json(&ok(kiln(&data).args(["--json", "chunks", "demo"])));
-    let linear: Vec<String> = chunks["chunks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["kind"] == "question" && c["name"] == "algebra/linear")
-        .map(|c| c["id"].as_str().unwrap().to_string())
-        .collect();
+    let linear = question_chunk_id(&data, "algebra/linear");
     assert_eq!(
         chunks_on_disk(&data),
-        linear.into_iter().collect(),
+        BTreeSet::from([linear]),
         "reading one question loads its chunk only"
     );
 
@@ -469,6 +474,63 @@ fn a_course_in_postgresql_and_s3_mounts_and_loads_from_s3_on_open() {
         std::fs::read(mnt.join("demo/current").join(rel)).unwrap(),
         b"#!/bin/sh\nexit 1\n"
     );
+}
+
+#[test]
+fn a_chunk_the_store_lost_is_eio_with_the_reason_on_the_mounts_metrics() {
+    if !fuse_or_skip("a_chunk_the_store_lost_is_eio_with_the_reason_on_the_mounts_metrics") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = crate::support::synced_example(tmp.path());
+    // The store loses one question's bundle.
+    let id = question_chunk_id(&data, "algebra/quadratic");
+    let bundle = data.join(format!("objects/chunks/{}/{id}.tar.zst", &id[..2]));
+    std::fs::remove_file(&bundle).unwrap();
+
+    let mnt = tmp.path().join("mnt");
+    let mut cmd = kiln(&data);
+    cmd.arg("mount")
+        .arg(&mnt)
+        .args(["--metrics", "127.0.0.1:0"])
+        .stderr(Stdio::piped());
+    let (p, line) = spawn_reading_first_line(&mut cmd);
+    let mut mount = Mounting(p, mnt.clone());
+    assert!(line.starts_with("mounted at "), "{line:?}");
+    let stderr = mount.0.0.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let base = loop {
+        let l = lines.next().expect("a metrics line on stderr").unwrap();
+        if let Some(url) = l.strip_prefix("metrics on ") {
+            break url.to_string();
+        }
+    };
+    let q = mnt.join("demo/current/questions/algebra/quadratic");
+    assert!(
+        std::fs::metadata(q.join("question.html")).is_ok(),
+        "stat needs no bundle"
+    );
+    let err = std::fs::read(q.join("question.html")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    // Another question still loads.
+    std::fs::read(mnt.join("demo/current/questions/algebra/linear/question.html")).unwrap();
+    let metrics = String::from_utf8(http_get(&format!("{base}/metrics"))).unwrap();
+    assert!(
+        metrics.contains("kiln_mount_open_errors_total{reason=\"not_found\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("kiln_mount_opens_total 1"), "{metrics}");
+    assert!(metrics.contains("kiln_load_downloads_total 1"), "{metrics}");
+    // The reason is in the log too, naming the chunk and the file.
+    let log = loop {
+        let l = lines.next().expect("the open's warning").unwrap();
+        if l.contains("open failed") {
+            break l;
+        }
+    };
+    assert!(log.contains("question:algebra/quadratic"), "{log}");
+    assert!(log.contains("question.html"), "{log}");
+    assert!(log.contains("not found"), "{log}");
 }
 
 #[test]
