@@ -33,7 +33,7 @@ use kiln_core::{Error, Result};
 use kiln_load::ChunkCache;
 
 pub use metrics::{MountCollector, MountMetrics, MountSnapshot};
-pub use setup::{Prepared, check_fuse, lazy_unmount, prepare};
+pub use setup::{Prepared, check_fuse, claim, lazy_unmount, prepare};
 
 use crate::namespace::Namespace;
 use crate::open::Opens;
@@ -89,6 +89,8 @@ pub struct Mounted {
     refresher: tokio::task::JoinHandle<()>,
     metrics: Arc<MountMetrics>,
     mountpoint: PathBuf,
+    /// The mountpoint's claim (see [`claim`]), released with the mount.
+    _claimed: std::fs::File,
     /// What was at the mountpoint before.
     pub prepared: Prepared,
 }
@@ -106,9 +108,12 @@ impl std::fmt::Debug for Mounted {
 pub async fn mount(cache: ChunkCache, options: MountOptions) -> Result<Mounted> {
     check_fuse(Path::new("/dev/fuse"))?;
     let mp = options.mountpoint.clone();
-    let prepared = tokio::task::spawn_blocking(move || prepare(&mp))
-        .await
-        .map_err(|e| Error::backend("mount", e))??;
+    let (prepared, claimed) = tokio::task::spawn_blocking(move || {
+        let prepared = prepare(&mp)?;
+        Ok::<_, Error>((prepared, claim(&mp)?))
+    })
+    .await
+    .map_err(|e| Error::backend("mount", e))??;
     if prepared == Prepared::RecoveredDeadMount {
         tracing::warn!(mountpoint = %options.mountpoint.display(), "a dead mount was at the mountpoint (its process was killed); unmounted it lazily");
     }
@@ -172,6 +177,7 @@ pub async fn mount(cache: ChunkCache, options: MountOptions) -> Result<Mounted> 
         refresher,
         metrics: options.metrics,
         mountpoint: options.mountpoint,
+        _claimed: claimed,
         prepared,
     })
 }

@@ -96,6 +96,36 @@ pub fn prepare(mountpoint: &Path) -> Result<Prepared> {
     }
 }
 
+/// Claims `mountpoint` for this process: an exclusive lock on the directory under it, held
+/// (by the returned file) for as long as the mount lives and dropped by the kernel if the
+/// process dies. Of two processes mounting at once, the second is refused here; one that
+/// comes after the mount is there is refused by the mount table, checked again under the lock.
+pub fn claim(mountpoint: &Path) -> Result<std::fs::File> {
+    let busy = || {
+        Error::invalid(format!(
+            "{} is being mounted by another process; unmount it first (`fusermount3 -u {}`)",
+            mountpoint.display(),
+            mountpoint.display()
+        ))
+    };
+    let dir = std::fs::File::open(mountpoint)
+        .map_err(|e| Error::invalid(format!("mountpoint {}: {e}", mountpoint.display())))?;
+    match dir.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(busy()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::invalid(format!(
+                "locking mountpoint {}: {e}",
+                mountpoint.display()
+            )));
+        }
+    }
+    if is_mounted(mountpoint) {
+        return Err(busy());
+    }
+    Ok(dir)
+}
+
 /// Unmounts `mountpoint` lazily: it leaves the namespace now, and goes once no one uses it.
 pub fn lazy_unmount(mountpoint: &Path) -> Result<()> {
     if let Some(bin) = fusermount() {
@@ -209,6 +239,17 @@ mod tests {
         let mp = d.path().join("a/b");
         assert_eq!(prepare(&mp).unwrap(), Prepared::Ready);
         assert!(mp.is_dir());
+    }
+
+    #[test]
+    fn a_mountpoint_claimed_by_another_process_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let first = claim(d.path()).unwrap();
+        // A second open file description is what another process would hold.
+        let e = claim(d.path()).unwrap_err().to_string();
+        assert!(e.contains("is being mounted by another process"), "{e}");
+        drop(first);
+        claim(d.path()).unwrap();
     }
 
     #[test]
