@@ -2,7 +2,7 @@
 the ensured version directory, and cold first opens through the mount against POST /ensure
 plus a read, each pair in the same run.
 
-usage: bench-mount.py warm MOUNT_VERSION_DIR DIRECT_VERSION_DIR FILES
+usage: bench-mount.py warm MOUNT_VERSION_DIR DIRECT_VERSION_DIR FILES MOUNT_PID
        bench-mount.py cold MOUNT_COURSE_DIR BASE_URL COURSE QUESTIONS...
 """
 import json, os, statistics, sys, time, urllib.request
@@ -17,7 +17,6 @@ def files_below(root, limit):
                 out.append(os.path.relpath(os.path.join(dirpath, n), root))
                 if len(out) == limit:
                     return out
-        # topic directories hold questions one level down
     return out
 
 
@@ -40,7 +39,13 @@ def read_all(root, files, builtin):
     return time.perf_counter() - t, n
 
 
-def warm(mount_root, direct_root, limit):
+def cpu_seconds(pid):
+    """User + system CPU of process `pid` so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def warm(mount_root, direct_root, limit, pid):
     # Listed through the mount: its tree costs no download, and the direct directory holds
     # a chunk's link only once it is ensured.
     files = files_below(mount_root, limit)
@@ -48,9 +53,12 @@ def warm(mount_root, direct_root, limit):
     read_all(mount_root, files, False)  # loads every chunk, and the kernel's caches
     read_all(direct_root, files, False)
     for builtin in (False, True):
-        m, d = [], []
+        m, d, mount_cpu, reader_cpu = [], [], 0.0, 0.0
         for _ in range(5):
+            c0, r0 = cpu_seconds(pid), sum(os.times()[:2])
             tm, nm = read_all(mount_root, files, builtin)
+            mount_cpu += cpu_seconds(pid) - c0
+            reader_cpu += sum(os.times()[:2]) - r0
             td, nd = read_all(direct_root, files, builtin)
             assert nm == nd, (nm, nd)
             m.append(tm)
@@ -58,7 +66,8 @@ def warm(mount_root, direct_root, limit):
         how = "open()+read()" if builtin else "os.open+os.read"
         mm, dm = statistics.median(m), statistics.median(d)
         print(f"warm {how}: {limit} files, {nm} bytes: mount {mm*1e3:.0f} ms ({mm/limit*1e6:.1f} us/file), "
-              f"direct {dm*1e3:.0f} ms ({dm/limit*1e6:.1f} us/file); ratio direct/mount = {dm/mm:.3f} (target >= 0.5)")
+              f"direct {dm*1e3:.0f} ms ({dm/limit*1e6:.1f} us/file); ratio direct/mount = {dm/mm:.3f} (target >= 0.5); "
+              f"CPU per file through the mount: mount process {mount_cpu/5/limit*1e6:.1f} us, reader {reader_cpu/5/limit*1e6:.1f} us")
 
 
 def cold(mount_course, base, course, questions):
@@ -89,6 +98,6 @@ def cold(mount_course, base, course, questions):
 
 if __name__ == "__main__":
     if sys.argv[1] == "warm":
-        warm(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        warm(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     else:
         cold(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])

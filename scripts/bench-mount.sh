@@ -10,24 +10,14 @@
 # usage: [REPO=path/to/course.git] scripts/bench-mount.sh [WORKDIR] [QUESTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kiln-target}"
 work="${1:-/tmp/kiln-bench-mount}"
 questions="${2:-10000}"
 runs=3
-cargo build --release -q -p kiln-cli -p kiln-sync --examples --bins
-kiln="$CARGO_TARGET_DIR/release/kiln"
-gen="$CARGO_TARGET_DIR/release/examples/gen_course"
-mkdir -p "$work"
-repo="${REPO:-$work/course-$questions}"
-[ -d "$repo" ] || "$gen" "$repo" "$questions" >/dev/null
-data="$work/data-$questions"
-export KILN_QUIET=1
-[ -d "$data" ] || "$kiln" --data-dir "$data" sync "$repo" --course big >/dev/null
+. scripts/bench-course.sh
 qids=$("$kiln" --data-dir "$data" --json chunks big | python3 -c 'import json,sys; print(" ".join(c["name"] for c in json.load(sys.stdin)["chunks"] if c["kind"]=="question"))')
 first=$(echo "$qids" | cut -d' ' -f1)
 echo "course: $questions questions, $(du -sh "$repo" | cut -f1) of repository"
 mnt="$work/mnt"
-now_ms() { date +%s%3N; }
 stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
 # Starts a mounting process writing its stdout to $work/mount.out; sets $pid.
 start() {
@@ -37,23 +27,26 @@ start() {
   until grep -q "mounted at" "$work/mount.out" 2>/dev/null; do sleep 0.001; done
 }
 
-mount_ms=(); git_ms=()
+mount_ms=(); tree_ms=(); git_ms=()
 for i in $(seq 1 $runs); do
   rm -rf "$work/cache" "$work/clone"
   t0=$(now_ms)
   start "$kiln" --data-dir "$data" mount "$mnt" --cache-dir "$work/cache"
+  ta=$(now_ms)
+  ls "$mnt/big/current" > /dev/null   # builds the version's tree from the catalog
+  tb=$(now_ms)
   cat "$mnt/big/current/questions/$first/question.html" > /dev/null
   t1=$(now_ms)
   stop $pid
-  mount_ms+=($((t1 - t0)))
+  mount_ms+=($((t1 - t0))); tree_ms+=($((tb - ta)))
   t0=$(now_ms)
   git clone -q --no-local "$repo" "$work/clone"
   t1=$(now_ms)
   git_ms+=($((t1 - t0)))
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 m=$(median "${mount_ms[@]}"); g=$(median "${git_ms[@]}")
 echo "kiln mount, empty cache, start to first question file read: ${mount_ms[*]} ms (median $m)"
+echo "  of which listing current (the version's tree built):       ${tree_ms[*]} ms (median $(median "${tree_ms[@]}"))"
 echo "git clone --no-local:                                      ${git_ms[*]} ms (median $g)"
 python3 -c "print('ratio mount/git = %.4f (target <= 0.01)' % ($m / $g))"
 rm -rf "$work/clone"
@@ -64,7 +57,7 @@ for mode in hold no-hold; do
   start "$kiln" --data-dir "$data" mount "$mnt" --cache-dir "$work/cache" "${extra[@]}"
   version=$(readlink "$mnt/big/current")
   echo "== warm, $mode"
-  python3 scripts/bench-mount.py warm "$mnt/big/$version" "$work/cache/courses/big/$version" 10000
+  python3 scripts/bench-mount.py warm "$mnt/big/$version" "$work/cache/courses/big/$version" 10000 $pid
   stop $pid
 done
 

@@ -5,30 +5,23 @@
 # usage: [REPO=path/to/course.git] scripts/bench-ttfq.sh [WORKDIR] [QUESTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kiln-target}"
 work="${1:-/tmp/kiln-bench-ttfq}"
 questions="${2:-10000}"
 runs=5
-cargo build --release -q -p kiln-cli -p kiln-sync --examples --bins
-kiln="$CARGO_TARGET_DIR/release/kiln"
-gen="$CARGO_TARGET_DIR/release/examples/gen_course"
-mkdir -p "$work"
-repo="${REPO:-$work/course-$questions}"
-[ -d "$repo" ] || "$gen" "$repo" "$questions" >/dev/null
-data="$work/data-$questions"
-export KILN_QUIET=1
-[ -d "$data" ] || "$kiln" --data-dir "$data" sync "$repo" --course big >/dev/null
+. scripts/bench-course.sh
 q="questions/$("$kiln" --data-dir "$data" --json chunks big | python3 -c 'import json,sys; print(next(c["root"] for c in json.load(sys.stdin)["chunks"] if c["kind"]=="question")[len("questions/"):])')/question.html"
 echo "course: $questions questions, $(du -sh "$repo" | cut -f1) of repository; first question file: $q"
 
-now_ms() { date +%s%3N; }
 kiln_ms=(); git_ms=()
 for i in $(seq 1 $runs); do
   rm -rf "$work/cache" "$work/clone"
   t0=$(now_ms)
+  # Emptied first: the background redirection may truncate the last run's file only after
+  # the wait below has looked at it.
+  : > "$work/serve.out"
   "$kiln" --data-dir "$data" serve --listen 127.0.0.1:0 --cache-dir "$work/cache" > "$work/serve.out" &
   pid=$!
-  until [ -s "$work/serve.out" ]; do sleep 0.001; done
+  until grep -q "listening on" "$work/serve.out"; do sleep 0.001; done
   addr=$(head -1 "$work/serve.out" | awk '{print $3}')
   curl -fsS -o /dev/null "$addr/v1/courses/big/files/$q"
   t1=$(now_ms)
@@ -40,7 +33,6 @@ for i in $(seq 1 $runs); do
   t1=$(now_ms)
   git_ms+=($((t1 - t0)))
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 k=$(median "${kiln_ms[@]}"); g=$(median "${git_ms[@]}")
 echo "kiln serve, empty cache, to first question: ${kiln_ms[*]} ms (median $k)"
 echo "git clone --no-local:                      ${git_ms[*]} ms (median $g)"

@@ -2,17 +2,18 @@
 //! (`--mount`, one cache for both).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use anyhow::Context;
+use futures::StreamExt;
 use kiln_core::ids::CourseId;
 use kiln_load::ChunkCache;
-use kiln_mount::{MountOptions, Mounted, Prepared};
+use kiln_mount::{MountCollector, MountMetrics, MountOptions, Mounted, Prepared};
+use kiln_server::listen::ListenAddr;
+use prometheus_client::registry::Registry;
 
 use crate::args::{CacheArgs, MountArgs};
 use crate::backends::{Env, VersionEvents};
-use anyhow::Context;
-use futures::StreamExt;
-use kiln_server::listen::ListenAddr;
-
 use crate::cmd::load::open_cache_with;
 
 /// `kiln mount MOUNTPOINT [--course ID...] [--allow-other] [--no-hold] [--metrics ADDR]`:
@@ -27,17 +28,15 @@ pub(crate) async fn mount(
     let (catalog, events) = env.catalog_with_events().await?;
     let cache = open_cache_with(env, cache_args, catalog).await?;
     let maintenance = tokio::spawn(cache.clone().maintain_forever());
-    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let changed = Arc::new(tokio::sync::Notify::new());
     let notified = follow_announcements(events, &cache, &changed);
-    let metrics = std::sync::Arc::new(kiln_mount::MountMetrics::default());
+    let metrics = Arc::new(MountMetrics::default());
     // The cache's and the mount's counters, for a scraper: no API beside them.
     let health = match metrics_addr {
         Some(addr) => {
             let auth = crate::cmd::serve::auth(env, &ListenAddr::Tcp(addr))?;
-            let mut registry = prometheus_client::registry::Registry::default();
-            registry.register_collector(Box::new(kiln_mount::MountCollector(metrics.clone())));
-            let state =
-                kiln_server::AppState::with_registry(cache.clone(), registry).with_auth(auth);
+            let state = kiln_server::AppState::with_registry(cache.clone(), registry(&metrics))
+                .with_auth(auth);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
@@ -78,12 +77,19 @@ pub(crate) async fn mount(
     Ok(())
 }
 
+/// A metrics registry holding a mount's counters (the cache's are added by `AppState`).
+pub(crate) fn registry(metrics: &Arc<MountMetrics>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(MountCollector(metrics.clone())));
+    registry
+}
+
 /// Where the catalog announces new versions (PostgreSQL NOTIFY): the cache switches at
 /// once rather than at its next refresh, and `changed` tells a mount to look.
 pub(crate) fn follow_announcements(
     events: Option<VersionEvents>,
     cache: &ChunkCache,
-    changed: &std::sync::Arc<tokio::sync::Notify>,
+    changed: &Arc<tokio::sync::Notify>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     events.map(|mut events| {
         let (cache, changed) = (cache.clone(), changed.clone());
@@ -103,8 +109,8 @@ pub(crate) async fn start(
     cache: &ChunkCache,
     mountpoint: PathBuf,
     args: &MountArgs,
-    metrics: std::sync::Arc<kiln_mount::MountMetrics>,
-    changed: std::sync::Arc<tokio::sync::Notify>,
+    metrics: Arc<MountMetrics>,
+    changed: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<Mounted> {
     let mut options = MountOptions::new(mountpoint);
     options.metrics = metrics;

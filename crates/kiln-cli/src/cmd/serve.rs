@@ -24,10 +24,10 @@ pub(crate) async fn serve(
     let cache = open_cache_with(env, args, catalog).await?;
     // A mount's counters go to this server's /metrics.
     let mount_metrics = std::sync::Arc::new(kiln_mount::MountMetrics::default());
-    let mut registry = prometheus_client::registry::Registry::default();
-    if mount.is_some() {
-        registry.register_collector(Box::new(kiln_mount::MountCollector(mount_metrics.clone())));
-    }
+    let registry = match mount {
+        Some(_) => crate::cmd::mount::registry(&mount_metrics),
+        None => prometheus_client::registry::Registry::default(),
+    };
     let mut state = kiln_server::AppState::with_registry(cache.clone(), registry).with_auth(auth);
     if !env.config.libraries.is_empty() {
         let reheat = crate::cmd::reheat::service(env).await?;

@@ -534,6 +534,65 @@ fn a_chunk_the_store_lost_is_eio_with_the_reason_on_the_mounts_metrics() {
 }
 
 #[test]
+fn two_mounts_and_a_server_started_together_on_a_fresh_data_directory_serve_its_first_sync() {
+    if !fuse_or_skip(
+        "two_mounts_and_a_server_started_together_on_a_fresh_data_directory_serve_its_first_sync",
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (m1, m2) = (tmp.path().join("m1"), tmp.path().join("m2"));
+    // All three open the same new catalog and cache directory at once.
+    let starting = [
+        std::thread::spawn({
+            let (d, m) = (data.clone(), m1.clone());
+            move || start_mount(&d, &m, &[])
+        }),
+        std::thread::spawn({
+            let (d, m) = (data.clone(), m2.clone());
+            move || start_mount(&d, &m, &["--no-hold"])
+        }),
+    ];
+    let (_server, base) = start_server(&mut kiln(&data), None);
+    let _mounts: Vec<Mounting> = starting.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        std::fs::read_dir(&m1).unwrap().next().is_none(),
+        "no course yet"
+    );
+
+    let repo = example_repo(tmp.path());
+    ok(kiln(&data)
+        .arg("sync")
+        .arg(&repo)
+        .args(["--course", "demo"]));
+    let rel = "questions/algebra/linear/question.html";
+    let want = std::fs::read(repo.join(rel)).unwrap();
+    for m in [&m1, &m2] {
+        let file = m.join("demo/current").join(rel);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&file).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{} never showed the course",
+                m.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(std::fs::read(&file).unwrap(), want);
+    }
+    assert_eq!(
+        http_get(&format!("{base}/v1/courses/demo/files/{rel}")),
+        want
+    );
+    assert_eq!(
+        chunks_on_disk(&data),
+        BTreeSet::from([question_chunk_id(&data, "algebra/linear")]),
+        "three processes, one chunk on disk"
+    );
+}
+
+#[test]
 fn mount_options_of_kiln_serve_without_a_mountpoint_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let err = crate::support::fails(kiln(tmp.path()).args(["serve", "--no-hold"]));
