@@ -76,6 +76,10 @@ pub(crate) enum Command {
         /// chunk cache, budget and pins.
         #[arg(long, value_name = "MOUNTPOINT")]
         mount: Option<PathBuf>,
+        /// Fetch this course's current version at start, in the background, as far as the
+        /// budget allows (repeatable; added to `[load] prefetch`).
+        #[arg(long, value_name = "COURSE")]
+        prefetch: Vec<kiln_core::ids::CourseId>,
         #[command(flatten)]
         mount_args: MountArgs,
         #[command(flatten)]

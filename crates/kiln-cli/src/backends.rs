@@ -11,17 +11,12 @@ use kiln_core::queue::JobQueue;
 use kiln_core::render_cache::RenderCache;
 use object_store::ObjectStore;
 
-use crate::config::{CacheDb, Config, Server, SqlDb, StoreConfig};
-
-/// Courses that published a new version, as the catalog announces them.
-pub(crate) type VersionEvents =
-    std::pin::Pin<Box<dyn futures::Stream<Item = kiln_core::ids::CourseId> + Send>>;
+use crate::config::{Announce, CacheDb, Config, Server, SqlDb, StoreConfig};
 
 /// What the `[catalog]` database holds.
 struct CatalogParts {
     catalog: Arc<dyn Catalog>,
     ledger: Arc<dyn RunLedger>,
-    events: Option<VersionEvents>,
 }
 
 /// The config plus where the embedded backends live.
@@ -34,6 +29,10 @@ pub(crate) struct Env {
     /// The PostgreSQL databases opened so far, one per server and schema: traits on the
     /// same schema share one pool and one migration run.
     pub(crate) postgres: tokio::sync::Mutex<HashMap<Server, kiln_postgres::PgDb>>,
+    /// The most connections one PostgreSQL pool opens: 10 for the control plane's own
+    /// processes (sync, workers), 2 in a server, which reads content from the store and
+    /// reaches the catalog only for the control-plane routes.
+    pub(crate) pg_max_connections: u32,
 }
 
 impl Env {
@@ -44,6 +43,7 @@ impl Env {
             data_dir,
             announce,
             postgres: tokio::sync::Mutex::default(),
+            pg_max_connections: 10,
         }
     }
 
@@ -54,7 +54,10 @@ impl Env {
         if let Some(db) = open.get(server) {
             return Ok(db.clone());
         }
-        let db = kiln_postgres::PgDb::connect(&server.url, server.namespace.as_deref())
+        let mut config = kiln_postgres::PgConfig::new(&server.url);
+        config.schema = server.namespace.clone();
+        config.max_connections = self.pg_max_connections;
+        let db = kiln_postgres::PgDb::connect_with(&config)
             .await
             .with_context(|| {
                 format!(
@@ -82,15 +85,6 @@ impl Env {
         Ok(self.open_catalog().await?.catalog)
     }
 
-    /// The catalog, and a stream of courses that published a version where the backend
-    /// tells at once (PostgreSQL LISTEN/NOTIFY); other backends are polled by the caller.
-    pub(crate) async fn catalog_with_events(
-        &self,
-    ) -> anyhow::Result<(Arc<dyn Catalog>, Option<VersionEvents>)> {
-        let parts = self.open_catalog().await?;
-        Ok((parts.catalog, parts.events))
-    }
-
     /// The catalog and the runs ledger in its database, on one connection pool.
     pub(crate) async fn catalog_and_ledger(
         &self,
@@ -99,8 +93,8 @@ impl Env {
         Ok((parts.catalog, parts.ledger))
     }
 
-    /// Opens the `[catalog]` database: the content catalog, the runs ledger sharing its
-    /// connections, and (where the backend can tell) the new-version stream.
+    /// Opens the `[catalog]` database: the content catalog and the runs ledger sharing its
+    /// connections.
     async fn open_catalog(&self) -> anyhow::Result<CatalogParts> {
         let parts = match &self.config.catalog {
             SqlDb::Sqlite => {
@@ -112,19 +106,13 @@ impl Env {
                 CatalogParts {
                     ledger: Arc::new(catalog.ledger()),
                     catalog: Arc::new(catalog),
-                    events: None,
                 }
             }
             SqlDb::Postgres(server) => {
                 let pg = kiln_postgres::PgCatalog::new(self.postgres(server, "catalog").await?);
-                let stream = pg
-                    .subscribe_versions()
-                    .await
-                    .context("listening for new versions on the postgres catalog")?;
                 CatalogParts {
                     ledger: Arc::new(pg.ledger()),
                     catalog: Arc::new(pg),
-                    events: Some(Box::pin(stream) as VersionEvents),
                 }
             }
         };
@@ -231,6 +219,57 @@ impl Env {
         };
         self.say("object store", &store);
         Ok(store)
+    }
+
+    /// The published view in the store: what a server reads content from, never the
+    /// catalog. Roots and segments are kept under `<cache dir>/published`.
+    pub(crate) async fn published_view(
+        &self,
+        cache_dir: &Path,
+    ) -> anyhow::Result<kiln_publish::PublishedView> {
+        let store = self.store()?;
+        let poll = self.config.load.head_poll.unwrap_or(match (&self.config.announce, &self.config.store) {
+            (Announce::Redis(_), _) => std::time::Duration::from_secs(10),
+            (Announce::Poll, StoreConfig::Local { .. }) => std::time::Duration::from_millis(250),
+            (Announce::Poll, StoreConfig::S3(_)) => std::time::Duration::from_secs(1),
+        });
+        let options = kiln_publish::ViewOptions {
+            cache_dir: Some(cache_dir.join("published")),
+            poll_interval: poll,
+            // Three missed polls, and never under 10 s: a slow store is not an outage.
+            stale_after: (poll * 3).max(std::time::Duration::from_secs(10)),
+        };
+        let view = kiln_publish::PublishedView::open(store, options)
+            .await
+            .context("reading the published head from the object store")?;
+        Ok(view)
+    }
+
+    /// Wake-ups when a sync announces a new head (`[announce]`), for a server to read it
+    /// at once; `None` without a push channel.
+    pub(crate) fn head_announcements(
+        &self,
+    ) -> anyhow::Result<Option<futures::stream::BoxStream<'static, ()>>> {
+        match &self.config.announce {
+            Announce::Poll => Ok(None),
+            Announce::Redis(s) => {
+                let channel = kiln_redis::announce::channel(s.namespace.as_deref().unwrap_or("kiln"));
+                self.say("announcements", &format!("redis at {} ({channel})", redact(&s.url)));
+                Ok(Some(kiln_redis::announce::subscribe(&s.url, &channel)?))
+            }
+        }
+    }
+
+    /// Tells every subscribed server that head `seq` was written; a failure is logged (the
+    /// servers read the head at their next poll).
+    pub(crate) async fn announce_head(&self, seq: u64) {
+        if let Announce::Redis(s) = &self.config.announce {
+            let channel = kiln_redis::announce::channel(s.namespace.as_deref().unwrap_or("kiln"));
+            match kiln_redis::announce::announce(&s.url, &channel, seq).await {
+                Ok(n) => tracing::debug!(seq, servers = n, "announced the published head"),
+                Err(e) => tracing::warn!("announcing published head {seq} (servers will read it at their next poll): {e}"),
+            }
+        }
     }
 
     /// The local chunk cache directory.

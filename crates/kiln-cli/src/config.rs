@@ -27,6 +27,9 @@ pub(crate) struct Config {
     /// The object store for bundles.
     #[serde(default)]
     pub(crate) store: StoreConfig,
+    /// How servers learn of a new published head at once (default: they poll it).
+    #[serde(default)]
+    pub(crate) announce: Announce,
     /// Sync settings.
     #[serde(default)]
     pub(crate) sync: SyncConfig,
@@ -187,6 +190,28 @@ impl TryFrom<RawDb> for CacheDb {
     }
 }
 
+/// The `[announce]` section: the push channel a sync announces each new published head on
+/// and every server subscribes to. Without it, servers read the head every `head_poll`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawDb")]
+pub(crate) enum Announce {
+    /// No push channel: servers poll the head.
+    #[default]
+    Poll,
+    /// Redis pub/sub, on the channel `<namespace>:published-head` (namespace `kiln`).
+    Redis(Server),
+}
+
+impl TryFrom<RawDb> for Announce {
+    type Error = String;
+    fn try_from(raw: RawDb) -> Result<Self, String> {
+        match Db::check(raw, &[Backend::Redis])? {
+            Db::Redis(s) => Ok(Announce::Redis(s)),
+            _ => unreachable!("checked"),
+        }
+    }
+}
+
 /// The `[store]` section as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -309,9 +334,14 @@ pub(crate) struct LoadConfig {
     pub(crate) cache_dir: Option<PathBuf>,
     /// The byte budget of extracted chunks (default 10 GiB).
     pub(crate) budget: Option<u64>,
-    /// How often the current version is re-read (default `500ms`).
+    /// How often the current version is re-read from the content view (default `0s`:
+    /// every request asks it; the published view answers from memory).
     #[serde(default, with = "opt_duration")]
     pub(crate) refresh_interval: Option<std::time::Duration>,
+    /// How often a server reads the published head (a conditional GET; default `1s`, or
+    /// `250ms` on a local store, or `10s` where `[announce]` pushes new heads).
+    #[serde(default, with = "opt_duration")]
+    pub(crate) head_poll: Option<std::time::Duration>,
     /// How long an old version directory is kept (default `10m`).
     #[serde(default, with = "opt_duration")]
     pub(crate) version_grace: Option<std::time::Duration>,
@@ -319,6 +349,9 @@ pub(crate) struct LoadConfig {
     /// unreachable (default `5m`; `0s` never).
     #[serde(default, with = "opt_duration")]
     pub(crate) max_stale: Option<std::time::Duration>,
+    /// Courses whose current version `kiln serve` fetches at start (see `--prefetch`).
+    #[serde(default)]
+    pub(crate) prefetch: Vec<String>,
     /// How long an ensure's lease lasts unless the request names a duration (default `60s`).
     #[serde(default, with = "opt_duration")]
     pub(crate) lease_ttl: Option<std::time::Duration>,

@@ -78,7 +78,7 @@ pub struct LockHolder {
 ///   transaction; a reader sees all of it or none.
 /// - **Not found**: `versions` and `manifest` return [`crate::Error::NotFound`] for an
 ///   unknown course or version; `current` returns `Ok(None)` for an unknown course.
-/// - **Ordering**: `versions` lists newest first; `courses` lists sorted.
+/// - **Ordering**: `versions` lists newest first; `courses` and `currents` list sorted by course.
 /// - **Idempotency**: publishing the current version again is `Unchanged`; publishing an
 ///   older version again makes it current (`Reinstated`) and keeps its first manifest;
 ///   `memo_put` of an existing key keeps one entry (the newest); `put_tocs` of a chunk that
@@ -106,6 +106,10 @@ pub trait Catalog: Send + Sync + Debug + Display + 'static {
 
     /// Every course, sorted.
     async fn courses(&self) -> Result<Vec<CourseId>>;
+
+    /// The current version of every course that has one, sorted by course, in one read:
+    /// what the published head object is derived from.
+    async fn currents(&self) -> Result<Vec<VersionInfo>>;
 
     /// A version's manifest.
     async fn manifest(&self, course: &CourseId, version: &VersionId) -> Result<Manifest>;

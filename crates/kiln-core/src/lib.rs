@@ -3,10 +3,11 @@
 //! Everything here is shared by every other crate: ids ([`ids`]), how a course is cut into
 //! chunks ([`layout`]), manifests and path resolution ([`manifest`]), time ([`time`]), the one
 //! retry delay policy ([`backoff`]), and the backend traits with their contracts ([`catalog`],
-//! [`ledger`], [`queue`], [`render_cache`]), the throttles the queues share ([`throttle`]), and chunks' tables of contents ([`toc`]).
+//! [`ledger`], [`queue`], [`render_cache`]; and [`content`], the read path's view of the catalog), the throttles the queues share ([`throttle`]), and chunks' tables of contents ([`toc`]).
 
 pub mod backoff;
 pub mod catalog;
+pub mod content;
 pub mod error;
 pub mod histogram;
 pub mod ids;

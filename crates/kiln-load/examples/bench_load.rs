@@ -68,7 +68,12 @@ async fn main() -> anyhow_free::Result {
         refresh_interval: Duration::from_secs(3600),
         ..LoadConfig::new(dir.path().join("cache"))
     };
-    let cache = ChunkCache::open(config, catalog, store).await?;
+    let cache = ChunkCache::open(
+        config,
+        Arc::new(kiln_publish::CatalogView::new(catalog, store.clone())),
+        store,
+    )
+    .await?;
     // Warm the catalog caches (current version, manifest) so that only chunk work is timed.
     cache
         .manifest(&course, &cache.current_version(&course).await?)

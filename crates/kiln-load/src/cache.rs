@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use kiln_core::catalog::Catalog;
+use kiln_core::content::ContentView;
 use kiln_core::ids::{ChunkId, ChunkRef, CourseId, VersionId};
 use kiln_core::manifest::{Manifest, ManifestEntry};
 use kiln_core::{Error, Result};
@@ -43,7 +43,7 @@ pub struct ChunkCache {
 pub(crate) struct Inner {
     pub(crate) config: LoadConfig,
     pub(crate) paths: Paths,
-    pub(crate) catalog: Arc<dyn Catalog>,
+    pub(crate) content: Arc<dyn ContentView>,
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) metrics: Metrics,
     index: Mutex<Index>,
@@ -52,7 +52,21 @@ pub(crate) struct Inner {
     pub(crate) refreshing: Mutex<HashSet<CourseId>>,
     pub(crate) health: Health,
     manifests: Mutex<HashMap<(CourseId, VersionId), Arc<Manifest>>>,
+    /// Ensures in flight (prefetching waits for none).
+    pub(crate) in_flight: std::sync::atomic::AtomicUsize,
+    /// Chunks prefetched that no request has used yet.
+    pub(crate) prefetched: Mutex<HashSet<Key>>,
     stale_since: Mutex<HashMap<(CourseId, VersionId), Instant>>,
+}
+
+impl Inner {
+    /// A request found a chunk present: if a prefetch brought it, count it used.
+    fn note_use(&self, course: &CourseId, id: &ChunkId) {
+        let mut p = lock(&self.prefetched);
+        if !p.is_empty() && p.remove(&(course.clone(), *id)) {
+            inc(&self.metrics.prefetch_used);
+        }
+    }
 }
 
 /// Chunks of one version made present, and pinned until this value is dropped.
@@ -145,7 +159,7 @@ impl fmt::Debug for ChunkCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChunkCache")
             .field("cache_dir", &self.inner.config.cache_dir)
-            .field("catalog", &format_args!("{}", self.inner.catalog))
+            .field("content", &format_args!("{}", self.inner.content))
             .field("store", &format_args!("{}", self.inner.store))
             .finish()
     }
@@ -165,7 +179,7 @@ impl ChunkCache {
     /// the index from the chunk directories on disk, and evicts down to the budget.
     pub async fn open(
         config: LoadConfig,
-        catalog: Arc<dyn Catalog>,
+        content: Arc<dyn ContentView>,
         store: Arc<dyn ObjectStore>,
     ) -> Result<ChunkCache> {
         let dir = config.cache_dir.clone();
@@ -177,7 +191,7 @@ impl ChunkCache {
         let inner = Arc::new(Inner {
             config,
             paths,
-            catalog,
+            content,
             store,
             metrics: Metrics::default(),
             index: Mutex::new(index),
@@ -186,6 +200,8 @@ impl ChunkCache {
             refreshing: Mutex::new(HashSet::new()),
             health: Health::default(),
             manifests: Mutex::new(HashMap::new()),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            prefetched: Mutex::new(HashSet::new()),
             stale_since: Mutex::new(HashMap::new()),
         });
         let trash = {
@@ -201,9 +217,10 @@ impl ChunkCache {
         &self.inner.config
     }
 
-    /// The catalog it reads versions and manifests from.
-    pub fn catalog(&self) -> &Arc<dyn Catalog> {
-        &self.inner.catalog
+    /// What it reads current versions, manifests and tables of contents from: the
+    /// published view in the store (a server), or the catalog itself.
+    pub fn content(&self) -> &Arc<dyn ContentView> {
+        &self.inner.content
     }
 
     /// The object store it downloads chunks from.
@@ -235,7 +252,10 @@ impl ChunkCache {
     /// Runs an ensure-like call, recording its latency.
     pub(crate) async fn timed<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
         let started = Instant::now();
+        let in_flight = &self.inner.in_flight;
+        in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let r = f.await;
+        in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.metrics.ensure_latency.observe(started.elapsed());
         r
     }
@@ -331,6 +351,7 @@ impl ChunkCache {
                 let there = self.inner.paths.chunk_dir(course, &entries[i].id).is_dir();
                 if there {
                     inc(&self.inner.metrics.hits);
+                    self.inner.note_use(course, &entries[i].id);
                 }
                 !there
             })
@@ -468,7 +489,7 @@ impl ChunkCache {
         if let Some(m) = lock(&self.inner.manifests).get(&key) {
             return Ok(m.clone());
         }
-        let m = self.inner.catalog.manifest(course, version).await;
+        let m = self.inner.content.manifest(course, version).await;
         let m = Arc::new(self.inner.health.record(Backend::Catalog, m)?);
         let mut manifests = lock(&self.inner.manifests);
         // A bound, not an LRU: manifests are cheap to read again.

@@ -75,13 +75,14 @@ impl ChunkCache {
     /// Reads the course's current version from the catalog now (e.g. on a change
     /// notification) and remembers it.
     pub async fn refresh_now(&self, course: &CourseId) -> Result<Option<VersionId>> {
-        let current = self.inner().catalog.current(course).await;
+        let current = self.inner().content.current(course).await;
         let current = self.inner().health.record(Backend::Catalog, current)?;
         let mut currents = lock(&self.inner().currents);
         match current {
             Some(info) => {
-                currents.insert(course.clone(), (info.version.clone(), Instant::now()));
-                Ok(Some(info.version))
+                let version = info.version;
+                currents.insert(course.clone(), (version.clone(), Instant::now()));
+                Ok(Some(version))
             }
             None => {
                 currents.remove(course);

@@ -10,7 +10,8 @@ use kiln_core::{Error, Result};
 /// A backend the cache depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// The catalog (current versions, manifests).
+    /// What current versions and manifests are read from: the published view (or the
+    /// catalog itself); reported as `catalog`.
     Catalog,
     /// The object store (bundles).
     ObjectStore,

@@ -30,6 +30,7 @@ mod lease;
 mod links;
 mod metrics;
 mod paths;
+mod prefetch;
 mod probe;
 mod recover;
 mod resolve;

@@ -19,6 +19,8 @@ pub(crate) struct Metrics {
     pub(crate) corrupt: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) healed: AtomicU64,
+    pub(crate) prefetched: AtomicU64,
+    pub(crate) prefetch_used: AtomicU64,
     pub(crate) ensure_latency: Histogram,
     pub(crate) download_latency: Histogram,
 }
@@ -48,6 +50,8 @@ impl Metrics {
             corrupt: get(&self.corrupt),
             retries: get(&self.retries),
             healed: get(&self.healed),
+            prefetched: get(&self.prefetched),
+            prefetch_used: get(&self.prefetch_used),
             cache_bytes,
             cache_chunks,
             budget_bytes,
@@ -84,6 +88,10 @@ pub struct MetricsSnapshot {
     pub retries: u64,
     /// Chunks the index held present but that were missing on disk, fetched again.
     pub healed: u64,
+    /// Chunks fetched ahead of any request (a new version's changes, `--prefetch`).
+    pub prefetched: u64,
+    /// Prefetched chunks that a request then found on disk.
+    pub prefetch_used: u64,
     /// Bytes of the chunk directories this process knows of.
     pub cache_bytes: u64,
     /// Chunk directories this process knows of.

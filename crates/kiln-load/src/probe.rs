@@ -28,7 +28,7 @@ impl ChunkCache {
         let inner = self.inner().clone();
         let catalog = async {
             let course = CourseId::new(PROBE_COURSE)?;
-            inner.catalog.current(&course).await.map(drop)
+            inner.content.current(&course).await.map(drop)
         };
         let store = async {
             let key = object_store::path::Path::from(PROBE_COURSE);

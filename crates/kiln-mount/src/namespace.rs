@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
-use kiln_core::ids::{ChunkId, CourseId, VersionId};
+use kiln_core::ids::{CourseId, VersionId};
 use kiln_core::{Error, Result};
 use kiln_load::ChunkCache;
 
@@ -150,7 +150,7 @@ impl Namespace {
     pub(crate) async fn refresh(&self) -> Result<()> {
         let courses = match &self.only {
             Some(c) => c.clone(),
-            None => self.cache.catalog().courses().await?,
+            None => self.cache.content().courses().await?,
         };
         for course in courses {
             let current = match self.cache.current_version(&course).await {
@@ -175,7 +175,7 @@ impl Namespace {
             let versions = if known {
                 None
             } else {
-                match self.cache.catalog().versions(&course).await {
+                match self.cache.content().versions(&course).await {
                     Ok(v) => Some(v),
                     Err(e) => {
                         tracing::debug!(%course, "versions: {e}");
@@ -389,21 +389,11 @@ impl Namespace {
     }
 }
 
-/// Builds a version's tree from its manifest and its chunks' tables of contents; those the
-/// catalog lacks are read back from their bundles and stored first.
+/// Builds a version's tree from its manifest and its chunks' tables of contents (the
+/// content view's: published with the version, or the catalog's, which reads back from
+/// their bundles those it lacks).
 async fn build_tree(cache: &ChunkCache, course: &CourseId, version: &VersionId) -> Result<Tree> {
     let manifest = cache.manifest(course, version).await?;
-    let ids: Vec<ChunkId> = manifest.entries().iter().map(|e| e.id).collect();
-    let mut tocs = cache.catalog().tocs(&ids).await?;
-    let missing: Vec<ChunkId> = ids
-        .iter()
-        .filter(|id| !tocs.contains_key(id))
-        .copied()
-        .collect();
-    if !missing.is_empty() {
-        tracing::warn!(%course, %version, chunks = missing.len(), "chunks without a table of contents: reading them back from their bundles once (as `kiln verify --repair` does)");
-        kiln_chunk::tocs::backfill(&**cache.catalog(), &**cache.store(), missing.clone()).await?;
-        tocs.extend(cache.catalog().tocs(&missing).await?);
-    }
+    let tocs = cache.content().tocs(course, version).await?;
     Ok(Tree::build(&manifest, &tocs))
 }

@@ -268,6 +268,27 @@ impl PgCatalog {
             .collect()
     }
 
+    async fn currents_inner(&self) -> Result<Vec<VersionInfo>> {
+        let rows = sqlx::query(
+            "SELECT c.course, v.version, v.created_at FROM courses c \
+             JOIN versions v ON v.course = c.course AND v.version = c.current_version \
+             ORDER BY c.course",
+        )
+        .fetch_all(self.inner.db.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(VersionInfo {
+                    course: course_id(r.try_get::<String, _>(0)?)?,
+                    version: VersionId::new(r.try_get::<String, _>(1)?)
+                        .map_err(|e| Error::Corrupt(e.to_string().into()))?,
+                    created_at: Timestamp(r.try_get(2)?),
+                    current: true,
+                })
+            })
+            .collect()
+    }
+
     async fn courses_inner(&self) -> Result<Vec<CourseId>> {
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT course FROM courses WHERE current_version IS NOT NULL ORDER BY course",
@@ -616,6 +637,10 @@ impl Catalog for PgCatalog {
 
     async fn courses(&self) -> kiln_core::Result<Vec<CourseId>> {
         Ok(self.courses_inner().await?)
+    }
+
+    async fn currents(&self) -> kiln_core::Result<Vec<VersionInfo>> {
+        Ok(self.currents_inner().await?)
     }
 
     async fn manifest(

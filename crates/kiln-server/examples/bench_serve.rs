@@ -30,7 +30,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         refresh_interval: Duration::from_secs(2),
         ..LoadConfig::new(dir.join("cache"))
     };
-    let cache = ChunkCache::open(config, catalog, store).await?;
+    let cache = ChunkCache::open(
+        config,
+        Arc::new(kiln_publish::CatalogView::new(catalog, store.clone())),
+        store,
+    )
+    .await?;
     let ensured = cache.ensure(&course, &[q.entry.chunk_ref()]).await?;
     println!("{}", ensured.root.display());
     drop(ensured);

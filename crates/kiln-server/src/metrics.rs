@@ -168,6 +168,16 @@ impl Collector for LoadCollector {
                 "Chunks missing on disk behind the index's back, fetched again",
                 m.healed,
             ),
+            (
+                "kiln_load_prefetched",
+                "Chunks fetched ahead of any request (a new version's changes, --prefetch)",
+                m.prefetched,
+            ),
+            (
+                "kiln_load_prefetch_used",
+                "Prefetched chunks that a request then found on disk",
+                m.prefetch_used,
+            ),
         ];
         for (name, help, v) in counters {
             let c = ConstCounter::new(v);

@@ -1,9 +1,9 @@
-//! What every handler shares: the chunk cache, the catalog, the metrics registry, and the
+//! What every handler shares: the chunk cache, the content view it reads, the metrics registry, and the
 //! reheat part once it is wired in.
 
 use std::sync::Arc;
 
-use kiln_core::catalog::Catalog;
+use kiln_core::content::ContentView;
 use kiln_load::ChunkCache;
 use prometheus_client::registry::Registry;
 
@@ -18,8 +18,9 @@ use crate::sampler::Sampler;
 pub struct AppState {
     /// The local chunk cache.
     pub cache: ChunkCache,
-    /// The catalog (the same one the cache reads).
-    pub catalog: Arc<dyn Catalog>,
+    /// What the cache reads courses, versions and manifests from (the published view on a
+    /// server): the course routes read it too, never the catalog.
+    pub content: Arc<dyn ContentView>,
     /// Every metric `/metrics` renders; callers may register their own.
     pub registry: Arc<Registry>,
     pub(crate) http: Arc<HttpMetrics>,
@@ -33,7 +34,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over a cache and its catalog, with the cache's and the HTTP metrics registered.
+    /// State over a cache and what it reads, with the cache's and the HTTP metrics registered.
     pub fn new(cache: ChunkCache) -> AppState {
         AppState::with_registry(cache, Registry::default())
     }
@@ -43,7 +44,7 @@ impl AppState {
         let http = Arc::new(HttpMetrics::register(&mut registry));
         registry.register_collector(Box::new(LoadCollector(cache.clone())));
         AppState {
-            catalog: cache.catalog().clone(),
+            content: cache.content().clone(),
             cache,
             registry: Arc::new(registry),
             http,

@@ -52,8 +52,8 @@ pub(crate) async fn list_courses(
     State(st): State<AppState>,
 ) -> Result<Json<Vec<CourseView>>, ApiError> {
     let mut out = Vec::new();
-    for course in st.catalog.courses().await? {
-        let current = st.catalog.current(&course).await?;
+    for course in st.content.courses().await? {
+        let current = st.content.current(&course).await?;
         out.push(CourseView {
             course: course.to_string(),
             version: current.as_ref().map(|v| v.version.to_string()),
@@ -99,7 +99,7 @@ pub(crate) async fn list_versions(
     course: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vec<VersionView>>, ApiError> {
     let course = crate::courses::course_id(course)?;
-    let mut versions = st.catalog.versions(&course).await?;
+    let mut versions = st.content.versions(&course).await?;
     if versions.is_empty() {
         return Err(ApiError(kiln_core::Error::not_found(format!(
             "course {course}"
@@ -248,7 +248,7 @@ pub(crate) async fn chunk_files(
         format!("{}/", entry.root)
     };
     // The chunk's table of contents, when sync stored one: no download.
-    if let Some(toc) = st.catalog.tocs(&[entry.id]).await?.remove(&entry.id) {
+    if let Some(toc) = st.content.tocs(&course, &version).await?.remove(&entry.id) {
         let files = toc
             .entries
             .into_iter()

@@ -220,6 +220,24 @@ impl Catalog for SqliteCatalog {
             .collect()
     }
 
+    async fn currents(&self) -> Result<Vec<VersionInfo>> {
+        let rows = sqlx::query(
+            "SELECT c.course, v.version, v.created_at, 1 AS current FROM courses c
+             JOIN versions v ON v.course = c.course AND v.version = c.current_version
+             ORDER BY c.course",
+        )
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get("course").map_err(err)?;
+                let course = CourseId::new(&name).map_err(|_| corrupt("course id", &name))?;
+                version_info(&course, r)
+            })
+            .collect()
+    }
+
     async fn manifest(&self, course: &CourseId, version: &VersionId) -> Result<Manifest> {
         let blob: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT manifest FROM versions WHERE course = ? AND version = ?")

@@ -88,6 +88,11 @@ pub struct SyncReport {
     pub elapsed: Duration,
     /// Whether the version was new, reinstated, or current already.
     pub outcome: PublishOutcome,
+    /// What the publish wrote to the published view (segments, root, pointer, head): it
+    /// grows with the change, not the course.
+    pub published: kiln_publish::writer::Written,
+    /// The sequence number of the published head naming the version (0 for a rebuild).
+    pub head_seq: u64,
     /// What synced but deserves a look, one line each, e.g. a submodule (not shipped) or a
     /// Git LFS pointer file (shipped as the pointer). Each was also logged with `tracing`.
     pub warnings: Vec<String>,

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use kiln_chunk::key::object_key;
 use kiln_chunk::retry::{RetryPolicy, retry};
 use kiln_chunk::store_error::to_error;
+use kiln_publish::writer::{self, Fresh, Written};
 use kiln_core::catalog::{Catalog, MemoEntry, NewVersion, PublishOutcome, VersionInfo};
 use kiln_core::ids::{ChunkId, ChunkKind, ChunkRef, CourseId, VersionId};
 use kiln_core::layout::{Layout, Shape};
@@ -140,6 +141,8 @@ impl Ctx<'_> {
             bytes_uploaded: up.bytes,
             elapsed: self.started.elapsed(),
             outcome,
+            published: Written::default(),
+            head_seq: 0,
             warnings: Vec::new(),
         }
     }
@@ -165,12 +168,21 @@ impl Ctx<'_> {
                         tocs::store(&**self.catalog, &**self.store, &manifest, Vec::new()).await?;
                         let total = manifest.entries().len();
                         let none = Uploaded::default();
-                        return Ok(self.report(
+                        let mut report = self.report(
                             version.clone(),
                             total,
                             &none,
                             PublishOutcome::Unchanged,
-                        ));
+                        );
+                        // A publish cut short after its commit is finished here.
+                        let head = writer::read_head(&**self.store).await?;
+                        report.head_seq = head.seq;
+                        if head.course(self.course).is_none_or(|(v, _)| &v != version) {
+                            let w = self.write_head(&[]).await?;
+                            report.head_seq = w.head.seq;
+                            report.published = w.written;
+                        }
+                        return Ok(report);
                     }
                     return self
                         .publish(version.clone(), manifest, Vec::new(), Uploaded::default())
@@ -282,6 +294,21 @@ impl Ctx<'_> {
             self.catalog.memo_put(batch).await?;
         }
         let total = manifest.entries().len();
+        // The published view's immutable objects first (inert until named), then the
+        // catalog's commit, then the pointer and the head that name the version.
+        let previous = writer::read_head(&**self.store)
+            .await?
+            .course(self.course)
+            .map(|(_, root)| root);
+        let published = writer::publish_version(
+            &**self.catalog,
+            self.store,
+            self.course,
+            &version,
+            &manifest,
+            previous,
+        )
+        .await?;
         let outcome = self
             .catalog
             .publish(NewVersion {
@@ -290,7 +317,32 @@ impl Ctx<'_> {
                 manifest,
             })
             .await?;
-        Ok(self.report(version, total, &up, outcome))
+        let mut written = published.written;
+        // A reinstated version keeps its first manifest: its root is the catalog's, which
+        // the head write derives itself.
+        let fresh = match outcome {
+            PublishOutcome::Reinstated => Vec::new(),
+            _ => {
+                let w = writer::write_pointer(&**self.store, self.course, &version, published.root)
+                    .await?;
+                written = written.plus(w);
+                vec![Fresh {
+                    course: self.course.clone(),
+                    version: version.clone(),
+                    root: published.root,
+                }]
+            }
+        };
+        let head = self.write_head(&fresh).await?;
+        let mut report = self.report(version, total, &up, outcome);
+        report.published = written.plus(head.written);
+        report.head_seq = head.head.seq;
+        Ok(report)
+    }
+
+    /// Rewrites the published head, as the holder of the course's lock.
+    async fn write_head(&self, fresh: &[Fresh]) -> Result<writer::HeadWrite> {
+        writer::write_head(&**self.catalog, self.store, self.lock.owner(), fresh).await
     }
 
     /// The course root tree of the previous version to diff against, if it was synced from

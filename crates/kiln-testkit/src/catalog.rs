@@ -194,6 +194,29 @@ pub async fn courses_are_sorted(c: &dyn Catalog) {
     assert_eq!(names, ["alpha", "beta", "gamma"]);
 }
 
+/// Contract: `currents` names every course's current version in one read, sorted by
+/// course; a roll-back shows at once.
+pub async fn currents_name_every_course_once(c: &dyn Catalog) {
+    assert!(c.currents().await.unwrap().is_empty());
+    for (name, v) in [("beta", "v1"), ("alpha", "v1"), ("beta", "v2"), ("beta", "v1")] {
+        c.publish(new_version(name, v, manifest(1, 1))).await.unwrap();
+    }
+    let rows: Vec<(String, String, bool)> = c
+        .currents()
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| (i.course.to_string(), i.version.to_string(), i.current))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("alpha".into(), "v1".into(), true),
+            ("beta".into(), "v1".into(), true)
+        ]
+    );
+}
+
 /// Contract (atomicity): a reader polling while a large version is published sees either
 /// the old version or the whole new one, never a current version without its manifest.
 pub async fn publish_is_atomic_for_readers(c: &dyn Catalog) {
@@ -657,6 +680,7 @@ macro_rules! catalog_tests {
                 versions_newest_first,
                 unknown_things_are_not_found,
                 courses_are_sorted,
+                currents_name_every_course_once,
                 publish_is_atomic_for_readers,
                 memo_put_get,
                 memo_forget_by_chunk,

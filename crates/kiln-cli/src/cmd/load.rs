@@ -11,16 +11,24 @@ use crate::args::CacheArgs;
 use crate::backends::Env;
 use crate::output::emit;
 
-/// The chunk cache the config and flags describe.
-pub(crate) async fn open_cache(env: &Env, args: &CacheArgs) -> anyhow::Result<ChunkCache> {
-    open_cache_with(env, args, env.catalog().await?).await
+/// The chunk cache the config and flags describe, over the published view in the object
+/// store (no catalog: a server's read path needs only the store). The view is returned for
+/// a long-running command to follow.
+pub(crate) async fn open_cache(
+    env: &Env,
+    args: &CacheArgs,
+) -> anyhow::Result<(ChunkCache, kiln_publish::PublishedView)> {
+    let dir = env.cache_dir(args.cache_dir.as_deref());
+    let view = env.published_view(&dir).await?;
+    let cache = open_cache_with(env, args, Arc::new(view.clone())).await?;
+    Ok((cache, view))
 }
 
-/// The chunk cache over an opened catalog.
+/// The chunk cache over a content view.
 pub(crate) async fn open_cache_with(
     env: &Env,
     args: &CacheArgs,
-    catalog: Arc<dyn kiln_core::catalog::Catalog>,
+    content: Arc<dyn kiln_core::content::ContentView>,
 ) -> anyhow::Result<ChunkCache> {
     let store = env.store()?;
     let mut config = LoadConfig::new(env.cache_dir(args.cache_dir.as_deref()));
@@ -28,11 +36,9 @@ pub(crate) async fn open_cache_with(
     if let Some(b) = args.cache_budget.or(load.budget) {
         config.budget_bytes = b;
     }
-    // Half a second by default: every server of a fleet switches to a new version within
-    // a second even without a backend that announces versions (PostgreSQL NOTIFY).
-    config.refresh_interval = load
-        .refresh_interval
-        .unwrap_or(std::time::Duration::from_millis(500));
+    // Every request asks the view, which answers from the head in memory; how fresh that
+    // is, is the view's poll and the push channel's business.
+    config.refresh_interval = load.refresh_interval.unwrap_or(std::time::Duration::ZERO);
     if let Some(d) = load.version_grace {
         config.version_grace = d;
     }
@@ -45,7 +51,7 @@ pub(crate) async fn open_cache_with(
     if let Some(d) = load.lease_max_ttl {
         config.lease_max_ttl = d;
     }
-    Ok(ChunkCache::open(config, catalog, store).await?)
+    Ok(ChunkCache::open(config, content, store).await?)
 }
 
 /// `kiln ensure COURSE KIND:NAME...`.
@@ -61,7 +67,7 @@ pub(crate) async fn ensure(
         .iter()
         .map(|c| c.parse::<ChunkRef>())
         .collect::<Result<Vec<_>, _>>()?;
-    let cache = open_cache(env, args).await?;
+    let (cache, _view) = open_cache(env, args).await?;
     let ensured = cache.ensure(&course, &refs).await?;
     let paths: Vec<String> = ensured
         .paths
@@ -109,7 +115,7 @@ pub(crate) async fn cat(
 ) -> anyhow::Result<()> {
     let course = CourseId::new(course)?;
     let version = version.map(VersionId::new).transpose()?;
-    let cache = open_cache(env, args).await?;
+    let (cache, _view) = open_cache(env, args).await?;
     let resolved = cache.resolve_file(&course, version.as_ref(), path).await?;
     let bytes = tokio::fs::read(&resolved.file).await?;
     let mut out = std::io::stdout().lock();

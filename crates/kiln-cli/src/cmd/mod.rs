@@ -1,6 +1,7 @@
 //! Subcommand dispatch: each command opens only the backends it needs.
 
 mod catalog;
+mod follow;
 mod load;
 mod mount;
 pub(crate) mod reheat;
@@ -24,7 +25,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         .clone()
         .or_else(|| config.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from("kiln-data"));
-    let env = Env::new(config, data_dir, std::env::var_os("KILN_QUIET").is_none());
+    let mut env = Env::new(config, data_dir, std::env::var_os("KILN_QUIET").is_none());
+    if matches!(cli.command, Command::Serve { .. } | Command::Mount { .. }) {
+        // A server reads content from the store; the catalog only for control-plane routes.
+        env.pg_max_connections = 2;
+    }
     let json = cli.global.json;
     match cli.command {
         Command::Sync(args) => sync::sync(&env, args, json).await,
@@ -46,6 +51,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             listen,
             mount,
+            prefetch,
             mount_args,
             cache,
         } => {
@@ -58,7 +64,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 .into());
             }
             let mount = mount.map(|m| (m, mount_args));
-            serve::serve(&env, listen, mount, &cache).await
+            serve::serve(&env, listen, mount, &prefetch, &cache).await
         }
         Command::Mount {
             mountpoint,

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use futures::StreamExt;
 use kiln_core::ids::CourseId;
 use kiln_load::ChunkCache;
 use kiln_mount::{MountCollector, MountMetrics, MountOptions, Mounted, Prepared};
@@ -13,8 +12,8 @@ use kiln_server::listen::ListenAddr;
 use prometheus_client::registry::Registry;
 
 use crate::args::{CacheArgs, MountArgs};
-use crate::backends::{Env, VersionEvents};
-use crate::cmd::load::open_cache_with;
+use crate::backends::Env;
+use crate::cmd::load::open_cache;
 
 /// `kiln mount MOUNTPOINT [--course ID...] [--allow-other] [--no-hold] [--metrics ADDR]`:
 /// mounts until SIGTERM or Ctrl-C (or until someone unmounts it), then unmounts.
@@ -25,17 +24,20 @@ pub(crate) async fn mount(
     args: &MountArgs,
     cache_args: &CacheArgs,
 ) -> anyhow::Result<()> {
-    let (catalog, events) = env.catalog_with_events().await?;
-    let cache = open_cache_with(env, cache_args, catalog).await?;
+    let (cache, view) = open_cache(env, cache_args).await?;
     let maintenance = tokio::spawn(cache.clone().maintain_forever());
     let changed = Arc::new(tokio::sync::Notify::new());
-    let notified = follow_announcements(events, &cache, &changed);
+    let following = crate::cmd::follow::follow(env, &view, &cache, &changed, Vec::new())?;
     let metrics = Arc::new(MountMetrics::default());
     // The cache's and the mount's counters, for a scraper: no API beside them.
     let health = match metrics_addr {
         Some(addr) => {
             let auth = crate::cmd::serve::auth(env, &ListenAddr::Tcp(addr))?;
-            let state = kiln_server::AppState::with_registry(cache.clone(), registry(&metrics))
+            let mut registry = registry(&metrics);
+            registry.register_collector(Box::new(crate::cmd::follow::PublishedCollector(
+                view.clone(),
+            )));
+            let state = kiln_server::AppState::with_registry(cache.clone(), registry)
                 .with_auth(auth);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -67,9 +69,7 @@ pub(crate) async fn mount(
     let mp = mounted.mountpoint().to_path_buf();
     mounted.unmount().await?;
     maintenance.abort();
-    if let Some(n) = notified {
-        n.abort();
-    }
+    drop(following);
     if let Some(h) = health {
         h.abort();
     }
@@ -82,26 +82,6 @@ pub(crate) fn registry(metrics: &Arc<MountMetrics>) -> Registry {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(MountCollector(metrics.clone())));
     registry
-}
-
-/// Where the catalog announces new versions (PostgreSQL NOTIFY): the cache switches at
-/// once rather than at its next refresh, and `changed` tells a mount to look.
-pub(crate) fn follow_announcements(
-    events: Option<VersionEvents>,
-    cache: &ChunkCache,
-    changed: &Arc<tokio::sync::Notify>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    events.map(|mut events| {
-        let (cache, changed) = (cache.clone(), changed.clone());
-        tokio::spawn(async move {
-            while let Some(course) = events.next().await {
-                if let Err(e) = cache.refresh_now(&course).await {
-                    tracing::warn!(%course, error = %e, "refreshing the current version");
-                }
-                changed.notify_one();
-            }
-        })
-    })
 }
 
 /// Mounts `cache`'s courses, saying on stderr if a dead mount was cleared first.

@@ -7,27 +7,33 @@ use kiln_server::listen::{DEFAULT_SOCKET_MODE, ListenAddr};
 
 use crate::args::{CacheArgs, MountArgs};
 use crate::backends::Env;
-use crate::cmd::load::open_cache_with;
+use crate::cmd::follow::{PublishedCollector, follow};
+use crate::cmd::load::open_cache;
 
 /// `kiln serve [--listen ADDR|unix:PATH] [--cache-dir DIR] [--cache-budget BYTES]`.
 pub(crate) async fn serve(
     env: &Env,
     listen: Option<ListenAddr>,
     mount: Option<(std::path::PathBuf, MountArgs)>,
+    prefetch: &[kiln_core::ids::CourseId],
     args: &CacheArgs,
 ) -> anyhow::Result<()> {
     let addr = listen
         .or_else(|| env.config.server.listen.clone())
         .unwrap_or_else(|| ListenAddr::Tcp(([127, 0, 0, 1], 7878).into()));
     let auth = auth(env, &addr)?;
-    let (catalog, events) = env.catalog_with_events().await?;
-    let cache = open_cache_with(env, args, catalog).await?;
+    let (cache, view) = open_cache(env, args).await?;
     // A mount's counters go to this server's /metrics.
     let mount_metrics = std::sync::Arc::new(kiln_mount::MountMetrics::default());
-    let registry = match mount {
+    let mut registry = match mount {
         Some(_) => crate::cmd::mount::registry(&mount_metrics),
         None => prometheus_client::registry::Registry::default(),
     };
+    registry.register_collector(Box::new(PublishedCollector(view.clone())));
+    let mut prefetch = prefetch.to_vec();
+    for c in &env.config.load.prefetch {
+        prefetch.push(c.parse().with_context(|| format!("invalid config: load.prefetch: {c:?}"))?);
+    }
     let mut state = kiln_server::AppState::with_registry(cache.clone(), registry).with_auth(auth);
     if !env.config.libraries.is_empty() {
         let reheat = crate::cmd::reheat::service(env).await?;
@@ -71,7 +77,7 @@ pub(crate) async fn serve(
         None => None,
     };
 
-    let notified = crate::cmd::mount::follow_announcements(events, &cache, &mount_changed);
+    let following = follow(env, &view, &cache, &mount_changed, prefetch)?;
     let server = &env.config.server;
     let mut options = kiln_server::ServeOptions::default();
     if let Some(d) = server.header_read_timeout {
@@ -93,9 +99,7 @@ pub(crate) async fn serve(
             served?
         }
     }
-    if let Some(n) = notified {
-        n.abort();
-    }
+    drop(following);
     if let Some(m) = mounted {
         m.unmount().await?;
     }

@@ -57,6 +57,9 @@ pub(crate) async fn sync(env: &Env, args: SyncArgs, as_json: bool) -> anyhow::Re
         "{spinner} syncing [{bar:40}] {pos}/{len} chunks {per_sec} ETA {eta}",
     )));
     let report = kiln_sync::sync(opts, catalog, store, progress).await?;
+    if report.published.objects > 0 {
+        env.announce_head(report.head_seq).await;
+    }
     let published = !matches!(report.outcome, PublishOutcome::Unchanged);
     let outcome = match report.outcome {
         PublishOutcome::Published => "published",
@@ -78,6 +81,9 @@ pub(crate) async fn sync(env: &Env, args: SyncArgs, as_json: bool) -> anyhow::Re
             "bytes_uploaded": report.bytes_uploaded,
             "elapsed_ms": report.elapsed.as_millis() as u64,
             "outcome": outcome,
+            "head_seq": report.head_seq,
+            "published_objects": report.published.objects,
+            "published_bytes": report.published.bytes,
             "reheat_run": reheat.map(|r| r.0),
             "warnings": report.warnings,
         }),

@@ -57,7 +57,14 @@ impl Env {
     }
 
     pub(crate) async fn open(&self, config: LoadConfig) -> ChunkCache {
-        ChunkCache::open(config, self.catalog.clone(), self.store.clone())
+        ChunkCache::open(
+            config,
+            Arc::new(kiln_publish::CatalogView::new(
+                self.catalog.clone(),
+                self.store.clone(),
+            )),
+            self.store.clone(),
+        )
             .await
             .unwrap()
     }

@@ -56,7 +56,11 @@ impl Env {
             retries: 1,
             ..LoadConfig::new(tmp.path().join("cache"))
         };
-        let cache = ChunkCache::open(config, catalog.clone(), store.clone())
+        let cache = ChunkCache::open(
+            config,
+            Arc::new(kiln_publish::CatalogView::new(catalog.clone(), store.clone())),
+            store.clone(),
+        )
             .await
             .unwrap();
         Env {

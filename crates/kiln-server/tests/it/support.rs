@@ -61,9 +61,12 @@ impl Env {
                         refresh_interval: std::time::Duration::ZERO,
                         ..LoadConfig::new(dir.path().join("cache"))
                     }),
-                    catalog
-                        .clone()
-                        .unwrap_or_else(|| mem.clone() as Arc<dyn kiln_core::catalog::Catalog>),
+                    Arc::new(kiln_publish::CatalogView::new(
+                        catalog
+                            .clone()
+                            .unwrap_or_else(|| mem.clone() as Arc<dyn kiln_core::catalog::Catalog>),
+                        store.clone(),
+                    )),
                     store.clone(),
                 )
                 .await

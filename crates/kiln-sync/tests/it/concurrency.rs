@@ -47,6 +47,9 @@ impl Catalog for Recording {
     async fn courses(&self) -> Result<Vec<CourseId>> {
         self.inner.courses().await
     }
+    async fn currents(&self) -> Result<Vec<VersionInfo>> {
+        self.inner.currents().await
+    }
     async fn manifest(&self, c: &CourseId, v: &VersionId) -> Result<Manifest> {
         self.inner.manifest(c, v).await
     }

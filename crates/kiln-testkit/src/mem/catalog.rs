@@ -193,6 +193,21 @@ impl Catalog for MemCatalog {
         Ok(self.state().courses.keys().cloned().collect())
     }
 
+    async fn currents(&self) -> Result<Vec<VersionInfo>> {
+        self.check_up()?;
+        let s = self.state();
+        Ok(s.courses
+            .iter()
+            .filter_map(|(course, c)| {
+                let v = c.current.as_ref()?;
+                c.versions
+                    .iter()
+                    .find(|x| &x.0 == v)
+                    .map(|x| info(course, c, x))
+            })
+            .collect())
+    }
+
     async fn manifest(&self, course: &CourseId, version: &VersionId) -> Result<Manifest> {
         self.check_up()?;
         let s = self.state();
