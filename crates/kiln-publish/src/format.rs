@@ -339,7 +339,7 @@ mod tests {
     fn a_missing_table_of_contents_is_named() {
         let m = Manifest::new(entries(2, 0)).unwrap();
         let err = encode_tocs(m.entries(), &HashMap::new()).unwrap_err();
-        assert!(err.to_string().contains("question q00000"), "{err}");
+        assert!(err.to_string().contains("question:q00000"), "{err}");
     }
 
     #[test]

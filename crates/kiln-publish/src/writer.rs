@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kiln_chunk::retry::{RetryPolicy, retry};
 use kiln_chunk::store_error::to_error;
-use kiln_core::catalog::Catalog;
+use kiln_core::catalog::{Catalog, NewVersion, PublishOutcome};
 use kiln_core::ids::{ChunkId, CourseId, VersionId};
 use kiln_core::manifest::Manifest;
 use kiln_core::toc::Toc;
@@ -36,6 +36,54 @@ const HEAD_LOCK: &str = "publish-head";
 const HEAD_LOCK_TTL: Duration = Duration::from_secs(15);
 /// How long a writer waits for it.
 const HEAD_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// What [`publish`] did.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    /// What the catalog did.
+    pub outcome: PublishOutcome,
+    /// What was written to the store for the published view.
+    pub written: Written,
+    /// The head now stored.
+    pub head: Head,
+}
+
+/// Publishes a version in the catalog and the published view, in the order that makes a
+/// cut-short publish harmless: the version's root and segments (inert until named), the
+/// catalog's commit, the version's pointer, the head (as `owner` of the head lease). Every
+/// chunk and table of contents of the version must be stored before.
+pub async fn publish(
+    catalog: &dyn Catalog,
+    store: &Arc<dyn ObjectStore>,
+    owner: &str,
+    version: NewVersion,
+) -> Result<Publish> {
+    let (course, id) = (version.course.clone(), version.version.clone());
+    let previous = read_head(&**store).await?.course(&course).map(|(_, root)| root);
+    let published =
+        publish_version(catalog, store, &course, &id, &version.manifest, previous).await?;
+    let outcome = catalog.publish(version).await?;
+    let mut written = published.written;
+    // A reinstated version keeps its first manifest: its root is the catalog's, which the
+    // head write derives itself.
+    let fresh = match outcome {
+        PublishOutcome::Reinstated => Vec::new(),
+        _ => {
+            written = written.plus(write_pointer(&**store, &course, &id, published.root).await?);
+            vec![Fresh {
+                course,
+                version: id,
+                root: published.root,
+            }]
+        }
+    };
+    let head = write_head(catalog, store, owner, &fresh).await?;
+    Ok(Publish {
+        outcome,
+        written: written.plus(head.written),
+        head: head.head,
+    })
+}
 
 /// What one publish wrote to the store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -294,49 +294,15 @@ impl Ctx<'_> {
             self.catalog.memo_put(batch).await?;
         }
         let total = manifest.entries().len();
-        // The published view's immutable objects first (inert until named), then the
-        // catalog's commit, then the pointer and the head that name the version.
-        let previous = writer::read_head(&**self.store)
-            .await?
-            .course(self.course)
-            .map(|(_, root)| root);
-        let published = writer::publish_version(
-            &**self.catalog,
-            self.store,
-            self.course,
-            &version,
-            &manifest,
-            previous,
-        )
-        .await?;
-        let outcome = self
-            .catalog
-            .publish(NewVersion {
-                course: self.course.clone(),
-                version: version.clone(),
-                manifest,
-            })
-            .await?;
-        let mut written = published.written;
-        // A reinstated version keeps its first manifest: its root is the catalog's, which
-        // the head write derives itself.
-        let fresh = match outcome {
-            PublishOutcome::Reinstated => Vec::new(),
-            _ => {
-                let w = writer::write_pointer(&**self.store, self.course, &version, published.root)
-                    .await?;
-                written = written.plus(w);
-                vec![Fresh {
-                    course: self.course.clone(),
-                    version: version.clone(),
-                    root: published.root,
-                }]
-            }
+        let new = NewVersion {
+            course: self.course.clone(),
+            version: version.clone(),
+            manifest,
         };
-        let head = self.write_head(&fresh).await?;
-        let mut report = self.report(version, total, &up, outcome);
-        report.published = written.plus(head.written);
-        report.head_seq = head.head.seq;
+        let done = writer::publish(&**self.catalog, self.store, self.lock.owner(), new).await?;
+        let mut report = self.report(version, total, &up, done.outcome);
+        report.published = done.written;
+        report.head_seq = done.head.seq;
         Ok(report)
     }
 

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod chunks;
 pub mod clock;
+pub mod content;
 pub mod course_gen;
 pub mod ledger;
 pub mod mem;

@@ -69,6 +69,18 @@ fn is_mounted(mnt: &Path) -> bool {
 }
 
 /// Waits (at most 10 s) for a process to exit; its status.
+/// Polls `f` until it holds or `limit` passes; whether it held.
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
 fn wait_exit(p: &mut Proc) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -296,7 +308,7 @@ fn a_python_reader_sees_one_version_per_pass_across_two_publishes() {
 import json, os, sys, time
 mnt, q, stop = sys.argv[1], sys.argv[2], sys.argv[3]
 files = sys.argv[4:]
-deadline = time.time() + 60
+deadline = time.time() + 300
 while not os.path.exists(stop) and time.time() < deadline:
     d = os.open(os.path.join(mnt, "demo/current", q), os.O_RDONLY | os.O_DIRECTORY)
     version = os.readlink(f"/proc/self/fd/{d}").split("/demo/")[1].split("/")[0]
@@ -309,6 +321,7 @@ while not os.path.exists(stop) and time.time() < deadline:
     print(json.dumps({"version": version, "rounds": rounds}), flush=True)
     time.sleep(0.005)
 "#;
+    let out_path = tmp.path().join("passes.jsonl");
     let mut py = Command::new("python3");
     py.arg("-c")
         .arg(script)
@@ -316,18 +329,24 @@ while not os.path.exists(stop) and time.time() < deadline:
         .arg(q)
         .arg(&stop)
         .args(files)
-        .stdout(Stdio::piped());
-    let reader = Proc(py.spawn().expect("python3"));
-    std::thread::sleep(Duration::from_millis(300));
+        .stdout(std::fs::File::create(&out_path).unwrap());
+    let mut reader = Proc(py.spawn().expect("python3"));
+    // Each publish waits until the reader has seen the round before it: load decides how
+    // long that takes, never whether it happens.
+    let seen = |n: u32| {
+        let want = format!("\"rounds\": [\"{n}\"");
+        wait_until(Duration::from_secs(120), || {
+            std::fs::read_to_string(&out_path).is_ok_and(|o| o.contains(&want))
+        })
+    };
+    assert!(seen(0), "the reader never saw round 0");
     round(1);
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(seen(1), "the reader never saw round 1");
     round(2);
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(seen(2), "the reader never saw round 2");
     std::fs::write(&stop, "").unwrap();
-    let mut reader = reader;
-    let mut out = String::new();
-    std::io::Read::read_to_string(reader.0.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert!(wait_exit(&mut reader).success());
+    let out = std::fs::read_to_string(&out_path).unwrap();
     let mut by_version = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
     let passes: Vec<serde_json::Value> = out
         .lines()

@@ -79,7 +79,7 @@ impl Catalog for Recording {
     }
     async fn try_lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool> {
         let got = self.inner.try_lock(name, owner, ttl).await?;
-        if got {
+        if got && name.starts_with("sync:") {
             let mut ev = self.events.lock().unwrap();
             let entry = format!("lock {owner}");
             // Renewals of a held lock are not new grants.
@@ -94,7 +94,10 @@ impl Catalog for Recording {
         Ok(got)
     }
     async fn unlock(&self, name: &str, owner: &str) -> Result<()> {
-        self.push(format!("unlock {owner}"));
+        // The course's lock only (the published head's lease is taken inside it).
+        if name.starts_with("sync:") {
+            self.push(format!("unlock {owner}"));
+        }
         self.inner.unlock(name, owner).await
     }
     async fn lock_holder(&self, name: &str) -> Result<Option<LockHolder>> {

@@ -78,9 +78,11 @@ impl Env {
         read_bundle(&bytes, e.id).unwrap()
     }
 
+    /// Chunk objects in the store (the published view's objects beside them not counted).
     pub(crate) async fn object_count(&self) -> usize {
         use futures::TryStreamExt;
-        let all: Vec<_> = self.store.list(None).try_collect().await.unwrap();
+        let prefix = kiln_chunk::key::prefix();
+        let all: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.unwrap();
         all.len()
     }
 
