@@ -161,8 +161,9 @@ pub(crate) enum Command {
     Verify {
         /// Only this course (default: every course).
         course: Option<String>,
-        /// Store bad objects again, rebuilt from the course's source (needs `--source`).
-        #[arg(long, requires = "source")]
+        /// Rewrite the published view where it differs from the catalog, and store bad chunk
+        /// objects again, rebuilt from the course's source (`--source`).
+        #[arg(long)]
         repair: bool,
         /// The course's git repository or directory, for `--repair`.
         #[arg(long)]

@@ -105,6 +105,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             verify::verify(
                 &env,
                 course,
+                repair,
                 repair.then_some(source).flatten(),
                 subdir,
                 json,

@@ -1,6 +1,8 @@
-//! `kiln verify [COURSE] [--repair --source PATH [--subdir DIR]]`: every object a version
-//! references is in the store and hashes to its id; with `--repair`, bad ones are rebuilt
-//! from the source. Exits 1 if anything is still bad.
+//! `kiln verify [COURSE] [--repair [--source PATH [--subdir DIR]]]`: every object a version
+//! references is in the store and hashes to its id, and the published view (pointers,
+//! roots, segments, the head) says what the catalog says; with `--repair`, the published
+//! view is rewritten where it differs, and bad chunk objects are rebuilt from the source.
+//! Exits 1 if anything is still bad.
 
 use std::path::PathBuf;
 
@@ -15,6 +17,7 @@ use crate::output::emit;
 pub(crate) async fn verify(
     env: &Env,
     course: Option<String>,
+    repair_published: bool,
     source: Option<PathBuf>,
     subdir: Option<String>,
     as_json: bool,
@@ -35,12 +38,36 @@ pub(crate) async fn verify(
         None => None,
     };
     let repairing = repair.is_some();
-    let report = kiln_sync::verify::verify(catalog, store, course.as_ref(), repair).await?;
+    let report =
+        kiln_sync::verify::verify(catalog.clone(), store.clone(), course.as_ref(), repair).await?;
+    // The published view after the chunks: a repair may have rebuilt versions.
+    let owner = format!("verify@{}", std::process::id());
+    let published = kiln_publish::check::check(
+        &*catalog,
+        &store,
+        course.as_ref().map(std::slice::from_ref),
+        repair_published.then_some(owner.as_str()),
+    )
+    .await?;
+    let published_bad = if repair_published { 0 } else { published.problems.len() };
     let still_bad = report
         .bad
         .iter()
         .filter(|b| !matches!(b.repair, Some(Ok(()))))
-        .count();
+        .count()
+        + published_bad;
+    let problems: Vec<serde_json::Value> = published
+        .problems
+        .iter()
+        .map(|p| {
+            json!({
+                "course": p.course.as_str(),
+                "version": p.version.as_ref().map(|v| v.as_str()),
+                "problem": p.what,
+                "repaired": repair_published,
+            })
+        })
+        .collect();
     let bad: Vec<serde_json::Value> = report
         .bad
         .iter()
@@ -64,6 +91,12 @@ pub(crate) async fn verify(
             "bad": bad,
             "still_bad": still_bad,
             "tocs_written": report.tocs_written,
+            "published": {
+                "versions_checked": published.versions,
+                "segments_checked": published.segments,
+                "problems": problems,
+                "objects_written": published.written.objects,
+            },
         }),
         || {
             let mut out = format!(
@@ -101,6 +134,20 @@ pub(crate) async fn verify(
             if !repairing && !report.bad.is_empty() {
                 out.push_str("\nrun `kiln verify --repair --source PATH` to store them again");
             }
+            out.push_str(&format!(
+                "\npublished view: {} versions, {} segments checked: {} problems",
+                published.versions,
+                published.segments,
+                published.problems.len()
+            ));
+            for p in &published.problems {
+                let at = p.version.as_ref().map_or("head".to_string(), |v| v.to_string());
+                let state = if repair_published { ": repaired" } else { "" };
+                out.push_str(&format!("\n  {} {at}: {}{state}", p.course, p.what));
+            }
+            if !repair_published && !published.problems.is_empty() {
+                out.push_str("\nrun `kiln verify --repair` to rewrite them");
+            }
             out
         },
     );
@@ -110,7 +157,7 @@ pub(crate) async fn verify(
         } else {
             ("objects", "are")
         };
-        eprintln!("kiln: {still_bad} {n} {are} missing or corrupt");
+        eprintln!("kiln: {still_bad} {n} {are} missing, corrupt or wrong");
         std::process::exit(1);
     }
     Ok(())

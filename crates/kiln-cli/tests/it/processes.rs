@@ -142,7 +142,7 @@ fn verify_reports_and_repairs_a_missing_object() {
     std::fs::remove_file(data.join(format!("objects/chunks/{}/{id}.tar.zst", &id[..2]))).unwrap();
 
     let err = fails(kiln(&data).args(["verify", "demo"]));
-    assert!(err.contains("1 object is missing or corrupt"), "{err}");
+    assert!(err.contains("1 object is missing, corrupt or wrong"), "{err}");
     let out = kiln(&data).args(["verify", "demo"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("chunk {id} (missing)")), "{text}");
@@ -154,6 +154,29 @@ fn verify_reports_and_repairs_a_missing_object() {
     assert_eq!(fixed["still_bad"], 0);
     let clean = json(&ok(kiln(&data).args(["--json", "verify"])));
     assert_eq!(clean["still_bad"], 0, "{clean}");
-    let err = fails(kiln(&data).args(["verify", "--repair"]));
-    assert!(err.contains("--source"), "{err}");
+}
+
+/// `kiln verify` names a version whose published pointer is gone, and `--repair` (no source
+/// needed: the catalog is the truth) writes it again; servers then read the version.
+#[test]
+fn verify_reports_and_repairs_the_published_view() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let repo = example_repo(tmp.path());
+    let synced = json(&ok(kiln(&data)
+        .args(["--json", "sync"])
+        .arg(&repo)
+        .args(["--course", "demo"])));
+    let version = synced["version"].as_str().unwrap().to_string();
+    std::fs::remove_file(data.join(format!("objects/kiln/versions/demo/{version}.json"))).unwrap();
+    let err = fails(kiln(&data).args(["verify", "demo"]));
+    assert!(err.contains("1 object is missing, corrupt or wrong"), "{err}");
+    let out = json(&kiln(&data).args(["--json", "verify"]).output().unwrap());
+    assert_eq!(out["published"]["problems"][0]["version"], version.as_str(), "{out}");
+    assert_eq!(out["published"]["problems"][0]["problem"], "it has no pointer", "{out}");
+    let fixed = json(&ok(kiln(&data).args(["--json", "verify", "--repair"])));
+    assert_eq!(fixed["still_bad"], 0, "{fixed}");
+    let clean = json(&ok(kiln(&data).args(["--json", "verify"])));
+    assert_eq!(clean["published"]["problems"], serde_json::json!([]), "{clean}");
+    ok(kiln(&data).args(["cat", "demo", "infoCourse.json", "--version", &version]));
 }
