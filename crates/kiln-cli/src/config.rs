@@ -352,6 +352,9 @@ pub(crate) struct LoadConfig {
     /// Courses whose current version `kiln serve` fetches at start (see `--prefetch`).
     #[serde(default)]
     pub(crate) prefetch: Vec<String>,
+    /// Whether a new version's changed chunks are fetched in the background where this
+    /// server held the old ones (default `true`).
+    pub(crate) prefetch_changes: Option<bool>,
     /// How long an ensure's lease lasts unless the request names a duration (default `60s`).
     #[serde(default, with = "opt_duration")]
     pub(crate) lease_ttl: Option<std::time::Duration>,

@@ -35,6 +35,7 @@ pub(crate) fn follow(
 ) -> anyhow::Result<Following> {
     let mut changes = view.subscribe();
     let poll = view.follow(env.head_announcements()?);
+    let prefetch_changes = env.config.load.prefetch_changes.unwrap_or(true);
     let (c, n) = (cache.clone(), changed.clone());
     let apply = tokio::spawn(async move {
         loop {
@@ -47,7 +48,7 @@ pub(crate) fn follow(
                 tracing::warn!(course = %change.course, error = %e, "refreshing the current version");
             }
             n.notify_one();
-            if let (Some(from), Some(to)) = (change.from, change.to) {
+            if let (true, Some(from), Some(to)) = (prefetch_changes, change.from, change.to) {
                 let (c, course) = (c.clone(), change.course);
                 tokio::spawn(async move {
                     match c.prefetch_changes(&course, &from, &to).await {
