@@ -41,11 +41,14 @@ pub fn subscribe(url: &str, channel: &str) -> kiln_core::Result<BoxStream<'stati
     let (tx, rx) = tokio::sync::mpsc::channel::<()>(16);
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(100);
+        // Said once per outage, not once per attempt.
+        let mut said = false;
         loop {
             match client.get_async_pubsub().await {
                 Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                     Ok(()) => {
                         delay = Duration::from_millis(100);
+                        said = false;
                         if tx.send(()).await.is_err() {
                             return;
                         }
@@ -59,9 +62,9 @@ pub fn subscribe(url: &str, channel: &str) -> kiln_core::Result<BoxStream<'stati
                         }
                         tracing::warn!("the redis announcement channel {channel} closed; reconnecting");
                     }
-                    Err(e) => tracing::warn!("subscribing to {channel}: {e}"),
+                    Err(e) => say(&mut said, format!("subscribing to {channel}: {e}")),
                 },
-                Err(e) => tracing::warn!("connecting to redis for announcements: {e}"),
+                Err(e) => say(&mut said, format!("connecting to redis for announcements: {e}")),
             }
             if tx.is_closed() {
                 return;
@@ -71,6 +74,16 @@ pub fn subscribe(url: &str, channel: &str) -> kiln_core::Result<BoxStream<'stati
         }
     });
     Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|()| ((), rx)) }).boxed())
+}
+
+/// Logs a failed (re)subscription: a warning once per outage, then at debug level.
+fn say(said: &mut bool, what: String) {
+    if *said {
+        tracing::debug!("{what}");
+    } else {
+        tracing::warn!("{what}; retrying every 2 s, reading the head on its poll meanwhile");
+        *said = true;
+    }
 }
 
 fn client(url: &str) -> kiln_core::Result<Client> {

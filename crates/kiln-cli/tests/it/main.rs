@@ -2,6 +2,7 @@
 
 mod cli;
 mod faults;
+mod fleet;
 mod mount;
 mod multinode;
 mod processes;
