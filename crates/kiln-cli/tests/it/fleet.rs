@@ -137,3 +137,56 @@ fn with_the_push_channel_down_a_new_version_arrives_by_the_poll() {
         "the polled version {second} never reached the server"
     );
 }
+
+#[test]
+fn servers_started_while_versions_are_published_serve_whole_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let repo = example_repo(tmp.path());
+    let cfg = config(tmp.path(), "[load]\nhead_poll = \"50ms\"\n");
+    let first = publish_change(&data, &cfg, &repo, 0);
+    let publishing = std::thread::spawn({
+        let (data, cfg, repo) = (data.clone(), cfg.clone(), repo.clone());
+        move || (1..=8).map(|n| publish_change(&data, &cfg, &repo, n)).collect::<Vec<_>>()
+    });
+    let client = reqwest::blocking::Client::new();
+    // (version, the round its infoCourse.json said) for every ensure.
+    let mut seen = Vec::new();
+    let mut started = 0;
+    // Servers start one after another while the publishes run (bounded: 40 at most).
+    while started < 40 && (!publishing.is_finished() || started < 3) {
+        let (server, base) = start_server(
+            kiln(&data).arg("--config").arg(&cfg),
+            Some(&tmp.path().join(format!("cache-{started}"))),
+        );
+        started += 1;
+        for _ in 0..5 {
+            let ensured = client
+                .post(format!("{base}/v1/courses/demo/ensure"))
+                .json(&serde_json::json!({"chunks": ["courseInfo", "question:algebra/linear"]}))
+                .send()
+                .unwrap();
+            assert_eq!(ensured.status(), 200, "{}", ensured.text().unwrap());
+            let body: serde_json::Value = ensured.json().unwrap();
+            let root = Path::new(body["root"].as_str().unwrap());
+            // One version, whole: the course info of the version the ensure named.
+            let info = std::fs::read_to_string(root.join("infoCourse.json")).unwrap();
+            seen.push((body["version"].as_str().unwrap().to_string(), info));
+        }
+        drop(server);
+    }
+    let mut published = vec![first];
+    published.extend(publishing.join().unwrap());
+    assert!(started >= 3);
+    for (version, info) in &seen {
+        let round = published
+            .iter()
+            .position(|v| v == version)
+            .unwrap_or_else(|| panic!("served version {version} was never published"));
+        assert_eq!(
+            info,
+            &format!("{{\"name\":\"round {round}\"}}"),
+            "version {version} served another version's file"
+        );
+    }
+}
