@@ -96,6 +96,41 @@ impl Manifest {
     }
 }
 
+/// A segment ends after an entry whose (kind, name) hashes to 0 modulo this: ~128 entries.
+const SEGMENT_EVERY: u32 = 128;
+/// The longest segment, whatever the hashes say.
+const SEGMENT_MAX: usize = 1024;
+
+/// Cuts manifest entries (in manifest order) into segments: runs ending after an entry whose
+/// (kind, name) hashes to a boundary, so that an entry's new chunk id, or an inserted or
+/// removed entry, changes one segment and moves no other cut. The one rule for every stored
+/// form of a manifest that is shared between versions (the catalog's, the published view's).
+pub fn segments(entries: &[ManifestEntry]) -> Vec<&[ManifestEntry]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, e) in entries.iter().enumerate() {
+        if boundary(e) || i + 1 - start >= SEGMENT_MAX {
+            out.push(&entries[start..=i]);
+            start = i + 1;
+        }
+    }
+    if start < entries.len() {
+        out.push(&entries[start..]);
+    }
+    out
+}
+
+/// FNV-1a of `kind \0 name`: stable across versions of kiln, and cheap.
+fn boundary(e: &ManifestEntry) -> bool {
+    let mut h: u32 = 0x811c_9dc5;
+    let bytes = e.kind.as_str().bytes().chain([0u8]).chain(e.name.bytes());
+    for b in bytes {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % SEGMENT_EVERY == 0
+}
+
 /// Checks a course-relative path from a request and returns it in canonical form: `/`
 /// separated, no empty, `.` or `..` segments, no backslash, NUL or control characters,
 /// not absolute. The error names the path.

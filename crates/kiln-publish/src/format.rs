@@ -19,13 +19,6 @@ use serde::{Deserialize, Serialize};
 /// The format every object carries; a reader refuses another.
 pub const FORMAT: u32 = 1;
 
-/// A segment ends after an entry whose name hashes to 0 modulo this (so ~128 entries on
-/// average), wherever the entry's chunk id changes: an edit rewrites one segment.
-const CUT_EVERY: u16 = 128;
-
-/// The longest segment, whatever the hashes say.
-const MAX_SEGMENT: usize = 1024;
-
 /// The BLAKE3 of an object's bytes: its name.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest(pub [u8; 32]);
@@ -147,27 +140,9 @@ pub struct Pointer {
 /// One manifest entry as stored: `[kind, name, id, size, root]`.
 type EntryRow = (String, String, String, u64, String);
 
-/// The segments of a manifest: runs of entries cut after an entry whose (kind, name) hashes
-/// to a boundary, so an entry's change or an insertion moves no other cut.
+/// The segments of a manifest (kiln-core's rule, shared with the catalog's stored form).
 pub fn cut(entries: &[ManifestEntry]) -> Vec<&[ManifestEntry]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, e) in entries.iter().enumerate() {
-        let h = blake3::Hasher::new()
-            .update(e.kind.as_str().as_bytes())
-            .update(b"\0")
-            .update(e.name.as_bytes())
-            .finalize();
-        let h = u16::from_le_bytes([h.as_bytes()[0], h.as_bytes()[1]]);
-        if h % CUT_EVERY == 0 || i + 1 - start >= MAX_SEGMENT {
-            out.push(&entries[start..=i]);
-            start = i + 1;
-        }
-    }
-    if start < entries.len() {
-        out.push(&entries[start..]);
-    }
-    out
+    kiln_core::manifest::segments(entries)
 }
 
 /// A segment's bytes.

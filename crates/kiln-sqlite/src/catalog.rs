@@ -48,6 +48,11 @@ fn migrator() -> Migrator {
             "chunk tables of contents",
             include_str!("../migrations/catalog/0005_chunk_tocs.sql"),
         ),
+        (
+            6,
+            "manifest segments",
+            include_str!("../migrations/catalog/0006_manifest_segments.sql"),
+        ),
     ])
 }
 
@@ -113,6 +118,32 @@ fn version_info(course: &CourseId, row: &SqliteRow) -> Result<VersionInfo> {
     })
 }
 
+/// Adds every chunk id a version references: those of versions stored whole, and those of
+/// every segment (each segment belongs to a version: they are written together).
+async fn referenced(conn: &mut sqlx::SqliteConnection, out: &mut HashSet<ChunkId>) -> Result<()> {
+    let blobs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT manifest FROM versions")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
+    for b in blobs {
+        if manifest_codec::segment_ids(&b)?.is_none() {
+            manifest_codec::for_each_id(&b, |id| {
+                out.insert(id);
+            })?;
+        }
+    }
+    let segments: Vec<Vec<u8>> = sqlx::query_scalar("SELECT body FROM manifest_segments")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
+    for s in segments {
+        manifest_codec::for_each_id(&s, |id| {
+            out.insert(id);
+        })?;
+    }
+    Ok(())
+}
+
 /// A chunk id stored as a 32-byte blob.
 fn blob_id(b: &[u8]) -> Result<ChunkId> {
     let id: [u8; 32] = b
@@ -133,10 +164,41 @@ fn json_list<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
     serde_json::to_string(&strs).unwrap_or_else(|_| "[]".into())
 }
 
+impl SqliteCatalog {
+    /// A version's stored manifest: a list of segments, or (from before segments) whole.
+    async fn decode_manifest(&self, blob: &[u8]) -> Result<Manifest> {
+        let Some(ids) = manifest_codec::segment_ids(blob)? else {
+            return Ok(manifest_codec::decode(blob)?);
+        };
+        let rows = sqlx::query(
+            "SELECT id, body FROM manifest_segments WHERE id IN (SELECT unhex(value) FROM json_each(?))",
+        )
+        .bind(json_list(ids.iter().map(|id| ChunkId(*id).to_hex())))
+        .fetch_all(&self.db.reader)
+        .await
+        .map_err(err)?;
+        let mut bodies: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(rows.len());
+        for r in rows {
+            bodies.insert(r.try_get("id").map_err(err)?, r.try_get("body").map_err(err)?);
+        }
+        let ordered = ids
+            .iter()
+            .map(|id| {
+                bodies
+                    .get(&id[..])
+                    .map(Vec::as_slice)
+                    .ok_or_else(|| corrupt("manifest segment", &ChunkId(*id).to_hex()))
+            })
+            .collect::<Result<Vec<&[u8]>>>()?;
+        Ok(manifest_codec::decode_segments(ordered)?)
+    }
+}
+
 #[async_trait]
 impl Catalog for SqliteCatalog {
     async fn publish(&self, v: NewVersion) -> Result<PublishOutcome> {
-        let blob = manifest_codec::encode(&v.manifest);
+        let stored = manifest_codec::encode_segmented(&v.manifest);
+        let blob = stored.list;
         let mut tx = self.db.begin().await?;
         let current: Option<Option<String>> =
             sqlx::query_scalar("SELECT current_version FROM courses WHERE course = ?")
@@ -153,6 +215,27 @@ impl Catalog for SqliteCatalog {
             .execute(&mut *tx)
             .await
             .map_err(err)?;
+        // Only segments no earlier version has are written.
+        let ids = json_list(stored.segments.iter().map(|(id, _)| ChunkId(*id).to_hex()));
+        let have: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT id FROM manifest_segments WHERE id IN (SELECT unhex(value) FROM json_each(?))",
+        )
+        .bind(ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        let have: HashSet<Vec<u8>> = have.into_iter().collect();
+        for (id, body) in &stored.segments {
+            if have.contains(&id[..]) {
+                continue;
+            }
+            sqlx::query("INSERT OR IGNORE INTO manifest_segments (id, body) VALUES (?, ?)")
+                .bind(&id[..])
+                .bind(body)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
         let inserted = sqlx::query(
             "INSERT INTO versions (course, version, created_at, manifest) VALUES (?, ?, ?, ?)
              ON CONFLICT (course, version) DO NOTHING",
@@ -247,7 +330,7 @@ impl Catalog for SqliteCatalog {
                 .await
                 .map_err(err)?;
         match blob {
-            Some(b) => Ok(manifest_codec::decode(&b)?),
+            Some(b) => self.decode_manifest(&b).await,
             None => Err(Error::not_found(format!(
                 "version {:?} of course {:?}",
                 version.as_str(),
@@ -365,16 +448,9 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn referenced_chunks(&self) -> Result<HashSet<ChunkId>> {
-        let blobs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT manifest FROM versions")
-            .fetch_all(&self.db.reader)
-            .await
-            .map_err(err)?;
+        let mut conn = self.db.reader.acquire().await.map_err(err)?;
         let mut out = HashSet::new();
-        for b in blobs {
-            manifest_codec::for_each_id(&b, |id| {
-                out.insert(id);
-            })?;
-        }
+        referenced(&mut conn, &mut out).await?;
         Ok(out)
     }
 
@@ -507,15 +583,7 @@ impl Catalog for SqliteCatalog {
         if !candidates.is_empty() {
             // Inside the write transaction: no publish or claim lands between this check
             // and the marks.
-            let blobs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT manifest FROM versions")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(err)?;
-            for b in blobs {
-                manifest_codec::for_each_id(&b, |id| {
-                    keep.insert(id);
-                })?;
-            }
+            referenced(&mut tx, &mut keep).await?;
             let claimed: Vec<Vec<u8>> = sqlx::query_scalar(
                 "SELECT DISTINCT chunk_id FROM chunk_claims
                  WHERE chunk_id IN (SELECT unhex(value) FROM json_each(?1)) AND expires_at > ?2",
@@ -587,5 +655,48 @@ impl Catalog for SqliteCatalog {
             .await
             .map_err(err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_core::catalog::{Catalog, NewVersion};
+    use kiln_core::ids::{ChunkId, ChunkKind, CourseId, VersionId};
+    use kiln_core::manifest::{Manifest, ManifestEntry};
+
+    use crate::manifest_codec;
+
+    #[tokio::test]
+    async fn a_version_stored_whole_before_segments_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = crate::DataDir::new(dir.path()).catalog().await.unwrap();
+        let m = Manifest::new(vec![ManifestEntry {
+            kind: ChunkKind::Question,
+            name: "q1".into(),
+            id: ChunkId([3; 32]),
+            size: 10,
+            root: "questions/q1".into(),
+        }])
+        .unwrap();
+        let (course, version) = (CourseId::new("c").unwrap(), VersionId::new("v1").unwrap());
+        catalog
+            .publish(NewVersion {
+                course: course.clone(),
+                version: version.clone(),
+                manifest: m.clone(),
+            })
+            .await
+            .unwrap();
+        sqlx::query("UPDATE versions SET manifest = ?")
+            .bind(manifest_codec::encode(&m))
+            .execute(&catalog.db.writer)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM manifest_segments")
+            .execute(&catalog.db.writer)
+            .await
+            .unwrap();
+        assert_eq!(catalog.manifest(&course, &version).await.unwrap(), m);
+        assert!(catalog.referenced_chunks().await.unwrap().contains(&ChunkId([3; 32])));
     }
 }

@@ -1,10 +1,15 @@
-//! The compact binary form a manifest is stored in: one blob per version, so that
-//! publishing a 10,000-chunk manifest is one row write rather than 10,000.
+//! The compact binary form a manifest is stored in, shared between versions: a version's
+//! row holds a list of segment ids (`KS1`), and each segment (kiln-core's
+//! `manifest::segments`) is one row of `manifest_segments` named by the BLAKE3 of its bytes,
+//! written once. Publishing a version that changed one question writes one segment and the
+//! list, not the whole manifest.
 //!
-//! Layout (little-endian): `b"KM1"`, entry count (u32), then per entry: kind (u8 length +
-//! name as `ChunkKind::as_str`), name (u32 length + UTF-8), chunk id (32 bytes), size (u64),
-//! root (u32 length + UTF-8). Kinds are stored by name so that adding a kind never changes
-//! the meaning of stored manifests.
+//! Layouts (little-endian): a segment is `b"KM1"`, entry count (u32), then per entry: kind
+//! (u8 length + name as `ChunkKind::as_str`), name (u32 length + UTF-8), chunk id (32
+//! bytes), size (u64), root (u32 length + UTF-8); kinds are stored by name so that adding a
+//! kind never changes the meaning of stored manifests. A list is `b"KS1"`, segment count
+//! (u32), then 32-byte segment ids. Versions published before segments hold a whole
+//! manifest as one `KM1` blob, which still reads.
 
 use kiln_core::ids::ChunkId;
 use kiln_core::manifest::{Manifest, ManifestEntry};
@@ -12,13 +17,80 @@ use kiln_core::manifest::{Manifest, ManifestEntry};
 use crate::db::Error;
 
 const MAGIC: &[u8; 3] = b"KM1";
+const SEGMENTED: &[u8; 3] = b"KS1";
 
-/// Encodes a manifest.
+/// A manifest as stored: the version's list and its segments, each with its id.
+pub(crate) struct Segmented {
+    /// The version's `KS1` list.
+    pub(crate) list: Vec<u8>,
+    /// Each segment's id and `KM1` bytes.
+    pub(crate) segments: Vec<([u8; 32], Vec<u8>)>,
+}
+
+/// Cuts a manifest into stored segments.
+pub(crate) fn encode_segmented(m: &Manifest) -> Segmented {
+    let segments: Vec<([u8; 32], Vec<u8>)> = kiln_core::manifest::segments(m.entries())
+        .into_iter()
+        .map(|s| {
+            let bytes = encode_entries(s);
+            (*blake3::hash(&bytes).as_bytes(), bytes)
+        })
+        .collect();
+    let mut list = Vec::with_capacity(7 + 32 * segments.len());
+    list.extend_from_slice(SEGMENTED);
+    list.extend_from_slice(&(segments.len() as u32).to_le_bytes());
+    for (id, _) in &segments {
+        list.extend_from_slice(id);
+    }
+    Segmented { list, segments }
+}
+
+/// The segment ids of a version's `KS1` list; `None` for a whole `KM1` manifest.
+pub(crate) fn segment_ids(blob: &[u8]) -> Result<Option<Vec<[u8; 32]>>, Error> {
+    if blob.len() < 7 || &blob[..3] != SEGMENTED {
+        return Ok(None);
+    }
+    let n = u32::from_le_bytes(blob[3..7].try_into().expect("4 bytes")) as usize;
+    let ids = &blob[7..];
+    if ids.len() != n * 32 {
+        return Err(corrupt("segment list of the wrong length"));
+    }
+    Ok(Some(
+        ids.chunks(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect(),
+    ))
+}
+
+/// Decodes a manifest from its segments' bytes, in order.
+pub(crate) fn decode_segments<'a>(
+    segments: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Manifest, Error> {
+    let mut entries = Vec::new();
+    for s in segments {
+        let mut r = Reader::new(s)?;
+        for _ in 0..r.count {
+            entries.push(r.entry()?);
+        }
+        if r.pos != s.len() {
+            return Err(corrupt("trailing bytes"));
+        }
+    }
+    Manifest::new(entries).map_err(|e| corrupt(&e.to_string()))
+}
+
+/// Encodes a manifest whole (one `KM1` blob).
+#[cfg(test)]
 pub(crate) fn encode(m: &Manifest) -> Vec<u8> {
-    let mut out = Vec::with_capacity(7 + m.entries().len() * 96);
+    encode_entries(m.entries())
+}
+
+/// Encodes a run of entries (a segment, or a whole manifest).
+fn encode_entries(entries: &[ManifestEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(7 + entries.len() * 96);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(m.entries().len() as u32).to_le_bytes());
-    for e in m.entries() {
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for e in entries {
         let kind = e.kind.as_str().as_bytes();
         // Kind names are short constants (< 32 bytes).
         out.push(kind.len() as u8);
@@ -156,5 +228,42 @@ mod tests {
         assert_eq!(ids.len(), 2);
         assert!(decode(&blob[..blob.len() - 1]).is_err());
         assert!(decode(b"nope").is_err());
+    }
+}
+
+#[cfg(test)]
+mod segment_tests {
+    use kiln_core::ids::ChunkKind;
+
+    use super::*;
+
+    fn manifest(n: usize, changed: Option<usize>) -> Manifest {
+        Manifest::new(
+            (0..n)
+                .map(|i| ManifestEntry {
+                    kind: ChunkKind::Question,
+                    name: format!("t/q{i:05}"),
+                    id: ChunkId([if Some(i) == changed { 0xee } else { 1 }; 32]),
+                    size: i as u64,
+                    root: format!("questions/t/q{i:05}"),
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn segments_round_trip_and_a_change_rewrites_one() {
+        let a = encode_segmented(&manifest(5_000, None));
+        let b = encode_segmented(&manifest(5_000, Some(2_500)));
+        let back = decode_segments(a.segments.iter().map(|(_, s)| s.as_slice())).unwrap();
+        assert_eq!(back, manifest(5_000, None));
+        let ids = segment_ids(&a.list).unwrap().unwrap();
+        assert_eq!(ids.len(), a.segments.len());
+        let old: std::collections::HashSet<_> = a.segments.iter().map(|(id, _)| *id).collect();
+        assert_eq!(b.segments.iter().filter(|(id, _)| !old.contains(id)).count(), 1);
+        // A version stored whole, from before segments, is not a list.
+        assert!(segment_ids(&encode(&manifest(3, None))).unwrap().is_none());
+        assert!(segment_ids(b"KS1\x02\0\0\0short").is_err());
     }
 }
