@@ -14,6 +14,7 @@ pub mod ids;
 pub mod layout;
 pub mod ledger;
 pub mod manifest;
+pub mod manifest_codec;
 pub mod queue;
 pub mod render_cache;
 pub mod throttle;

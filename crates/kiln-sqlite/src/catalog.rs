@@ -19,7 +19,7 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::db::{self, Db, corrupt, err};
 use crate::ledger::SqliteLedger;
-use crate::manifest_codec;
+use kiln_core::manifest_codec;
 
 fn migrator() -> Migrator {
     db::migrator(&[
@@ -168,7 +168,7 @@ impl SqliteCatalog {
     /// A version's stored manifest: a list of segments, or (from before segments) whole.
     async fn decode_manifest(&self, blob: &[u8]) -> Result<Manifest> {
         let Some(ids) = manifest_codec::segment_ids(blob)? else {
-            return Ok(manifest_codec::decode(blob)?);
+            return manifest_codec::decode(blob);
         };
         let rows = sqlx::query(
             "SELECT id, body FROM manifest_segments WHERE id IN (SELECT unhex(value) FROM json_each(?))",
@@ -190,7 +190,7 @@ impl SqliteCatalog {
                     .ok_or_else(|| corrupt("manifest segment", &ChunkId(*id).to_hex()))
             })
             .collect::<Result<Vec<&[u8]>>>()?;
-        Ok(manifest_codec::decode_segments(ordered)?)
+        manifest_codec::decode_segments(ordered)
     }
 }
 
@@ -664,7 +664,7 @@ mod tests {
     use kiln_core::ids::{ChunkId, ChunkKind, CourseId, VersionId};
     use kiln_core::manifest::{Manifest, ManifestEntry};
 
-    use crate::manifest_codec;
+    use kiln_core::manifest_codec;
 
     #[tokio::test]
     async fn a_version_stored_whole_before_segments_still_reads() {

@@ -17,7 +17,6 @@ mod catalog;
 mod data_dir;
 mod db;
 mod ledger;
-mod manifest_codec;
 mod queue;
 mod render_cache;
 

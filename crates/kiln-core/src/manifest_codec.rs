@@ -1,7 +1,6 @@
-//! The compact binary form a manifest is stored in, shared between versions: a version's
-//! row holds a list of segment ids (`KS1`), and each segment (kiln-core's
-//! `manifest::segments`) is one row of `manifest_segments` named by the BLAKE3 of its bytes,
-//! written once. Publishing a version that changed one question writes one segment and the
+//! The compact binary form a catalog stores a manifest in, shared between versions: a
+//! version's row holds a list of segment ids (`KS1`), and each segment
+//! ([`crate::manifest::segments`]) is stored once, named by the BLAKE3 of its bytes. Publishing a version that changed one question writes one segment and the
 //! list, not the whole manifest.
 //!
 //! Layouts (little-endian): a segment is `b"KM1"`, entry count (u32), then per entry: kind
@@ -11,29 +10,34 @@
 //! (u32), then 32-byte segment ids. Versions published before segments hold a whole
 //! manifest as one `KM1` blob, which still reads.
 
-use kiln_core::ids::ChunkId;
-use kiln_core::manifest::{Manifest, ManifestEntry};
+use crate::ids::ChunkId;
+use crate::manifest::{Manifest, ManifestEntry};
 
-use crate::db::Error;
+use crate::{Error, Result};
 
 const MAGIC: &[u8; 3] = b"KM1";
 const SEGMENTED: &[u8; 3] = b"KS1";
 
 /// A manifest as stored: the version's list and its segments, each with its id.
-pub(crate) struct Segmented {
+pub struct Segmented {
     /// The version's `KS1` list.
-    pub(crate) list: Vec<u8>,
+    pub list: Vec<u8>,
     /// Each segment's id and `KM1` bytes.
-    pub(crate) segments: Vec<([u8; 32], Vec<u8>)>,
+    pub segments: Vec<([u8; 32], Vec<u8>)>,
+}
+
+/// A segment's id: the BLAKE3 of its bytes.
+pub fn segment_id(bytes: &[u8]) -> [u8; 32] {
+    *blake3::hash(bytes).as_bytes()
 }
 
 /// Cuts a manifest into stored segments.
-pub(crate) fn encode_segmented(m: &Manifest) -> Segmented {
-    let segments: Vec<([u8; 32], Vec<u8>)> = kiln_core::manifest::segments(m.entries())
+pub fn encode_segmented(m: &Manifest) -> Segmented {
+    let segments: Vec<([u8; 32], Vec<u8>)> = crate::manifest::segments(m.entries())
         .into_iter()
         .map(|s| {
             let bytes = encode_entries(s);
-            (*blake3::hash(&bytes).as_bytes(), bytes)
+            (segment_id(&bytes), bytes)
         })
         .collect();
     let mut list = Vec::with_capacity(7 + 32 * segments.len());
@@ -46,7 +50,7 @@ pub(crate) fn encode_segmented(m: &Manifest) -> Segmented {
 }
 
 /// The segment ids of a version's `KS1` list; `None` for a whole `KM1` manifest.
-pub(crate) fn segment_ids(blob: &[u8]) -> Result<Option<Vec<[u8; 32]>>, Error> {
+pub fn segment_ids(blob: &[u8]) -> Result<Option<Vec<[u8; 32]>>> {
     if blob.len() < 7 || &blob[..3] != SEGMENTED {
         return Ok(None);
     }
@@ -63,9 +67,9 @@ pub(crate) fn segment_ids(blob: &[u8]) -> Result<Option<Vec<[u8; 32]>>, Error> {
 }
 
 /// Decodes a manifest from its segments' bytes, in order.
-pub(crate) fn decode_segments<'a>(
+pub fn decode_segments<'a>(
     segments: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<Manifest, Error> {
+) -> Result<Manifest> {
     let mut entries = Vec::new();
     for s in segments {
         let mut r = Reader::new(s)?;
@@ -79,14 +83,13 @@ pub(crate) fn decode_segments<'a>(
     Manifest::new(entries).map_err(|e| corrupt(&e.to_string()))
 }
 
-/// Encodes a manifest whole (one `KM1` blob).
-#[cfg(test)]
-pub(crate) fn encode(m: &Manifest) -> Vec<u8> {
+/// Encodes a manifest whole (one `KM1` blob: versions stored before segments).
+pub fn encode(m: &Manifest) -> Vec<u8> {
     encode_entries(m.entries())
 }
 
 /// Encodes a run of entries (a segment, or a whole manifest).
-fn encode_entries(entries: &[ManifestEntry]) -> Vec<u8> {
+pub fn encode_entries(entries: &[ManifestEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(7 + entries.len() * 96);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
@@ -104,7 +107,7 @@ fn encode_entries(entries: &[ManifestEntry]) -> Vec<u8> {
 }
 
 /// Calls `f` with each chunk id of an encoded manifest, without building the manifest.
-pub(crate) fn for_each_id(blob: &[u8], mut f: impl FnMut(ChunkId)) -> Result<(), Error> {
+pub fn for_each_id(blob: &[u8], mut f: impl FnMut(ChunkId)) -> Result<()> {
     let mut r = Reader::new(blob)?;
     for _ in 0..r.count {
         let e = r.entry()?;
@@ -114,7 +117,7 @@ pub(crate) fn for_each_id(blob: &[u8], mut f: impl FnMut(ChunkId)) -> Result<(),
 }
 
 /// Decodes a manifest written by [`encode`].
-pub(crate) fn decode(blob: &[u8]) -> Result<Manifest, Error> {
+pub fn decode(blob: &[u8]) -> Result<Manifest> {
     let mut r = Reader::new(blob)?;
     let mut entries = Vec::with_capacity(r.count as usize);
     for _ in 0..r.count {
@@ -132,7 +135,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn corrupt(why: &str) -> Error {
-    Error::Corrupt(format!("stored manifest is corrupt: {why}"))
+    Error::backend("catalog", format!("stored manifest is corrupt: {why}"))
 }
 
 struct Reader<'a> {
@@ -142,7 +145,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Result<Self, Error> {
+    fn new(buf: &'a [u8]) -> Result<Self> {
         if buf.len() < 7 || &buf[..3] != MAGIC {
             return Err(corrupt("bad header"));
         }
@@ -155,7 +158,7 @@ impl<'a> Reader<'a> {
         Ok(r)
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         let end = end.ok_or_else(|| corrupt("truncated"))?;
         let s = &self.buf[self.pos..end];
@@ -163,18 +166,18 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
     }
 
-    fn string(&mut self, len: usize) -> Result<String, Error> {
+    fn string(&mut self, len: usize) -> Result<String> {
         let b = self.take(len)?;
         String::from_utf8(b.to_vec()).map_err(|_| corrupt("invalid UTF-8"))
     }
 
-    fn entry(&mut self) -> Result<ManifestEntry, Error> {
+    fn entry(&mut self) -> Result<ManifestEntry> {
         let klen = self.take(1)?[0] as usize;
         let kind = self.string(klen)?;
         let kind = kind
@@ -198,7 +201,7 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use kiln_core::ids::ChunkKind;
+    use crate::ids::ChunkKind;
 
     use super::*;
 
@@ -233,7 +236,7 @@ mod tests {
 
 #[cfg(test)]
 mod segment_tests {
-    use kiln_core::ids::ChunkKind;
+    use crate::ids::ChunkKind;
 
     use super::*;
 
