@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use kiln_core::catalog::{Catalog, LockHolder, MemoEntry, NewVersion, PublishOutcome, VersionInfo};
 use kiln_core::ids::{ChunkId, ChunkKind, CourseId, VersionId};
 use kiln_core::manifest::{Manifest, ManifestEntry};
+use kiln_core::manifest_codec;
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use kiln_core::toc::Toc;
 use sqlx::Row;
@@ -175,32 +176,43 @@ impl PgCatalog {
         let outcome = if exists {
             PublishOutcome::Reinstated
         } else {
-            sqlx::query("INSERT INTO versions (course, version, created_at) VALUES ($1, $2, $3)")
-                .bind(course)
-                .bind(version)
-                .bind(self.now().0)
-                .execute(&mut *tx)
-                .await?;
-            let entries = v.manifest.entries();
-            let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
-            let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-            let ids: Vec<&[u8]> = entries.iter().map(|e| &e.id.0[..]).collect();
-            let sizes = entries
-                .iter()
-                .map(|e| i64_of(e.size, "chunk size"))
-                .collect::<Result<Vec<i64>>>()?;
-            let roots: Vec<&str> = entries.iter().map(|e| e.root.as_str()).collect();
+            // The manifest as segments: only those no earlier version has are written.
+            let stored = manifest_codec::encode_segmented(&v.manifest);
+            let seg_ids: Vec<&[u8]> = stored.segments.iter().map(|(id, _)| &id[..]).collect();
+            let bodies: Vec<&[u8]> = stored.segments.iter().map(|(_, b)| &b[..]).collect();
+            let new: Vec<Vec<u8>> = sqlx::query_scalar(
+                "INSERT INTO manifest_segments (id, body) \
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(&seg_ids)
+            .bind(&bodies)
+            .fetch_all(&mut *tx)
+            .await?;
+            let (mut owners, mut chunks): (Vec<&[u8]>, Vec<&[u8]>) = (Vec::new(), Vec::new());
+            let cuts = kiln_core::manifest::segments(v.manifest.entries());
+            for ((id, _), entries) in stored.segments.iter().zip(&cuts) {
+                if new.iter().any(|n| n[..] == id[..]) {
+                    for e in *entries {
+                        owners.push(&id[..]);
+                        chunks.push(&e.id.0[..]);
+                    }
+                }
+            }
             sqlx::query(
-                "INSERT INTO manifest_entries (course, version, kind, name, chunk_id, size, root) \
-                 SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::bytea[], $6::int8[], $7::text[])",
+                "INSERT INTO segment_chunks (segment, chunk_id) \
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[])",
+            )
+            .bind(owners)
+            .bind(chunks)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO versions (course, version, created_at, segments) VALUES ($1, $2, $3, $4)",
             )
             .bind(course)
             .bind(version)
-            .bind(kinds)
-            .bind(names)
-            .bind(ids)
-            .bind(sizes)
-            .bind(roots)
+            .bind(self.now().0)
+            .bind(&stored.list)
             .execute(&mut *tx)
             .await?;
             PublishOutcome::Published
@@ -306,20 +318,43 @@ impl PgCatalog {
     async fn manifest_inner(&self, course: &CourseId, version: &VersionId) -> Result<Manifest> {
         let pool = self.inner.db.pool();
         let mut tx = pool.begin().await?;
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM versions WHERE course = $1 AND version = $2)",
-        )
-        .bind(course.as_str())
-        .bind(version.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        if !exists {
+        let segments: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT segments FROM versions WHERE course = $1 AND version = $2")
+                .bind(course.as_str())
+                .bind(version.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(segments) = segments else {
             return Err(kiln_core::Error::not_found(format!(
                 "version {:?} of course {:?}",
                 version.as_str(),
                 course.as_str()
             ))
             .into());
+        };
+        if let Some(list) = segments {
+            let ids = manifest_codec::segment_ids(&list)?.ok_or_else(|| {
+                Error::Corrupt("a version's segment list is not one".into())
+            })?;
+            let id_refs: Vec<&[u8]> = ids.iter().map(|i| &i[..]).collect();
+            let rows = sqlx::query("SELECT id, body FROM manifest_segments WHERE id = ANY($1)")
+                .bind(&id_refs)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            let mut bodies: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(rows.len());
+            for r in rows {
+                bodies.insert(r.try_get(0)?, r.try_get(1)?);
+            }
+            let ordered = ids
+                .iter()
+                .map(|id| {
+                    bodies.get(&id[..]).map(Vec::as_slice).ok_or_else(|| {
+                        Error::Corrupt(format!("manifest segment {} is missing", ChunkId(*id)).into())
+                    })
+                })
+                .collect::<Result<Vec<&[u8]>>>()?;
+            return Ok(manifest_codec::decode_segments(ordered)?);
         }
         let rows = sqlx::query(
             "SELECT kind, name, chunk_id, size, root FROM manifest_entries \
@@ -434,7 +469,9 @@ impl PgCatalog {
 
     async fn referenced_chunks_inner(&self) -> Result<HashSet<ChunkId>> {
         let rows: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT DISTINCT chunk_id FROM manifest_entries")
+            sqlx::query_scalar(
+                "SELECT chunk_id FROM manifest_entries UNION SELECT chunk_id FROM segment_chunks",
+            )
                 .fetch_all(self.inner.db.pool())
                 .await?;
         rows.iter().map(|b| chunk_id(b)).collect()
@@ -579,6 +616,7 @@ impl PgCatalog {
             "INSERT INTO gc_marks (chunk_id, owner, expires_at) \
              SELECT DISTINCT id, $1, $2 FROM unnest($3::bytea[]) AS u(id) \
              WHERE NOT EXISTS (SELECT 1 FROM manifest_entries m WHERE m.chunk_id = u.id) \
+               AND NOT EXISTS (SELECT 1 FROM segment_chunks s WHERE s.chunk_id = u.id) \
                AND NOT EXISTS (SELECT 1 FROM chunk_claims c \
                                WHERE c.chunk_id = u.id AND c.expires_at > $4) \
              ON CONFLICT (chunk_id) DO UPDATE SET owner = excluded.owner, \

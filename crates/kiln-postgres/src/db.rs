@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "chunk tables of contents",
         include_str!("../migrations/0011_chunk_tocs.sql"),
     ),
+    (
+        12,
+        "manifest segments",
+        include_str!("../migrations/0012_manifest_segments.sql"),
+    ),
 ];
 
 /// The embedded migrations as a sqlx migration source.

@@ -5,6 +5,7 @@
 mod connect;
 mod notify;
 mod s3;
+mod segments;
 
 use std::sync::Arc;
 
