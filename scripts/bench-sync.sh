@@ -54,13 +54,19 @@ for n in $QUESTIONS; do
     echo "run $run: full sync ${full} ms (library $(echo "$out" | json_field elapsed_ms) ms, $(echo "$out" | json_field chunks_total) chunks, $(( $(echo "$out" | json_field bytes_uploaded) / 1000000 )) MB stored), peak RSS ${rss_mb} MB; git archive | zstd -T0 -3: ${base} ms; ratio ${ratio}"
   done
 
-  # Incremental: one question's question.html changes; sync the new commit.
+  # Incremental: one question's question.html changes; sync the new commit. What the publish
+  # wrote: the published view's objects (the sync's count) and the catalog's growth (its
+  # database file and write-ahead log, checkpointed before each run).
+  catalog_bytes() { cat "$BENCH_DIR/data-$n"/catalog.db* 2>/dev/null | wc -c; }
   for run in $(seq "$RUNS"); do
     round=$(( $(date +%s%N) % 1000000000 ))
     "$BIN/gen_course" "$repo" "$n" --change 17 --round "$round" >/dev/null
+    python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)')" "$BENCH_DIR/data-$n/catalog.db"
+    before=$(catalog_bytes)
     t0=$(now_ms)
     out=$("$BIN/sync" "$BENCH_DIR/data-$n" "$repo" --course "bench$n")
     wall=$(( $(now_ms) - t0 ))
-    echo "run $run: incremental sync after one question changed: library $(echo "$out" | json_field elapsed_ms) ms, process ${wall} ms, uploaded $(echo "$out" | json_field chunks_uploaded) chunk(s)"
+    grew=$(( $(catalog_bytes) - before ))
+    echo "run $run: incremental sync after one question changed: library $(echo "$out" | json_field elapsed_ms) ms, process ${wall} ms, uploaded $(echo "$out" | json_field chunks_uploaded) chunk(s); published view: $(echo "$out" | json_field published_objects) objects, $(echo "$out" | json_field published_bytes) bytes; catalog files grew ${grew} bytes"
   done
 done

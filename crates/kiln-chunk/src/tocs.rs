@@ -32,6 +32,26 @@ pub async fn store(
     store_ids(catalog, store, ids, made).await
 }
 
+/// Like [`store`], for a version synced against `basis` (a version this sync's kind of
+/// publish wrote, whose chunks have their tables of contents already): only the chunks
+/// `basis` does not hold are looked up, so an incremental sync's cost follows the change.
+pub async fn store_after(
+    catalog: &dyn Catalog,
+    store: &dyn ObjectStore,
+    manifest: &Manifest,
+    made: Vec<(ChunkId, Toc)>,
+    basis: &Manifest,
+) -> Result<usize> {
+    let old: HashSet<ChunkId> = basis.entries().iter().map(|e| e.id).collect();
+    let ids = manifest
+        .entries()
+        .iter()
+        .map(|e| e.id)
+        .filter(|id| !old.contains(id))
+        .collect();
+    store_ids(catalog, store, ids, made).await
+}
+
 /// Stores a table of contents for each of `ids` that lacks one, read from its bundle
 /// (`kiln verify --repair`). Returns how many it wrote.
 pub async fn backfill(

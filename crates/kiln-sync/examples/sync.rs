@@ -34,14 +34,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     println!(
-        "{{\"course\":\"{}\",\"version\":\"{}\",\"chunks_total\":{},\"chunks_uploaded\":{},\"bytes_uploaded\":{},\"elapsed_ms\":{:.1},\"outcome\":\"{:?}\"}}",
+        "{{\"course\":\"{}\",\"version\":\"{}\",\"chunks_total\":{},\"chunks_uploaded\":{},\"bytes_uploaded\":{},\"elapsed_ms\":{:.1},\"outcome\":\"{:?}\",\"published_objects\":{},\"published_bytes\":{}}}",
         r.course,
         r.version,
         r.chunks_total,
         r.chunks_uploaded,
         r.bytes_uploaded,
         r.elapsed.as_secs_f64() * 1000.0,
-        r.outcome
+        r.outcome,
+        r.published.objects,
+        r.published.bytes
     );
     Ok(())
 }

@@ -185,7 +185,7 @@ impl Ctx<'_> {
                         return Ok(report);
                     }
                     return self
-                        .publish(version.clone(), manifest, Vec::new(), Uploaded::default())
+                        .publish(version.clone(), manifest, Vec::new(), Uploaded::default(), None)
                         .await;
                 }
                 tracing::warn!(
@@ -263,7 +263,8 @@ impl Ctx<'_> {
             }
             None => dir_version(&manifest)?,
         };
-        let mut report = self.publish(version, manifest, memo, up).await?;
+        let basis = basis.as_ref().map(|b| &b.manifest);
+        let mut report = self.publish(version, manifest, memo, up, basis).await?;
         report.warnings = opened.source.warnings().to_vec();
         Ok(report)
     }
@@ -274,11 +275,16 @@ impl Ctx<'_> {
         manifest: Manifest,
         memo: Vec<(String, MemoEntry)>,
         mut up: Uploaded,
+        basis: Option<&Manifest>,
     ) -> Result<SyncReport> {
         self.lock.confirm().await?;
         if self.rebuild.is_none() {
             let made = std::mem::take(&mut up.tocs);
-            tocs::store(&**self.catalog, &**self.store, &manifest, made).await?;
+            let (catalog, store) = (&**self.catalog, &**self.store);
+            match basis {
+                Some(b) => tocs::store_after(catalog, store, &manifest, made, b).await?,
+                None => tocs::store(catalog, store, &manifest, made).await?,
+            };
         }
         if let Some(want) = self.rebuild {
             if &version != want {
