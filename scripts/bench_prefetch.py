@@ -1,6 +1,6 @@
 """The driver of scripts/bench-prefetch.sh: starts the two servers, warms them, publishes
 changes and times first and warm ensures. Prints one summary line per server kind."""
-import json, os, subprocess, sys, time, urllib.request
+import json, os, shutil, subprocess, sys, time, urllib.request
 
 kiln, gen, repo, data, work, questions, rounds, delay_ms = sys.argv[1:9]
 questions, rounds, delay = int(questions), int(rounds), int(delay_ms) / 1000.0
@@ -21,6 +21,8 @@ def start(name, prefetch):
     with open(cfg, "w") as f:
         f.write(f"[load]\nprefetch_changes = {'true' if prefetch else 'false'}\nhead_poll = \"100ms\"\n")
     out = open(os.path.join(work, f"{name}.out"), "w+")
+    # A fresh cache: an earlier run's chunks would make every first ensure warm.
+    shutil.rmtree(os.path.join(work, f"cache-{name}"), ignore_errors=True)
     p = subprocess.Popen([kiln, "--data-dir", data, "--config", cfg, "serve", "--listen", "127.0.0.1:0",
                           "--cache-dir", os.path.join(work, f"cache-{name}")], stdout=out, env=env)
     deadline = time.time() + 60
@@ -53,9 +55,11 @@ try:
             ensure_ms(base, f"question:{n}")
     warm = {k: [] for k in servers}
     first = {k: [] for k in servers}
+    # Rounds never used before on this repository: each change makes a chunk no cache has.
+    base_round = int(time.time() * 1000) % 10**9
     for r in range(rounds):
         i = (r * 7919) % questions
-        subprocess.check_call([gen, repo, str(questions), "--change", str(i), "--round", str(1000 + r)],
+        subprocess.check_call([gen, repo, str(questions), "--change", str(i), "--round", str(base_round + r)],
                               stdout=subprocess.DEVNULL)
         out = json.loads(subprocess.check_output(
             [kiln, "--data-dir", data, "--json", "sync", repo, "--course", "big"], env=env))
