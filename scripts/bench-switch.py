@@ -2,23 +2,28 @@
 """Version-switch latency across three `kiln serve` processes.
 
 Publishes a new version of a generated course N times and measures, for each of three
-servers, the time from the moment `kiln sync` exits (the version is committed by then) until
-the server's `GET /v1/courses/{course}` reports it. Run once over the SQLite catalog (servers
-poll every `refresh_interval`) and once over PostgreSQL (LISTEN/NOTIFY).
+servers, the time from the moment `kiln sync` exits (the version and the published head are
+written by then) until the server's `GET /v1/courses/{course}` reports it. Servers read only
+the published head in the store: run once with servers polling it (`head_poll`, 250 ms on a
+local store) and once with `--announce redis://...` (the sync announces each head on Redis
+pub/sub). `--postgres URL` puts the catalog (which only the sync uses) on PostgreSQL.
 
-usage: bench-switch.py KILN GEN_COURSE WORKDIR [--postgres URL] [--rounds N]
+usage: bench-switch.py KILN GEN_COURSE WORKDIR [--postgres URL] [--announce REDIS_URL] [--rounds N]
 """
 import json, os, subprocess, sys, threading, time, urllib.request, statistics, tempfile, shutil
 
 def main():
     kiln, gen, work = sys.argv[1:4]
     pg = None
+    announce = None
     rounds = 20
     args = sys.argv[4:]
     while args:
         a = args.pop(0)
         if a == "--postgres":
             pg = args.pop(0)
+        elif a == "--announce":
+            announce = args.pop(0)
         elif a == "--rounds":
             rounds = int(args.pop(0))
     os.makedirs(work, exist_ok=True)
@@ -31,6 +36,8 @@ def main():
         if pg:
             schema = "kiln_switch_%d" % os.getpid()
             f.write('[catalog]\nbackend = "postgres"\nurl = "%s"\nnamespace = "%s"\n' % (pg, schema))
+        if announce:
+            f.write('[announce]\nbackend = "redis"\nurl = "%s"\nnamespace = "kiln-switch-%d"\n' % (announce, os.getpid()))
     env = dict(os.environ, KILN_QUIET="1")
     base = [kiln, "--data-dir", data, "--config", cfg]
     def sync():

@@ -343,6 +343,40 @@ def server_sockets(servers, ports):
     return counts
 
 
+# --- CPU -----------------------------------------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(servers):
+    """(monotonic time, machine busy s, machine total s, servers' CPU s, this driver's CPU s)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    total = sum(fields[:8])
+    srv = 0
+    for s in servers:
+        try:
+            with open(f"/proc/{s.proc.pid}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            srv += int(rest[11]) + int(rest[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    t = os.times()
+    return (time.monotonic(), (total - idle) / TICK, total / TICK, srv / TICK, t.user + t.system)
+
+
+def cpu_phase(a, b):
+    """Cores in use over a phase: the machine's, the servers', the driver's, the rest."""
+    dt = b[0] - a[0]
+    machine = (b[1] - a[1]) / dt
+    servers = (b[3] - a[3]) / dt
+    driver = (b[4] - a[4]) / dt
+    return {"cores": os.cpu_count(), "machine_busy_pct": round(100 * (b[1] - a[1]) / (b[2] - a[2]), 1),
+            "servers_cores": round(servers, 3), "driver_cores": round(driver, 3),
+            "other_cores": round(machine - servers - driver, 3)}
+
+
 # --- the simulation -----------------------------------------------------------------------
 
 
@@ -375,6 +409,7 @@ class Sim:
         self.watchers = []
         self.apply_lat = []
         self.converge_ms = []
+        self.scrapes = 0
 
     # --- setup ---
     def kiln(self, *args, timeout=120):
@@ -455,6 +490,8 @@ class Sim:
 
     # --- probes ---
     def metrics(self, s):
+        with self.lock:
+            self.scrapes += 1
         status, body = self.http.request(s.port, "GET", "/metrics")
         if status != 200:
             raise RuntimeError(f"/metrics on server {s.idx}: HTTP {status}")
@@ -810,13 +847,16 @@ class Sim:
             self.phase = "idle"
             log(f"idle phase: {a.idle_seconds}s")
             t_idle0, m_idle0 = time.monotonic(), self.scrape_all(metrics_pool)
+            cpu_idle0 = cpu_snapshot(self.servers)
             socks_idle = None
             self.stop.wait(a.idle_seconds / 2)
             socks_ports = [5432, 6379, int(urllib.parse.urlparse(a.s3_endpoint).port or 80)]
             socks_idle = server_sockets(self.servers, socks_ports)
             redis_idle = self.redis_state()
             self.stop.wait(max(0.0, a.idle_seconds - (time.monotonic() - t_idle0)))
+            cpu_idle1 = cpu_snapshot(self.servers)
             t_idle1, m_idle1 = time.monotonic(), self.scrape_all(metrics_pool)
+            scrapes_idle = self.scrapes
 
             # LOAD
             self.phase = "load"
@@ -844,6 +884,8 @@ class Sim:
             for w in self.watchers:
                 w.join(timeout=a.apply_timeout + 60)
             mid.join(timeout=5)
+            cpu_load1 = cpu_snapshot(self.servers)
+            scrapes_load = self.scrapes - scrapes_idle
             t_load1, m_load1 = time.monotonic(), self.scrape_all(metrics_pool)
             redis_load = self.redis_state()
             self.phase = "done"
@@ -853,6 +895,10 @@ class Sim:
             metrics_pool.shutdown(wait=True)
 
             # --- summary ---
+            summary["cpu"] = {"idle": cpu_phase(cpu_idle0, cpu_idle1),
+                              "load": cpu_phase(cpu_idle1, cpu_load1)}
+            # This driver's own /metrics requests in the load phase (watching publishes).
+            summary["driver_metrics_scrapes_load"] = scrapes_load
             summary["pg"] = {"idle": self.pg_phase("idle"), "load": self.pg_phase("load")}
             summary["pg"]["server_connections"] = {
                 "idle_total": sum(socks_idle[5432]) if socks_idle else None,
@@ -946,6 +992,10 @@ def table(s):
                       ("xact_per_s", "pg xact/s"), ("xact_per_s_excl_sampler", "pg xact/s (excl. sampler)"),
                       ("kiln_schema_table_ops_per_s", "kiln schema table ops/s")):
         add(f"{name:28}{f(pg.get('idle', {}).get(key)):>14}{f(pg.get('load', {}).get(key)):>14}")
+    cpu = s.get("cpu", {})
+    for key, name in (("machine_busy_pct", "machine CPU busy %"), ("servers_cores", "servers' CPU (cores)"),
+                      ("driver_cores", "driver CPU (cores)"), ("other_cores", "other CPU (cores)")):
+        add(f"{name:28}{f(cpu.get('idle', {}).get(key)):>14}{f(cpu.get('load', {}).get(key)):>14}")
     sc = pg.get("server_connections", {})
     add(f"{'servers-> pg sockets':28}{f(sc.get('idle_total')):>14}{f(sc.get('load_total')):>14}")
     st = s.get("store", {})

@@ -205,6 +205,10 @@ pub(crate) enum Announce {
 impl TryFrom<RawDb> for Announce {
     type Error = String;
     fn try_from(raw: RawDb) -> Result<Self, String> {
+        // An empty section (every key commented out) is the default.
+        if raw.backend == Backend::Sqlite && raw.url.is_none() && raw.namespace.is_none() {
+            return Ok(Announce::Poll);
+        }
         match Db::check(raw, &[Backend::Redis])? {
             Db::Redis(s) => Ok(Announce::Redis(s)),
             _ => unreachable!("checked"),
@@ -638,6 +642,16 @@ reheat = "nosuchlib"
                 "[queue]\nbackend = \"redis\"\nurl = \"redis://h\"\n",
                 "queue",
                 "cannot be redis here (use sqlite or postgres)",
+            ),
+            (
+                "[announce]\nbackend = \"redis\"\n",
+                "announce",
+                "`url` is required for backend redis",
+            ),
+            (
+                "[announce]\nbackend = \"postgres\"\nurl = \"postgres://h/db\"\n",
+                "announce",
+                "cannot be postgres here (use redis)",
             ),
             (
                 "[catalog]\nurl = \"postgres://h/db\"\n",

@@ -101,6 +101,12 @@ async fn gc_racing_syncs_of_new_courses_never_loses_a_chunk() {
     for round in 0..16 {
         assert_whole(&env, &format!("new{round}"), round).await;
     }
+    // gc deletes chunk objects only: every version's published objects are still there.
+    let published = kiln_publish::check::check(&*env.catalog, &env.store, None, None)
+        .await
+        .unwrap();
+    assert!(published.problems.is_empty(), "{:?}", published.problems);
+    assert_eq!(published.versions, 16);
     assert!(
         deleted_total > 0,
         "the gc never found an orphan: the race was not exercised"
