@@ -13,9 +13,12 @@ addresses. What it does:
      questions, and every --publish-every seconds a change to one question committed to the
      repository and synced to one random course;
   5. prints one JSON summary line on stdout and a table on stderr: PostgreSQL connections and
-     transactions, object-store requests (the servers' own counters), publish-to-served
-     latency (each server's head applied_at - written_at), ensure errors and latency, the
-     servers' peak RSS;
+     transactions (the whole database, which other users may share, beside the sockets the
+     servers themselves hold to PostgreSQL and the activity on the simulation's schema),
+     object-store requests (the servers' own counters), publish-to-served latency (each
+     server's head applied_at - written_at), ensure errors and latency, the servers' peak
+     RSS, and the CPU of the machine, the servers and this driver (whose /metrics polling
+     while a publish spreads is load too: `driver_metrics_scrapes_load`);
   6. stops the servers (SIGTERM, then SIGKILL), drops the catalog schema, removes this run's
      directory (unless --keep).
 
@@ -988,6 +991,7 @@ def table(s):
     add(f"startup {f(s.get('startup_s'))}s, initial syncs {f(s.get('initial_sync_s'))}s")
     pg = s.get("pg", {})
     add(f"{'':28}{'idle':>14}{'load':>14}")
+    # Connections to the database other than the sampler's own, whoever holds them.
     for key, name in (("conns_max", "pg connections max"), ("conns_mean", "pg connections mean"),
                       ("xact_per_s", "pg xact/s"), ("xact_per_s_excl_sampler", "pg xact/s (excl. sampler)"),
                       ("kiln_schema_table_ops_per_s", "kiln schema table ops/s")):
