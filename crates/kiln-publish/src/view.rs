@@ -225,6 +225,16 @@ impl PublishedView {
                     return Ok(false);
                 }
                 let changes = diff(&st.head, &head);
+                // The versions the head no longer names keep their roots at hand: a
+                // request or prefetch still reading one needs no pointer read.
+                {
+                    let mut pointers = lock(&self.inner.pointers);
+                    for c in &changes {
+                        if let (Some(from), Some((_, root))) = (&c.from, st.head.course(&c.course)) {
+                            pointers.insert((c.course.clone(), from.clone()), root);
+                        }
+                    }
+                }
                 st.head = Arc::new(head);
                 st.applied_at_ms = Timestamp::now().0;
                 drop(st);

@@ -79,6 +79,9 @@ async fn a_one_question_change_writes_and_fetches_what_changed() {
     assert_eq!(view.manifest(&course("big"), &version("v2")).await.unwrap(), m2);
     // The new root and the one changed segment; every other segment is on disk already.
     assert_eq!(counting.gets() - before, 2);
+    // The version the head moved away from reads without a pointer (a prefetch diffs it).
+    view.manifest(&course("big"), &version("v1")).await.unwrap();
+    assert_eq!(view.metrics().pointer_requests, 0);
 }
 
 #[tokio::test]
