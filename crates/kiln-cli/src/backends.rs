@@ -225,9 +225,9 @@ impl Env {
     /// catalog. Roots and segments are kept under `<cache dir>/published`.
     pub(crate) async fn published_view(
         &self,
+        store: Arc<dyn ObjectStore>,
         cache_dir: &Path,
     ) -> anyhow::Result<kiln_publish::PublishedView> {
-        let store = self.store()?;
         let poll = self.config.load.head_poll.unwrap_or(match (&self.config.announce, &self.config.store) {
             (Announce::Redis(_), _) => std::time::Duration::from_secs(10),
             (Announce::Poll, StoreConfig::Local { .. }) => std::time::Duration::from_millis(250),

@@ -198,7 +198,17 @@ impl PublishedView {
     /// Reads the head now (conditionally: `Not Modified` costs no body) and applies it if
     /// it is newer. Returns whether it changed anything.
     pub async fn refresh(&self) -> Result<bool> {
+        self.refresh_unless_within(Duration::ZERO).await
+    }
+
+    /// Like [`Self::refresh`], unless a read confirmed the head less than `fresh` ago (by
+    /// the time this one's turn comes: a burst of callers costs one read).
+    async fn refresh_unless_within(&self, fresh: Duration) -> Result<bool> {
         let _one = self.inner.reading.lock().await;
+        let confirmed = lock(&self.inner.state).confirmed;
+        if !fresh.is_zero() && confirmed.is_some_and(|c| c.elapsed() < fresh) {
+            return Ok(false);
+        }
         let etag = lock(&self.inner.state).etag.clone();
         let r = self.read_head(etag).await;
         let mut st = lock(&self.inner.state);
@@ -320,10 +330,12 @@ impl PublishedView {
         };
         let age = confirmed.map(|c| c.elapsed());
         let unknown = course.is_some_and(|c| head.course(c).is_none());
-        if unknown && age.is_none_or(|a| a >= self.inner.options.poll_interval) {
-            if self.refresh().await.is_ok() {
-                return Ok(self.head());
-            }
+        let poll = self.inner.options.poll_interval;
+        if unknown
+            && age.is_none_or(|a| a >= poll)
+            && self.refresh_unless_within(poll).await.is_ok()
+        {
+            return Ok(self.head());
         }
         match age {
             Some(a) if a <= self.inner.options.stale_after => Ok(head),

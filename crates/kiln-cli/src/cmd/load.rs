@@ -19,18 +19,19 @@ pub(crate) async fn open_cache(
     args: &CacheArgs,
 ) -> anyhow::Result<(ChunkCache, kiln_publish::PublishedView)> {
     let dir = env.cache_dir(args.cache_dir.as_deref());
-    let view = env.published_view(&dir).await?;
-    let cache = open_cache_with(env, args, Arc::new(view.clone())).await?;
+    let store = env.store()?;
+    let view = env.published_view(store.clone(), &dir).await?;
+    let cache = open_cache_with(env, args, Arc::new(view.clone()), store).await?;
     Ok((cache, view))
 }
 
 /// The chunk cache over a content view.
-pub(crate) async fn open_cache_with(
+async fn open_cache_with(
     env: &Env,
     args: &CacheArgs,
     content: Arc<dyn kiln_core::content::ContentView>,
+    store: Arc<dyn object_store::ObjectStore>,
 ) -> anyhow::Result<ChunkCache> {
-    let store = env.store()?;
     let mut config = LoadConfig::new(env.cache_dir(args.cache_dir.as_deref()));
     let load = &env.config.load;
     if let Some(b) = args.cache_budget.or(load.budget) {

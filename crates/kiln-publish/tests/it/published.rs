@@ -235,3 +235,31 @@ async fn a_head_change_names_each_course_that_moved() {
     assert_eq!(got[1].course, course("d"));
     assert_eq!(got[1].from, None);
 }
+
+#[tokio::test]
+async fn a_burst_of_requests_for_an_unknown_course_reads_the_head_once() {
+    let (store, _dir) = local_store();
+    let catalog = MemCatalog::new();
+    let (m, tocs) = questions(2, 12);
+    publish(&catalog, &store, "c", "v1", m, tocs).await;
+    let counting = CountingStore::new(store.clone());
+    let view = PublishedView::open(
+        counting.clone(),
+        ViewOptions {
+            poll_interval: Duration::from_millis(1),
+            ..ViewOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Older than the poll interval (sleeping longer only makes it older).
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let before = counting.gets();
+    let nope = course("nope");
+    let asks = (0..100).map(|_| view.current(&nope));
+    for r in futures::future::join_all(asks).await {
+        assert_eq!(r.unwrap(), None);
+    }
+    let reads = counting.gets() - before;
+    assert!(reads <= 2, "{reads} head reads for one burst");
+}
