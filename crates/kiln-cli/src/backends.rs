@@ -228,11 +228,15 @@ impl Env {
         store: Arc<dyn ObjectStore>,
         cache_dir: &Path,
     ) -> anyhow::Result<kiln_publish::PublishedView> {
-        let poll = self.config.load.head_poll.unwrap_or(match (&self.config.announce, &self.config.store) {
-            (Announce::Redis(_), _) => std::time::Duration::from_secs(10),
-            (Announce::Poll, StoreConfig::Local { .. }) => std::time::Duration::from_millis(250),
-            (Announce::Poll, StoreConfig::S3(_)) => std::time::Duration::from_secs(1),
-        });
+        let poll = self.config.load.head_poll.unwrap_or(
+            match (&self.config.announce, &self.config.store) {
+                (Announce::Redis(_), _) => std::time::Duration::from_secs(10),
+                (Announce::Poll, StoreConfig::Local { .. }) => {
+                    std::time::Duration::from_millis(250)
+                }
+                (Announce::Poll, StoreConfig::S3(_)) => std::time::Duration::from_secs(1),
+            },
+        );
         let options = kiln_publish::ViewOptions {
             cache_dir: Some(cache_dir.join("published")),
             poll_interval: poll,
@@ -253,8 +257,12 @@ impl Env {
         match &self.config.announce {
             Announce::Poll => Ok(None),
             Announce::Redis(s) => {
-                let channel = kiln_redis::announce::channel(s.namespace.as_deref().unwrap_or("kiln"));
-                self.say("announcements", &format!("redis at {} ({channel})", redact(&s.url)));
+                let channel =
+                    kiln_redis::announce::channel(s.namespace.as_deref().unwrap_or("kiln"));
+                self.say(
+                    "announcements",
+                    &format!("redis at {} ({channel})", redact(&s.url)),
+                );
                 Ok(Some(kiln_redis::announce::subscribe(&s.url, &channel)?))
             }
         }
@@ -267,7 +275,9 @@ impl Env {
             let channel = kiln_redis::announce::channel(s.namespace.as_deref().unwrap_or("kiln"));
             match kiln_redis::announce::announce(&s.url, &channel, seq).await {
                 Ok(n) => tracing::debug!(seq, servers = n, "announced the published head"),
-                Err(e) => tracing::warn!("announcing published head {seq} (servers will read it at their next poll): {e}"),
+                Err(e) => tracing::warn!(
+                    "announcing published head {seq} (servers will read it at their next poll): {e}"
+                ),
             }
         }
     }

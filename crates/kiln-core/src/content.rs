@@ -43,6 +43,5 @@ pub trait ContentView: Send + Sync + Debug + Display + 'static {
     async fn manifest(&self, course: &CourseId, version: &VersionId) -> Result<Manifest>;
 
     /// The tables of contents of every chunk of a version.
-    async fn tocs(&self, course: &CourseId, version: &VersionId)
-    -> Result<HashMap<ChunkId, Toc>>;
+    async fn tocs(&self, course: &CourseId, version: &VersionId) -> Result<HashMap<ChunkId, Toc>>;
 }

@@ -67,9 +67,7 @@ pub fn segment_ids(blob: &[u8]) -> Result<Option<Vec<[u8; 32]>>> {
 }
 
 /// Decodes a manifest from its segments' bytes, in order.
-pub fn decode_segments<'a>(
-    segments: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<Manifest> {
+pub fn decode_segments<'a>(segments: impl IntoIterator<Item = &'a [u8]>) -> Result<Manifest> {
     let mut entries = Vec::new();
     for s in segments {
         let mut r = Reader::new(s)?;
@@ -264,7 +262,13 @@ mod segment_tests {
         let ids = segment_ids(&a.list).unwrap().unwrap();
         assert_eq!(ids.len(), a.segments.len());
         let old: std::collections::HashSet<_> = a.segments.iter().map(|(id, _)| *id).collect();
-        assert_eq!(b.segments.iter().filter(|(id, _)| !old.contains(id)).count(), 1);
+        assert_eq!(
+            b.segments
+                .iter()
+                .filter(|(id, _)| !old.contains(id))
+                .count(),
+            1
+        );
         // A version stored whole, from before segments, is not a list.
         assert!(segment_ids(&encode(&manifest(3, None))).unwrap().is_none());
         assert!(segment_ids(b"KS1\x02\0\0\0short").is_err());

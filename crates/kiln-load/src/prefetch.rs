@@ -43,9 +43,9 @@ impl ChunkCache {
             new.entries()
                 .iter()
                 .filter(|e| {
-                    old.get(&e.chunk_ref()).is_some_and(|o| {
-                        o.id != e.id && ix.is_present(&(course.clone(), o.id))
-                    }) && !ix.is_present(&(course.clone(), e.id))
+                    old.get(&e.chunk_ref())
+                        .is_some_and(|o| o.id != e.id && ix.is_present(&(course.clone(), o.id)))
+                        && !ix.is_present(&(course.clone(), e.id))
                 })
                 .cloned()
                 .collect()

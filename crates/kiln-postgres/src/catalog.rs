@@ -333,9 +333,8 @@ impl PgCatalog {
             .into());
         };
         if let Some(list) = segments {
-            let ids = manifest_codec::segment_ids(&list)?.ok_or_else(|| {
-                Error::Corrupt("a version's segment list is not one".into())
-            })?;
+            let ids = manifest_codec::segment_ids(&list)?
+                .ok_or_else(|| Error::Corrupt("a version's segment list is not one".into()))?;
             let id_refs: Vec<&[u8]> = ids.iter().map(|i| &i[..]).collect();
             let rows = sqlx::query("SELECT id, body FROM manifest_segments WHERE id = ANY($1)")
                 .bind(&id_refs)
@@ -350,7 +349,9 @@ impl PgCatalog {
                 .iter()
                 .map(|id| {
                     bodies.get(&id[..]).map(Vec::as_slice).ok_or_else(|| {
-                        Error::Corrupt(format!("manifest segment {} is missing", ChunkId(*id)).into())
+                        Error::Corrupt(
+                            format!("manifest segment {} is missing", ChunkId(*id)).into(),
+                        )
                     })
                 })
                 .collect::<Result<Vec<&[u8]>>>()?;
@@ -468,12 +469,11 @@ impl PgCatalog {
     }
 
     async fn referenced_chunks_inner(&self) -> Result<HashSet<ChunkId>> {
-        let rows: Vec<Vec<u8>> =
-            sqlx::query_scalar(
-                "SELECT chunk_id FROM manifest_entries UNION SELECT chunk_id FROM segment_chunks",
-            )
-                .fetch_all(self.inner.db.pool())
-                .await?;
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT chunk_id FROM manifest_entries UNION SELECT chunk_id FROM segment_chunks",
+        )
+        .fetch_all(self.inner.db.pool())
+        .await?;
         rows.iter().map(|b| chunk_id(b)).collect()
     }
 

@@ -8,12 +8,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use kiln_core::Result;
 use kiln_core::catalog::{Catalog, VersionInfo};
 use kiln_core::content::ContentView;
 use kiln_core::ids::{ChunkId, CourseId, VersionId};
 use kiln_core::manifest::Manifest;
 use kiln_core::toc::Toc;
-use kiln_core::Result;
 use object_store::ObjectStore;
 
 /// The catalog as a [`ContentView`].
@@ -59,11 +59,7 @@ impl ContentView for CatalogView {
         self.catalog.manifest(course, version).await
     }
 
-    async fn tocs(
-        &self,
-        course: &CourseId,
-        version: &VersionId,
-    ) -> Result<HashMap<ChunkId, Toc>> {
+    async fn tocs(&self, course: &CourseId, version: &VersionId) -> Result<HashMap<ChunkId, Toc>> {
         let manifest = self.catalog.manifest(course, version).await?;
         let ids: Vec<ChunkId> = manifest.entries().iter().map(|e| e.id).collect();
         crate::writer::tocs_of(&*self.catalog, &*self.store, ids).await

@@ -64,7 +64,9 @@ pub async fn check(
             let mut bad = Vec::new();
             match writer::read_pointer(&**store, course, version).await {
                 Ok(r) if r == want => {}
-                Ok(r) => bad.push(format!("its pointer names root {r}, the catalog makes {want}")),
+                Ok(r) => bad.push(format!(
+                    "its pointer names root {r}, the catalog makes {want}"
+                )),
                 Err(Error::NotFound { .. }) => bad.push("it has no pointer".to_string()),
                 Err(e) => bad.push(format!("its pointer is unreadable: {e}")),
             }
@@ -108,8 +110,9 @@ pub async fn check(
             }));
             if let Some(_owner) = repair {
                 if broken {
-                    let p = writer::publish_version(catalog, store, course, version, &manifest, None)
-                        .await?;
+                    let p =
+                        writer::publish_version(catalog, store, course, version, &manifest, None)
+                            .await?;
                     report.written = report.written.plus(p.written);
                     report.written = report
                         .written

@@ -267,7 +267,10 @@ mod tests {
         changed[5_000].id = ChunkId([0xee; 32]);
         let b = Manifest::new(changed).unwrap();
         let ids = |m: &Manifest| -> Vec<Digest> {
-            cut(m.entries()).iter().map(|s| Digest::of(&encode_segment(s))).collect()
+            cut(m.entries())
+                .iter()
+                .map(|s| Digest::of(&encode_segment(s)))
+                .collect()
         };
         let (sa, sb) = (ids(&a), ids(&b));
         assert_eq!(sa.len(), sb.len());
@@ -283,7 +286,10 @@ mod tests {
         more.push(extra);
         let b = Manifest::new(more).unwrap();
         let ids = |m: &Manifest| -> std::collections::HashSet<Digest> {
-            cut(m.entries()).iter().map(|s| Digest::of(&encode_segment(s))).collect()
+            cut(m.entries())
+                .iter()
+                .map(|s| Digest::of(&encode_segment(s)))
+                .collect()
         };
         assert_eq!(ids(&b).difference(&ids(&a)).count(), 1);
     }
@@ -299,11 +305,18 @@ mod tests {
         let tocs: HashMap<ChunkId, Toc> = m
             .entries()
             .iter()
-            .map(|e| (e.id, Toc { entries: vec![kiln_core::toc::TocEntry {
-                path: format!("{}/x", e.name),
-                size: 3,
-                kind: kiln_core::toc::TocKind::File { exec: false },
-            }] }))
+            .map(|e| {
+                (
+                    e.id,
+                    Toc {
+                        entries: vec![kiln_core::toc::TocEntry {
+                            path: format!("{}/x", e.name),
+                            size: 3,
+                            kind: kiln_core::toc::TocKind::File { exec: false },
+                        }],
+                    },
+                )
+            })
             .collect();
         let bytes = encode_tocs(m.entries(), &tocs).unwrap();
         let back: HashMap<ChunkId, Toc> = decode_tocs(&bytes).unwrap().into_iter().collect();

@@ -42,7 +42,10 @@ impl Objects {
 
     /// The object's bytes, checked against its id.
     pub(crate) async fn get(&self, kind: Kind, id: &Digest) -> Result<Bytes> {
-        let file = self.dir.as_ref().map(|d| d.join(kind.dir()).join(id.to_string()));
+        let file = self
+            .dir
+            .as_ref()
+            .map(|d| d.join(kind.dir()).join(id.to_string()));
         if let Some(f) = &file
             && let Ok(bytes) = tokio::fs::read(f).await
         {
@@ -81,7 +84,9 @@ async fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<(
     tokio::fs::create_dir_all(dir).await?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("object"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("object"),
         std::process::id()
     ));
     tokio::fs::write(&tmp, bytes).await?;

@@ -240,7 +240,8 @@ impl PublishedView {
                 {
                     let mut pointers = lock(&self.inner.pointers);
                     for c in &changes {
-                        if let (Some(from), Some((_, root))) = (&c.from, st.head.course(&c.course)) {
+                        if let (Some(from), Some((_, root))) = (&c.from, st.head.course(&c.course))
+                        {
                             pointers.insert((c.course.clone(), from.clone()), root);
                         }
                     }
@@ -402,7 +403,11 @@ impl PublishedView {
 /// The courses whose version differs between two heads.
 fn diff(old: &Head, new: &Head) -> Vec<HeadChange> {
     let mut out = Vec::new();
-    let version = |h: &Head, c: &str| h.courses.get(c).and_then(|x| VersionId::new(&x.version).ok());
+    let version = |h: &Head, c: &str| {
+        h.courses
+            .get(c)
+            .and_then(|x| VersionId::new(&x.version).ok())
+    };
     for c in old.courses.keys().chain(new.courses.keys()) {
         let (from, to) = (version(old, c), version(new, c));
         if from != to
@@ -485,11 +490,7 @@ impl ContentView for PublishedView {
         format::manifest_of(segments)
     }
 
-    async fn tocs(
-        &self,
-        course: &CourseId,
-        version: &VersionId,
-    ) -> Result<HashMap<ChunkId, Toc>> {
+    async fn tocs(&self, course: &CourseId, version: &VersionId) -> Result<HashMap<ChunkId, Toc>> {
         let root = self.root(course, version).await?;
         let ids = root.segments.iter().map(|s| s.tocs).collect();
         let mut out = HashMap::new();

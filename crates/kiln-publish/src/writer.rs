@@ -22,8 +22,8 @@ use kiln_chunk::store_error::to_error;
 use kiln_core::catalog::{Catalog, NewVersion, PublishOutcome};
 use kiln_core::ids::{ChunkId, CourseId, VersionId};
 use kiln_core::manifest::Manifest;
-use kiln_core::toc::Toc;
 use kiln_core::time::Timestamp;
+use kiln_core::toc::Toc;
 use kiln_core::{Error, Result};
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 
@@ -59,7 +59,10 @@ pub async fn publish(
     version: NewVersion,
 ) -> Result<Publish> {
     let (course, id) = (version.course.clone(), version.version.clone());
-    let previous = read_head(&**store).await?.course(&course).map(|(_, root)| root);
+    let previous = read_head(&**store)
+        .await?
+        .course(&course)
+        .map(|(_, root)| root);
     let published =
         publish_version(catalog, store, &course, &id, &version.manifest, previous).await?;
     let outcome = catalog.publish(version).await?;
@@ -296,8 +299,9 @@ pub struct HeadWrite {
 
 /// Rewrites the head from the catalog's current versions, under the `publish-head` lease:
 /// `fresh` gives the roots of versions the caller has just published (or checked),
-/// courses whose version is unchanged otherwise keep their root, and any other current version the head does not name (a publish that died after
-/// its commit, a catalog from before the published view) gets its objects written now.
+/// courses whose version is unchanged otherwise keep their root, and any other current
+/// version the head does not name (a publish that died after its commit, a catalog from
+/// before the published view) gets its objects written now.
 pub async fn write_head(
     catalog: &dyn Catalog,
     store: &Arc<dyn ObjectStore>,
@@ -339,8 +343,8 @@ async fn write_head_locked(
             (old_course, None) => {
                 let manifest = catalog.manifest(course, version).await?;
                 let previous = old_course.map(|(_, r)| r);
-                let p = publish_version(catalog, store, course, version, &manifest, previous)
-                    .await?;
+                let p =
+                    publish_version(catalog, store, course, version, &manifest, previous).await?;
                 written = written.plus(p.written);
                 written = written.plus(write_pointer(&**store, course, version, p.root).await?);
                 backfilled.push(course.clone());
@@ -409,7 +413,10 @@ pub(crate) async fn tocs_of(
     ids: Vec<ChunkId>,
 ) -> Result<HashMap<ChunkId, Toc>> {
     let mut tocs = catalog.tocs(&ids).await?;
-    let missing: Vec<ChunkId> = ids.into_iter().filter(|id| !tocs.contains_key(id)).collect();
+    let missing: Vec<ChunkId> = ids
+        .into_iter()
+        .filter(|id| !tocs.contains_key(id))
+        .collect();
     if !missing.is_empty() {
         kiln_chunk::tocs::backfill(catalog, store, missing.clone()).await?;
         tocs.extend(catalog.tocs(&missing).await?);
@@ -424,11 +431,17 @@ async fn get(store: &dyn ObjectStore, key: &object_store::path::Path) -> Result<
         .map_err(|e| to_error(&format!("reading {key}"), e))
 }
 
-async fn put(store: &dyn ObjectStore, key: &object_store::path::Path, bytes: Vec<u8>) -> Result<()> {
+async fn put(
+    store: &dyn ObjectStore,
+    key: &object_store::path::Path,
+    bytes: Vec<u8>,
+) -> Result<()> {
     let bytes = Bytes::from(bytes);
-    retry(&RetryPolicy::STORE, || store.put(key, PutPayload::from(bytes.clone())))
-        .await
-        .map_err(|e| to_error(&format!("writing {key}"), e))?;
+    retry(&RetryPolicy::STORE, || {
+        store.put(key, PutPayload::from(bytes.clone()))
+    })
+    .await
+    .map_err(|e| to_error(&format!("writing {key}"), e))?;
     Ok(())
 }
 

@@ -60,11 +60,16 @@ pub fn subscribe(url: &str, channel: &str) -> kiln_core::Result<BoxStream<'stati
                                 _ => {}
                             }
                         }
-                        tracing::warn!("the redis announcement channel {channel} closed; reconnecting");
+                        tracing::warn!(
+                            "the redis announcement channel {channel} closed; reconnecting"
+                        );
                     }
                     Err(e) => say(&mut said, format!("subscribing to {channel}: {e}")),
                 },
-                Err(e) => say(&mut said, format!("connecting to redis for announcements: {e}")),
+                Err(e) => say(
+                    &mut said,
+                    format!("connecting to redis for announcements: {e}"),
+                ),
             }
             if tx.is_closed() {
                 return;
@@ -73,7 +78,11 @@ pub fn subscribe(url: &str, channel: &str) -> kiln_core::Result<BoxStream<'stati
             delay = (delay * 2).min(Duration::from_secs(2));
         }
     });
-    Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|()| ((), rx)) }).boxed())
+    Ok(futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|()| ((), rx)) },
+    )
+    .boxed())
 }
 
 /// Logs a failed (re)subscription: a warning once per outage, then at debug level.

@@ -179,7 +179,10 @@ impl SqliteCatalog {
         .map_err(err)?;
         let mut bodies: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(rows.len());
         for r in rows {
-            bodies.insert(r.try_get("id").map_err(err)?, r.try_get("body").map_err(err)?);
+            bodies.insert(
+                r.try_get("id").map_err(err)?,
+                r.try_get("body").map_err(err)?,
+            );
         }
         let ordered = ids
             .iter()
@@ -697,6 +700,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(catalog.manifest(&course, &version).await.unwrap(), m);
-        assert!(catalog.referenced_chunks().await.unwrap().contains(&ChunkId([3; 32])));
+        assert!(
+            catalog
+                .referenced_chunks()
+                .await
+                .unwrap()
+                .contains(&ChunkId([3; 32]))
+        );
     }
 }

@@ -10,12 +10,12 @@ use futures::StreamExt;
 use kiln_chunk::key::object_key;
 use kiln_chunk::retry::{RetryPolicy, retry};
 use kiln_chunk::store_error::to_error;
-use kiln_publish::writer::{self, Fresh, Written};
 use kiln_core::catalog::{Catalog, MemoEntry, NewVersion, PublishOutcome, VersionInfo};
 use kiln_core::ids::{ChunkId, ChunkKind, ChunkRef, CourseId, VersionId};
 use kiln_core::layout::{Layout, Shape};
 use kiln_core::manifest::{Manifest, ManifestEntry};
 use kiln_core::{Error, Result};
+use kiln_publish::writer::{self, Fresh, Written};
 use object_store::ObjectStore;
 
 use crate::build::{self, Built, Job};
@@ -168,12 +168,8 @@ impl Ctx<'_> {
                         tocs::store(&**self.catalog, &**self.store, &manifest, Vec::new()).await?;
                         let total = manifest.entries().len();
                         let none = Uploaded::default();
-                        let mut report = self.report(
-                            version.clone(),
-                            total,
-                            &none,
-                            PublishOutcome::Unchanged,
-                        );
+                        let mut report =
+                            self.report(version.clone(), total, &none, PublishOutcome::Unchanged);
                         // A publish cut short after its commit is finished here.
                         let head = writer::read_head(&**self.store).await?;
                         report.head_seq = head.seq;
@@ -185,7 +181,13 @@ impl Ctx<'_> {
                         return Ok(report);
                     }
                     return self
-                        .publish(version.clone(), manifest, Vec::new(), Uploaded::default(), None)
+                        .publish(
+                            version.clone(),
+                            manifest,
+                            Vec::new(),
+                            Uploaded::default(),
+                            None,
+                        )
                         .await;
                 }
                 tracing::warn!(

@@ -198,8 +198,15 @@ pub async fn courses_are_sorted(c: &dyn Catalog) {
 /// course; a roll-back shows at once.
 pub async fn currents_name_every_course_once(c: &dyn Catalog) {
     assert!(c.currents().await.unwrap().is_empty());
-    for (name, v) in [("beta", "v1"), ("alpha", "v1"), ("beta", "v2"), ("beta", "v1")] {
-        c.publish(new_version(name, v, manifest(1, 1))).await.unwrap();
+    for (name, v) in [
+        ("beta", "v1"),
+        ("alpha", "v1"),
+        ("beta", "v2"),
+        ("beta", "v1"),
+    ] {
+        c.publish(new_version(name, v, manifest(1, 1)))
+            .await
+            .unwrap();
     }
     let rows: Vec<(String, String, bool)> = c
         .currents()

@@ -24,7 +24,13 @@ pub trait ContentFixture: Send + Sync {
     fn view(&self) -> Arc<dyn ContentView>;
     /// Publishes a version with its chunks' tables of contents, and returns once the view
     /// shows it current.
-    async fn publish(&self, course: &CourseId, version: &VersionId, manifest: Manifest, tocs: HashMap<ChunkId, Toc>);
+    async fn publish(
+        &self,
+        course: &CourseId,
+        version: &VersionId,
+        manifest: Manifest,
+        tocs: HashMap<ChunkId, Toc>,
+    );
 }
 
 /// A manifest of `n` questions whose ids depend on `seed`, with a table of contents each.
@@ -59,7 +65,8 @@ pub fn questions(n: usize, seed: u64) -> (Manifest, HashMap<ChunkId, Toc>) {
 /// was published with.
 pub async fn publish_then_read(f: &dyn ContentFixture) {
     let (m, tocs) = questions(5, 1);
-    f.publish(&course("c"), &version("v1"), m.clone(), tocs.clone()).await;
+    f.publish(&course("c"), &version("v1"), m.clone(), tocs.clone())
+        .await;
     let v = f.view();
     let cur = v.current(&course("c")).await.unwrap().expect("current");
     assert_eq!(cur.version, version("v1"));
@@ -71,10 +78,14 @@ pub async fn publish_then_read(f: &dyn ContentFixture) {
 /// Contract: a manifest of thousands of chunks reads back whole.
 pub async fn a_large_manifest_reads_back_whole(f: &dyn ContentFixture) {
     let (m, tocs) = questions(3_000, 2);
-    f.publish(&course("big"), &version("v1"), m.clone(), tocs.clone()).await;
+    f.publish(&course("big"), &version("v1"), m.clone(), tocs.clone())
+        .await;
     let v = f.view();
     assert_eq!(v.manifest(&course("big"), &version("v1")).await.unwrap(), m);
-    assert_eq!(v.tocs(&course("big"), &version("v1")).await.unwrap().len(), 3_000);
+    assert_eq!(
+        v.tocs(&course("big"), &version("v1")).await.unwrap().len(),
+        3_000
+    );
 }
 
 /// Contract: unknown courses and versions are not found (`current` is `None`).
@@ -85,7 +96,9 @@ pub async fn unknown_things_are_not_found(f: &dyn ContentFixture) {
     assert_eq!(v.current(&course("nope")).await.unwrap(), None);
     for err in [
         v.manifest(&course("c"), &version("v9")).await.unwrap_err(),
-        v.manifest(&course("nope"), &version("v1")).await.unwrap_err(),
+        v.manifest(&course("nope"), &version("v1"))
+            .await
+            .unwrap_err(),
         v.tocs(&course("c"), &version("v9")).await.unwrap_err(),
         v.versions(&course("nope")).await.unwrap_err(),
     ] {
@@ -101,14 +114,30 @@ pub async fn courses_sorted_and_rollbacks_current(f: &dyn ContentFixture) {
         f.publish(&course(c), &version(v), m, tocs).await;
     }
     let v = f.view();
-    let names: Vec<String> = v.courses().await.unwrap().iter().map(|c| c.to_string()).collect();
+    let names: Vec<String> = v
+        .courses()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     assert_eq!(names, ["alpha", "beta"]);
-    assert_eq!(v.current(&course("beta")).await.unwrap().unwrap().version, version("v2"));
+    assert_eq!(
+        v.current(&course("beta")).await.unwrap().unwrap().version,
+        version("v2")
+    );
     // Back to v1: its first manifest again.
     let (m1, tocs1) = questions(2, 4);
-    f.publish(&course("beta"), &version("v1"), m1.clone(), tocs1).await;
-    assert_eq!(v.current(&course("beta")).await.unwrap().unwrap().version, version("v1"));
-    assert_eq!(v.manifest(&course("beta"), &version("v1")).await.unwrap(), m1);
+    f.publish(&course("beta"), &version("v1"), m1.clone(), tocs1)
+        .await;
+    assert_eq!(
+        v.current(&course("beta")).await.unwrap().unwrap().version,
+        version("v1")
+    );
+    assert_eq!(
+        v.manifest(&course("beta"), &version("v1")).await.unwrap(),
+        m1
+    );
 }
 
 /// Contract: `versions` lists every version once, the current one marked, and every
@@ -129,7 +158,11 @@ pub async fn versions_list_each_once(f: &dyn ContentFixture) {
     listed.sort();
     assert_eq!(
         listed,
-        [("v1".to_string(), false), ("v2".to_string(), false), ("v3".to_string(), true)]
+        [
+            ("v1".to_string(), false),
+            ("v2".to_string(), false),
+            ("v3".to_string(), true)
+        ]
     );
     for name in ["v1", "v2", "v3"] {
         v.manifest(&course("c"), &version(name)).await.unwrap();
@@ -141,8 +174,10 @@ pub async fn versions_list_each_once(f: &dyn ContentFixture) {
 pub async fn old_versions_keep_their_content(f: &dyn ContentFixture) {
     let (m1, t1) = questions(4, 20);
     let (m2, t2) = questions(4, 21);
-    f.publish(&course("c"), &version("v1"), m1.clone(), t1.clone()).await;
-    f.publish(&course("c"), &version("v2"), m2.clone(), t2.clone()).await;
+    f.publish(&course("c"), &version("v1"), m1.clone(), t1.clone())
+        .await;
+    f.publish(&course("c"), &version("v2"), m2.clone(), t2.clone())
+        .await;
     let v = f.view();
     assert_eq!(v.manifest(&course("c"), &version("v1")).await.unwrap(), m1);
     assert_eq!(v.tocs(&course("c"), &version("v1")).await.unwrap(), t1);

@@ -53,7 +53,9 @@ pub(crate) fn follow(
                 tokio::spawn(async move {
                     match c.prefetch_changes(&course, &from, &to).await {
                         Ok(0) => {}
-                        Ok(k) => tracing::info!(%course, %to, chunks = k, "prefetched the new version's changes"),
+                        Ok(k) => {
+                            tracing::info!(%course, %to, chunks = k, "prefetched the new version's changes")
+                        }
                         Err(e) => tracing::debug!(%course, %to, "prefetch: {e}"),
                     }
                 });
@@ -115,9 +117,21 @@ impl prometheus_client::collector::Collector for PublishedCollector {
             bytes.metric_type(),
         )?)?;
         for (name, help, v) in [
-            ("kiln_published_head_seq", "Sequence number of the published head in use", m.head_seq as i64),
-            ("kiln_published_head_written_at_ms", "When the head in use was written (ms since the epoch, the writer's clock)", m.head_written_at_ms),
-            ("kiln_published_head_applied_at_ms", "When this server applied the head in use (ms since the epoch)", m.head_applied_at_ms),
+            (
+                "kiln_published_head_seq",
+                "Sequence number of the published head in use",
+                m.head_seq as i64,
+            ),
+            (
+                "kiln_published_head_written_at_ms",
+                "When the head in use was written (ms since the epoch, the writer's clock)",
+                m.head_written_at_ms,
+            ),
+            (
+                "kiln_published_head_applied_at_ms",
+                "When this server applied the head in use (ms since the epoch)",
+                m.head_applied_at_ms,
+            ),
         ] {
             let g = ConstGauge::new(v);
             g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)?;

@@ -37,8 +37,8 @@ pub(crate) async fn mount(
             registry.register_collector(Box::new(crate::cmd::follow::PublishedCollector(
                 view.clone(),
             )));
-            let state = kiln_server::AppState::with_registry(cache.clone(), registry)
-                .with_auth(auth);
+            let state =
+                kiln_server::AppState::with_registry(cache.clone(), registry).with_auth(auth);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;

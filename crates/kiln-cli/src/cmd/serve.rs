@@ -32,7 +32,10 @@ pub(crate) async fn serve(
     registry.register_collector(Box::new(PublishedCollector(view.clone())));
     let mut prefetch = prefetch.to_vec();
     for c in &env.config.load.prefetch {
-        prefetch.push(c.parse().with_context(|| format!("invalid config: load.prefetch: {c:?}"))?);
+        prefetch.push(
+            c.parse()
+                .with_context(|| format!("invalid config: load.prefetch: {c:?}"))?,
+        );
     }
     let mut state = kiln_server::AppState::with_registry(cache.clone(), registry).with_auth(auth);
     if !env.config.libraries.is_empty() {

@@ -49,7 +49,11 @@ pub(crate) async fn verify(
         repair_published.then_some(owner.as_str()),
     )
     .await?;
-    let published_bad = if repair_published { 0 } else { published.problems.len() };
+    let published_bad = if repair_published {
+        0
+    } else {
+        published.problems.len()
+    };
     let still_bad = report
         .bad
         .iter()
@@ -141,7 +145,10 @@ pub(crate) async fn verify(
                 published.problems.len()
             ));
             for p in &published.problems {
-                let at = p.version.as_ref().map_or("head".to_string(), |v| v.to_string());
+                let at = p
+                    .version
+                    .as_ref()
+                    .map_or("head".to_string(), |v| v.to_string());
                 let state = if repair_published { ": repaired" } else { "" };
                 out.push_str(&format!("\n  {} {at}: {}{state}", p.course, p.what));
             }

@@ -3,21 +3,9 @@
 //! channel (Redis) even when its poll is an hour; with the push channel down, by its poll.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{Proc, example_repo, git, json, kiln, ok, start_server};
-
-/// Polls `f` until it holds or `limit` passes; whether it held.
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
-}
+use crate::support::{Proc, example_repo, git, json, kiln, ok, start_server, wait_until};
 
 fn current(client: &reqwest::blocking::Client, base: &str) -> Option<String> {
     let v: serde_json::Value = client
@@ -31,7 +19,11 @@ fn current(client: &reqwest::blocking::Client, base: &str) -> Option<String> {
 
 /// Commits a change to the example course and syncs it; returns the new version.
 fn publish_change(data: &Path, cfg: &Path, repo: &Path, n: u32) -> String {
-    std::fs::write(repo.join("infoCourse.json"), format!("{{\"name\":\"round {n}\"}}")).unwrap();
+    std::fs::write(
+        repo.join("infoCourse.json"),
+        format!("{{\"name\":\"round {n}\"}}"),
+    )
+    .unwrap();
     git(repo, &["commit", "-q", "-am", &format!("round {n}")]);
     let out = json(&ok(kiln(data)
         .arg("--config")
@@ -54,7 +46,10 @@ fn a_server_serves_from_the_store_with_no_catalog_at_all() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let repo = example_repo(tmp.path());
-    ok(kiln(&data).arg("sync").arg(&repo).args(["--course", "demo"]));
+    ok(kiln(&data)
+        .arg("sync")
+        .arg(&repo)
+        .args(["--course", "demo"]));
     // The server's catalog is a PostgreSQL nobody listens on; its store is the sync's.
     let store = data.join("objects");
     let cfg = config(
@@ -65,7 +60,9 @@ fn a_server_serves_from_the_store_with_no_catalog_at_all() {
         ),
     );
     let (_server, base) = start_server(
-        kiln(&tmp.path().join("elsewhere")).arg("--config").arg(&cfg),
+        kiln(&tmp.path().join("elsewhere"))
+            .arg("--config")
+            .arg(&cfg),
         Some(&tmp.path().join("cache")),
     );
     let client = reqwest::blocking::Client::new();
@@ -96,20 +93,27 @@ fn a_new_version_arrives_by_the_announcement_when_the_poll_is_an_hour() {
             std::process::id()
         ),
     );
-    let first = publish_change(&data, &cfg, &repo, 0);
+    // A publish before the subscription is live is caught by the head read that follows
+    // every (re)subscription.
+    a_server_follows_a_publish(tmp.path(), &data, &cfg, &repo);
+}
+
+/// Publishes a version, starts a server, publishes another, and waits for the server to
+/// serve it.
+fn a_server_follows_a_publish(dir: &Path, data: &Path, cfg: &Path, repo: &Path) {
+    let first = publish_change(data, cfg, repo, 0);
     let (_server, base): (Proc, String) = start_server(
-        kiln(&data).arg("--config").arg(&cfg),
-        Some(&tmp.path().join("cache")),
+        kiln(data).arg("--config").arg(cfg),
+        Some(&dir.join("cache")),
     );
     let client = reqwest::blocking::Client::new();
     assert_eq!(current(&client, &base).as_deref(), Some(first.as_str()));
-    // A publish before the subscription is live is caught by the head read that follows
-    // every (re)subscription.
-    let second = publish_change(&data, &cfg, &repo, 1);
+    let second = publish_change(data, cfg, repo, 1);
     assert!(
-        wait_until(Duration::from_secs(60), || current(&client, &base).as_deref()
+        wait_until(Duration::from_secs(60), || current(&client, &base)
+            .as_deref()
             == Some(second.as_str())),
-        "the announced version {second} never reached the server"
+        "version {second} never reached the server"
     );
 }
 
@@ -123,19 +127,7 @@ fn with_the_push_channel_down_a_new_version_arrives_by_the_poll() {
         tmp.path(),
         "[announce]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:1\"\n\n[load]\nhead_poll = \"200ms\"\n",
     );
-    let first = publish_change(&data, &cfg, &repo, 0);
-    let (_server, base) = start_server(
-        kiln(&data).arg("--config").arg(&cfg),
-        Some(&tmp.path().join("cache")),
-    );
-    let client = reqwest::blocking::Client::new();
-    assert_eq!(current(&client, &base).as_deref(), Some(first.as_str()));
-    let second = publish_change(&data, &cfg, &repo, 1);
-    assert!(
-        wait_until(Duration::from_secs(60), || current(&client, &base).as_deref()
-            == Some(second.as_str())),
-        "the polled version {second} never reached the server"
-    );
+    a_server_follows_a_publish(tmp.path(), &data, &cfg, &repo);
 }
 
 #[test]
@@ -147,7 +139,11 @@ fn servers_started_while_versions_are_published_serve_whole_versions() {
     let first = publish_change(&data, &cfg, &repo, 0);
     let publishing = std::thread::spawn({
         let (data, cfg, repo) = (data.clone(), cfg.clone(), repo.clone());
-        move || (1..=8).map(|n| publish_change(&data, &cfg, &repo, n)).collect::<Vec<_>>()
+        move || {
+            (1..=8)
+                .map(|n| publish_change(&data, &cfg, &repo, n))
+                .collect::<Vec<_>>()
+        }
     });
     let client = reqwest::blocking::Client::new();
     // (version, the round its infoCourse.json said) for every ensure.

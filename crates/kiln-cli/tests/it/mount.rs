@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Proc, example_repo, git, json, kiln, ok, spawn_reading_first_line, start_server,
+    Proc, example_repo, git, json, kiln, ok, spawn_reading_first_line, start_server, wait_until,
 };
 
 /// Whether FUSE is here; `false` skips, unless `KILN_REQUIRE_FUSE=1` (CI), which fails.
@@ -69,18 +69,6 @@ fn is_mounted(mnt: &Path) -> bool {
 }
 
 /// Waits (at most 10 s) for a process to exit; its status.
-/// Polls `f` until it holds or `limit` passes; whether it held.
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
-}
-
 fn wait_exit(p: &mut Proc) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -142,7 +142,10 @@ fn verify_reports_and_repairs_a_missing_object() {
     std::fs::remove_file(data.join(format!("objects/chunks/{}/{id}.tar.zst", &id[..2]))).unwrap();
 
     let err = fails(kiln(&data).args(["verify", "demo"]));
-    assert!(err.contains("1 object is missing, corrupt or wrong"), "{err}");
+    assert!(
+        err.contains("1 object is missing, corrupt or wrong"),
+        "{err}"
+    );
     let out = kiln(&data).args(["verify", "demo"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("chunk {id} (missing)")), "{text}");
@@ -170,13 +173,27 @@ fn verify_reports_and_repairs_the_published_view() {
     let version = synced["version"].as_str().unwrap().to_string();
     std::fs::remove_file(data.join(format!("objects/kiln/versions/demo/{version}.json"))).unwrap();
     let err = fails(kiln(&data).args(["verify", "demo"]));
-    assert!(err.contains("1 object is missing, corrupt or wrong"), "{err}");
+    assert!(
+        err.contains("1 object is missing, corrupt or wrong"),
+        "{err}"
+    );
     let out = json(&kiln(&data).args(["--json", "verify"]).output().unwrap());
-    assert_eq!(out["published"]["problems"][0]["version"], version.as_str(), "{out}");
-    assert_eq!(out["published"]["problems"][0]["problem"], "it has no pointer", "{out}");
+    assert_eq!(
+        out["published"]["problems"][0]["version"],
+        version.as_str(),
+        "{out}"
+    );
+    assert_eq!(
+        out["published"]["problems"][0]["problem"], "it has no pointer",
+        "{out}"
+    );
     let fixed = json(&ok(kiln(&data).args(["--json", "verify", "--repair"])));
     assert_eq!(fixed["still_bad"], 0, "{fixed}");
     let clean = json(&ok(kiln(&data).args(["--json", "verify"])));
-    assert_eq!(clean["published"]["problems"], serde_json::json!([]), "{clean}");
+    assert_eq!(
+        clean["published"]["problems"],
+        serde_json::json!([]),
+        "{clean}"
+    );
     ok(kiln(&data).args(["cat", "demo", "infoCourse.json", "--version", &version]));
 }

@@ -95,6 +95,18 @@ pub(crate) fn example_repo(dir: &Path) -> PathBuf {
     repo
 }
 
+/// Polls `f` until it holds or `limit` passes; whether it held.
+pub(crate) fn wait_until(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    f()
+}
+
 /// A child process killed when dropped, so a failing test leaves nothing running.
 pub(crate) struct Proc(pub(crate) Child);
 

@@ -65,8 +65,8 @@ impl Env {
             )),
             self.store.clone(),
         )
-            .await
-            .unwrap()
+        .await
+        .unwrap()
     }
 
     pub(crate) async fn cache(&self) -> ChunkCache {

@@ -58,11 +58,14 @@ impl Env {
         };
         let cache = ChunkCache::open(
             config,
-            Arc::new(kiln_publish::CatalogView::new(catalog.clone(), store.clone())),
+            Arc::new(kiln_publish::CatalogView::new(
+                catalog.clone(),
+                store.clone(),
+            )),
             store.clone(),
         )
-            .await
-            .unwrap();
+        .await
+        .unwrap();
         Env {
             tmp,
             store,

@@ -41,17 +41,38 @@ async fn a_one_question_change_writes_one_segment() {
     let url = kiln_testkit::skip_unless_env!("TEST_POSTGRES_URL");
     let db = crate::fresh_db(&url).await;
     let catalog = PgCatalog::new(db.clone());
-    catalog.publish(new_version("v1", manifest(3_000, None))).await.unwrap();
-    let (segments, rows) = (count(&db, "manifest_segments").await, count(&db, "segment_chunks").await);
+    catalog
+        .publish(new_version("v1", manifest(3_000, None)))
+        .await
+        .unwrap();
+    let (segments, rows) = (
+        count(&db, "manifest_segments").await,
+        count(&db, "segment_chunks").await,
+    );
     assert!(segments > 5, "{segments} segments");
     assert_eq!(rows, 3_000);
     let m2 = manifest(3_000, Some(1_500));
-    catalog.publish(new_version("v2", m2.clone())).await.unwrap();
+    catalog
+        .publish(new_version("v2", m2.clone()))
+        .await
+        .unwrap();
     assert_eq!(count(&db, "manifest_segments").await, segments + 1);
     assert!(count(&db, "segment_chunks").await - rows <= 1024);
     let c = CourseId::new("c").unwrap();
-    assert_eq!(catalog.manifest(&c, &VersionId::new("v2").unwrap()).await.unwrap(), m2);
-    assert!(catalog.referenced_chunks().await.unwrap().contains(&ChunkId([0xee; 32])));
+    assert_eq!(
+        catalog
+            .manifest(&c, &VersionId::new("v2").unwrap())
+            .await
+            .unwrap(),
+        m2
+    );
+    assert!(
+        catalog
+            .referenced_chunks()
+            .await
+            .unwrap()
+            .contains(&ChunkId([0xee; 32]))
+    );
 }
 
 #[tokio::test]
@@ -71,14 +92,39 @@ async fn a_version_stored_as_rows_before_segments_still_reads() {
     .execute(db.pool())
     .await
     .unwrap();
-    sqlx::query("UPDATE versions SET segments = NULL").execute(db.pool()).await.unwrap();
-    sqlx::query("DELETE FROM segment_chunks").execute(db.pool()).await.unwrap();
-    sqlx::query("DELETE FROM manifest_segments").execute(db.pool()).await.unwrap();
+    sqlx::query("UPDATE versions SET segments = NULL")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM segment_chunks")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM manifest_segments")
+        .execute(db.pool())
+        .await
+        .unwrap();
     let c = CourseId::new("c").unwrap();
-    assert_eq!(catalog.manifest(&c, &VersionId::new("v1").unwrap()).await.unwrap(), m);
-    assert!(catalog.referenced_chunks().await.unwrap().contains(&ChunkId([1; 32])));
+    assert_eq!(
+        catalog
+            .manifest(&c, &VersionId::new("v1").unwrap())
+            .await
+            .unwrap(),
+        m
+    );
+    assert!(
+        catalog
+            .referenced_chunks()
+            .await
+            .unwrap()
+            .contains(&ChunkId([1; 32]))
+    );
     let (marked, _) = catalog
-        .gc_mark("gc", &[ChunkId([1; 32])], std::time::Duration::from_secs(30))
+        .gc_mark(
+            "gc",
+            &[ChunkId([1; 32])],
+            std::time::Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert!(marked.is_empty(), "a referenced chunk is never marked");

@@ -20,7 +20,10 @@ mod catalog_sqlite {
     use super::*;
     kiln_testkit::content_tests!(|| async {
         let (store, dir) = local_store();
-        let catalog = kiln_sqlite::DataDir::new(dir.path()).catalog().await.unwrap();
+        let catalog = kiln_sqlite::DataDir::new(dir.path())
+            .catalog()
+            .await
+            .unwrap();
         CatalogFixture::new(Arc::new(catalog) as Arc<dyn Catalog>, store, dir)
     });
 }

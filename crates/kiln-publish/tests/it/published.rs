@@ -38,7 +38,11 @@ async fn publish(
 }
 
 /// One question of `m` replaced by a new chunk (with its table of contents).
-fn change_one(m: &Manifest, tocs: &mut std::collections::HashMap<ChunkId, Toc>, i: usize) -> Manifest {
+fn change_one(
+    m: &Manifest,
+    tocs: &mut std::collections::HashMap<ChunkId, Toc>,
+    i: usize,
+) -> Manifest {
     let mut entries: Vec<ManifestEntry> = m.entries().to_vec();
     let old = entries[i].id;
     entries[i].id = ChunkId([0xab; 32]);
@@ -76,7 +80,10 @@ async fn a_one_question_change_writes_and_fetches_what_changed() {
     );
     view.refresh().await.unwrap();
     let before = counting.gets();
-    assert_eq!(view.manifest(&course("big"), &version("v2")).await.unwrap(), m2);
+    assert_eq!(
+        view.manifest(&course("big"), &version("v2")).await.unwrap(),
+        m2
+    );
     // The new root and the one changed segment; every other segment is on disk already.
     assert_eq!(counting.gets() - before, 2);
     // The version the head moved away from reads without a pointer (a prefetch diffs it).
@@ -102,11 +109,26 @@ async fn a_version_committed_without_its_objects_is_published_by_the_next_head_w
         .unwrap();
     let (mb, tocs_b) = questions(3, 3);
     let done = publish(&catalog, &store, "b", "v1", mb, tocs_b).await;
-    assert!(done.head.courses.contains_key("a"), "the head names course a");
-    let view = PublishedView::open(store.clone(), ViewOptions::default()).await.unwrap();
-    assert_eq!(view.manifest(&course("a"), &version("v1")).await.unwrap(), ma);
-    assert_eq!(view.tocs(&course("a"), &version("v1")).await.unwrap(), tocs_a);
-    assert_eq!(view.versions(&course("a")).await.unwrap().len(), 1, "its pointer too");
+    assert!(
+        done.head.courses.contains_key("a"),
+        "the head names course a"
+    );
+    let view = PublishedView::open(store.clone(), ViewOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        view.manifest(&course("a"), &version("v1")).await.unwrap(),
+        ma
+    );
+    assert_eq!(
+        view.tocs(&course("a"), &version("v1")).await.unwrap(),
+        tocs_a
+    );
+    assert_eq!(
+        view.versions(&course("a")).await.unwrap().len(),
+        1,
+        "its pointer too"
+    );
 }
 
 #[tokio::test]
@@ -121,14 +143,25 @@ async fn verify_finds_what_is_wrong_and_repair_rewrites_it() {
     assert!(clean.problems.is_empty(), "{:?}", clean.problems);
     assert_eq!(clean.versions, 2);
     // Damage: v1's pointer gone, one of v2's segments gone, the head naming v1.
-    store.delete(&Path::from("kiln/versions/c/v1.json")).await.unwrap();
-    let root = writer::read_root(&*store, &done.head.courses["c"].root).await.unwrap();
+    store
+        .delete(&Path::from("kiln/versions/c/v1.json"))
+        .await
+        .unwrap();
+    let root = writer::read_root(&*store, &done.head.courses["c"].root)
+        .await
+        .unwrap();
     let seg = root.segments[0].manifest;
-    store.delete(&Path::from(format!("kiln/segments/{seg}.json"))).await.unwrap();
+    store
+        .delete(&Path::from(format!("kiln/segments/{seg}.json")))
+        .await
+        .unwrap();
     let mut head = done.head.clone();
     head.courses.get_mut("c").unwrap().version = "v1".into();
     store
-        .put(&Path::from("kiln/head.json"), serde_json::to_vec(&head).unwrap().into())
+        .put(
+            &Path::from("kiln/head.json"),
+            serde_json::to_vec(&head).unwrap().into(),
+        )
         .await
         .unwrap();
     let found = check::check(&catalog, &store, None, None).await.unwrap();
@@ -136,16 +169,23 @@ async fn verify_finds_what_is_wrong_and_repair_rewrites_it() {
     assert!(says("no pointer"), "{:?}", found.problems);
     assert!(says(&seg.to_string()), "{:?}", found.problems);
     assert!(says("the head names version v1"), "{:?}", found.problems);
-    let repaired = check::check(&catalog, &store, None, Some(OWNER)).await.unwrap();
+    let repaired = check::check(&catalog, &store, None, Some(OWNER))
+        .await
+        .unwrap();
     assert_eq!(repaired.problems.len(), found.problems.len());
     let after = check::check(&catalog, &store, None, None).await.unwrap();
     assert!(after.problems.is_empty(), "{:?}", after.problems);
-    let view = PublishedView::open(store.clone(), ViewOptions::default()).await.unwrap();
+    let view = PublishedView::open(store.clone(), ViewOptions::default())
+        .await
+        .unwrap();
     assert_eq!(
         view.current(&course("c")).await.unwrap().unwrap().version,
         version("v2")
     );
-    assert_eq!(view.manifest(&course("c"), &version("v2")).await.unwrap(), m2);
+    assert_eq!(
+        view.manifest(&course("c"), &version("v2")).await.unwrap(),
+        m2
+    );
 }
 
 #[tokio::test]
@@ -180,7 +220,12 @@ async fn a_view_serves_its_last_head_through_an_outage_for_stale_after_only() {
     assert!(patient.refresh().await.is_err());
     assert!(strict.refresh().await.is_err());
     assert_eq!(
-        patient.current(&course("c")).await.unwrap().unwrap().version,
+        patient
+            .current(&course("c"))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
         version("v1"),
         "the last head is served"
     );
@@ -199,11 +244,16 @@ async fn an_older_head_is_never_applied() {
     let stale = writer::read_head(&*store).await.unwrap();
     let (m2, tocs2) = questions(2, 8);
     publish(&catalog, &store, "c", "v2", m2, tocs2).await;
-    let view = PublishedView::open(store.clone(), ViewOptions::default()).await.unwrap();
+    let view = PublishedView::open(store.clone(), ViewOptions::default())
+        .await
+        .unwrap();
     let mut changes = view.subscribe();
     // A writer that lost its lease puts back the older head.
     store
-        .put(&Path::from("kiln/head.json"), serde_json::to_vec(&stale).unwrap().into())
+        .put(
+            &Path::from("kiln/head.json"),
+            serde_json::to_vec(&stale).unwrap().into(),
+        )
         .await
         .unwrap();
     assert!(!view.refresh().await.unwrap());
@@ -220,7 +270,9 @@ async fn a_head_change_names_each_course_that_moved() {
     let catalog = MemCatalog::new();
     let (m, tocs) = questions(2, 9);
     publish(&catalog, &store, "c", "v1", m, tocs).await;
-    let view = PublishedView::open(store.clone(), ViewOptions::default()).await.unwrap();
+    let view = PublishedView::open(store.clone(), ViewOptions::default())
+        .await
+        .unwrap();
     let mut changes = view.subscribe();
     let (m2, tocs2) = questions(2, 10);
     publish(&catalog, &store, "c", "v2", m2, tocs2).await;

@@ -51,7 +51,13 @@ impl ContentFixture for CatalogFixture {
         self.view.clone()
     }
 
-    async fn publish(&self, course: &CourseId, version: &VersionId, manifest: Manifest, tocs: HashMap<ChunkId, Toc>) {
+    async fn publish(
+        &self,
+        course: &CourseId,
+        version: &VersionId,
+        manifest: Manifest,
+        tocs: HashMap<ChunkId, Toc>,
+    ) {
         put_tocs(&*self.catalog, tocs).await;
         self.catalog
             .publish(NewVersion {
@@ -104,14 +110,22 @@ impl ContentFixture for PublishedFixture {
         Arc::new(self.view.clone())
     }
 
-    async fn publish(&self, course: &CourseId, version: &VersionId, manifest: Manifest, tocs: HashMap<ChunkId, Toc>) {
+    async fn publish(
+        &self,
+        course: &CourseId,
+        version: &VersionId,
+        manifest: Manifest,
+        tocs: HashMap<ChunkId, Toc>,
+    ) {
         put_tocs(&*self.catalog, tocs).await;
         let new = NewVersion {
             course: course.clone(),
             version: version.clone(),
             manifest,
         };
-        writer::publish(&*self.catalog, &self.store, OWNER, new).await.unwrap();
+        writer::publish(&*self.catalog, &self.store, OWNER, new)
+            .await
+            .unwrap();
         self.view.refresh().await.unwrap();
     }
 }
