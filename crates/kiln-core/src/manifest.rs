@@ -128,7 +128,7 @@ fn boundary(e: &ManifestEntry) -> bool {
         h ^= b as u32;
         h = h.wrapping_mul(0x0100_0193);
     }
-    h % SEGMENT_EVERY == 0
+    h.is_multiple_of(SEGMENT_EVERY)
 }
 
 /// Checks a course-relative path from a request and returns it in canonical form: `/`

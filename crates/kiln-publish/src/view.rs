@@ -98,6 +98,9 @@ struct HeadState {
     applied_at_ms: i64,
 }
 
+/// A course's listed versions, and the head version they were listed under.
+type Listed = (Option<VersionId>, Vec<VersionInfo>);
+
 struct Inner {
     objects: Objects,
     options: ViewOptions,
@@ -106,7 +109,7 @@ struct Inner {
     reading: tokio::sync::Mutex<()>,
     pointers: Mutex<HashMap<(CourseId, VersionId), Digest>>,
     /// Per course, its listed versions and the head version they were listed under.
-    listed: Mutex<HashMap<CourseId, (Option<VersionId>, Vec<VersionInfo>)>>,
+    listed: Mutex<HashMap<CourseId, Listed>>,
     changes: broadcast::Sender<HeadChange>,
     head_reads: AtomicU64,
     head_unchanged: AtomicU64,

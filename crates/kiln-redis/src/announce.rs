@@ -55,9 +55,10 @@ pub fn subscribe(url: &str, channel: &str) -> kiln_core::Result<BoxStream<'stati
                         let mut messages = pubsub.on_message();
                         while messages.next().await.is_some() {
                             // A full queue already holds a wake-up: nothing is lost.
-                            match tx.try_send(()) {
-                                Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => return,
-                                _ => {}
+                            if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) =
+                                tx.try_send(())
+                            {
+                                return;
                             }
                         }
                         tracing::warn!(

@@ -279,7 +279,7 @@ async fn a_head_change_names_each_course_that_moved() {
     let (m3, tocs3) = questions(2, 11);
     publish(&catalog, &store, "d", "v1", m3, tocs3).await;
     assert!(view.refresh().await.unwrap());
-    let mut got = vec![changes.try_recv().unwrap(), changes.try_recv().unwrap()];
+    let mut got = [changes.try_recv().unwrap(), changes.try_recv().unwrap()];
     got.sort_by(|a, b| a.course.cmp(&b.course));
     assert_eq!(got[0].course, course("c"));
     assert_eq!(got[0].from, Some(version("v1")));
