@@ -110,9 +110,10 @@ pub async fn check(
             }));
             if let Some(_owner) = repair {
                 if broken {
-                    let p =
-                        writer::publish_version(catalog, store, course, version, &manifest, None)
-                            .await?;
+                    let p = writer::publish_version(
+                        catalog, store, course, version, &manifest, None, None,
+                    )
+                    .await?;
                     report.written = report.written.plus(p.written);
                     report.written = report
                         .written

@@ -20,8 +20,8 @@ use bytes::Bytes;
 use kiln_chunk::retry::{RetryPolicy, retry};
 use kiln_chunk::store_error::to_error;
 use kiln_core::catalog::{Catalog, NewVersion, PublishOutcome};
-use kiln_core::ids::{ChunkId, CourseId, VersionId};
-use kiln_core::manifest::Manifest;
+use kiln_core::ids::{ChunkId, ChunkKind, CourseId, VersionId};
+use kiln_core::manifest::{Manifest, ManifestEntry};
 use kiln_core::time::Timestamp;
 use kiln_core::toc::Toc;
 use kiln_core::{Error, Result};
@@ -57,14 +57,23 @@ pub async fn publish(
     store: &Arc<dyn ObjectStore>,
     owner: &str,
     version: NewVersion,
+    basis: Option<Basis<'_>>,
 ) -> Result<Publish> {
     let (course, id) = (version.course.clone(), version.version.clone());
     let previous = read_head(&**store)
         .await?
         .course(&course)
         .map(|(_, root)| root);
-    let published =
-        publish_version(catalog, store, &course, &id, &version.manifest, previous).await?;
+    let published = publish_version(
+        catalog,
+        store,
+        &course,
+        &id,
+        &version.manifest,
+        previous,
+        basis,
+    )
+    .await?;
     let outcome = catalog.publish(version).await?;
     let mut written = published.written;
     // A reinstated version keeps its first manifest: its root is the catalog's, which the
@@ -121,10 +130,21 @@ pub struct Published {
     pub written: Written,
 }
 
+/// The version a new one was synced against, when the caller has its manifest: segments
+/// equal to its segments are taken from its root without being encoded again.
+#[derive(Debug, Clone, Copy)]
+pub struct Basis<'a> {
+    /// Its id.
+    pub version: &'a VersionId,
+    /// Its manifest.
+    pub manifest: &'a Manifest,
+}
+
 /// Writes a version's segments, table-of-contents segments and root, skipping segments the
 /// store holds already (those of `previous`, the root of the course's previous version, if
-/// it can be read). Tables of contents come from the catalog (the sync stored them before),
-/// or from a chunk's bundle where the catalog lacks one.
+/// it can be read; where `basis` is that version, its unchanged segments are recognised by
+/// their entries, not by encoding them). Tables of contents come from the catalog (the sync
+/// stored them before), or from a chunk's bundle where the catalog lacks one.
 pub async fn publish_version(
     catalog: &dyn Catalog,
     store: &Arc<dyn ObjectStore>,
@@ -132,13 +152,28 @@ pub async fn publish_version(
     version: &VersionId,
     manifest: &Manifest,
     previous: Option<Digest>,
+    basis: Option<Basis<'_>>,
 ) -> Result<Published> {
     // A segment's tables of contents follow from its entries, so a segment the previous
     // root has comes with the same table-of-contents segment.
     let mut known: HashMap<Digest, Digest> = HashMap::new();
+    // The basis's segments by their first entry, with their references in its root.
+    let mut same: HashMap<(ChunkKind, &str), (&[ManifestEntry], SegmentRef)> = HashMap::new();
     if let Some(prev) = previous {
         match read_root(&**store, &prev).await {
-            Ok(root) => known.extend(root.segments.into_iter().map(|s| (s.manifest, s.tocs))),
+            Ok(root) => {
+                if let Some(b) = basis.filter(|b| b.version.as_str() == root.version) {
+                    let cuts = format::cut(b.manifest.entries());
+                    if cuts.len() == root.segments.len() {
+                        for (cut, r) in cuts.into_iter().zip(&root.segments) {
+                            if cut.len() == r.chunks as usize {
+                                same.insert((cut[0].kind, cut[0].name.as_str()), (cut, r.clone()));
+                            }
+                        }
+                    }
+                }
+                known.extend(root.segments.into_iter().map(|s| (s.manifest, s.tocs)));
+            }
             Err(e) => {
                 tracing::debug!(%course, "previous root {prev} unreadable, writing every segment: {e}")
             }
@@ -147,6 +182,12 @@ pub async fn publish_version(
     let mut written = Written::default();
     let mut segments = Vec::new();
     for seg in format::cut(manifest.entries()) {
+        if let Some((old, r)) = same.get(&(seg[0].kind, seg[0].name.as_str()))
+            && *old == seg
+        {
+            segments.push(r.clone());
+            continue;
+        }
         let bytes = format::encode_segment(seg);
         let id = Digest::of(&bytes);
         if let Some(tocs) = known.get(&id) {
@@ -343,8 +384,8 @@ async fn write_head_locked(
             (old_course, None) => {
                 let manifest = catalog.manifest(course, version).await?;
                 let previous = old_course.map(|(_, r)| r);
-                let p =
-                    publish_version(catalog, store, course, version, &manifest, previous).await?;
+                let p = publish_version(catalog, store, course, version, &manifest, previous, None)
+                    .await?;
                 written = written.plus(p.written);
                 written = written.plus(write_pointer(&**store, course, version, p.root).await?);
                 backfilled.push(course.clone());

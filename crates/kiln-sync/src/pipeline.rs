@@ -38,8 +38,9 @@ fn join_err(e: tokio::task::JoinError) -> Error {
     Error::backend("kiln-sync", format!("a sync task failed: {e}"))
 }
 
-/// The previous version the walk was diffed against: its manifest.
+/// The previous version the walk was diffed against: its id and manifest.
 struct Basis {
+    version: VersionId,
     manifest: Manifest,
 }
 
@@ -235,7 +236,7 @@ impl Ctx<'_> {
         let (walked, previous) = tokio::join!(walk, previous);
         let walked = walked?;
         let basis = match (basis_root, previous?) {
-            (Some(_), Some(manifest)) => Some(Basis { manifest }),
+            (Some((_, version)), Some(manifest)) => Some(Basis { version, manifest }),
             _ => None,
         };
         tracing::debug!(elapsed = ?self.started.elapsed(), reused = walked.reused.len(), "walked");
@@ -265,8 +266,9 @@ impl Ctx<'_> {
             }
             None => dir_version(&manifest)?,
         };
-        let basis = basis.as_ref().map(|b| &b.manifest);
-        let mut report = self.publish(version, manifest, memo, up, basis).await?;
+        let mut report = self
+            .publish(version, manifest, memo, up, basis.as_ref())
+            .await?;
         report.warnings = opened.source.warnings().to_vec();
         Ok(report)
     }
@@ -277,14 +279,14 @@ impl Ctx<'_> {
         manifest: Manifest,
         memo: Vec<(String, MemoEntry)>,
         mut up: Uploaded,
-        basis: Option<&Manifest>,
+        basis: Option<&Basis>,
     ) -> Result<SyncReport> {
         self.lock.confirm().await?;
         if self.rebuild.is_none() {
             let made = std::mem::take(&mut up.tocs);
             let (catalog, store) = (&**self.catalog, &**self.store);
             match basis {
-                Some(b) => tocs::store_after(catalog, store, &manifest, made, b).await?,
+                Some(b) => tocs::store_after(catalog, store, &manifest, made, &b.manifest).await?,
                 None => tocs::store(catalog, store, &manifest, made).await?,
             };
         }
@@ -307,7 +309,12 @@ impl Ctx<'_> {
             version: version.clone(),
             manifest,
         };
-        let done = writer::publish(&**self.catalog, self.store, self.lock.owner(), new).await?;
+        let basis = basis.map(|b| writer::Basis {
+            version: &b.version,
+            manifest: &b.manifest,
+        });
+        let owner = self.lock.owner();
+        let done = writer::publish(&**self.catalog, self.store, owner, new, basis).await?;
         let mut report = self.report(version, total, &up, done.outcome);
         report.published = done.written;
         report.head_seq = done.head.seq;

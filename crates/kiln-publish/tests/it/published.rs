@@ -34,7 +34,9 @@ async fn publish(
         version: version(v),
         manifest,
     };
-    writer::publish(catalog, store, OWNER, new).await.unwrap()
+    writer::publish(catalog, store, OWNER, new, None)
+        .await
+        .unwrap()
 }
 
 /// One question of `m` replaced by a new chunk (with its table of contents).
@@ -314,4 +316,42 @@ async fn a_burst_of_requests_for_an_unknown_course_reads_the_head_once() {
     }
     let reads = counting.gets() - before;
     assert!(reads <= 2, "{reads} head reads for one burst");
+}
+
+#[tokio::test]
+async fn a_basis_gives_the_same_root_without_encoding_its_segments_again() {
+    let (store, _dir) = local_store();
+    let catalog = MemCatalog::new();
+    let (m1, mut tocs) = questions(3_000, 13);
+    publish(&catalog, &store, "c", "v1", m1.clone(), tocs.clone()).await;
+    let m2 = change_one(&m1, &mut tocs, 1_234);
+    put_tocs(&catalog, tocs).await;
+    let new = NewVersion {
+        course: course("c"),
+        version: version("v2"),
+        manifest: m2.clone(),
+    };
+    let v1 = version("v1");
+    let basis = writer::Basis {
+        version: &v1,
+        manifest: &m1,
+    };
+    let done = writer::publish(&catalog, &store, OWNER, new, Some(basis))
+        .await
+        .unwrap();
+    assert_eq!(done.written.objects, 5, "{:?}", done.written);
+    let want = writer::root_of(&catalog, &*store, &course("c"), &version("v2"), &m2)
+        .await
+        .unwrap();
+    assert_eq!(
+        done.head.courses["c"].root, want,
+        "the same root as encoding every segment"
+    );
+    let view = PublishedView::open(store.clone(), ViewOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        view.manifest(&course("c"), &version("v2")).await.unwrap(),
+        m2
+    );
 }

@@ -123,7 +123,7 @@ impl ContentFixture for PublishedFixture {
             version: version.clone(),
             manifest,
         };
-        writer::publish(&*self.catalog, &self.store, OWNER, new)
+        writer::publish(&*self.catalog, &self.store, OWNER, new, None)
             .await
             .unwrap();
         self.view.refresh().await.unwrap();
