@@ -214,7 +214,11 @@ impl Env {
                 if let Some(h) = s.allow_http {
                     b = b.with_allow_http(h);
                 }
-                Arc::new(b.build().context("opening the s3 object store")?)
+                let s3 = b.build().context("opening the s3 object store")?;
+                match &s.prefix {
+                    Some(p) => Arc::new(object_store::prefix::PrefixStore::new(s3, p.as_str())),
+                    None => Arc::new(s3),
+                }
             }
         };
         self.say("object store", &store);

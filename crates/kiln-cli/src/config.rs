@@ -225,6 +225,7 @@ struct RawStore {
     path: Option<PathBuf>,
     endpoint: Option<String>,
     bucket: Option<String>,
+    prefix: Option<String>,
     region: Option<String>,
     access_key_id: Option<String>,
     secret_access_key: Option<String>,
@@ -264,6 +265,9 @@ impl Default for StoreConfig {
 pub(crate) struct S3Config {
     /// The bucket.
     pub(crate) bucket: String,
+    /// A key prefix every object lives under (`kiln/prod`): several installations, each
+    /// with its own catalog, can share a bucket, since each has its own published head.
+    pub(crate) prefix: Option<String>,
     /// The endpoint (e.g. `http://127.0.0.1:9100`; default AWS).
     pub(crate) endpoint: Option<String>,
     /// The region.
@@ -284,6 +288,7 @@ impl TryFrom<RawStore> for StoreConfig {
                 let s3_key = [
                     ("endpoint", raw.endpoint.is_some()),
                     ("bucket", raw.bucket.is_some()),
+                    ("prefix", raw.prefix.is_some()),
                     ("region", raw.region.is_some()),
                     ("access_key_id", raw.access_key_id.is_some()),
                     ("secret_access_key", raw.secret_access_key.is_some()),
@@ -305,8 +310,16 @@ impl TryFrom<RawStore> for StoreConfig {
                 let bucket = raw
                     .bucket
                     .ok_or_else(|| "`bucket` is required for backend s3".to_string())?;
+                let prefix = match raw.prefix.as_deref().map(|p| p.trim_matches('/')) {
+                    Some("") | None => None,
+                    Some(p) if p.split('/').all(|s| !s.is_empty() && s != "." && s != "..") => {
+                        Some(p.to_string())
+                    }
+                    Some(p) => return Err(format!("`prefix` {p:?} is not a key prefix (`a/b`)")),
+                };
                 Ok(StoreConfig::S3(S3Config {
                     bucket,
+                    prefix,
                     endpoint: raw.endpoint,
                     region: raw.region,
                     access_key_id: raw.access_key_id,
@@ -642,6 +655,11 @@ reheat = "nosuchlib"
                 "[queue]\nbackend = \"redis\"\nurl = \"redis://h\"\n",
                 "queue",
                 "cannot be redis here (use sqlite or postgres)",
+            ),
+            (
+                "[store]\nbackend = \"s3\"\nbucket = \"b\"\nprefix = \"a/../b\"\n",
+                "store",
+                "`prefix` \"a/../b\" is not a key prefix",
             ),
             (
                 "[announce]\nbackend = \"redis\"\n",

@@ -157,6 +157,7 @@ namespace = "kiln_test_{tag}"
 backend = "s3"
 endpoint = "{s3}"
 bucket = "{bucket}"
+prefix = "kiln-test-{tag}"
 "#
             ),
         };

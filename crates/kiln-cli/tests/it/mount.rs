@@ -426,7 +426,7 @@ fn a_course_in_postgresql_and_s3_mounts_and_loads_from_s3_on_open() {
         &cfg,
         format!(
             "[catalog]\nbackend = \"postgres\"\nurl = \"{pg}\"\nnamespace = \"kiln_{tag}\"\n\
-             [store]\nbackend = \"s3\"\nendpoint = \"{s3}\"\nbucket = \"{bucket}\"\n\
+             [store]\nbackend = \"s3\"\nendpoint = \"{s3}\"\nbucket = \"{bucket}\"\nprefix = \"kiln-test-{tag}\"\n\
              [load]\nrefresh_interval = \"1h\"\n"
         ),
     )

@@ -94,6 +94,7 @@ namespace = "kiln-{tag}"
 backend = "s3"
 endpoint = "{s3}"
 bucket = "{bucket}"
+prefix = "kiln-test-{tag}"
 [load]
 refresh_interval = "250ms"
 [[library]]
