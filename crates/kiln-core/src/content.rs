@@ -24,8 +24,10 @@ use crate::toc::Toc;
 ///   contents of all its chunks can be read.
 /// - **Not found**: `manifest`, `versions` and `tocs` return [`crate::Error::NotFound`] for
 ///   an unknown course or version; `current` returns `Ok(None)` for an unknown course.
-/// - **Ordering**: `courses` lists sorted; `versions` lists every version, the current one
-///   marked, newest first.
+/// - **Ordering**: `courses` lists sorted; `versions` lists every version once, the current
+///   one marked, newest first as far as the view knows when each was published (the
+///   catalog by publish order; the published view by when each version's pointer was
+///   written, to the store's clock resolution).
 /// - **Immutability**: a version's manifest and tables of contents never change, so callers
 ///   may cache them by (course, version) for as long as they like.
 #[async_trait]

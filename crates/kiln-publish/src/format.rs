@@ -78,6 +78,13 @@ pub struct Head {
 }
 
 impl Head {
+    /// A stored head, in the format this kiln reads.
+    pub fn decode(bytes: &[u8]) -> Result<Head> {
+        let head: Head = from_slice("head", bytes)?;
+        check_format("head", head.format)?;
+        Ok(head)
+    }
+
     /// The course's current version and root, if the head names the course.
     pub fn course(&self, course: &CourseId) -> Option<(VersionId, Digest)> {
         let c = self.courses.get(course.as_str())?;
@@ -115,6 +122,15 @@ pub struct Root {
     pub version: String,
     /// The manifest's segments, in manifest order.
     pub segments: Vec<SegmentRef>,
+}
+
+impl Root {
+    /// A stored root, in the format this kiln reads.
+    pub fn decode(bytes: &[u8]) -> Result<Root> {
+        let root: Root = from_slice("root", bytes)?;
+        check_format("root", root.format)?;
+        Ok(root)
+    }
 }
 
 /// One segment of a root.

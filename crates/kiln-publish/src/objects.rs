@@ -62,12 +62,7 @@ impl Objects {
             .await
             .map_err(|e| to_error(&format!("reading {key}"), e))?;
         self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        if Digest::of(&bytes) != *id {
-            return Err(Error::backend(
-                "published",
-                format!("object {key} does not hash to its name: it is corrupt"),
-            ));
-        }
+        check(kind, id, &bytes)?;
         if let Some(f) = file {
             // Best effort: a cache that cannot be written is read from the store next time.
             if let Err(e) = write_atomic(&f, &bytes).await {
@@ -76,6 +71,20 @@ impl Objects {
         }
         Ok(bytes)
     }
+}
+
+/// Fails unless `bytes` hash to `id`, the name of a `kind` object.
+pub(crate) fn check(kind: Kind, id: &Digest, bytes: &[u8]) -> Result<()> {
+    if Digest::of(bytes) == *id {
+        return Ok(());
+    }
+    Err(Error::backend(
+        "published",
+        format!(
+            "object {} does not hash to its name: it is corrupt",
+            keys::object(kind, id)
+        ),
+    ))
 }
 
 /// Writes `bytes` to `path` by a rename, so a reader sees all of it or nothing.

@@ -294,9 +294,7 @@ impl PublishedView {
             .bytes()
             .await
             .map_err(|e| to_error("reading the published head", e))?;
-        let head: Head = format::from_slice("head", &bytes)?;
-        format::check_format("head", head.format)?;
-        Ok(Some((head, new_etag)))
+        Ok(Some((Head::decode(&bytes)?, new_etag)))
     }
 
     /// Reads the head every `poll_interval`, and at once whenever `wake` yields (a push
@@ -328,9 +326,9 @@ impl PublishedView {
     /// The head, checked for staleness; for an unknown course, re-read first unless it was
     /// read within `poll_interval` (a course published a moment ago).
     async fn head_for(&self, course: Option<&CourseId>) -> Result<Arc<Head>> {
-        let (head, confirmed, err) = {
+        let (head, confirmed) = {
             let st = lock(&self.inner.state);
-            (st.head.clone(), st.confirmed, st.last_error.clone())
+            (st.head.clone(), st.confirmed)
         };
         let age = confirmed.map(|c| c.elapsed());
         let unknown = course.is_some_and(|c| head.course(c).is_none());
@@ -348,7 +346,10 @@ impl PublishedView {
                 source: format!(
                     "not confirmed for {:?}: {}",
                     age.unwrap_or_default(),
-                    err.unwrap_or_else(|| "never read".into())
+                    lock(&self.inner.state)
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "never read".into())
                 )
                 .into(),
             }),
@@ -396,10 +397,7 @@ impl PublishedView {
 
     async fn root(&self, course: &CourseId, version: &VersionId) -> Result<Root> {
         let id = self.root_id(course, version).await?;
-        let bytes = self.inner.objects.get(Kind::Root, &id).await?;
-        let root: Root = format::from_slice("root", &bytes)?;
-        format::check_format("root", root.format)?;
-        Ok(root)
+        Root::decode(&self.inner.objects.get(Kind::Root, &id).await?)
     }
 }
 

@@ -286,11 +286,7 @@ pub async fn read_pointer(
 /// The head as stored; an empty head (seq 0) if none was ever written.
 pub async fn read_head(store: &dyn ObjectStore) -> Result<Head> {
     match get(store, &keys::head()).await {
-        Ok(bytes) => {
-            let head: Head = format::from_slice("head", &bytes)?;
-            format::check_format("head", head.format)?;
-            Ok(head)
-        }
+        Ok(bytes) => Head::decode(&bytes),
         Err(Error::NotFound { .. }) => Ok(Head {
             format: format::FORMAT,
             ..Head::default()
@@ -303,15 +299,8 @@ pub async fn read_head(store: &dyn ObjectStore) -> Result<Head> {
 pub async fn read_root(store: &dyn ObjectStore, id: &Digest) -> Result<Root> {
     let key = keys::object(Kind::Root, id);
     let bytes = get(store, &key).await?;
-    if Digest::of(&bytes) != *id {
-        return Err(Error::backend(
-            "published",
-            format!("object {key} does not hash to its name: it is corrupt"),
-        ));
-    }
-    let root: Root = format::from_slice("root", &bytes)?;
-    format::check_format("root", root.format)?;
-    Ok(root)
+    crate::objects::check(Kind::Root, id, &bytes)?;
+    Root::decode(&bytes)
 }
 
 /// A version the caller has just published, whose root it knows.

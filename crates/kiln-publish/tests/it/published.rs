@@ -355,3 +355,34 @@ async fn a_basis_gives_the_same_root_without_encoding_its_segments_again() {
         m2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishes_of_different_courses_all_land_in_the_head() {
+    let (store, _dir) = local_store();
+    let catalog = Arc::new(MemCatalog::new());
+    let tasks: Vec<_> = (0..8u64)
+        .map(|i| {
+            let (catalog, store) = (catalog.clone(), store.clone());
+            tokio::spawn(async move {
+                let (m, tocs) = questions(50, 100 + i);
+                put_tocs(&*catalog, tocs).await;
+                let new = NewVersion {
+                    course: course(&format!("c{i}")),
+                    version: version("v1"),
+                    manifest: m,
+                };
+                // Each publish writes the head as its own owner, as eight syncs would.
+                writer::publish(&*catalog, &store, &format!("sync-{i}"), new, None)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let head = writer::read_head(&*store).await.unwrap();
+    assert_eq!(head.courses.len(), 8, "{:?}", head.courses.keys());
+    let clean = check::check(&*catalog, &store, None, None).await.unwrap();
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+}
