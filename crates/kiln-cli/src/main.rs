@@ -28,6 +28,12 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let as_json = cli.global.json;
+    // The usual soft limit (1024) is far below what a server's connections, a sync's files
+    // and a mount need; the hard limit is what the administrator allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!("file descriptor limit: {n}"),
+        Err(e) => tracing::warn!("could not raise the file descriptor limit: {e}"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -24,6 +24,7 @@ use axum::response::Response;
 use kiln_core::Error;
 
 use crate::AppState;
+use crate::hosts::Hosts;
 use crate::error::json_error;
 
 /// What a token may do. Scopes are independent: `admin` does not imply `read`.
@@ -407,12 +408,18 @@ fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Middleware: refuses a request its token may not make, and a cross-site-sendable `POST`.
+/// Middleware: refuses a request to a foreign `Host` or from a foreign `Origin`
+/// ([`crate::hosts`]), one its token may not make, and a cross-site-sendable `POST`.
 pub(crate) async fn check(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
+    // The Host check is for servers without tokens: a rebinding page has no token.
+    let hosts = if st.auth.is_open() { &st.hosts } else { &Hosts::Any };
+    if let Err(r) = crate::hosts::check(hosts, req.method(), req.headers()) {
+        return json_error(StatusCode::FORBIDDEN, r.code(), r.message());
+    }
     let access = access(req.method(), route);
     let mut refusal = st.auth.admit(req.headers(), access).err();
     if refusal.is_none()

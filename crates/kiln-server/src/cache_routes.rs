@@ -122,6 +122,7 @@ fn entry_response(reheat: &Reheat, entry: CacheEntry, request: &HeaderMap) -> Re
         headers.insert("x-kiln-group", g);
     }
     headers.insert("x-kiln-written-at", HeaderValue::from(entry.written_at.0));
+    crate::untrusted::sandbox(&mut headers);
     if entry.stale {
         headers.insert("x-kiln-stale", HeaderValue::from_static("true"));
     }

@@ -118,10 +118,7 @@ pub(crate) async fn get_file(
         header::CONTENT_TYPE,
         hv(&mime::content_type(&resolved.rel_path))?,
     );
-    head.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    crate::untrusted::sandbox(&mut head);
 
     // Opened and (when small) read right here rather than in `spawn_blocking`: the cache
     // directory is local disk, a small chunk file is in the page cache, and these few

@@ -19,6 +19,7 @@ mod courses;
 pub mod error;
 mod files;
 mod health;
+pub mod hosts;
 mod leases;
 pub mod listen;
 mod metrics;
@@ -30,6 +31,7 @@ mod sampler;
 mod serve;
 mod state;
 mod ui;
+mod untrusted;
 mod versions;
 
 use std::future::Future;

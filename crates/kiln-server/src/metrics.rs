@@ -40,6 +40,8 @@ pub(crate) struct HttpMetrics {
     latency: Family<Route, Histogram>,
     /// Open connections (see [`crate::ServeOptions::max_connections`]).
     pub(crate) connections: Gauge,
+    /// Connections closed at the limit to make room (see [`crate::ServeOptions`]).
+    pub(crate) shed: Counter,
 }
 
 impl HttpMetrics {
@@ -65,10 +67,17 @@ impl HttpMetrics {
             "Open HTTP connections",
             connections.clone(),
         );
+        let shed = Counter::default();
+        registry.register(
+            "kiln_http_connections_shed",
+            "Connections no handler worked for, closed at the connection limit to make room",
+            shed.clone(),
+        );
         HttpMetrics {
             requests,
             latency,
             connections,
+            shed,
         }
     }
 }

@@ -11,14 +11,21 @@
 //!   closed: a client that stopped sending its request body or stopped reading its
 //!   response. A handler that is working (waiting for a download, say) keeps its connection
 //!   however long it takes.
-//! - **Connection limit**: at most this many connections at once; at the limit the loop
-//!   stops accepting (new clients wait in the kernel's backlog) until one closes, which the
-//!   two timeouts guarantee happens.
+//! - **Connection limit**: at most this many connections at once, and never more than the
+//!   process's descriptors allow (its soft `RLIMIT_NOFILE` less [`RESERVED_FDS`] for cache
+//!   files, databases and the object store: [`fit_connections`], which says in the log when
+//!   it lowers the limit). At the limit, a new connection sheds the oldest one that no
+//!   handler works for (one still sending its first request, or kept alive between
+//!   requests), so that a health check or a scrape of `/metrics` gets in however many
+//!   clients sit idle; only when every connection is being served does the loop stop
+//!   accepting (new clients wait in the kernel's backlog) until one closes.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -30,7 +37,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt;
 
 use crate::AppState;
@@ -95,19 +102,95 @@ impl Activity {
     }
 }
 
+/// Descriptors kept out of the connection limit: the cache's files, the catalog and the
+/// object store's connections, a mount, the listener itself.
+pub(crate) const RESERVED_FDS: usize = 128;
+
+/// The connection limit that fits `soft_nofile` descriptors: `wanted`, or fewer with the
+/// reason when the descriptors would not go round.
+pub(crate) fn fit_connections(wanted: usize, soft_nofile: u64) -> (usize, Option<String>) {
+    let soft = usize::try_from(soft_nofile).unwrap_or(usize::MAX);
+    let reserve = RESERVED_FDS.min(soft / 2);
+    let fits = soft.saturating_sub(reserve).max(1);
+    if wanted <= fits {
+        return (wanted, None);
+    }
+    let why = format!(
+        "max_connections lowered from {wanted} to {fits}: the process may open {soft} file \
+         descriptors (RLIMIT_NOFILE), and {reserve} are kept for files and backends; raise the \
+         limit (ulimit -n, LimitNOFILE=) to serve more connections"
+    );
+    (fits, Some(why))
+}
+
+/// Connections no handler works for, by accept order: what the loop sheds at the limit.
+#[derive(Default)]
+struct Sheddable {
+    next: AtomicU64,
+    conns: Mutex<BTreeMap<u64, Arc<Notify>>>,
+}
+
+impl Sheddable {
+    fn id(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Notify>>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells the oldest connection no handler works for to close; whether there was one.
+    fn shed_oldest(&self) -> bool {
+        match self.lock().pop_first() {
+            Some((_, close)) => {
+                close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// One connection's place in [`Sheddable`].
+struct Conn {
+    id: u64,
+    close: Arc<Notify>,
+    sheddable: Arc<Sheddable>,
+}
+
+impl Conn {
+    fn idle(&self) {
+        self.sheddable.lock().insert(self.id, self.close.clone());
+    }
+
+    fn working(&self) {
+        self.sheddable.lock().remove(&self.id);
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.working();
+    }
+}
+
 /// Counts a running handler for as long as it lives.
-struct Busy(Arc<Activity>);
+struct Busy(Arc<Activity>, Arc<Conn>);
 
 impl Busy {
-    fn enter(a: &Arc<Activity>) -> Busy {
-        a.busy.fetch_add(1, Ordering::Relaxed);
-        Busy(a.clone())
+    fn enter(a: &Arc<Activity>, conn: &Arc<Conn>) -> Busy {
+        if a.busy.fetch_add(1, Ordering::Relaxed) == 0 {
+            conn.working();
+        }
+        Busy(a.clone(), conn.clone())
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+        if self.0.busy.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.1.idle();
+        }
         self.0.touch();
     }
 }
@@ -200,44 +283,69 @@ pub(crate) async fn serve<L: Listener>(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let limit = Arc::new(Semaphore::new(options.max_connections.get()));
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(u64::MAX, |(soft, _)| soft);
+    let (max, lowered) = fit_connections(options.max_connections.get(), soft);
+    if let Some(why) = lowered {
+        tracing::warn!("{why}");
+    }
+    let limit = Arc::new(Semaphore::new(max));
+    let sheddable = Arc::new(Sheddable::default());
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         // axum's `Listener::accept` retries failed accepts itself (out of file descriptors,
         // a connection reset before accept), pausing rather than spinning.
         let stream = tokio::select! {
             _ = &mut shutdown => break,
             (stream, _) = listener.accept() => stream,
         };
+        let permit = match limit.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // At the limit: the oldest connection nobody works for makes room.
+                if sheddable.shed_oldest() {
+                    state.http.shed.inc();
+                }
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    p = limit.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
         // Small responses go out at once on TCP; the listener type is generic, so ask.
         if let Some(tcp) = (&stream as &dyn std::any::Any).downcast_ref::<tokio::net::TcpStream>() {
             let _ = tcp.set_nodelay(true);
         }
         let activity = Activity::new();
-        let conn = http.serve_connection(
+        let conn = Arc::new(Conn {
+            id: sheddable.id(),
+            close: Arc::new(Notify::new()),
+            sheddable: sheddable.clone(),
+        });
+        conn.idle();
+        let served = http.serve_connection(
             TokioIo::new(Watched {
                 inner: stream,
                 activity: activity.clone(),
             }),
-            service(app.clone(), activity.clone()),
+            service(app.clone(), activity.clone(), conn.clone()),
         );
-        let conn = graceful.watch(conn);
+        let served = graceful.watch(served);
         let gauge = state.http.connections.clone();
         let idle_timeout = options.idle_timeout;
         tokio::spawn(async move {
             gauge.inc();
-            watch_idle(conn, &activity, idle_timeout).await;
+            tokio::select! {
+                _ = watch_idle(served, &activity, idle_timeout) => {}
+                _ = conn.close.notified() => tracing::debug!("shedding a connection at the limit"),
+            }
+            drop(conn);
             gauge.dec();
             drop(permit);
         });
@@ -276,6 +384,7 @@ where
 fn service(
     app: Router,
     activity: Arc<Activity>,
+    conn: Arc<Conn>,
 ) -> TowerToHyperService<
     impl tower::Service<
         Request<hyper::body::Incoming>,
@@ -287,8 +396,9 @@ fn service(
     TowerToHyperService::new(tower::service_fn(
         move |req: Request<hyper::body::Incoming>| {
             let (app, activity) = (app.clone(), activity.clone());
+            let busy = Busy::enter(&activity, &conn);
             async move {
-                let _busy = Busy::enter(&activity);
+                let _busy = busy;
                 let req = req.map(|inner| {
                     axum::body::Body::new(WatchedBody {
                         inner,
@@ -299,4 +409,23 @@ fn service(
             }
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_limit_fits_the_descriptors_and_says_why_when_lowered() {
+        assert_eq!(fit_connections(1024, 20_000), (1024, None));
+        let (n, why) = fit_connections(1024, 1024);
+        assert_eq!(n, 1024 - RESERVED_FDS);
+        let why = why.unwrap();
+        for part in ["1024", "RLIMIT_NOFILE", &(1024 - RESERVED_FDS).to_string()] {
+            assert!(why.contains(part), "{part} in {why}");
+        }
+        // A tiny limit keeps half for the rest of the process.
+        assert_eq!(fit_connections(1024, 100).0, 50);
+        assert_eq!(fit_connections(10, 0).0, 1);
+    }
 }

@@ -8,6 +8,7 @@ use kiln_load::ChunkCache;
 use prometheus_client::registry::Registry;
 
 use crate::auth::Auth;
+use crate::hosts::Hosts;
 use crate::files::SmallFiles;
 use crate::metrics::{HttpMetrics, LoadCollector};
 use crate::reheat_routes::ReheatState;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub reheat: Option<ReheatState>,
     /// The tokens the routes accept (default none: every route open).
     pub(crate) auth: Auth,
+    /// The names a server without tokens answers to (default: IP addresses and localhost).
+    pub(crate) hosts: Hosts,
     /// Runs' progress over time, sampled while this server runs.
     pub(crate) sampler: Arc<Sampler>,
 }
@@ -51,6 +54,7 @@ impl AppState {
             small_files: Arc::default(),
             reheat: None,
             auth: Auth::open(),
+            hosts: Hosts::default(),
             sampler: Arc::default(),
         }
     }
@@ -58,6 +62,12 @@ impl AppState {
     /// Adds the reheat side.
     pub fn with_reheat(mut self, reheat: ReheatState) -> AppState {
         self.reheat = Some(reheat);
+        self
+    }
+
+    /// Answers a server without tokens only on `hosts` ([`crate::hosts`]).
+    pub fn with_hosts(mut self, hosts: Hosts) -> AppState {
+        self.hosts = hosts;
         self
     }
 

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use kiln_server::auth::Auth;
+use kiln_server::hosts::Hosts;
 use kiln_server::listen::{DEFAULT_SOCKET_MODE, ListenAddr};
 
 use crate::args::{CacheArgs, MountArgs};
@@ -37,7 +38,14 @@ pub(crate) async fn serve(
                 .with_context(|| format!("invalid config: load.prefetch: {c:?}"))?,
         );
     }
-    let mut state = kiln_server::AppState::with_registry(cache.clone(), registry).with_auth(auth);
+    // A Unix socket is beyond a browser's reach: no Host to check there.
+    let hosts = match &addr {
+        ListenAddr::Tcp(_) => Hosts::named(env.config.server.hosts.iter().map(|h| h.0.clone())),
+        ListenAddr::Unix(_) => Hosts::Any,
+    };
+    let mut state = kiln_server::AppState::with_registry(cache.clone(), registry)
+        .with_auth(auth)
+        .with_hosts(hosts);
     if !env.config.libraries.is_empty() {
         let reheat = crate::cmd::reheat::service(env).await?;
         state = state.with_reheat(kiln_server::reheat_routes::ReheatState::new(reheat));

@@ -19,6 +19,10 @@ pub(crate) struct ServerConfig {
     pub(crate) listen: Option<ListenAddr>,
     /// A Unix socket's file mode, octal (default `"0660"`).
     pub(crate) socket_mode: Option<String>,
+    /// Names (without port) a server without tokens answers to besides IP addresses and
+    /// `localhost` (default none): any other `Host` is refused, against DNS rebinding.
+    #[serde(default)]
+    pub(crate) hosts: Vec<HostName>,
     /// Serve a non-loopback address without tokens (default false: refused).
     #[serde(default)]
     pub(crate) allow_unauthenticated: bool,
@@ -30,6 +34,29 @@ pub(crate) struct ServerConfig {
     pub(crate) idle_timeout: Option<std::time::Duration>,
     /// Connections served at once (default 1024).
     pub(crate) max_connections: Option<std::num::NonZeroUsize>,
+}
+
+/// A name of `server.hosts`: a DNS name without scheme, port or path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct HostName(pub(crate) String);
+
+impl TryFrom<String> for HostName {
+    type Error = String;
+    fn try_from(s: String) -> Result<HostName, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 253
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if ok {
+            Ok(HostName(s.to_ascii_lowercase()))
+        } else {
+            Err(format!(
+                "invalid host name {s:?} in server.hosts: expected a name such as \
+                 \"kiln.internal\" (letters, digits, '-' and '.', no scheme or port)"
+            ))
+        }
+    }
 }
 
 /// One `[[token]]` as written.

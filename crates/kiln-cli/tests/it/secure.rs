@@ -162,3 +162,53 @@ fn serve_listens_on_a_unix_socket_and_removes_it_on_sigterm() {
     assert!(status.success(), "{status:?}");
     assert!(!sock.exists(), "a clean stop removes the socket file");
 }
+
+#[test]
+fn under_a_low_descriptor_limit_the_server_fits_its_connections_and_health_checks_get_in() {
+    // A hard limit of 256 descriptors: the default 1024 connections do not fit. Clients that
+    // send half a request line and then nothing take every slot; the header timeout is far
+    // away, yet /healthz answers.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synced_example(tmp.path());
+    let cfg = tmp.path().join("kiln.toml");
+    std::fs::write(&cfg, "[server]\nheader_read_timeout = \"600s\"\n").unwrap();
+    let log = tmp.path().join("serve.log");
+    let mut serve = with_config(&data, &cfg);
+    serve.stderr(std::fs::File::create(&log).unwrap());
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        serve.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let (_server, base) = start_server(&mut serve, None);
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains("max_connections lowered from 1024 to 128"),
+        "{said}"
+    );
+    let addr = base.trim_start_matches("http://").to_string();
+    let mut stuck = Vec::new();
+    for _ in 0..300 {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.write_all(b"GET /heal").unwrap();
+        stuck.push(c);
+    }
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let r = client.get(format!("{base}/healthz")).send().unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}

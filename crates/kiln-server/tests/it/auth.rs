@@ -221,3 +221,93 @@ fn two_tokens_with_one_secret_are_refused() {
     .to_string();
     assert!(err.contains("\"a\"") && err.contains("\"b\""), "{err}");
 }
+
+/// A request as a browser on `origin` sends it to a server reached by `host`.
+fn from_browser(method: &str, uri: &str, host: &str, origin: Option<&str>) -> Request<Body> {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, host)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(o) = origin {
+        b = b.header(header::ORIGIN, o);
+    }
+    b.body(Body::from(ENSURE)).unwrap()
+}
+
+#[tokio::test]
+async fn without_tokens_a_rebound_name_is_refused_and_addresses_are_answered() {
+    // A page on attacker.example whose name now points at 127.0.0.1 is same-origin with
+    // kiln: its requests carry `Host: attacker.example:7878`.
+    let env = Env::new().await;
+    let evil = "attacker.example:7878";
+    for (method, uri) in [
+        ("GET", "/v1/courses/demo"),
+        ("POST", "/v1/courses/demo/ensure"),
+        ("POST", "/v1/libraries/pages/pause"),
+    ] {
+        let resp = env
+            .send(from_browser(method, uri, evil, Some("http://attacker.example:7878")))
+            .await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{method} {uri}");
+        let v = json(resp).await;
+        assert_eq!(v["error"], "host_not_allowed");
+        let msg = v["message"].as_str().unwrap();
+        assert!(msg.contains(evil) && msg.contains("server.hosts"), "{msg}");
+    }
+    assert_eq!(env.store.gets(), 0, "a refused ensure downloads nothing");
+    for host in ["127.0.0.1:7878", "localhost:7878", "[::1]:7878"] {
+        let resp = env.send(from_browser("GET", "/v1/courses/demo", host, None)).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{host}");
+    }
+    // A configured name is answered.
+    let mut named = Env::new().await;
+    named.state = named
+        .state
+        .clone()
+        .with_hosts(kiln_server::hosts::Hosts::named(["kiln.internal".to_string()]));
+    let resp = named
+        .send(from_browser("GET", "/v1/courses/demo", "kiln.internal:7878", None))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = named.send(from_browser("GET", "/v1/courses/demo", evil, None)).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_state_change_from_another_origin_is_refused_with_or_without_tokens() {
+    let host = "127.0.0.1:7878";
+    let env = Env::new().await;
+    for origin in ["http://evil.example", "null", "http://127.0.0.1:9999"] {
+        let resp = env
+            .send(from_browser("POST", "/v1/courses/demo/ensure", host, Some(origin)))
+            .await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{origin}");
+        let v = json(resp).await;
+        assert_eq!(v["error"], "origin_not_allowed");
+        assert!(v["message"].as_str().unwrap().contains(origin), "{v}");
+    }
+    assert_eq!(env.store.gets(), 0);
+    // kiln's own pages (same origin) and programs (no Origin) may.
+    for origin in [Some("http://127.0.0.1:7878"), None] {
+        let resp = env
+            .send(from_browser("POST", "/v1/courses/demo/ensure", host, origin))
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK, "{origin:?}");
+    }
+    // With tokens any Host is answered (a rebinding page has no token), but a foreign
+    // origin still changes nothing, even with a token.
+    let env = env_with_tokens().await;
+    let mut req = from_browser("POST", "/v1/courses/demo/ensure", "kiln.example", Some("null"));
+    req.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {ENSURER}").parse().unwrap(),
+    );
+    assert_eq!(env.send(req).await.status(), StatusCode::FORBIDDEN);
+    let mut req = from_browser("POST", "/v1/courses/demo/ensure", "kiln.example", None);
+    req.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {ENSURER}").parse().unwrap(),
+    );
+    assert_eq!(env.send(req).await.status(), StatusCode::OK);
+}

@@ -569,3 +569,25 @@ async fn cancel_drops_the_runs_jobs_prunes_nothing_and_clears_its_marks() {
     assert_eq!(next["state"], "running");
     assert_eq!(c.queue.pending().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn an_entry_is_served_sandboxed_whatever_type_it_was_stored_with() {
+    // A renderer's (or a `write` client's) HTML or SVG would otherwise run its scripts on
+    // kiln's origin.
+    let c = cache(false).await;
+    for (key, ct) in [
+        ("evil/html", "text/html"),
+        ("evil/svg", "image/svg+xml"),
+        ("evil/plain", "text/plain"),
+    ] {
+        let body = "<script>fetch('/v1/libraries/pages/pause',{method:'POST'})</script>";
+        let uri = format!("/v1/cache/pages/{key}");
+        let put = send_put(&c, &uri, body, &[("content-type", ct)]).await;
+        assert_eq!(put.status(), StatusCode::OK);
+        let resp = c.env.get(&format!("/v1/cache/pages/{key}")).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(header(&resp, "content-type"), Some(ct));
+        assert_eq!(header(&resp, "content-security-policy"), Some("sandbox"), "{key}");
+        assert_eq!(header(&resp, "x-content-type-options"), Some("nosniff"), "{key}");
+    }
+}

@@ -46,7 +46,7 @@ async fn closed_by_server(conn: &mut TcpStream) -> bool {
 async fn healthz(addr: SocketAddr) -> String {
     let fut = async {
         let mut c = TcpStream::connect(addr).await.unwrap();
-        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
             .await
             .unwrap();
         let mut out = String::new();
@@ -88,7 +88,7 @@ async fn idle_and_slowloris_clients_are_cut_off_and_the_limit_holds() {
     }
     // Slowloris: a header byte at a time, forever.
     let mut slow = TcpStream::connect(addr).await.unwrap();
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n")
         .await
         .unwrap();
     let trickle = tokio::spawn(async move {
@@ -132,11 +132,55 @@ async fn a_client_that_stops_sending_its_body_is_cut_off() {
     )
     .await;
     let mut c = TcpStream::connect(addr).await.unwrap();
-    c.write_all(b"POST /v1/courses/demo/ensure HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"chunks\":")
+    c.write_all(b"POST /v1/courses/demo/ensure HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{\"chunks\":")
         .await
         .unwrap();
     assert!(closed_by_server(&mut c).await);
     // A kept-alive connection that answered a request is still served in time.
     let out = healthz(addr).await;
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_limit_health_checks_get_in_past_clients_that_never_finish_a_request() {
+    // Clients that send half a request line and then nothing fill every slot; the header
+    // timeout is far away, yet /healthz and /metrics answer at once: a new connection
+    // sheds the oldest one no handler works for.
+    let env = Env::new().await;
+    let limit = 8;
+    let (addr, _stop) = start(
+        &env,
+        ServeOptions {
+            header_read_timeout: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(600),
+            max_connections: std::num::NonZeroUsize::new(limit).unwrap(),
+        },
+    )
+    .await;
+    let mut stuck = Vec::new();
+    for _ in 0..limit + 4 {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /heal").await.unwrap();
+        stuck.push(c);
+    }
+    let full = tokio::time::timeout(PATIENCE, async {
+        while open_connections(&env) < limit as i64 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    full.await.expect("the stuck clients fill the limit");
+    for _ in 0..3 {
+        let out = healthz(addr).await;
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    }
+    assert!(open_connections(&env) <= limit as i64);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &env.state.registry).unwrap();
+    let shed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("kiln_http_connections_shed_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(shed >= 3, "{shed} connections shed");
 }

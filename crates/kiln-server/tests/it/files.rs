@@ -17,6 +17,9 @@ async fn a_file_has_a_type_an_etag_and_a_short_cache_life() {
     assert_eq!(h[header::ACCEPT_RANGES], "bytes");
     assert_eq!(h[header::CACHE_CONTROL], "public, max-age=5");
     assert_eq!(h["x-kiln-version"], "v1");
+    // A course file is anything a course's repository holds: it never runs on kiln's origin.
+    assert_eq!(h[header::CONTENT_SECURITY_POLICY], "sandbox");
+    assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     let etag = h[header::ETAG].to_str().unwrap().to_string();
     assert!(
         etag.starts_with(&format!("\"{}", &env.q1.entry.id.to_hex()[..32])),

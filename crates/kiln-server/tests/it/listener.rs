@@ -15,7 +15,7 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
     }));
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
     conn.write_all(
-        b"GET /v1/courses/demo/files/questions/topic/q1/question.html HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        b"GET /v1/courses/demo/files/questions/topic/q1/question.html HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
     )
     .await
     .unwrap();
