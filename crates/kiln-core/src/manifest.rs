@@ -139,8 +139,14 @@ pub fn normalize_path(path: &str) -> Result<String> {
     if path.starts_with('/') {
         return Err(bad("absolute"));
     }
-    if path.chars().any(|c| c == '\\' || c.is_control()) {
-        return Err(bad("backslash or control character"));
+    if path.contains('\0') {
+        return Err(bad("holds a NUL byte"));
+    }
+    if path.contains('\\') {
+        return Err(bad("holds a backslash"));
+    }
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return Err(bad(&format!("holds a control character (U+{:04X})", c as u32)));
     }
     let mut out = Vec::new();
     for seg in path.split('/') {
@@ -209,5 +215,21 @@ mod tests {
             normalize_path("questions/q1/x.png").unwrap(),
             "questions/q1/x.png"
         );
+    }
+
+    #[test]
+    fn each_bad_character_is_named_for_what_it_is() {
+        for (p, why) in [
+            ("a\0b", "NUL byte"),
+            ("a\\b", "backslash"),
+            ("a\u{7}b", "control character (U+0007)"),
+        ] {
+            let err = normalize_path(p).unwrap_err().to_string();
+            assert!(err.contains(why), "{p:?}: {err}");
+            let others = ["NUL byte", "backslash", "control character"];
+            for other in others.iter().filter(|o| !why.starts_with(**o)) {
+                assert!(!err.contains(other), "{p:?}: {err}");
+            }
+        }
     }
 }

@@ -33,7 +33,7 @@ const MAX_PUT_BYTES: usize = 64 * 1024 * 1024;
 /// The longest key, in characters (the document's `CacheKey` pattern says the same).
 const MAX_KEY_CHARS: usize = 512;
 /// Metadata limits per entry: names, and bytes of names and values together.
-const MAX_META: usize = 64;
+pub(crate) const MAX_META: usize = 64;
 const MAX_META_BYTES: usize = 16 * 1024;
 /// The longest TTL a `PUT` may ask for: ten years, in seconds.
 const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;

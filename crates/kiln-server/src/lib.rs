@@ -21,6 +21,7 @@ mod files;
 mod health;
 pub mod hosts;
 mod leases;
+mod limits;
 pub mod listen;
 mod metrics;
 pub mod openapi;
@@ -85,6 +86,7 @@ fn layered(routes: Router<AppState>, state: AppState) -> Router {
             state.clone(),
             auth::check,
         ))
+        .layer(axum::middleware::from_fn(limits::check))
         // Rejections axum writes itself (a body over the limit, a bad header) as JSON too.
         .layer(axum::middleware::map_response(error::json_errors))
         .layer(axum::middleware::from_fn_with_state(

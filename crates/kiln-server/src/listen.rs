@@ -80,7 +80,7 @@ pub fn parse_mode(s: &str) -> Result<u32, Error> {
         })
 }
 
-/// Binds a Unix socket at `path` with file mode `mode`. A socket file left by a server that
+/// Binds a Unix socket at `path` with file mode `mode`, whatever the process's umask. A socket file left by a server that
 /// is gone (nothing answers on it) is replaced; one that answers, or any other file, is not.
 pub fn bind_unix(path: &Path, mode: u32) -> Result<tokio::net::UnixListener, Error> {
     let io = |what: &str, e: std::io::Error| {
@@ -106,9 +106,21 @@ pub fn bind_unix(path: &Path, mode: u32) -> Result<tokio::net::UnixListener, Err
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io("inspecting", e)),
     }
-    let listener = tokio::net::UnixListener::bind(path).map_err(|e| io("binding", e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    // Bound in a directory only this user may enter, given its mode there, then renamed into
+    // place: the socket is never reachable with the mode the umask would give it.
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let private = tempfile::Builder::new()
+        .prefix(".k")
+        .tempdir_in(parent)
+        .map_err(|e| io("making a private directory beside", e))?;
+    let staged = private.path().join("s");
+    let listener = tokio::net::UnixListener::bind(&staged).map_err(|e| io("binding", e))?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
         .map_err(|e| io("setting the mode of", e))?;
+    std::fs::rename(&staged, path).map_err(|e| io("moving the socket to", e))?;
     Ok(listener)
 }
 
@@ -178,5 +190,46 @@ mod tests {
         let err = bind_unix(&plain, 0o600).unwrap_err().to_string();
         assert!(err.contains("not a socket"), "{err}");
         assert_eq!(std::fs::read(&plain).unwrap(), b"x");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_socket_never_appears_with_a_wider_mode_than_asked() {
+        // Under umask 000 a socket bound in place is 0777 until it is chmod'ed; another user
+        // connecting in that moment is in. A watcher looks for the path all along.
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.sock");
+        // SAFETY: umask only sets the process's file creation mask.
+        let old = unsafe { libc::umask(0) };
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut wrong = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(m) = std::fs::symlink_metadata(&path)
+                        && m.mode() & 0o777 != 0o600
+                    {
+                        wrong.push(m.mode() & 0o777);
+                    }
+                }
+                wrong
+            })
+        };
+        for _ in 0..300 {
+            let l = bind_unix(&path, 0o600).unwrap();
+            drop(l);
+            std::fs::remove_file(&path).unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        let wrong = watcher.join().unwrap();
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        let wrong: Vec<String> = wrong.iter().map(|m| format!("{m:o}")).collect();
+        assert!(wrong.is_empty(), "the socket was seen with modes {wrong:?}");
+        // Nothing is left beside it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

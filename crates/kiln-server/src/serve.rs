@@ -293,7 +293,9 @@ pub(crate) async fn serve<L: Listener>(
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
+        .header_read_timeout(options.header_read_timeout)
+        // Room for more fields than a request may have, so that the refusal is kiln's JSON.
+        .max_headers(crate::limits::PARSE_HEADERS);
     tokio::pin!(shutdown);
     loop {
         // axum's `Listener::accept` retries failed accepts itself (out of file descriptors,

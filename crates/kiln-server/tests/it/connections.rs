@@ -184,3 +184,27 @@ async fn at_the_limit_health_checks_get_in_past_clients_that_never_finish_a_requ
         .unwrap();
     assert!(shed >= 3, "{shed} connections shed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_header_fields_get_a_json_431_naming_the_count() {
+    let env = Env::new().await;
+    let (addr, _stop) = start(&env, ServeOptions::default()).await;
+    let mut req = String::from("PUT /v1/cache/pages/k HTTP/1.1\r\nhost: localhost\r\n");
+    for i in 0..200 {
+        req.push_str(&format!("x-kiln-meta-m{i}: v\r\n"));
+    }
+    req.push_str("content-length: 1\r\nconnection: close\r\n\r\nx");
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(PATIENCE, c.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    let body = out.split("\r\n\r\n").nth(1).unwrap();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["error"], "header_fields_too_large");
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.contains("203 header fields") && msg.contains("200 of them"), "{msg}");
+}
