@@ -74,6 +74,16 @@ impl NewJob {
     }
 }
 
+/// What [`JobQueue::enqueue`] did with one job of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The job's id: the new job's, or, for a dedupe key the run already had, its job's.
+    pub id: JobId,
+    /// Whether this enqueue created the job (and counted it in its run's tally); false when
+    /// its dedupe key was already the run's, earlier in the batch or before it.
+    pub created: bool,
+}
+
 /// A leased job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -241,7 +251,9 @@ impl Depth {
 /// - **Idempotent enqueue**: a job with a `dedupe` key is created at most once per
 ///   `(run, key)`: enqueueing a key the run already has (pending, leased, done or dead, in
 ///   this batch or an earlier one) creates nothing, counts nothing in the tally and
-///   returns the first job's id. A key without a run is refused. Keys are kept until a
+///   returns the first job's id with `created: false`; every job counted as enqueued
+///   (also one a fence drops at once) has `created: true`, so a caller learns which of
+///   its keys were new to the run. A key without a run is refused. Keys are kept until a
 ///   fence drops their generation (a superseded run never runs again).
 /// - **Liveness**: a lease taken with `LeaseOptions::worker` belongs to that worker and
 ///   refreshes its liveness, as does `heartbeat`. Once a worker's liveness has lapsed, any
@@ -258,8 +270,9 @@ impl Depth {
 ///   lease again. Throttled and unthrottled jobs keep one priority order.
 #[async_trait]
 pub trait JobQueue: Send + Sync + Debug + Display + 'static {
-    /// Enqueues a batch atomically; returns the ids in order.
-    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>>;
+    /// Enqueues a batch atomically; returns, in order, each job's id and whether it was
+    /// created.
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>>;
 
     /// Leases up to `max_jobs` ready jobs, within the named throttles.
     async fn lease(&self, opts: &LeaseOptions) -> Result<Leased>;

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    DeadLetter, Depth, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
-    RetryOutcome, Tally,
+    DeadLetter, Depth, Enqueued, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob,
+    RetryOptions, RetryOutcome, Tally,
 };
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use sqlx::Row;
@@ -144,7 +144,7 @@ impl PgQueue {
         Ok(())
     }
 
-    async fn enqueue_inner(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+    async fn enqueue_inner(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -242,15 +242,20 @@ impl PgQueue {
                 .ok_or_else(|| Error::Corrupt(format!("enqueue returned ordinal {ord}").into()))?;
             *slot = Some(id);
         }
+        let created: Vec<bool> = ids.iter().map(Option::is_some).collect();
         // The jobs that were not created are duplicates of a key: they get its job's id.
-        if ids.iter().any(Option::is_none) {
+        if created.contains(&false) {
             dedupe::existing_ids(&mut tx, &runs, &dedupes, &mut ids).await?;
         }
         tx.commit().await?;
         ids.into_iter()
-            .map(|id| {
-                id.map(JobId)
-                    .ok_or_else(|| Error::Corrupt("a job got no id".into()))
+            .zip(created)
+            .map(|(id, created)| {
+                let id = id.ok_or_else(|| Error::Corrupt("a job got no id".into()))?;
+                Ok(Enqueued {
+                    id: JobId(id),
+                    created,
+                })
             })
             .collect()
     }
@@ -671,7 +676,7 @@ impl PgQueue {
 
 #[async_trait]
 impl JobQueue for PgQueue {
-    async fn enqueue(&self, jobs: Vec<NewJob>) -> kiln_core::Result<Vec<JobId>> {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> kiln_core::Result<Vec<Enqueued>> {
         Ok(self.enqueue_inner(jobs).await?)
     }
 

@@ -73,10 +73,16 @@ pub struct LibraryConfig {
     /// The media type of a command renderer's output (default `text/html; charset=utf-8`).
     #[serde(default)]
     pub content_type: Option<String>,
-    /// Pages a listing may have in one run (default 100,000): a listing whose `next` never
-    /// ends fails the run at this page.
-    #[serde(default = "default_max_pages")]
-    pub max_pages: NonZeroU64,
+    /// Pages a listing may have in one run: a listing whose `next` never ends fails the run
+    /// at this page. By default, enough pages of `page_size` for [`MAX_ITEMS`] items
+    /// (10,000 pages of the default 1,000).
+    #[serde(default)]
+    pub max_pages: Option<NonZeroU64>,
+    /// Pages in a row that may add no new key to the run (default 100): a listing whose
+    /// pages go on listing items it listed before (or nothing) fails the run at the page
+    /// that reaches it, rather than at `max_pages`.
+    #[serde(default = "default_max_idle_pages")]
+    pub max_idle_pages: NonZeroU64,
     /// The largest render result in bytes (default 8 MiB): a larger one is not read past the
     /// cap and its job is a dead letter naming the key.
     #[serde(default = "default_max_render_bytes")]
@@ -136,8 +142,18 @@ fn default_page_size() -> NonZeroU32 {
 fn default_max_attempts() -> NonZeroU32 {
     NonZeroU32::new(5).expect("not zero")
 }
-fn default_max_pages() -> NonZeroU64 {
-    NonZeroU64::new(100_000).expect("not zero")
+/// The most items one run of a library is expected to list (10 million): what the default
+/// `max_pages` allows at the library's `page_size`. A listing past it is taken for one that
+/// never ends (a `next` that always goes on with new keys); a library that does hold more
+/// sets `max_pages`.
+pub const MAX_ITEMS: u64 = 10_000_000;
+
+/// The default `max_pages`: [`MAX_ITEMS`] items in pages of `page_size`.
+fn default_max_pages(page_size: NonZeroU32) -> NonZeroU64 {
+    NonZeroU64::new(MAX_ITEMS.div_ceil(u64::from(page_size.get()))).expect("at least one page")
+}
+fn default_max_idle_pages() -> NonZeroU64 {
+    NonZeroU64::new(100).expect("not zero")
 }
 fn default_max_render_bytes() -> NonZeroU64 {
     NonZeroU64::new(8 * 1024 * 1024).expect("not zero")
@@ -168,6 +184,8 @@ pub struct LibrarySettings {
     pub timeout: Duration,
     /// Pages a listing may have in one run.
     pub max_pages: NonZeroU64,
+    /// Pages in a row that may add no new key to the run.
+    pub max_idle_pages: NonZeroU64,
     /// The largest render result in bytes.
     pub max_render_bytes: usize,
     /// Where run events go.
@@ -188,7 +206,8 @@ impl Default for LibrarySettings {
             max_attempts: default_max_attempts(),
             render_through: false,
             timeout: Duration::from_secs(30),
-            max_pages: default_max_pages(),
+            max_pages: default_max_pages(default_page_size()),
+            max_idle_pages: default_max_idle_pages(),
             max_render_bytes: default_max_render_bytes().get() as usize,
             webhook: None,
             schedule: None,
@@ -288,7 +307,10 @@ impl LibraryConfig {
             max_attempts: self.max_attempts,
             render_through: self.render_through,
             timeout,
-            max_pages: self.max_pages,
+            max_pages: self
+                .max_pages
+                .unwrap_or_else(|| default_max_pages(self.page_size)),
+            max_idle_pages: self.max_idle_pages,
             max_render_bytes,
         })
     }
@@ -393,6 +415,41 @@ mod tests {
             Prune::Ttl(Duration::from_secs(7200))
         );
         assert_eq!(libs[0].settings().unwrap().page_size.get(), 1000);
+    }
+
+    #[test]
+    fn page_limits_default_from_the_page_size_and_name_a_bad_value() {
+        let lib = |extra: &str| {
+            parse_libraries(&format!(
+                r#"
+                [[library]]
+                name = "guides"
+                source   = {{ http = "http://127.0.0.1:9000/items" }}
+                renderer = {{ http = "http://127.0.0.1:9000/render" }}
+                {extra}
+                "#
+            ))
+            .map(|libs| libs[0].settings().unwrap())
+        };
+        let s = lib("").unwrap();
+        assert_eq!((s.max_pages.get(), s.max_idle_pages.get()), (10_000, 100));
+        assert_eq!(s, LibrarySettings::default());
+        let s = lib("page_size = 30").unwrap();
+        assert_eq!(
+            s.max_pages.get(),
+            333_334,
+            "10 million items in pages of 30"
+        );
+        let s = lib("page_size = 30\nmax_pages = 12\nmax_idle_pages = 3").unwrap();
+        assert_eq!((s.max_pages.get(), s.max_idle_pages.get()), (12, 3));
+        for (extra, says) in [
+            ("max_idle_pages = 0", "library[0].max_idle_pages"),
+            ("max_pages = 0", "library[0].max_pages"),
+            ("max_idle_pages = \"many\"", "library[0].max_idle_pages"),
+        ] {
+            let e = lib(extra).unwrap_err().to_string();
+            assert!(e.contains(says), "{extra}: {e}");
+        }
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub enum JobPayload {
         /// A cursor seen earlier in this listing, for cycle detection ([`crate::chain`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mark: Option<Mark>,
+        /// How many pages in a row before this one, in its listing, added no new key to the
+        /// run ([`crate::chain`]).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        idle: u64,
     },
     /// Render one key and store it.
     Render {
@@ -200,6 +204,11 @@ impl JobPayload {
     }
 }
 
+/// Whether `n` is 0 (a count serde leaves out, so older payloads read the same).
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// The fence key of a run's jobs: the library for a library-wide run, `library@group` for a
 /// group run (a newer run of the same scope drops them).
 pub fn fence_key(library: &LibraryName, group: Option<&str>) -> String {
@@ -260,9 +269,15 @@ impl RunJobs {
         Ok(self.job(payload.encode()?, &payload, priority::NEW_BUILD))
     }
 
-    /// A producer job for `cursor`, at `page` of its listing with `mark` (see
-    /// [`crate::chain`]); an oversized one is an invalid marker.
-    pub(crate) fn producer(&self, cursor: Value, page: u64, mark: Mark) -> Result<NewJob> {
+    /// A producer job for `cursor`, at `page` of its listing with `mark`, after `idle` pages
+    /// that added no new key (see [`crate::chain`]); an oversized one is an invalid marker.
+    pub(crate) fn producer(
+        &self,
+        cursor: Value,
+        page: u64,
+        mark: Mark,
+        idle: u64,
+    ) -> Result<NewJob> {
         let payload = JobPayload::Producer {
             library: self.library.clone(),
             run: self.run,
@@ -271,6 +286,7 @@ impl RunJobs {
             cursor,
             page,
             mark: Some(mark),
+            idle,
         };
         Ok(self.job(payload.encode_or_invalid()?, &payload, priority::PRODUCER))
     }
@@ -470,6 +486,7 @@ mod tests {
                     cursor: serde_json::json!({"page": 2}),
                     page: 0,
                     mark: None,
+                    idle: 0,
                 },
                 r#"{"type":"producer","library":"guides","run":3,"generation":7,"cursor":{"page":2},"page":0}"#,
             ),
@@ -485,8 +502,25 @@ mod tests {
                         page: 4,
                         cursor: serde_json::json!(5),
                     }),
+                    idle: 0,
                 },
                 r#"{"type":"producer","library":"guides","run":3,"generation":7,"group":"g1","cursor":5,"page":4,"mark":{"page":4,"cursor":5}}"#,
+            ),
+            (
+                JobPayload::Producer {
+                    library: guides(),
+                    run: RunId(3),
+                    generation: 7,
+                    group: None,
+                    cursor: serde_json::json!(6),
+                    page: 5,
+                    mark: Some(Mark {
+                        page: 4,
+                        cursor: serde_json::json!(5),
+                    }),
+                    idle: 2,
+                },
+                r#"{"type":"producer","library":"guides","run":3,"generation":7,"cursor":6,"page":5,"mark":{"page":4,"cursor":5},"idle":2}"#,
             ),
             (
                 JobPayload::Render {
@@ -532,6 +566,7 @@ mod tests {
                 page: 0,
                 mark: None,
                 group: None,
+                idle: 0,
                 ..
             }
         ));

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    DeadLetter, Depth, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
+    DeadLetter, Depth, Enqueued, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
     RetryOutcome, Tally,
 };
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
@@ -254,7 +254,7 @@ fn i64_of(v: u64, what: &str) -> Result<i64> {
 
 #[async_trait]
 impl JobQueue for SqliteQueue {
-    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use kiln_core::Error;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    Depth, Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions, RetryOutcome, Tally,
-    priority,
+    Depth, Enqueued, Job, JobQueue, Lease, LeaseOptions, Liveness, NewJob, RetryOptions,
+    RetryOutcome, Tally, priority,
 };
 use kiln_core::time::Clock;
 
@@ -121,10 +121,15 @@ fn leases(jobs: &[Job]) -> Vec<Lease> {
     jobs.iter().map(|j| j.lease).collect()
 }
 
+/// The ids of an enqueued batch, in order.
+fn ids_of(enqueued: Vec<Enqueued>) -> Vec<JobId> {
+    enqueued.into_iter().map(|e| e.id).collect()
+}
+
 /// Contract (atomicity): a batch gets its ids in order; an empty batch is a no-op.
 pub async fn enqueue_returns_ids_in_order(q: &dyn JobQueue) {
     assert!(q.enqueue(Vec::new()).await.unwrap().is_empty());
-    let ids = q.enqueue(vec![job("a"), job("b"), job("c")]).await.unwrap();
+    let ids = ids_of(q.enqueue(vec![job("a"), job("b"), job("c")]).await.unwrap());
     assert_eq!(ids.len(), 3);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     let got: Vec<JobId> = lease(q, 10).await.iter().map(|j| j.id).collect();
@@ -149,7 +154,7 @@ pub async fn lease_round_trips_the_job(q: &dyn JobQueue) {
     let mut j = with_run(job("payload \0 bytes"), 7);
     j.priority = 42;
     j.max_attempts = attempts(9);
-    let ids = q.enqueue(vec![j]).await.unwrap();
+    let ids = ids_of(q.enqueue(vec![j]).await.unwrap());
     let got = lease(q, 10).await;
     assert_eq!(got.len(), 1);
     let g = &got[0];
@@ -219,7 +224,7 @@ pub async fn ack_completes_once(q: &dyn JobQueue) {
 /// then the job is delivered again with a new token and `attempt + 1`, and the stale token
 /// changes nothing.
 pub async fn expired_lease_is_delivered_again(q: &dyn JobQueue, clock: &ManualClock) {
-    let ids = q.enqueue(vec![job("a")]).await.unwrap();
+    let ids = ids_of(q.enqueue(vec![job("a")]).await.unwrap());
     let first = q.lease(&opts(10, SHORT)).await.unwrap().jobs;
     assert_eq!(first.len(), 1);
     clock.advance(SHORT - Duration::from_millis(1));
@@ -264,7 +269,7 @@ pub async fn extend_keeps_the_lease(q: &dyn JobQueue, clock: &ManualClock) {
 
 /// Contract (dead letters): `retry` schedules another attempt after its delay.
 pub async fn retry_schedules_another_attempt(q: &dyn JobQueue, clock: &ManualClock) {
-    let ids = q.enqueue(vec![with_run(job("a"), 1)]).await.unwrap();
+    let ids = ids_of(q.enqueue(vec![with_run(job("a"), 1)]).await.unwrap());
     let got = lease(q, 1).await;
     assert_eq!(
         q.retry(got[0].lease, retry_now("boom")).await.unwrap(),
@@ -299,7 +304,7 @@ pub async fn retry_schedules_another_attempt(q: &dyn JobQueue, clock: &ManualClo
 pub async fn retry_at_last_attempt_makes_a_dead_letter(q: &dyn JobQueue) {
     let mut j = with_run(job("a"), 1);
     j.max_attempts = attempts(2);
-    let ids = q.enqueue(vec![j]).await.unwrap();
+    let ids = ids_of(q.enqueue(vec![j]).await.unwrap());
     let got = lease(q, 1).await;
     assert_eq!(
         q.retry(got[0].lease, retry_now("first")).await.unwrap(),
@@ -342,14 +347,15 @@ pub async fn fail_makes_a_dead_letter_at_once(q: &dyn JobQueue, clock: &ManualCl
 /// Contract (dead letters): dead letters list oldest first, limited; `redrive` of chosen
 /// ids, or of all, makes them ready with a fresh attempt count.
 pub async fn redrive_makes_dead_letters_ready(q: &dyn JobQueue) {
-    let ids = q
-        .enqueue(vec![
+    let ids = ids_of(
+        q.enqueue(vec![
             with_run(job("a"), 1),
             with_run(job("b"), 1),
             with_run(job("c"), 1),
         ])
         .await
-        .unwrap();
+        .unwrap(),
+    );
     for _ in 0..3 {
         let got = lease(q, 1).await;
         assert!(q.fail(got[0].lease, "x").await.unwrap());
@@ -384,7 +390,7 @@ pub async fn redrive_makes_dead_letters_ready(q: &dyn JobQueue) {
 
 /// Contract (leases): `release` gives a job back without spending an attempt.
 pub async fn release_gives_jobs_back(q: &dyn JobQueue) {
-    let ids = q.enqueue(vec![job("a")]).await.unwrap();
+    let ids = ids_of(q.enqueue(vec![job("a")]).await.unwrap());
     let got = lease(q, 1).await;
     assert_eq!(q.release(&leases(&got)).await.unwrap(), 1);
     let again = lease(q, 1).await;
@@ -481,14 +487,15 @@ pub async fn pause_holds_back_a_librarys_jobs(q: &dyn JobQueue) {
 pub async fn fence_refuses_later_enqueues(q: &dyn JobQueue) {
     q.fence("lib", 5).await.unwrap();
     q.fence("lib", 3).await.unwrap();
-    let ids = q
-        .enqueue(vec![
+    let ids = ids_of(
+        q.enqueue(vec![
             fenced(with_run(job("below"), 1), "lib", 4),
             fenced(with_run(job("at"), 1), "lib", 5),
             fenced(with_run(job("above"), 1), "lib", 6),
         ])
         .await
-        .unwrap();
+        .unwrap(),
+    );
     assert_eq!(ids.len(), 3);
     let mut got: Vec<Bytes> = lease(q, 10).await.into_iter().map(|j| j.payload).collect();
     got.sort();
@@ -555,7 +562,7 @@ pub async fn depth_counts_per_priority(q: &dyn JobQueue) {
 /// Contract (concurrency): concurrent leases never hand out one job twice.
 pub async fn concurrent_leases_are_disjoint(q: &dyn JobQueue) {
     let batch: Vec<NewJob> = (0..100).map(|i| job(&format!("j{i}"))).collect();
-    let ids = q.enqueue(batch).await.unwrap();
+    let ids = ids_of(q.enqueue(batch).await.unwrap());
     let o = opts(30, LONG);
     let rounds = futures::future::join_all((0..6).map(|_| q.lease(&o))).await;
     let mut seen = HashSet::new();
@@ -572,7 +579,7 @@ pub async fn large_batch_drains_exactly_once(q: &dyn JobQueue) {
     let batch: Vec<NewJob> = (0..10_000)
         .map(|i| with_run(job(&format!("{i}")), 1))
         .collect();
-    let ids = q.enqueue(batch).await.unwrap();
+    let ids = ids_of(q.enqueue(batch).await.unwrap());
     let mut seen = HashSet::new();
     loop {
         let got = lease(q, 1000).await;
@@ -611,26 +618,28 @@ pub async fn wait_for_work_wakes_on_enqueue(q: &dyn JobQueue) {
 /// Contract (idempotent enqueue): a dedupe key enqueued twice, in one batch or two, creates
 /// one job and tallies one; the duplicates get the first job's id.
 pub async fn dedupe_key_creates_one_job(q: &dyn JobQueue) {
-    let ids = q
-        .enqueue(vec![
+    let ids = ids_of(
+        q.enqueue(vec![
             keyed(with_run(job("page-1"), 1), "producer:1"),
             with_run(job("plain"), 1),
             keyed(with_run(job("page-1 again"), 1), "producer:1"),
         ])
         .await
-        .unwrap();
+        .unwrap(),
+    );
     assert_eq!(
         ids[2], ids[0],
         "a duplicate in the batch gets the first job's id"
     );
     assert_ne!(ids[1], ids[0]);
-    let again = q
-        .enqueue(vec![
+    let again = ids_of(
+        q.enqueue(vec![
             keyed(with_run(job("page-1 later"), 1), "producer:1"),
             keyed(with_run(job("page-2"), 1), "producer:2"),
         ])
         .await
-        .unwrap();
+        .unwrap(),
+    );
     assert_eq!(again[0], ids[0], "a known key returns its job's id");
     assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(3, 0, 0, 0, 0));
     assert_eq!(q.pending().await.unwrap(), 3);
@@ -639,27 +648,82 @@ pub async fn dedupe_key_creates_one_job(q: &dyn JobQueue) {
     assert_eq!(got, ["page-1", "page-2", "plain"]);
 }
 
-/// Contract (idempotent enqueue): a key stays known after its job is acked or dead (a
-/// redelivered producer re-enqueues pages that already ran), and keys are per run.
-pub async fn dedupe_key_outlives_its_job(q: &dyn JobQueue) {
-    let ids = q
+/// Contract (idempotent enqueue): each job of a batch says whether this enqueue created
+/// it: a key new to its run (and a job without a key) is created, a key the run already
+/// has (earlier in the batch, or from a job acked, dead or pending) is not, and a job that
+/// a fence drops at once counts as created. The created ones are exactly the tally's.
+pub async fn enqueue_says_which_jobs_it_created(q: &dyn JobQueue) {
+    let created = |e: &[Enqueued]| e.iter().map(|e| e.created).collect::<Vec<_>>();
+    let first = q
         .enqueue(vec![
             keyed(with_run(job("a"), 1), "render:a"),
+            with_run(job("plain"), 1),
+            keyed(with_run(job("a again"), 1), "render:a"),
             keyed(with_run(job("b"), 1), "render:b"),
         ])
         .await
         .unwrap();
+    assert_eq!(created(&first), [true, true, false, true]);
+    assert_eq!(first[2].id, first[0].id);
+    let got = lease(q, 10).await;
+    let a = got.iter().find(|j| j.payload == "a").unwrap();
+    assert_eq!(q.ack(&[a.lease]).await.unwrap(), 1);
+    let second = q
+        .enqueue(vec![
+            keyed(with_run(job("b later"), 1), "render:b"),
+            keyed(with_run(job("a later"), 1), "render:a"),
+            keyed(with_run(job("c"), 1), "render:c"),
+            keyed(with_run(job("a in run 2"), 2), "render:a"),
+            with_run(job("plain"), 1),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(created(&second), [false, false, true, true, true]);
+    assert_eq!((second[0].id, second[1].id), (first[3].id, first[0].id));
+    q.fence("lib", 2).await.unwrap();
+    let fenced_off = q
+        .enqueue(vec![keyed(
+            fenced(with_run(job("old"), 3), "lib", 1),
+            "render:a",
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        created(&fenced_off),
+        [true],
+        "a dropped job still counts as enqueued"
+    );
+    let tallied = |e: &[Enqueued]| e.iter().filter(|e| e.created).count() as u64;
+    assert_eq!(
+        q.tally(RunId(1)).await.unwrap().enqueued + q.tally(RunId(2)).await.unwrap().enqueued,
+        tallied(&first) + tallied(&second)
+    );
+    assert_eq!(q.tally(RunId(3)).await.unwrap(), tally(1, 0, 0, 0, 1));
+}
+
+/// Contract (idempotent enqueue): a key stays known after its job is acked or dead (a
+/// redelivered producer re-enqueues pages that already ran), and keys are per run.
+pub async fn dedupe_key_outlives_its_job(q: &dyn JobQueue) {
+    let ids = ids_of(
+        q.enqueue(vec![
+            keyed(with_run(job("a"), 1), "render:a"),
+            keyed(with_run(job("b"), 1), "render:b"),
+        ])
+        .await
+        .unwrap(),
+    );
     let got = lease(q, 10).await;
     assert_eq!(q.ack(&[got[0].lease]).await.unwrap(), 1);
     assert!(q.fail(got[1].lease, "x").await.unwrap());
-    let again = q
-        .enqueue(vec![
+    let again = ids_of(
+        q.enqueue(vec![
             keyed(with_run(job("a"), 1), "render:a"),
             keyed(with_run(job("b"), 1), "render:b"),
             keyed(with_run(job("a in run 2"), 2), "render:a"),
         ])
         .await
-        .unwrap();
+        .unwrap(),
+    );
     assert_eq!(again[..2], ids[..]);
     assert!(!ids.contains(&again[2]), "another run's key is its own");
     assert_eq!(q.tally(RunId(1)).await.unwrap(), tally(2, 1, 1, 1, 0));
@@ -689,13 +753,14 @@ pub async fn fence_forgets_dropped_keys(q: &dyn JobQueue) {
     .await
     .unwrap();
     assert_eq!(q.fence("lib", 2).await.unwrap(), 1);
-    let ids = q
-        .enqueue(vec![
+    let ids = ids_of(
+        q.enqueue(vec![
             keyed(fenced(with_run(job("old again"), 1), "lib", 1), "k"),
             keyed(fenced(with_run(job("new again"), 2), "lib", 2), "k"),
         ])
         .await
-        .unwrap();
+        .unwrap(),
+    );
     assert_eq!(ids.len(), 2);
     // Run 1's key was forgotten, so its job counts again (and is dropped at once); run 2's
     // is still known.
@@ -709,10 +774,11 @@ pub async fn fence_forgets_dropped_keys(q: &dyn JobQueue) {
 /// heartbeat reclaims its leases long before the visibility timeout: the jobs come back
 /// with `attempt + 1` and a new token, and the dead worker's token is stale.
 pub async fn lapsed_workers_leases_are_reclaimed(q: &dyn JobQueue, clock: &ManualClock) {
-    let ids = q
-        .enqueue(vec![with_run(job("a"), 1), with_run(job("b"), 1)])
-        .await
-        .unwrap();
+    let ids = ids_of(
+        q.enqueue(vec![with_run(job("a"), 1), with_run(job("b"), 1)])
+            .await
+            .unwrap(),
+    );
     let held = q
         .lease(&opts_as(10, alive("dead", SHORT)))
         .await
@@ -774,7 +840,7 @@ pub async fn live_workers_leases_are_kept(q: &dyn JobQueue, clock: &ManualClock)
 /// Contract (liveness): `retire` forgets a worker and reclaims its leases at once; leases
 /// without a worker are left to their visibility timeout.
 pub async fn retire_reclaims_at_once(q: &dyn JobQueue) {
-    let ids = q.enqueue(vec![job("a"), job("b")]).await.unwrap();
+    let ids = ids_of(q.enqueue(vec![job("a"), job("b")]).await.unwrap());
     let owned = q.lease(&opts_as(1, alive("w", LONG))).await.unwrap().jobs;
     let anonymous = lease(q, 1).await;
     assert_eq!((owned[0].id, anonymous[0].id), (ids[0], ids[1]));
@@ -816,6 +882,7 @@ macro_rules! job_queue_tests {
             large_batch_drains_exactly_once,
             wait_for_work_wakes_on_enqueue,
             dedupe_key_creates_one_job,
+            enqueue_says_which_jobs_it_created,
             dedupe_key_outlives_its_job,
             dedupe_key_needs_a_run,
             fence_forgets_dropped_keys,

@@ -87,6 +87,7 @@ impl Worker {
                 cursor,
                 page,
                 mark,
+                idle,
                 ..
             } => {
                 let ctx = context(lib, run, generation, String::new(), group);
@@ -95,6 +96,7 @@ impl Worker {
                     page,
                     cursor: &cursor,
                     mark: mark.as_ref(),
+                    idle,
                 };
                 self.spawned(lib, &ctx, job.attempt, Some(at), out).await
             }

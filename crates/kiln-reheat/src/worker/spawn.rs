@@ -1,14 +1,17 @@
 //! The jobs a new-build or producer job asks for: each producer checked against its
 //! listing's page cap and cycles ([`crate::chain`]), all made by [`RunJobs`] and enqueued
-//! before the job itself is acked.
+//! before the job itself is acked. A producer's render jobs are enqueued first: how many
+//! of them the queue created says whether the page added a key to the run, which its next
+//! producers carry on (or which stops a listing whose pages add nothing).
 
 use kiln_core::Result;
+use kiln_core::queue::NewJob;
 use serde_json::Value;
 
 use super::Worker;
 use super::outcome::Action;
-use crate::chain::{self, Mark, Position};
-use crate::handler::{BuildContext, RenderItem, Work};
+use crate::chain::{self, Added, Mark, Position};
+use crate::handler::{BuildContext, Work};
 use crate::library::Library;
 use crate::payload::RunJobs;
 
@@ -17,7 +20,8 @@ impl Worker {
     /// asked for, before the job is acked so a run never looks settled while it has work
     /// left, or turns its error into a retry (after the backoff of `attempt`) or a
     /// permanent failure. Each job carries its dedupe key, so a redelivered job creates
-    /// nothing twice; a listing past `max_pages` or one that cycles fails the job.
+    /// nothing twice; a listing past `max_pages`, one that cycles, and one whose last
+    /// `max_idle_pages` pages added no new key fail the job.
     pub(super) async fn spawned(
         &self,
         lib: &Library,
@@ -26,14 +30,13 @@ impl Worker {
         at: Option<Position<'_>>,
         out: Result<Vec<Work>>,
     ) -> Action {
+        let retry = |reason: String| Action::Retry {
+            delay: self.opts.backoff.delay(attempt),
+            reason,
+        };
         let work = match out {
             Ok(w) => w,
-            Err(e) if e.is_transient() => {
-                return Action::Retry {
-                    delay: self.opts.backoff.delay(attempt),
-                    reason: e.to_string(),
-                };
-            }
+            Err(e) if e.is_transient() => return retry(e.to_string()),
             Err(e) => return Action::Fail(e.to_string()),
         };
         let producers = work
@@ -49,51 +52,63 @@ impl Worker {
         }
         // Every producer is placed in its listing before any job is made, so a listing
         // that may not go on is what fails the job, whatever else the page holds.
-        let mut placed = Vec::with_capacity(work.len());
+        let run = RunJobs::of(lib, ctx);
+        let mut next = Vec::new();
+        let mut renders = Vec::new();
         for w in work {
-            placed.push(match w {
+            match w {
                 Work::Producer { cursor } => {
                     match chain::follow(at, &cursor, lib.settings.max_pages.get()) {
-                        Ok((page, mark)) => Placed::Producer { cursor, page, mark },
+                        Ok((page, mark)) => next.push((cursor, page, mark)),
                         Err(why) => return Action::Fail(format!("library {}: {why}", lib.name)),
                     }
                 }
-                Work::Render(item) => Placed::Render(item),
-            });
+                Work::Render(item) => match run.render(item) {
+                    Ok(job) => renders.push(job),
+                    Err(e) => return Action::Fail(e.to_string()),
+                },
+            }
         }
-        let run = RunJobs::of(lib, ctx);
-        let jobs = placed
+        let listed = renders.len();
+        let created = match self.enqueue(renders).await {
+            Ok(created) => created,
+            Err(e) => return retry(format!("enqueueing its jobs: {e}")),
+        };
+        let idle = match at {
+            // A page that ends its listing has nothing left to stop.
+            Some(at) if !next.is_empty() => {
+                let added = Added {
+                    listed,
+                    created,
+                    group_run: ctx.group.is_some(),
+                };
+                match chain::idle_after(at, added, lib.settings.max_idle_pages.get()) {
+                    Ok(idle) => idle,
+                    Err(why) => return Action::Fail(format!("library {}: {why}", lib.name)),
+                }
+            }
+            _ => 0,
+        };
+        let producers = next
             .into_iter()
-            .map(|p| match p {
-                Placed::Producer { cursor, page, mark } => run.producer(cursor, page, mark),
-                Placed::Render(item) => run.render(item),
-            })
+            .map(|(cursor, page, mark): (Value, u64, Mark)| run.producer(cursor, page, mark, idle))
             .collect::<Result<Vec<_>>>();
-        let jobs = match jobs {
+        let producers = match producers {
             Ok(jobs) => jobs,
             Err(e) => return Action::Fail(e.to_string()),
         };
-        if jobs.is_empty() {
-            return Action::Ack;
-        }
-        match self.queue().enqueue(jobs).await {
+        match self.enqueue(producers).await {
             Ok(_) => Action::Ack,
-            Err(e) => Action::Retry {
-                delay: self.opts.backoff.delay(attempt),
-                reason: format!("enqueueing its jobs: {e}"),
-            },
+            Err(e) => retry(format!("enqueueing its jobs: {e}")),
         }
     }
-}
 
-/// A job a new-build or producer job asked for, placed in its listing.
-enum Placed {
-    /// A producer at `page` of the listing, with its cycle-detection mark.
-    Producer {
-        cursor: Value,
-        page: u64,
-        mark: Mark,
-    },
-    /// A render.
-    Render(RenderItem),
+    /// Enqueues `jobs` (none: no call); how many of them the queue created.
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<usize> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let enqueued = self.queue().enqueue(jobs).await?;
+        Ok(enqueued.iter().filter(|e| e.created).count())
+    }
 }

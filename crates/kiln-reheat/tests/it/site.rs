@@ -32,6 +32,9 @@ pub(crate) enum Next {
     Forever,
     /// `1 - page`: 0, 1, 0, 1...
     Cycle,
+    /// `page + 1` forever, the pages past the items repeating the listing from its first
+    /// page (new cursors, old keys).
+    Repeat,
 }
 
 /// One listed item.
@@ -158,7 +161,12 @@ async fn list(State(site): State<Site>, Query(q): Query<HashMap<String, String>>
     if let Some(body) = &s.bad_listing {
         return ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response();
     }
-    let start = (page * size) as usize;
+    let pages = (s.items.len() as u64).div_ceil(size).max(1);
+    let listed = match s.next {
+        Next::Repeat => page % pages,
+        _ => page,
+    };
+    let start = (listed * size) as usize;
     let items: Vec<Value> = s
         .items
         .iter()
@@ -168,7 +176,7 @@ async fn list(State(site): State<Site>, Query(q): Query<HashMap<String, String>>
         .collect();
     let next = match s.next {
         Next::Normal => (start + (size as usize) < s.items.len()).then_some(page + 1),
-        Next::Forever => Some(page + 1),
+        Next::Forever | Next::Repeat => Some(page + 1),
         Next::Cycle => Some(1 - page.min(1)),
     };
     axum::Json(json!({ "items": items, "next": next })).into_response()

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use kiln_core::Result;
 use kiln_core::ids::JobId;
-use kiln_core::queue::NewJob;
+use kiln_core::queue::{Enqueued, NewJob};
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::db::err;
@@ -83,13 +83,13 @@ impl Dedupe {
     }
 
     /// Records the keys of the created jobs (whose ids run from `first` in `fresh` order)
-    /// and returns every position's job id.
+    /// and returns every position's job id and whether it was created.
     pub(super) async fn record(
         &self,
         tx: &mut Transaction<'static, Sqlite>,
         jobs: &[NewJob],
         first: i64,
-    ) -> Result<Vec<JobId>> {
+    ) -> Result<Vec<Enqueued>> {
         let mut rows = Vec::new();
         for (n, &pos) in self.fresh.iter().enumerate() {
             let j = &jobs[pos];
@@ -117,15 +117,18 @@ impl Dedupe {
             .await
             .map_err(err)?;
         }
-        let mut ids: Vec<JobId> = Vec::with_capacity(self.slots.len());
+        let mut ids: Vec<Enqueued> = Vec::with_capacity(self.slots.len());
         for slot in &self.slots {
-            let id = match *slot {
-                Slot::Fresh(n) => first + n as i64,
-                Slot::Existing(id) => id,
+            let (id, created) = match *slot {
+                Slot::Fresh(n) => (first + n as i64, true),
+                Slot::Existing(id) => (id, false),
                 // An earlier position: its id is already in `ids`.
-                Slot::SameAs(p) => ids[p].0,
+                Slot::SameAs(p) => (ids[p].id.0, false),
             };
-            ids.push(JobId(id));
+            ids.push(Enqueued {
+                id: JobId(id),
+                created,
+            });
         }
         Ok(ids)
     }

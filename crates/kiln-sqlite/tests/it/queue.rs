@@ -51,7 +51,7 @@ async fn jobs_survive_reopening_and_two_handles_share_a_file() {
     };
     let a = q1.lease(&opts).await.unwrap().jobs;
     let b = q2.lease(&opts).await.unwrap().jobs;
-    assert_eq!((a[0].id, b[0].id), (ids[0], ids[1]));
+    assert_eq!((a[0].id, b[0].id), (ids[0].id, ids[1].id));
     assert_eq!(
         q2.ack(&[a[0].lease]).await.unwrap(),
         1,

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use kiln_core::Result;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    DeadLetter, Depth, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
-    RetryOutcome, Tally,
+    DeadLetter, Depth, Enqueued, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob,
+    RetryOptions, RetryOutcome, Tally,
 };
 use kiln_core::throttle::{self, Bucket};
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
@@ -191,7 +191,7 @@ fn check(jobs: &[NewJob]) -> Result<()> {
 
 #[async_trait]
 impl JobQueue for MemQueue {
-    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         check(&jobs)?;
         let now = self.clock.now();
         let mut s = self.state();
@@ -200,12 +200,18 @@ impl JobQueue for MemQueue {
         for job in jobs {
             let key = job.run.zip(job.dedupe).map(|(r, k)| (r.0, k));
             if let Some(&(id, _)) = key.as_ref().and_then(|k| s.keys.get(k)) {
-                ids.push(JobId(id));
+                ids.push(Enqueued {
+                    id: JobId(id),
+                    created: false,
+                });
                 continue;
             }
             s.next_id += 1;
             let id = s.next_id;
-            ids.push(JobId(id));
+            ids.push(Enqueued {
+                id: JobId(id),
+                created: true,
+            });
             if let Some(k) = key {
                 s.keys.insert(k, (id, job.fence.clone()));
             }

@@ -68,7 +68,9 @@ async fn model_run(q: &dyn JobQueue, clock: &ManualClock, seed: u64, run: RunId)
                     })
                     .collect();
                 let ids = q.enqueue(jobs.clone()).await.unwrap();
-                for (id, j) in ids.into_iter().zip(jobs) {
+                for (e, j) in ids.into_iter().zip(jobs) {
+                    assert!(e.created, "{ctx}: a job without a key was not created");
+                    let id = e.id;
                     let m = ModelJob {
                         priority: j.priority,
                         state: State::Ready(j.not_before.unwrap_or(now)),
