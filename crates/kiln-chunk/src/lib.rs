@@ -7,6 +7,7 @@
 //!   [`bundle::ZSTD_LEVEL`], named by the BLAKE3 of the uncompressed tar): the writer, the
 //!   in-memory reader and the streamed content check.
 //! - [`unpack`]: the verified unpack into a directory (hashed while it is decompressed).
+//! - [`scan`]: a stored bundle's id and entry paths in one pass (`kiln verify`).
 //! - [`entry`]: the one rule for which entries (paths and symlink targets) a chunk may
 //!   hold, applied by sync when it builds a bundle and by load when it unpacks one.
 //! - [`key`]: the object key `chunks/<id[0..2]>/<id>.tar.zst` and its inverse.
@@ -23,6 +24,7 @@ pub mod bundle;
 pub mod entry;
 pub mod key;
 pub mod retry;
+pub mod scan;
 pub mod store_error;
 pub mod tocs;
 pub mod unpack;

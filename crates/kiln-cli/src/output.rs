@@ -73,6 +73,8 @@ pub(crate) fn kind(e: &anyhow::Error) -> &'static str {
         Error::InvalidInput(_) => "invalid_input",
         Error::Unavailable { .. } => "unavailable",
         Error::Upstream(_) => "upstream",
+        Error::Disk { .. } if k.is_disk_full() => "insufficient_storage",
+        Error::Disk { .. } => "disk",
         Error::Backend { .. } => "backend",
         _ => "error",
     }

@@ -38,6 +38,17 @@ pub enum Error {
         /// Why (part of the message).
         source: BoxError,
     },
+    /// The local disk refused an operation (no space left, a name too long, no permission):
+    /// retrying the same operation will not help until the disk changes. `what` names the
+    /// thing being written (a chunk, never a path of the machine), `source` the operating
+    /// system's error, by whose kind a caller tells a full disk (`StorageFull`,
+    /// `QuotaExceeded`) from the rest.
+    Disk {
+        /// What was being done, e.g. `extracting chunk question:q1 (<id>) of course demo`.
+        what: String,
+        /// The operating system's error (part of the message).
+        source: std::io::Error,
+    },
     /// Any other failure of a backend.
     Backend {
         /// The backend, e.g. `sqlite`.
@@ -56,6 +67,7 @@ impl std::fmt::Display for Error {
             Error::Unavailable { what, source } => {
                 write!(f, "{what} unavailable: {}", Chain(&**source))
             }
+            Error::Disk { what, source } => write!(f, "{what}: {source}"),
             Error::Backend { backend, source } => write!(f, "{backend}: {}", Chain(&**source)),
         }
     }
@@ -104,6 +116,22 @@ impl Error {
         }
     }
 
+    /// A [`Error::Disk`]: `what` was being done when the disk answered `source`.
+    pub fn disk(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Disk {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// Whether the disk is full (no space, or a quota reached).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Disk { source, .. } if matches!(
+            source.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ))
+    }
+
     /// Whether retrying the operation may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Unavailable { .. })
@@ -149,6 +177,22 @@ mod tests {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             Some(&self.0)
         }
+    }
+
+    #[test]
+    fn a_disk_error_says_what_and_why() {
+        let e = Error::disk(
+            "extracting chunk question:q1 of course demo",
+            std::io::Error::from_raw_os_error(36),
+        );
+        assert!(
+            e.to_string()
+                .starts_with("extracting chunk question:q1 of course demo: "),
+            "{e}"
+        );
+        assert!(!e.is_disk_full() && !e.is_transient());
+        let full = Error::disk("x", std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert!(full.is_disk_full());
     }
 
     #[test]

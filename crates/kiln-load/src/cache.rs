@@ -183,7 +183,19 @@ impl ChunkCache {
         store: Arc<dyn ObjectStore>,
     ) -> Result<ChunkCache> {
         let dir = config.cache_dir.clone();
-        let (paths, found) = blocking(move || recover::recover(&dir)).await?;
+        let what = format!("opening the cache directory {}", dir.display());
+        let (paths, found) = blocking(what, move || recover::recover(&dir)).await?;
+        // Sync accepts course paths that fit below a cache directory of at most this length
+        // (kiln-core's `path_limits`); a longer one could not hold them.
+        let root = paths.root().as_os_str().len();
+        if root > kiln_core::path_limits::MAX_CACHE_DIR_BYTES {
+            return Err(Error::invalid(format!(
+                "cache directory {} is {root} bytes long, over the {} that leave room below it \
+                 for the course paths sync accepts: choose a shorter one",
+                paths.root().display(),
+                kiln_core::path_limits::MAX_CACHE_DIR_BYTES
+            )));
+        }
         let mut index = Index::default();
         for (key, size) in found {
             index.insert_present(&key, size);
@@ -401,7 +413,11 @@ impl ChunkCache {
                 root.clone(),
             );
             let linked = to_link.clone();
-            blocking(move || {
+            let what = format!(
+                "linking {} of course {course} into version {version}",
+                chunk_list(&to_link)
+            );
+            blocking(what, move || {
                 for e in &linked {
                     links::link_chunk(&dir, &paths.chunk_dir(&c, &e.id), &m, e)?;
                 }
@@ -519,7 +535,10 @@ impl ChunkCache {
         self.expire_leases();
         let mut out = Maintained::default();
         let courses_dir = self.inner.paths.courses();
-        let listing = blocking(move || recover::list_versions(&courses_dir)).await?;
+        let listing = blocking("listing the cache's version directories", move || {
+            recover::list_versions(&courses_dir)
+        })
+        .await?;
         let now = Instant::now();
         for (course, versions) in listing {
             let current = match self.refresh_now(&course).await {
@@ -564,7 +583,8 @@ impl ChunkCache {
                 if let Some(t) = trash {
                     out.versions_removed += 1;
                     inc(&self.inner.metrics.versions_removed);
-                    blocking(move || fsutil::remove_tree(&t)).await?;
+                    let what = format!("removing version {version} of course {course}");
+                    blocking(what, move || fsutil::remove_tree(&t)).await?;
                 }
             }
         }
@@ -686,6 +706,21 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Chunks named for a message: `chunk question:q1 (<id>)`, or the first of several and
+/// how many more.
+fn chunk_list(entries: &[ManifestEntry]) -> String {
+    match entries {
+        [] => "no chunk".into(),
+        [e] => format!("chunk {} ({})", e.chunk_ref(), e.id),
+        [e, rest @ ..] => format!(
+            "chunks {} ({}) and {} more",
+            e.chunk_ref(),
+            e.id,
+            rest.len()
+        ),
+    }
+}
+
 /// A copy of a shared fetch error for each request that waited for it.
 fn clone_error(e: &Error) -> Error {
     match e {
@@ -697,6 +732,13 @@ fn clone_error(e: &Error) -> Error {
         Error::Unavailable { what, source } => Error::Unavailable {
             what: what.clone(),
             source: source.to_string().into(),
+        },
+        Error::Disk { what, source } => Error::Disk {
+            what: what.clone(),
+            source: match source.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(source.kind(), source.to_string()),
+            },
         },
         Error::Backend { backend, source } => Error::Backend {
             backend,

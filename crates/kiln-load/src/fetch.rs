@@ -44,8 +44,11 @@ enum Fault {
     /// The bytes are not the chunk (hash mismatch, bad zstd or tar, an entry the chunk rule
     /// refuses): delete and fetch once more.
     Corrupt(String),
-    /// Retrying cannot help (not found, local disk error).
+    /// Retrying cannot help (not found).
     Final(Error),
+    /// The cache's disk refused (no space, a name too long, no permission): retrying cannot
+    /// help; the fetch names the chunk.
+    Disk(io::Error),
 }
 
 impl Transient for Fault {
@@ -59,6 +62,7 @@ impl fmt::Display for Fault {
         match self {
             Fault::Transient(e) | Fault::Final(e) => e.fmt(f),
             Fault::Corrupt(why) => write!(f, "corrupt bundle: {why}"),
+            Fault::Disk(e) => e.fmt(f),
         }
     }
 }
@@ -81,7 +85,12 @@ impl Fetcher<'_> {
         let dir = final_dir.clone();
         // Another process may hold the lock while it downloads the same chunk: wait for
         // it, then look again, since it has most likely put the chunk in place.
-        let (lock, existing) = blocking(move || {
+        let chunk = e.chunk_ref();
+        let what = format!(
+            "locking chunk {chunk} ({}) of course {course} in the cache",
+            e.id
+        );
+        let (lock, existing) = blocking(what, move || {
             let lock = fsutil::lock_exclusive(&lock_path)?;
             let existing = if dir.is_dir() {
                 Some(fsutil::tree_size(&dir)?)
@@ -97,7 +106,6 @@ impl Fetcher<'_> {
                 downloaded: false,
             });
         }
-        let chunk = e.chunk_ref();
         let mut corrupt_before = false;
         let result = loop {
             let attempt = retry_observed(
@@ -137,6 +145,17 @@ impl Fetcher<'_> {
                     corrupt_before = true;
                 }
                 Err(Fault::Transient(err) | Fault::Final(err)) => break Err(err),
+                // A local failure (a full disk, a name the file system cannot hold) names
+                // the chunk it was filling the cache with.
+                Err(Fault::Disk(err)) => {
+                    break Err(Error::disk(
+                        format!(
+                            "extracting chunk {chunk} ({}) of course {course} into the cache",
+                            e.id
+                        ),
+                        err,
+                    ));
+                }
             }
         };
         if result.is_err() {
@@ -175,8 +194,7 @@ impl Fetcher<'_> {
         let (id, size, final_dir) = (e.id, e.size, final_dir.to_path_buf());
         let job = move |reader: Box<dyn io::Read + Send>| {
             // Staging may have been deleted with a disposable cache directory.
-            fsutil::make_parent(&staging)
-                .map_err(|e| Fault::Final(Error::backend("kiln-load", e)))?;
+            fsutil::make_parent(&staging).map_err(Fault::Disk)?;
             let r = unpack_verified(reader, &id, size, &staging)
                 .map_err(|e| match e {
                     // The store's stream broke: the bytes may be fine.
@@ -185,7 +203,7 @@ impl Fetcher<'_> {
                         source: Box::new(e),
                     }),
                     UnpackError::Corrupt(why) => Fault::Corrupt(why),
-                    UnpackError::Local(e) => Fault::Final(Error::backend("kiln-load", e)),
+                    UnpackError::Local(e) => Fault::Disk(e),
                 })
                 .and_then(|u| publish(&staging, &final_dir).map(|()| u));
             if r.is_err() {
@@ -203,27 +221,13 @@ impl Fetcher<'_> {
                 tokio::task::spawn_blocking(move || job(Box::new(reader))).await
             }
         };
-        let chunk = e.chunk_ref();
-        // A local failure (a full disk, say) names the chunk it was filling the cache with.
-        joined
-            .map_err(|err| Fault::Final(Error::backend("kiln-load", err)))?
-            .map_err(|f| match f {
-                Fault::Final(Error::Backend { backend, source }) => Fault::Final(Error::Backend {
-                    backend,
-                    source: format!(
-                        "extracting chunk {chunk} ({}) of course {course} into the cache: {source}",
-                        e.id
-                    )
-                    .into(),
-                }),
-                other => other,
-            })
+        joined.map_err(|err| Fault::Final(Error::backend("kiln-load", err)))?
     }
 }
 
 /// Seals the staged chunk read-only and renames it into place.
 fn publish(staging: &Path, final_dir: &Path) -> Result<(), Fault> {
-    let local = |e: io::Error| Fault::Final(Error::backend("kiln-load", e));
+    let local = Fault::Disk;
     fsutil::seal_subdirs(staging).map_err(local)?;
     if let Some(parent) = final_dir.parent() {
         std::fs::create_dir_all(parent).map_err(local)?;

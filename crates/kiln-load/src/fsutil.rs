@@ -119,12 +119,15 @@ pub(crate) fn rename_into(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-/// Runs blocking filesystem work off the async threads.
+/// Runs blocking filesystem work off the async threads. An IO error is the cache disk's:
+/// a [`kiln_core::Error::Disk`] saying `what` was being done (naming a chunk where there
+/// is one, since an ensure's error reaches HTTP clients).
 pub(crate) async fn blocking<T: Send + 'static>(
+    what: impl Into<String>,
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> kiln_core::Result<T> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(|e| kiln_core::Error::backend("kiln-load", e)),
+        Ok(r) => r.map_err(|e| kiln_core::Error::disk(what, e)),
         Err(e) => Err(kiln_core::Error::backend("kiln-load", e)),
     }
 }

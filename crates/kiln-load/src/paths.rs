@@ -20,6 +20,11 @@ impl Paths {
         Paths { root }
     }
 
+    /// The canonical cache directory.
+    pub(crate) fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     pub(crate) fn courses(&self) -> PathBuf {
         self.root.join("courses")
     }

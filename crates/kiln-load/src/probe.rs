@@ -38,7 +38,9 @@ impl ChunkCache {
             }
         };
         let tmp = inner.paths.tmp();
-        let disk = blocking(move || std::fs::create_dir_all(&tmp));
+        let disk = blocking("making the cache's staging directory", move || {
+            std::fs::create_dir_all(&tmp)
+        });
         let bounded = |b: Backend, r: std::result::Result<Result<()>, _>| match r {
             Ok(r) => r,
             Err(_) => Err(Error::Unavailable {

@@ -34,7 +34,7 @@ pub struct MountSnapshot {
     /// Chunks held (pinned) by open files now.
     pub held_chunks: u64,
     /// Opens that failed with EIO because the chunk could not be loaded, by reason
-    /// (`not_found`, `unavailable`, `corrupt`, `backend`, `other`).
+    /// (`not_found`, `unavailable`, `corrupt`, `disk`, `backend`, `other`).
     pub open_errors: BTreeMap<&'static str, u64>,
     /// The last such failure's message.
     pub last_error: Option<String>,
@@ -46,6 +46,7 @@ pub(crate) fn reason(e: &Error) -> &'static str {
         _ if e.to_string().contains("corrupt") => "corrupt",
         Error::NotFound { .. } => "not_found",
         Error::Unavailable { .. } => "unavailable",
+        Error::Disk { .. } => "disk",
         Error::Backend { .. } => "backend",
         _ => "other",
     }

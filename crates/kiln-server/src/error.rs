@@ -8,7 +8,10 @@ use kiln_core::Error;
 use serde::Serialize;
 
 /// A failed request. 4xx carry the error's message (it names the culprit) and are not
-/// logged as errors; 5xx log the cause and send a generic message.
+/// logged as errors; 5xx log the cause and send a generic message, except a failure of this
+/// server's disk ([`Error::Disk`]: 507 when it is full, else 500), whose message names the
+/// chunk and the operating system's error (never a path of the machine), so that whoever
+/// reads the answer knows what to fix.
 #[derive(Debug)]
 pub struct ApiError(pub Error);
 
@@ -53,6 +56,18 @@ impl IntoResponse for ApiError {
                     "unavailable",
                     format!("{what} unavailable, retry later"),
                 )
+            }
+            e @ Error::Disk { .. } => {
+                tracing::error!(error = %e, "request failed on the local disk");
+                if e.is_disk_full() {
+                    (
+                        StatusCode::INSUFFICIENT_STORAGE,
+                        "insufficient_storage",
+                        e.to_string(),
+                    )
+                } else {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "disk", e.to_string())
+                }
             }
             e => {
                 tracing::error!(error = %e, "request failed");
@@ -143,4 +158,45 @@ pub(crate) async fn json_errors(resp: Response) -> Response {
 /// The fallback: an unknown route, as JSON.
 pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError(Error::not_found(format!("route {}", uri.path())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(e: Error) -> (StatusCode, serde_json::Value) {
+        let resp = ApiError(e).into_response();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_disk_failure_names_the_chunk_and_the_cause() {
+        let what = "extracting chunk question:q1 (ab12) of course demo into the cache";
+        let (status, body) = answer(Error::disk(what, std::io::Error::from_raw_os_error(36))).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"], "disk");
+        let msg = body["message"].as_str().unwrap();
+        assert!(msg.starts_with(what), "{msg}");
+        assert!(msg.contains("os error 36"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_is_507() {
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let (status, body) = answer(Error::disk("extracting chunk elements", full)).await;
+        assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(body["error"], "insufficient_storage");
+        assert!(body["message"].as_str().unwrap().contains("elements"));
+    }
+
+    #[tokio::test]
+    async fn other_5xx_stay_generic() {
+        let (status, body) = answer(Error::backend("sqlite", "secret detail")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["message"], "internal error");
+    }
 }

@@ -125,13 +125,23 @@ const LFS_POINTER: &[u8] = b"version https://git-lfs.github.com/spec/v1";
 /// Refuses a course-relative path with a control character (a newline, a tab, ...) in a
 /// name: such a file syncs but cannot be served (HTTP paths, log lines and the app's own
 /// listings all break on it). The message escapes the path, so it stays one line.
-pub(crate) fn check_path(path: &str) -> Result<()> {
+pub(crate) fn check_printable(path: &str) -> Result<()> {
     if path.chars().any(char::is_control) {
         return Err(Error::invalid(format!(
             "path {path:?} has a control character in its name (kiln ships printable names only)"
         )));
     }
     Ok(())
+}
+
+/// Refuses the course-relative path of a file or link that syncs but cannot be served:
+/// one [`check_printable`] refuses, or one longer than a server's file system holds once
+/// the cache lays it out ([`kiln_core::path_limits`]: a name over 255 bytes, a path over
+/// 3,072 as counted there). Checked on files rather than directories, so the error names
+/// the whole path (a directory too long has no file that fits below it).
+pub(crate) fn check_path(path: &str) -> Result<()> {
+    check_printable(path)?;
+    kiln_core::path_limits::check(path)
 }
 
 /// An opened source and what sync needs to know about it.

@@ -1,5 +1,7 @@
 //! `kiln verify`: checking that every object a retained version references is in the store
-//! and hashes to its id, and (with a source) storing the bad ones again.
+//! and hashes to its id, and (with a source) storing the bad ones again; and that every
+//! path a version holds is one a server's file system can lay out
+//! ([`kiln_core::path_limits`]), which sync checks now but did not always.
 //!
 //! Repair deletes a corrupt object (create-if-absent would otherwise keep it), forgets the
 //! memo entries of every bad chunk, and rebuilds each affected version from the source
@@ -7,16 +9,16 @@
 //! source lacks, or whose content bundles to other ids, is reported as not repaired. A repair
 //! also writes the tables of contents that sound chunks lack.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use kiln_chunk::bundle::content_id;
 use kiln_chunk::key::object_key;
 use kiln_chunk::retry::{RetryPolicy, retry};
+use kiln_chunk::scan::scan;
 use kiln_chunk::store_error::to_error;
 use kiln_core::catalog::Catalog;
-use kiln_core::ids::{ChunkId, CourseId, VersionId};
+use kiln_core::ids::{ChunkId, ChunkRef, CourseId, VersionId};
 use kiln_core::{Error, Result};
 use object_store::ObjectStore;
 
@@ -53,6 +55,23 @@ pub struct BadObject {
     pub repair: Option<std::result::Result<(), String>>,
 }
 
+/// A version holding a path no server's file system can lay out: every ensure of `chunk`
+/// fails on the server's disk. Repair cannot help (the source holds the path): sync a
+/// commit without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unservable {
+    /// The course.
+    pub course: CourseId,
+    /// The version.
+    pub version: VersionId,
+    /// The chunk holding the path.
+    pub chunk: ChunkRef,
+    /// The course-relative path.
+    pub path: String,
+    /// Which limit it exceeds.
+    pub problem: String,
+}
+
 /// What a verify found (and repaired).
 #[derive(Debug, Clone, Default)]
 pub struct VerifyReport {
@@ -62,6 +81,8 @@ pub struct VerifyReport {
     pub objects: usize,
     /// The bad ones.
     pub bad: Vec<BadObject>,
+    /// Per version and chunk, a path too long to serve (the first found).
+    pub unservable: Vec<Unservable>,
     /// With a repair: tables of contents written for sound chunks that had none (versions
     /// synced before kiln kept them).
     pub tocs_written: usize,
@@ -85,6 +106,7 @@ pub async fn verify(
         None => catalog.courses().await?,
     };
     let mut refs: BTreeMap<ChunkId, Vec<(CourseId, VersionId)>> = BTreeMap::new();
+    let mut placed: Vec<(CourseId, VersionId, ChunkRef, ChunkId, String)> = Vec::new();
     let mut versions = 0;
     for c in &courses {
         for v in catalog.versions(c).await? {
@@ -93,14 +115,39 @@ pub async fn verify(
                 refs.entry(e.id)
                     .or_default()
                     .push((c.clone(), v.version.clone()));
+                placed.push((
+                    c.clone(),
+                    v.version.clone(),
+                    e.chunk_ref(),
+                    e.id,
+                    e.root.clone(),
+                ));
             }
         }
     }
-    let mut bad = check_all(&store, refs.keys().copied().collect()).await?;
+    let (mut bad, longest) = check_all(&store, refs.keys().copied().collect()).await?;
+    let unservable = placed
+        .into_iter()
+        .filter_map(|(course, version, chunk, id, root)| {
+            let paths = longest.get(&id)?;
+            paths.iter().find_map(|rel| {
+                let path = crate::source::join(&root, rel);
+                let problem = kiln_core::path_limits::check(&path).err()?.to_string();
+                Some(Unservable {
+                    course: course.clone(),
+                    version: version.clone(),
+                    chunk: chunk.clone(),
+                    path,
+                    problem,
+                })
+            })
+        })
+        .collect();
     let mut report = VerifyReport {
         versions,
         objects: refs.len(),
         bad: Vec::new(),
+        unservable,
         tocs_written: 0,
     };
     if repair.is_some() {
@@ -164,7 +211,7 @@ async fn repair_all(
             failures.insert((course, version), e.to_string());
         }
     }
-    let again = check_all(store, ids).await?;
+    let (again, _) = check_all(store, ids).await?;
     let still: BTreeMap<ChunkId, Damage> = again.into_iter().collect();
     for b in &mut report.bad {
         b.repair = Some(match still.get(&b.id) {
@@ -185,43 +232,69 @@ async fn repair_all(
     Ok(())
 }
 
-/// Checks `ids`, a few at a time; returns the bad ones.
+/// Checks `ids`, a few at a time; returns the bad ones, and for each sound one the paths
+/// that decide whether its files can be laid out ([`longest`]).
 async fn check_all(
     store: &Arc<dyn ObjectStore>,
     ids: Vec<ChunkId>,
-) -> Result<Vec<(ChunkId, Damage)>> {
-    let results: Vec<Result<Option<(ChunkId, Damage)>>> = futures::stream::iter(ids)
+) -> Result<(Vec<(ChunkId, Damage)>, HashMap<ChunkId, Vec<String>>)> {
+    let results: Vec<Result<(ChunkId, Checked)>> = futures::stream::iter(ids)
         .map(|id| {
             let store = store.clone();
-            async move { Ok(check(&*store, id).await?.map(|d| (id, d))) }
+            async move { Ok((id, check(&*store, id).await?)) }
         })
         .buffer_unordered(8)
         .collect()
         .await;
     let mut bad = Vec::new();
+    let mut paths = HashMap::new();
     for r in results {
-        if let Some(b) = r? {
-            bad.push(b);
+        match r? {
+            (id, Checked::Bad(d)) => bad.push((id, d)),
+            (id, Checked::Sound(p)) => {
+                paths.insert(id, p);
+            }
         }
     }
-    Ok(bad)
+    Ok((bad, paths))
 }
 
-/// Fetches one object and hashes its decompressed content.
-async fn check(store: &dyn ObjectStore, id: ChunkId) -> Result<Option<Damage>> {
+/// One object's verdict.
+enum Checked {
+    /// It is missing or not the chunk.
+    Bad(Damage),
+    /// It is the chunk; with the paths [`longest`] picks from its entries.
+    Sound(Vec<String>),
+}
+
+/// Fetches one object, hashes its decompressed content and reads its entries' paths.
+async fn check(store: &dyn ObjectStore, id: ChunkId) -> Result<Checked> {
     let key = object_key(&id);
     let get = || async { store.get(&key).await?.bytes().await };
     let bytes = match retry(&RetryPolicy::STORE, get).await {
         Ok(b) => b,
-        Err(object_store::Error::NotFound { .. }) => return Ok(Some(Damage::Missing)),
+        Err(object_store::Error::NotFound { .. }) => return Ok(Checked::Bad(Damage::Missing)),
         Err(e) => return Err(to_error(&format!("reading {key}"), e)),
     };
-    let hashed = tokio::task::spawn_blocking(move || content_id(&bytes[..]))
+    let scanned = tokio::task::spawn_blocking(move || scan(&bytes[..]))
         .await
         .map_err(|e| Error::backend("kiln-sync", format!("a verify task failed: {e}")))?;
-    Ok(match hashed {
-        Ok(actual) if actual == id => None,
-        Ok(actual) => Some(Damage::Corrupt(format!("its content hashes to {actual}"))),
-        Err(e) => Some(Damage::Corrupt(format!("it does not decompress ({e})"))),
+    Ok(match scanned {
+        Ok(s) if s.id == id => Checked::Sound(longest(s.paths.unwrap_or_default())),
+        Ok(s) => Checked::Bad(Damage::Corrupt(format!("its content hashes to {}", s.id))),
+        Err(e) => Checked::Bad(Damage::Corrupt(format!("it does not decompress ({e})"))),
     })
+}
+
+/// Of a chunk's entry paths, the ones that decide whether all can be laid out below any
+/// root: the first with a name over the limit, and the longest as laid out (a root adds
+/// the same to every path). So a chunk costs two paths of memory, however many files.
+fn longest(paths: Vec<String>) -> Vec<String> {
+    use kiln_core::path_limits::{MAX_NAME_BYTES, laid_out_len};
+    let long_name = paths
+        .iter()
+        .find(|p| p.split('/').any(|n| n.len() > MAX_NAME_BYTES))
+        .cloned();
+    let longest = paths.into_iter().max_by_key(|p| laid_out_len(p));
+    long_name.into_iter().chain(longest).collect()
 }

@@ -7,8 +7,8 @@
 //! an incremental walk follows the change, not the course.
 //!
 //! Only the new side is checked and warned about: every shipped path (a gathered member, or
-//! anything under a directory chunk's root) must have a printable name, and a submodule is
-//! reported as not shipped.
+//! anything under a directory chunk's root) must have a printable name no longer than a
+//! server's file system holds, and a submodule is reported as not shipped.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,7 +16,7 @@ use kiln_core::Result;
 use kiln_core::ids::ChunkKind;
 use kiln_core::layout::{Layout, State};
 
-use crate::source::{Node, NodeKind, Oid, Reader, check_path, join};
+use crate::source::{Node, NodeKind, Oid, Reader, check_path, check_printable, join};
 
 /// A directory chunk found by the walk.
 #[derive(Debug, Clone)]
@@ -102,7 +102,7 @@ pub(crate) fn walk(
             let visit = visit(layout, &n.states, &nodes);
             let index = index(&nodes);
             for (rule, kind) in visit.dir_chunks {
-                check_path(&path)?;
+                check_printable(&path)?;
                 out.dir_chunks.push(DirChunk {
                     kind,
                     name: layout.chunk_name(rule, &path),
@@ -183,7 +183,8 @@ fn collect_members(
 }
 
 /// Lists every file and symlink below a chunk root, as (path relative to the root, node),
-/// sorted by path. Fails on a path with a control character; warns about submodules.
+/// sorted by path. Fails on a path with a control character, or a file's path too long to
+/// serve; warns about submodules.
 pub(crate) fn list_tree(
     reader: &mut dyn Reader,
     root: &str,
@@ -195,11 +196,14 @@ pub(crate) fn list_tree(
         for node in reader.list(&join(root, &rel), id)? {
             let p = join(&rel, &node.name);
             let course_path = join(root, &p);
-            check_path(&course_path)?;
+            check_printable(&course_path)?;
             match node.kind {
                 NodeKind::Dir => stack.push((p, node.id)),
                 NodeKind::Submodule => reader.warnings().submodule(&course_path),
-                NodeKind::File { .. } | NodeKind::Symlink => out.push((p, node)),
+                NodeKind::File { .. } | NodeKind::Symlink => {
+                    check_path(&course_path)?;
+                    out.push((p, node))
+                }
             }
         }
     }

@@ -1,8 +1,9 @@
 //! `kiln verify [COURSE] [--repair [--source PATH [--subdir DIR]]]`: every object a version
 //! references is in the store and hashes to its id, and the published view (pointers,
-//! roots, segments, the head) says what the catalog says; with `--repair`, the published
-//! view is rewritten where it differs, and bad chunk objects are rebuilt from the source.
-//! Exits 1 if anything is still bad.
+//! roots, segments, the head) says what the catalog says, and every path a version holds
+//! can be laid out on a server's disk; with `--repair`, the published view is rewritten
+//! where it differs, and bad chunk objects are rebuilt from the source (a path too long to
+//! serve is the source's: sync a commit without it). Exits 1 if anything is still bad.
 
 use std::path::PathBuf;
 
@@ -87,6 +88,19 @@ pub(crate) async fn verify(
             })
         })
         .collect();
+    let unservable: Vec<serde_json::Value> = report
+        .unservable
+        .iter()
+        .map(|u| {
+            json!({
+                "course": u.course.as_str(),
+                "version": u.version.as_str(),
+                "chunk": u.chunk.to_string(),
+                "path": u.path,
+                "problem": u.problem,
+            })
+        })
+        .collect();
     emit(
         as_json,
         json!({
@@ -94,6 +108,7 @@ pub(crate) async fn verify(
             "objects_checked": report.objects,
             "bad": bad,
             "still_bad": still_bad,
+            "unservable": unservable,
             "tocs_written": report.tocs_written,
             "published": {
                 "versions_checked": published.versions,
@@ -138,6 +153,15 @@ pub(crate) async fn verify(
             if !repairing && !report.bad.is_empty() {
                 out.push_str("\nrun `kiln verify --repair --source PATH` to store them again");
             }
+            for u in &report.unservable {
+                out.push_str(&format!(
+                    "\n  {} {}: chunk {} cannot be served: {}",
+                    u.course, u.version, u.chunk, u.problem
+                ));
+            }
+            if !report.unservable.is_empty() {
+                out.push_str("\nsync a commit without these paths (sync refuses them now)");
+            }
             out.push_str(&format!(
                 "\npublished view: {} versions, {} segments checked: {} problems",
                 published.versions,
@@ -165,6 +189,18 @@ pub(crate) async fn verify(
             ("objects", "are")
         };
         eprintln!("kiln: {still_bad} {n} {are} missing, corrupt or wrong");
+    }
+    if !report.unservable.is_empty() {
+        match report.unservable.len() {
+            1 => eprintln!(
+                "kiln: 1 chunk of a version holds a path too long for a server's file system"
+            ),
+            n => eprintln!(
+                "kiln: {n} chunks of versions hold paths too long for a server's file system"
+            ),
+        }
+    }
+    if still_bad > 0 || !report.unservable.is_empty() {
         std::process::exit(1);
     }
     Ok(())

@@ -10,3 +10,4 @@ mod secure;
 mod serve;
 mod support;
 mod tidy;
+mod unservable;

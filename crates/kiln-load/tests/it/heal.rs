@@ -140,5 +140,9 @@ async fn a_full_disk_names_the_chunk_it_was_filling() {
     assert!(text.contains("question:big"), "{text}");
     assert!(text.contains(&big.entry.id.to_string()), "{text}");
     assert!(text.to_lowercase().contains("no space left"), "{text}");
+    assert!(
+        err.is_disk_full(),
+        "a full disk, which the API answers 507: {err:?}"
+    );
     drop(cache);
 }

@@ -3,6 +3,7 @@
 
 mod budget;
 mod corrupt;
+mod disk_errors;
 mod heal;
 mod layout;
 mod leases;

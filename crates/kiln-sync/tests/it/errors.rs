@@ -6,7 +6,7 @@ use kiln_testkit::course_gen::commit_all;
 use crate::support::{Env, copy_tree, env, example_course, example_repo};
 
 /// Asserts a one-line error whose message contains `needle`, and that `course` has no version.
-async fn assert_refused(env: &Env, course: &str, err: Error, needle: &str) {
+pub(crate) async fn assert_refused(env: &Env, course: &str, err: Error, needle: &str) {
     let msg = err.to_string();
     assert!(msg.contains(needle), "{msg:?} should name {needle:?}");
     assert!(!msg.contains('\n'), "one line: {msg:?}");

@@ -6,6 +6,7 @@ mod errors;
 mod example;
 mod gc_race;
 mod incremental;
+mod long_paths;
 mod sources;
 mod support;
 mod tocs;
