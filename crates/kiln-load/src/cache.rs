@@ -669,7 +669,9 @@ impl Inner {
         trash
     }
 
-    /// Makes room for a chunk of `size` bytes before it is fetched.
+    /// Makes room for a chunk before it is fetched. `size` is its bundle's tar size, all that
+    /// is known before it is unpacked: the disk usage it is recorded with after the fetch is
+    /// more (blocks and inodes), and the eviction after the fetch makes up the difference.
     fn make_room(&self, size: u64) {
         let target = self.config.budget_bytes.saturating_sub(size);
         let trash = {

@@ -11,7 +11,9 @@ use kiln_core::backoff::Backoff;
 pub struct LoadConfig {
     /// The cache directory (created if missing). Deleting it loses nothing.
     pub cache_dir: PathBuf,
-    /// The byte budget of the extracted chunk directories (sum of file sizes).
+    /// The byte budget of the extracted chunk directories: what they take on disk (their
+    /// allocated blocks, what `du` sums, plus 512 bytes per inode), not the sizes of their
+    /// files.
     pub budget_bytes: u64,
     /// How long a course's current version is trusted before the catalog is asked again.
     /// Zero asks on every call.

@@ -30,7 +30,8 @@ use crate::paths::Paths;
 /// What a fetch installed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Fetched {
-    /// Bytes of the extracted files.
+    /// What the chunk directory takes on disk ([`fsutil::disk_usage`]): what the budget
+    /// counts.
     pub(crate) size: u64,
     /// False when another process had fetched it meanwhile.
     pub(crate) downloaded: bool,
@@ -93,7 +94,7 @@ impl Fetcher<'_> {
         let (lock, existing) = blocking(what, move || {
             let lock = fsutil::lock_exclusive(&lock_path)?;
             let existing = if dir.is_dir() {
-                Some(fsutil::tree_size(&dir)?)
+                Some(fsutil::disk_usage(&dir)?)
             } else {
                 None
             };
@@ -118,14 +119,14 @@ impl Fetcher<'_> {
             )
             .await;
             match attempt {
-                Ok(u) => {
+                Ok((u, on_disk)) => {
                     let m = self.metrics;
                     inc(&m.downloads);
                     m.bytes_downloaded.fetch_add(u.bytes_in, Ordering::Relaxed);
                     m.bytes_extracted.fetch_add(u.size, Ordering::Relaxed);
                     m.download_latency.observe(started.elapsed());
                     break Ok(Fetched {
-                        size: u.size,
+                        size: on_disk,
                         downloaded: true,
                     });
                 }
@@ -165,13 +166,14 @@ impl Fetcher<'_> {
         result
     }
 
-    /// One GET of the bundle, unpacked and verified into staging, then renamed into place.
+    /// One GET of the bundle, unpacked and verified into staging, measured on disk, then
+    /// renamed into place.
     async fn download_once(
         &self,
         course: &CourseId,
         e: &ManifestEntry,
         final_dir: &Path,
-    ) -> Result<Unpacked, Fault> {
+    ) -> Result<(Unpacked, u64), Fault> {
         let key = object_key(&e.id);
         let got = self.store.get(&key).await;
         let transient = got.as_ref().err().is_some_and(store_error::is_transient);
@@ -205,7 +207,11 @@ impl Fetcher<'_> {
                     UnpackError::Corrupt(why) => Fault::Corrupt(why),
                     UnpackError::Local(e) => Fault::Disk(e),
                 })
-                .and_then(|u| publish(&staging, &final_dir).map(|()| u));
+                .and_then(|u| {
+                    let on_disk = fsutil::disk_usage(&staging).map_err(Fault::Disk)?;
+                    publish(&staging, &final_dir)?;
+                    Ok((u, on_disk))
+                });
             if r.is_err() {
                 let _ = fsutil::remove_tree(&staging);
             }

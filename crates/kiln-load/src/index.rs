@@ -43,7 +43,8 @@ pub(crate) struct Index {
     /// Present chunks by last use, oldest first.
     lru: BTreeMap<u64, Key>,
     tick: u64,
-    /// Bytes of the present chunks.
+    /// What the present chunks take on disk (allocated blocks and inodes, as
+    /// `fsutil::disk_usage` measures them).
     pub(crate) total: u64,
     versions: HashMap<(CourseId, VersionId), VersionSlot>,
 }

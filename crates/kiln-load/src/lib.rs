@@ -18,6 +18,17 @@
 //! Chunk directories are kept under a byte budget (LRU, never evicting a pinned chunk), and
 //! version directories that are no longer current are removed after a grace period by
 //! [`ChunkCache::maintain`].
+//!
+//! The budget counts what a chunk directory takes on disk, measured once it is unpacked:
+//! every entry's allocated blocks (what `du` sums: a one-byte file is a 4 KiB block on
+//! ext4) plus an inode allowance, so a question of 5,000 one-byte files counts about 23 MB,
+//! not 5 KB. So at rest `du` of the chunk directories stays within the budget (or within
+//! what pins and leases hold past it). The slack: before a fetch only the bundle's tar size
+//! is known, and room is made for that; while chunks are being unpacked the disk may hold
+//! each one's difference (block rounding and inodes) past the budget, until it is measured
+//! and the eviction after it runs. Version directories (a link per chunk root, and real
+//! directories above them), staging, lock files and the published view's objects are not
+//! counted.
 
 mod cache;
 mod config;

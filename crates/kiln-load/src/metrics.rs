@@ -74,7 +74,8 @@ pub struct MetricsSnapshot {
     pub misses: u64,
     /// Compressed bytes read from the store.
     pub bytes_downloaded: u64,
-    /// Bytes of files extracted to disk.
+    /// Bytes of files extracted to disk (their sizes; what they take on disk is
+    /// [`MetricsSnapshot::cache_bytes`]'s measure).
     pub bytes_extracted: u64,
     /// Chunk directories evicted to stay within budget.
     pub evictions: u64,
@@ -92,11 +93,12 @@ pub struct MetricsSnapshot {
     pub prefetched: u64,
     /// Prefetched chunks that a request then found on disk.
     pub prefetch_used: u64,
-    /// Bytes of the chunk directories this process knows of.
+    /// What the chunk directories this process knows of take on disk: their allocated
+    /// blocks (what `du` sums) plus 512 bytes per inode; the budget's measure.
     pub cache_bytes: u64,
     /// Chunk directories this process knows of.
     pub cache_chunks: u64,
-    /// The byte budget.
+    /// The budget of `cache_bytes`.
     pub budget_bytes: u64,
     /// How far `cache_bytes` exceeds the budget: chunks that leases (or requests in flight)
     /// hold past it.

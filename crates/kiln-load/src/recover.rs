@@ -15,7 +15,8 @@ use crate::fsutil;
 use crate::index::Key;
 use crate::paths::{CHUNKS_DIR, Paths};
 
-/// Creates the layout, empties staging and lists the chunks present, oldest first.
+/// Creates the layout, empties staging and lists the chunks present, oldest first, each
+/// with what it takes on disk ([`fsutil::disk_usage`]).
 pub(crate) fn recover(dir: &Path) -> io::Result<(Paths, Vec<(Key, u64)>)> {
     fs::create_dir_all(dir)?;
     let paths = Paths::new(fs::canonicalize(dir)?);
@@ -47,7 +48,7 @@ pub(crate) fn recover(dir: &Path) -> io::Result<(Paths, Vec<(Key, u64)>)> {
             found.push((
                 mtime,
                 (course_id.clone(), id),
-                fsutil::tree_size(&e.path())?,
+                fsutil::disk_usage(&e.path())?,
             ));
         }
     }

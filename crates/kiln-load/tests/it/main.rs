@@ -4,6 +4,7 @@
 mod budget;
 mod corrupt;
 mod disk_errors;
+mod disk_usage;
 mod heal;
 mod layout;
 mod leases;
