@@ -240,6 +240,27 @@ impl Entries {
     }
 }
 
+/// Refuses a symlink that stands where a chunk's root would be, or a directory the layout
+/// looks through for chunk roots: a link is a leaf (rule 2), so whatever it points to lies
+/// outside the chunk it stands for (rule 4); a target unusable on its own (rule 3) is said
+/// first. Sync applies it outside every chunk, so such a link gets the words a link inside
+/// a chunk gets instead of vanishing from the version.
+pub fn refuse_link_as_dir(path: &str, target: &str) -> Refused {
+    let why = match bad_target(target) {
+        Some(reason) => Why::BadTarget {
+            target: target.to_string(),
+            reason,
+        },
+        None => Why::Outside {
+            target: target.to_string(),
+        },
+    };
+    Refused {
+        path: path.to_string(),
+        why,
+    }
+}
+
 /// Why a link cannot be served.
 #[derive(Debug, PartialEq, Eq)]
 enum Unservable {
@@ -416,6 +437,18 @@ mod tests {
         let e = l.finish().unwrap_err();
         assert_eq!(e.path, "a", "the first in path order");
         assert!(e.to_string().contains("loop"), "{e}");
+    }
+
+    #[test]
+    fn a_link_standing_for_a_directory_is_refused_as_inside_a_chunk() {
+        let mut inside = Entries::new();
+        let e = inside.symlink("elements", "/etc").unwrap_err();
+        assert_eq!(refuse_link_as_dir("elements", "/etc"), e);
+        let r = refuse_link_as_dir("clientFilesCourse", "questions/ok");
+        assert_eq!(
+            r.to_string(),
+            "symlink clientFilesCourse -> \"questions/ok\" points outside the chunk"
+        );
     }
 
     #[test]

@@ -8,14 +8,16 @@
 //!
 //! Only the new side is checked and warned about: every shipped path (a gathered member, or
 //! anything under a directory chunk's root) must have a printable name no longer than a
-//! server's file system holds, and a submodule is reported as not shipped.
+//! server's file system holds, a symlink must not stand where the layout expects a
+//! directory, and a submodule is reported as not shipped.
 
 use std::collections::{BTreeMap, HashMap};
 
-use kiln_core::Result;
 use kiln_core::ids::ChunkKind;
 use kiln_core::layout::{Layout, State};
+use kiln_core::{Error, Result};
 
+use crate::build::chunk_label;
 use crate::source::{Node, NodeKind, Oid, Reader, check_path, check_printable, join};
 
 /// A directory chunk found by the walk.
@@ -101,6 +103,7 @@ pub(crate) fn walk(
             }
             let visit = visit(layout, &n.states, &nodes);
             let index = index(&nodes);
+            refuse_links_as_dirs(layout, reader, &path, &n.states, &nodes)?;
             for (rule, kind) in visit.dir_chunks {
                 check_printable(&path)?;
                 out.dir_chunks.push(DirChunk {
@@ -140,6 +143,54 @@ pub(crate) fn walk(
         v.dedup_by(|a, b| a.path == b.path);
     }
     Ok(out)
+}
+
+/// Refuses the first symlink (by name) of the directory at `path` that the layout would
+/// enter were it a directory: a chunk's root (`elements -> /etc`) or a directory it looks
+/// through for chunks (`questions/topic -> other`). The walk does not follow links, so what
+/// such a link stands for would vanish from the version without a word; it is refused with
+/// kiln-chunk's words for a link inside a chunk, naming it. A link the layout ships as a
+/// file (a gathered member) or never looks at (like any file outside every chunk) passes.
+fn refuse_links_as_dirs(
+    layout: &Layout,
+    reader: &mut dyn Reader,
+    path: &str,
+    states: &[State],
+    nodes: &[Node],
+) -> Result<()> {
+    let links: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::Symlink)
+        .map(|n| n.name.as_str())
+        .collect();
+    if links.is_empty() {
+        return Ok(());
+    }
+    let files: Vec<&str> = nodes
+        .iter()
+        .filter(|n| matches!(n.kind, NodeKind::File { .. } | NodeKind::Symlink))
+        .map(|n| n.name.as_str())
+        .collect();
+    let entered = layout.enter(states, &files, &links);
+    let Some((name, below)) = entered.children.iter().min_by(|a, b| a.0.cmp(&b.0)) else {
+        return Ok(());
+    };
+    let Some(node) = nodes.iter().find(|n| &n.name == name) else {
+        return Ok(());
+    };
+    let link = join(path, name);
+    check_printable(&link)?;
+    let target = reader.link_target(&link, node)?;
+    let refused = kiln_chunk::entry::refuse_link_as_dir(&link, &target);
+    let chunk = layout
+        .enter(below, &[], &[])
+        .dir_chunks
+        .first()
+        .map(|&(rule, kind)| chunk_label(kind, &layout.chunk_name(rule, &link)));
+    Err(Error::invalid(match chunk {
+        Some(chunk) => format!("{refused} (in chunk {chunk})"),
+        None => format!("{refused} (where the layout looks for chunks; links are not followed)"),
+    }))
 }
 
 /// Entry positions by name: a directory may hold thousands of questions.

@@ -7,6 +7,7 @@ mod example;
 mod gc_race;
 mod incremental;
 mod long_paths;
+mod root_links;
 mod sources;
 mod support;
 mod tocs;
