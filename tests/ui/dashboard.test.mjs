@@ -17,6 +17,8 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
+import { start } from './support.mjs';
+
 const kilnBin = process.env.KILN_BIN;
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const shots = process.env.SCREENSHOTS ?? fileURLToPath(new URL('./screenshots', import.meta.url));
@@ -26,29 +28,6 @@ const READER = 'kiln_ui-reader-0123456789abcdef';
 const PAGES = 80;
 const FLAKY = 'p/13';
 const QUESTION = 'questions/probability/dice';
-
-/** Starts a process; resolves with it and the first http:// URL it prints. */
-function start(cmd, args, opts = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`${cmd} ${args.join(' ')} did not start: ${err}`)), 30_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /http:\/\/[^\s]+/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: m[0].replace(/\/$/, '') });
-      }
-    });
-    child.stderr.on('data', (d) => { err += d; });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${cmd} exited with ${code}: ${err}`));
-    });
-  });
-}
 
 /** A listing of PAGES pages in three groups, and a renderer that refuses FLAKY once. */
 function renderer() {

@@ -14,6 +14,9 @@ import {
   type RetryPolicy,
 } from './retry.js';
 import { TIMEOUT, transportFor, type Transport, type WireResponse } from './transport.js';
+
+/** The most lease ids one `DELETE /v1/leases` takes. */
+const RELEASE_BATCH = 50_000;
 import type {
   BuildRequest,
   CacheEntry,
@@ -27,6 +30,8 @@ import type {
   InvalidateScope,
   KilnFile,
   Lease,
+  Released,
+  ReleaseRequest,
   RenewRequest,
   Run,
 } from './types.js';
@@ -205,6 +210,22 @@ export class Kiln {
   /** Ends a lease now, so its chunks may be evicted. A lease that has ended is a 404. */
   async releaseLease(id: string, options: CallOptions = {}): Promise<void> {
     await this.ok('DELETE', `/v1/leases/${seg(id)}`, { signal: options.signal });
+  }
+
+  /** Ends many leases in as few requests as the server takes (50,000 ids each): what a
+   * process that is shutting down calls. Resolves with how many were live and the ids that
+   * had ended already. */
+  async releaseLeases(ids: readonly string[], options: CallOptions = {}): Promise<Released> {
+    const out: Released = { released: 0, ended: [] };
+    for (let i = 0; i < ids.length; i += RELEASE_BATCH) {
+      const r = await this.json<Released>('DELETE', '/v1/leases', {
+        body: JSON.stringify({ ids: ids.slice(i, i + RELEASE_BATCH) } satisfies ReleaseRequest),
+        signal: options.signal,
+      });
+      out.released += r.released;
+      out.ended.push(...r.ended);
+    }
+    return out;
   }
 
   /** The course's current version and a summary of its manifest. */

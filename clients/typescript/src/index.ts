@@ -31,6 +31,8 @@ export type {
   HealthReport,
   KilnFile,
   Lease,
+  Released,
+  ReleaseRequest,
   RenewRequest,
   Run,
   RunState,

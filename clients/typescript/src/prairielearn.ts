@@ -192,7 +192,8 @@ export function createChunksAdapter(kiln: Kiln, options: ChunksAdapterOptions = 
         v.held.clear();
         v.old.clear();
       }
-      await Promise.all(ids.map((id) => kiln.releaseLease(id).catch(() => undefined)));
+      // One request for them all (a process may hold thousands).
+      await kiln.releaseLeases(ids).catch(() => undefined);
     },
   };
 }

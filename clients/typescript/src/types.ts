@@ -9,6 +9,10 @@ type Schemas = components['schemas'];
 export type EnsureRequest = Schemas['EnsureRequest'];
 /** `POST /v1/leases/{id}/renew`'s body. */
 export type RenewRequest = Schemas['RenewRequest'];
+/** A bulk release: `DELETE /v1/leases`. */
+export type ReleaseRequest = Schemas['ReleaseRequest'];
+/** What a bulk release ended. */
+export type Released = Schemas['Released'];
 /** `POST /v1/libraries/{library}/builds`'s body. */
 export type BuildRequest = Schemas['BuildRequest'];
 /** `POST /v1/courses/{course}/ensure`'s answer: where the chunks are and the lease. */

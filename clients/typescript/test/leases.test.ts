@@ -36,6 +36,18 @@ describe('leases', () => {
     await assert.rejects(kiln.releaseLease(e.lease.id), isEnded);
   });
 
+  it('releases many leases in one request, naming those that had ended', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push((await kiln.ensure('demo', Q, { leaseTtlMs: 60_000 })).lease.id);
+    const first = ids[0]!;
+    await kiln.releaseLease(first);
+    const r = await kiln.releaseLeases(ids);
+    assert.equal(r.released, 19);
+    assert.deepEqual(r.ended, [first]);
+    for (const id of ids) await assert.rejects(kiln.renewLease(id), isEnded);
+    await assert.rejects(kiln.releaseLeases(['nope']), (e: unknown) => e instanceof KilnError && e.status === 400);
+  });
+
   it('ends a lease at its deadline', async () => {
     const e = await kiln.ensure('demo', Q, { leaseTtlMs: 200 });
     await sleep(600);

@@ -378,6 +378,16 @@ pub(crate) struct LoadConfig {
     /// The longest lease a request may ask for (default `1h`).
     #[serde(default, with = "opt_duration")]
     pub(crate) lease_max_ttl: Option<std::time::Duration>,
+    /// Leases the server holds at once (default 50000); past it an ensure is a 429.
+    pub(crate) lease_max_count: Option<std::num::NonZeroUsize>,
+    /// Leases one token holds at once (default 10000); past it an ensure is a 429.
+    pub(crate) lease_max_count_per_token: Option<std::num::NonZeroUsize>,
+    /// Bytes leases may keep the cache past its budget (default: the budget); past it an
+    /// ensure is a 507.
+    pub(crate) lease_max_over_budget: Option<u64>,
+    /// Bytes the chunks of one token's leases may take (default: the budget); past it an
+    /// ensure is a 507.
+    pub(crate) lease_max_bytes_per_token: Option<u64>,
 }
 
 /// Worker settings.
@@ -612,6 +622,30 @@ reheat = "nosuchlib"
         assert!(!err.contains('\n'), "{err}");
         let ok = text.replace("nosuchlib", "cards");
         assert!(load_str(&ok, &[]).is_ok());
+    }
+
+    #[test]
+    fn a_librarys_page_limits_are_read_and_a_bad_one_is_named() {
+        let lib = |extra: &str| {
+            format!(
+                "[[library]]\nname = \"cards\"\nsource = {{ course = \"demo\" }}\n\
+                 renderer = {{ command = [\"cat\"] }}\npage_size = 100\n{extra}"
+            )
+        };
+        let c = load_str(&lib(""), &[]).unwrap();
+        let s = c.libraries[0].settings().unwrap();
+        assert_eq!((s.max_pages.get(), s.max_idle_pages.get()), (100_000, 100));
+        let c = load_str(&lib("max_pages = 50\nmax_idle_pages = 7\n"), &[]).unwrap();
+        let s = c.libraries[0].settings().unwrap();
+        assert_eq!((s.max_pages.get(), s.max_idle_pages.get()), (50, 7));
+        for (extra, key) in [
+            ("max_idle_pages = 0\n", "library[0].max_idle_pages"),
+            ("max_idle_pages = -1\n", "library[0].max_idle_pages"),
+            ("max_pages = 0\n", "library[0].max_pages"),
+        ] {
+            let err = format!("{:#}", load_str(&lib(extra), &[]).unwrap_err());
+            assert!(err.contains(key), "{extra}: {err}");
+        }
     }
 
     #[test]

@@ -73,6 +73,11 @@ pub(crate) fn kind(e: &anyhow::Error) -> &'static str {
         Error::InvalidInput(_) => "invalid_input",
         Error::Unavailable { .. } => "unavailable",
         Error::Upstream(_) => "upstream",
+        Error::Limit {
+            kind: kiln_core::error::LimitKind::Count,
+            ..
+        } => "too_many",
+        Error::Limit { .. } => "insufficient_storage",
         Error::Disk { .. } if k.is_disk_full() => "insufficient_storage",
         Error::Disk { .. } => "disk",
         Error::Backend { .. } => "backend",

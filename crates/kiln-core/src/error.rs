@@ -10,6 +10,15 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// `Result` with kiln's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Which kind of limit an [`Error::Limit`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// A count (leases held): HTTP 429.
+    Count,
+    /// Bytes of storage: HTTP 507.
+    Storage,
+}
+
 /// What went wrong, by meaning rather than by origin.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -31,6 +40,15 @@ pub enum Error {
     /// A service that kiln called refused the request (a renderer answered 4xx): retrying
     /// the same request will not help. The message carries the service's own.
     Upstream(String),
+    /// A caller reached a limit on what it may hold (leases, the bytes they keep on disk):
+    /// it must release something, or wait for it to expire, before asking again. The
+    /// message names the limit and the setting that sets it.
+    Limit {
+        /// Whether things (429) or bytes of storage (507) ran out.
+        kind: LimitKind,
+        /// What was reached, naming the setting.
+        message: String,
+    },
     /// A transient failure: retrying may succeed.
     Unavailable {
         /// What could not be reached.
@@ -64,6 +82,7 @@ impl std::fmt::Display for Error {
             Error::NotFound { what } => write!(f, "{what} not found"),
             Error::AlreadyExists { what } => write!(f, "{what} already exists"),
             Error::Precondition(m) | Error::InvalidInput(m) | Error::Upstream(m) => f.write_str(m),
+            Error::Limit { message, .. } => f.write_str(message),
             Error::Unavailable { what, source } => {
                 write!(f, "{what} unavailable: {}", Chain(&**source))
             }

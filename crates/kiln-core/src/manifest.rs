@@ -146,7 +146,10 @@ pub fn normalize_path(path: &str) -> Result<String> {
         return Err(bad("holds a backslash"));
     }
     if let Some(c) = path.chars().find(|c| c.is_control()) {
-        return Err(bad(&format!("holds a control character (U+{:04X})", c as u32)));
+        return Err(bad(&format!(
+            "holds a control character (U+{:04X})",
+            c as u32
+        )));
     }
     let mut out = Vec::new();
     for seg in path.split('/') {

@@ -121,6 +121,11 @@ impl Pin {
     pub(crate) fn belongs_to(&self, cache: &ChunkCache) -> bool {
         Arc::ptr_eq(&self.inner, &cache.inner)
     }
+
+    /// The chunks it keeps, as the index knows them.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.chunks.iter().map(|id| (self.course.clone(), *id))
+    }
 }
 
 impl fmt::Debug for Pin {
@@ -730,6 +735,10 @@ fn clone_error(e: &Error) -> Error {
         Error::InvalidInput(m) => Error::InvalidInput(m.clone()),
         Error::Precondition(m) => Error::Precondition(m.clone()),
         Error::Upstream(m) => Error::Upstream(m.clone()),
+        Error::Limit { kind, message } => Error::Limit {
+            kind: *kind,
+            message: message.clone(),
+        },
         Error::AlreadyExists { what } => Error::AlreadyExists { what: what.clone() },
         Error::Unavailable { what, source } => Error::Unavailable {
             what: what.clone(),

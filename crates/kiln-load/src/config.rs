@@ -34,6 +34,36 @@ pub struct LoadConfig {
     pub lease_ttl: Duration,
     /// The longest lease (or renewal) a taker may ask for.
     pub lease_max_ttl: Duration,
+    /// What leases may hold: how many, and how many bytes past the budget.
+    pub lease_limits: LeaseLimits,
+}
+
+/// What leases may hold, for the whole cache and for one holder (a token), so that no
+/// client can pin disk and memory without bound. A lease past a limit is refused, naming
+/// it (HTTP 429 for a count, 507 for bytes); renewals and releases always work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseLimits {
+    /// Leases held at once (default 50,000: about 40 MB of memory).
+    pub max_count: usize,
+    /// Leases one holder may hold at once (default 10,000).
+    pub max_count_per_holder: usize,
+    /// Bytes the cache may be past its budget while leases hold chunks; `None` (the
+    /// default): the budget itself, so the cache stays within twice its budget.
+    pub max_over_budget: Option<u64>,
+    /// Bytes the chunks of one holder's leases may take (each chunk once); `None` (the
+    /// default): the budget.
+    pub max_bytes_per_holder: Option<u64>,
+}
+
+impl Default for LeaseLimits {
+    fn default() -> Self {
+        LeaseLimits {
+            max_count: 50_000,
+            max_count_per_holder: 10_000,
+            max_over_budget: None,
+            max_bytes_per_holder: None,
+        }
+    }
 }
 
 impl LoadConfig {
@@ -51,6 +81,7 @@ impl LoadConfig {
             max_stale: Duration::from_secs(300),
             lease_ttl: Duration::from_secs(60),
             lease_max_ttl: Duration::from_secs(3600),
+            lease_limits: LeaseLimits::default(),
         }
     }
 

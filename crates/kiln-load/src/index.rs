@@ -96,6 +96,14 @@ impl Index {
         self.slots.entry(key.clone()).or_default()
     }
 
+    /// The bytes a present chunk is accounted at (0 when it is not present).
+    pub(crate) fn size(&self, key: &Key) -> u64 {
+        self.slots
+            .get(key)
+            .filter(|s| s.present)
+            .map_or(0, |s| s.size)
+    }
+
     /// Whether the index holds the chunk present.
     pub(crate) fn is_present(&self, key: &Key) -> bool {
         self.slots.get(key).is_some_and(|s| s.present)

@@ -7,6 +7,10 @@
 //! (`ttl` after it was taken or last renewed); the chunks then become evictable again and
 //! the version directory removable. While leases hold, the cache may exceed its byte budget:
 //! a lease is a promise, the budget a target (see [`crate::MetricsSnapshot::bytes_over_budget`]).
+//! How far is bounded by [`crate::LeaseLimits`]: how many leases the cache and one holder (a
+//! token) may hold, how many bytes one holder's leases may keep (each chunk once), and how
+//! far past the budget leases may keep the cache. A lease past a limit is refused with
+//! [`Error::Limit`] naming it; renewals and releases are never refused.
 //!
 //! Leases live in this process's memory, beside the pins of the index. Another process
 //! that shares the cache directory reads chunks through its own [`crate::ChunkCache`] and
@@ -15,14 +19,17 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 // tokio's clock (std's outside a runtime): tests drive lease expiry with a paused clock.
 use tokio::time::Instant;
 
+use kiln_core::error::LimitKind;
 use kiln_core::{Error, Result};
 
 use crate::cache::{ChunkCache, Pin};
+use crate::index::Key;
 
 /// A lease's id: 128 random bits, as 32 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,6 +82,17 @@ struct Held {
     pin: Pin,
     deadline: Instant,
     info: LeaseInfo,
+    holder: Arc<str>,
+    /// The pin's chunks and their accounted bytes when the lease was taken.
+    chunks: Vec<(Key, u64)>,
+}
+
+/// What one holder's leases keep: how many, and each chunk once with its bytes.
+#[derive(Default)]
+struct Tally {
+    count: usize,
+    chunks: HashMap<Key, u32>,
+    bytes: u64,
 }
 
 /// The live leases of one cache. Behind its own std `Mutex` in [`crate::cache`]: sections
@@ -84,6 +102,7 @@ struct Held {
 pub(crate) struct Leases {
     held: HashMap<LeaseId, Held>,
     by_deadline: BTreeSet<(Instant, LeaseId)>,
+    holders: HashMap<Arc<str>, Tally>,
 }
 
 impl Leases {
@@ -91,8 +110,74 @@ impl Leases {
         self.held.len()
     }
 
-    /// Takes a lease over `pin` for `ttl`.
-    pub(crate) fn insert(&mut self, pin: Pin, ttl: Duration, now: Instant) -> LeaseInfo {
+    /// Refuses a new lease for `holder` that would pass `limits`: `adding` are the chunks it
+    /// would keep (none for the check before an ensure), `over_budget` the cache's bytes
+    /// past its budget now.
+    fn admit(
+        &self,
+        holder: &str,
+        adding: &[(Key, u64)],
+        over_budget: u64,
+        limits: &Limits,
+    ) -> Result<()> {
+        let who = |h: &str| {
+            if h.is_empty() {
+                "this server's clients".to_string()
+            } else {
+                format!("token {h:?}")
+            }
+        };
+        if self.held.len() >= limits.count {
+            return Err(count_limit(format!(
+                "this server holds {} leases, the most it may (load.lease_max_count): release \
+                 leases (DELETE /v1/leases) or let them expire",
+                self.held.len()
+            )));
+        }
+        let tally = self.holders.get(holder);
+        let count = tally.map_or(0, |t| t.count);
+        if count >= limits.per_holder {
+            return Err(count_limit(format!(
+                "{} hold {count} leases, the most one holder may (load.lease_max_count_per_token): \
+                 release leases (DELETE /v1/leases) or let them expire",
+                who(holder)
+            )));
+        }
+        let new_bytes: u64 = adding
+            .iter()
+            .filter(|(k, _)| tally.is_none_or(|t| !t.chunks.contains_key(k)))
+            .map(|(_, b)| b)
+            .sum();
+        let bytes = tally.map_or(0, |t| t.bytes);
+        // A holder's first lease is always possible, however large its chunks.
+        if bytes + new_bytes > limits.bytes_per_holder && (bytes > 0 || adding.is_empty()) {
+            return Err(storage_limit(format!(
+                "{} hold leases on {bytes} bytes of chunks, and this lease would add {new_bytes}: \
+                 at most {} (load.lease_max_bytes_per_token); release leases first",
+                who(holder),
+                limits.bytes_per_holder
+            )));
+        }
+        // One lease is always possible, however large its chunks.
+        if over_budget > limits.over_budget && !self.held.is_empty() {
+            return Err(storage_limit(format!(
+                "leases keep this server's cache {over_budget} bytes over its budget, more than \
+                 the {} it may (load.lease_max_over_budget): release leases or let them expire",
+                limits.over_budget
+            )));
+        }
+        Ok(())
+    }
+
+    /// Takes a lease over `pin` for `ttl`, held by `holder`, keeping `chunks`.
+    fn insert(
+        &mut self,
+        pin: Pin,
+        ttl: Duration,
+        now: Instant,
+        holder: &str,
+        chunks: Vec<(Key, u64)>,
+    ) -> LeaseInfo {
         let id = loop {
             let id = LeaseId::random();
             if !self.held.contains_key(&id) {
@@ -101,6 +186,19 @@ impl Leases {
         };
         let info = info(id, ttl);
         let deadline = now + ttl;
+        let holder: Arc<str> = match self.holders.get_key_value(holder) {
+            Some((h, _)) => h.clone(),
+            None => Arc::from(holder),
+        };
+        let tally = self.holders.entry(holder.clone()).or_default();
+        tally.count += 1;
+        for (k, b) in &chunks {
+            let refs = tally.chunks.entry(k.clone()).or_insert(0);
+            if *refs == 0 {
+                tally.bytes += b;
+            }
+            *refs += 1;
+        }
         self.by_deadline.insert((deadline, id));
         self.held.insert(
             id,
@@ -108,6 +206,8 @@ impl Leases {
                 pin,
                 deadline,
                 info,
+                holder,
+                chunks,
             },
         );
         info
@@ -123,10 +223,31 @@ impl Leases {
         Some(held.info)
     }
 
-    /// Ends a lease; `None` if it is unknown or already over.
-    pub(crate) fn remove(&mut self, id: &LeaseId, now: Instant) -> Option<Pin> {
+    /// Takes a lease out of the table and its holder's tally.
+    fn take(&mut self, id: &LeaseId) -> Option<Held> {
         let held = self.held.remove(id)?;
         self.by_deadline.remove(&(held.deadline, *id));
+        if let Some(tally) = self.holders.get_mut(&held.holder) {
+            tally.count -= 1;
+            for (k, b) in &held.chunks {
+                if let Some(refs) = tally.chunks.get_mut(k) {
+                    *refs -= 1;
+                    if *refs == 0 {
+                        tally.chunks.remove(k);
+                        tally.bytes -= b;
+                    }
+                }
+            }
+            if tally.count == 0 {
+                self.holders.remove(&held.holder);
+            }
+        }
+        Some(held)
+    }
+
+    /// Ends a lease; `None` if it is unknown or already over.
+    pub(crate) fn remove(&mut self, id: &LeaseId, now: Instant) -> Option<Pin> {
+        let held = self.take(id)?;
         (held.deadline > now).then_some(held.pin)
     }
 
@@ -137,8 +258,7 @@ impl Leases {
             if deadline > now {
                 break;
             }
-            self.by_deadline.pop_first();
-            if let Some(h) = self.held.remove(&id) {
+            if let Some(h) = self.take(&id) {
                 out.push(h.pin);
             }
         }
@@ -146,11 +266,41 @@ impl Leases {
     }
 }
 
+/// [`crate::LeaseLimits`] with the budget's defaults filled in.
+struct Limits {
+    count: usize,
+    per_holder: usize,
+    over_budget: u64,
+    bytes_per_holder: u64,
+}
+
+fn count_limit(message: String) -> Error {
+    Error::Limit {
+        kind: LimitKind::Count,
+        message,
+    }
+}
+
+fn storage_limit(message: String) -> Error {
+    Error::Limit {
+        kind: LimitKind::Storage,
+        message,
+    }
+}
+
 impl ChunkCache {
     /// Turns an ensure's pin into a lease of `ttl` (default [`crate::LoadConfig::lease_ttl`],
     /// at most [`crate::LoadConfig::lease_max_ttl`]): the chunks and the version directory
-    /// stay on disk until it is released or expires.
+    /// stay on disk until it is released or expires. The lease has no holder of its own:
+    /// see [`ChunkCache::lease_for`].
     pub fn lease(&self, pin: Pin, ttl: Option<Duration>) -> Result<LeaseInfo> {
+        self.lease_for("", pin, ttl)
+    }
+
+    /// Like [`ChunkCache::lease`], counted against `holder` (a token's name) within
+    /// [`crate::LoadConfig::lease_limits`]: past a limit the lease is refused
+    /// ([`Error::Limit`]) and the pin dropped, so its chunks may be evicted.
+    pub fn lease_for(&self, holder: &str, pin: Pin, ttl: Option<Duration>) -> Result<LeaseInfo> {
         if !pin.belongs_to(self) {
             return Err(Error::invalid(
                 "a pin can only be leased from the cache that made it",
@@ -158,13 +308,53 @@ impl ChunkCache {
         }
         let ttl = self.lease_ttl(ttl)?;
         let now = Instant::now();
-        let (info, expired) = {
+        let (chunks, over_budget) = {
+            let ix = self.inner().index();
+            let chunks: Vec<(Key, u64)> = pin
+                .keys()
+                .map(|k| {
+                    let b = ix.size(&k);
+                    (k, b)
+                })
+                .collect();
+            (chunks, ix.total.saturating_sub(self.config().budget_bytes))
+        };
+        let limits = self.limits();
+        let (taken, expired) = {
             let mut leases = self.inner().leases();
             let expired = leases.take_expired(now);
-            (leases.insert(pin, ttl, now), expired)
+            let taken = leases
+                .admit(holder, &chunks, over_budget, &limits)
+                .map(|()| leases.insert(pin, ttl, now, holder, chunks));
+            (taken, expired)
         };
         drop(expired);
-        Ok(info)
+        taken
+    }
+
+    /// Whether `holder` may take another lease now, before anything is ensured for it: a
+    /// refusal here costs no download.
+    pub fn lease_room(&self, holder: &str) -> Result<()> {
+        let over_budget = self
+            .inner()
+            .index()
+            .total
+            .saturating_sub(self.config().budget_bytes);
+        let limits = self.limits();
+        self.inner()
+            .leases()
+            .admit(holder, &[], over_budget, &limits)
+    }
+
+    fn limits(&self) -> Limits {
+        let c = self.config();
+        let l = c.lease_limits;
+        Limits {
+            count: l.max_count,
+            per_holder: l.max_count_per_holder,
+            over_budget: l.max_over_budget.unwrap_or(c.budget_bytes),
+            bytes_per_holder: l.max_bytes_per_holder.unwrap_or(c.budget_bytes),
+        }
     }
 
     /// Extends a live lease to `ttl` from now (default as for [`ChunkCache::lease`]). A lease
@@ -184,14 +374,24 @@ impl ChunkCache {
 
     /// Ends a lease now; its chunks may be evicted from here on.
     pub fn release_lease(&self, id: &LeaseId) -> Result<()> {
+        let released = self.release_leases(std::slice::from_ref(id));
+        match released.first() {
+            Some(true) => Ok(()),
+            _ => Err(lease_not_found(id)),
+        }
+    }
+
+    /// Ends many leases at once, under one lock; whether each was live.
+    pub fn release_leases(&self, ids: &[LeaseId]) -> Vec<bool> {
         let now = Instant::now();
-        let (pin, expired) = {
+        let (pins, expired) = {
             let mut leases = self.inner().leases();
-            (leases.remove(id, now), leases.take_expired(now))
+            let pins: Vec<Option<Pin>> = ids.iter().map(|id| leases.remove(id, now)).collect();
+            (pins, leases.take_expired(now))
         };
         drop(expired);
         // Dropped here, outside the leases lock: unpinning takes the index lock and evicts.
-        pin.map(drop).ok_or_else(|| lease_not_found(id))
+        pins.into_iter().map(|p| p.is_some()).collect()
     }
 
     /// Ends the leases whose deadline has passed. Lease calls and ensures do this as they

@@ -47,7 +47,7 @@ mod recover;
 mod resolve;
 
 pub use cache::{ChunkCache, Ensured, Maintained, Pin};
-pub use config::LoadConfig;
+pub use config::{LeaseLimits, LoadConfig};
 pub use current::Current;
 pub use health::{Backend, BackendState};
 pub use lease::{LeaseId, LeaseInfo};

@@ -24,8 +24,8 @@ use axum::response::Response;
 use kiln_core::Error;
 
 use crate::AppState;
-use crate::hosts::Hosts;
 use crate::error::json_error;
+use crate::hosts::Hosts;
 
 /// What a token may do. Scopes are independent: `admin` does not imply `read`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -244,6 +244,7 @@ pub const ROUTES: &[(Method, &str, Access)] = &[
     ),
     (Method::POST, "/v1/leases/{id}/renew", needs(Scope::Ensure)),
     (Method::DELETE, "/v1/leases/{id}", needs(Scope::Ensure)),
+    (Method::DELETE, "/v1/leases", needs(Scope::Ensure)),
     (Method::GET, "/v1/cache/{library}", needs(Scope::Read)),
     (
         Method::GET,
@@ -408,6 +409,11 @@ fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The name of the token a request was admitted with (empty without one): what its leases
+/// are counted against.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller(pub(crate) Arc<str>);
+
 /// Middleware: refuses a request to a foreign `Host` or from a foreign `Origin`
 /// ([`crate::hosts`]), one its token may not make, and a cross-site-sendable `POST`.
 pub(crate) async fn check(State(st): State<AppState>, req: Request, next: Next) -> Response {
@@ -416,7 +422,11 @@ pub(crate) async fn check(State(st): State<AppState>, req: Request, next: Next) 
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
     // The Host check is for servers without tokens: a rebinding page has no token.
-    let hosts = if st.auth.is_open() { &st.hosts } else { &Hosts::Any };
+    let hosts = if st.auth.is_open() {
+        &st.hosts
+    } else {
+        &Hosts::Any
+    };
     if let Err(r) = crate::hosts::check(hosts, req.method(), req.headers()) {
         return json_error(StatusCode::FORBIDDEN, r.code(), r.message());
     }
@@ -430,7 +440,16 @@ pub(crate) async fn check(State(st): State<AppState>, req: Request, next: Next) 
         refusal = Some(Refusal::NotJson);
     }
     match refusal {
-        None => next.run(req).await,
+        None => {
+            // Who asks, for what they may hold (leases): the token's name, or nobody.
+            let caller = match st.auth.identify(req.headers()) {
+                Some((name, _)) => Caller(name.into()),
+                None => Caller(Arc::from("")),
+            };
+            let mut req = req;
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
         Some(r) => {
             let route = route.unwrap_or(req.uri().path());
             r.into_response(req.method(), route)

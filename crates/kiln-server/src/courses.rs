@@ -2,17 +2,19 @@
 //! lease on what it made present (see [`crate::leases`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
+use axum::{Extension, Json};
 use bytes::Bytes;
 use kiln_core::ids::{ChunkRef, CourseId, VersionId};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::leases::LeaseView;
 
@@ -132,12 +134,16 @@ pub(crate) struct EnsureResponse {
         (status = 200, description = "Present on disk under `root` until the lease ends",
             body = EnsureResponse, headers(("x-kiln-stale" = u64, description = "Present when the catalog could not be reached: seconds since the current version was last confirmed"))),
         (status = 400, description = "A bad course id, chunk or body", body = crate::error::Body),
-        (status = 404, description = "No such course, version or question", body = crate::error::Body)))]
+        (status = 404, description = "No such course, version or question", body = crate::error::Body),
+        (status = 429, description = "The server or the token holds as many leases as it may: release some (`DELETE /v1/leases`)", body = crate::error::Body),
+        (status = 507, description = "Leases keep as many bytes as they may (the token's, or the cache's past its budget)", body = crate::error::Body)))]
 pub(crate) async fn ensure(
     State(st): State<AppState>,
+    caller: Option<Extension<Caller>>,
     course: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<(HeaderMap, Json<EnsureResponse>), ApiError> {
+    let holder = caller.map_or_else(|| Arc::from(""), |Extension(c)| c.0);
     let course = course_id(course)?;
     let req: EnsureRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("invalid ensure request body: {e}")))?;
@@ -152,6 +158,8 @@ pub(crate) async fn ensure(
         .map(|c| c.parse::<ChunkRef>())
         .collect::<Result<Vec<_>, _>>()?;
     let ttl = req.lease_ttl_ms.map(Duration::from_millis);
+    // A caller at its lease limits is refused before anything is downloaded for it.
+    st.cache.lease_room(&holder)?;
     let ensured = match req.version {
         Some(v) => {
             let v = VersionId::new(v)?;
@@ -161,7 +169,7 @@ pub(crate) async fn ensure(
     };
     // The chunks stay on disk until the lease ends, not only until this response is sent:
     // the caller reads them from disk after it has the answer.
-    let lease = st.cache.lease(ensured.pin, ttl)?;
+    let lease = st.cache.lease_for(&holder, ensured.pin, ttl)?;
     let head = stale_header(ensured.stale);
     Ok((
         head,

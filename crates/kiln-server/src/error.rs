@@ -5,6 +5,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kiln_core::Error;
+use kiln_core::error::LimitKind;
 use serde::Serialize;
 
 /// A failed request. 4xx carry the error's message (it names the culprit) and are not
@@ -49,6 +50,14 @@ impl IntoResponse for ApiError {
             }
             Error::Precondition(m) => (StatusCode::CONFLICT, "precondition", m.clone()),
             Error::Upstream(m) => (StatusCode::BAD_GATEWAY, "upstream", m.clone()),
+            Error::Limit { kind, message } => match kind {
+                LimitKind::Count => (StatusCode::TOO_MANY_REQUESTS, "too_many", message.clone()),
+                LimitKind::Storage => (
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    message.clone(),
+                ),
+            },
             Error::Unavailable { what, source } => {
                 tracing::warn!(%what, "unavailable: {source}");
                 (

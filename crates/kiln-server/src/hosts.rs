@@ -51,9 +51,7 @@ impl Hosts {
         };
         let name = host_name(host).to_ascii_lowercase();
         let name = name.strip_suffix('.').unwrap_or(&name);
-        name == "localhost"
-            || is_ip(name)
-            || names.iter().any(|n| n == name)
+        name == "localhost" || is_ip(name) || names.iter().any(|n| n == name)
     }
 }
 
@@ -166,7 +164,11 @@ mod tests {
             "kiln.internal:7878",
             "KILN.INTERNAL",
         ] {
-            assert_eq!(check(&hosts, &Method::GET, &headers(Some(ok), None)), Ok(()), "{ok}");
+            assert_eq!(
+                check(&hosts, &Method::GET, &headers(Some(ok), None)),
+                Ok(()),
+                "{ok}"
+            );
         }
         for bad in [
             "attacker.example:7878",

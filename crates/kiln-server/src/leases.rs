@@ -1,4 +1,5 @@
-//! The lease routes: `POST /v1/leases/{id}/renew` and `DELETE /v1/leases/{id}`.
+//! The lease routes: `POST /v1/leases/{id}/renew`, `DELETE /v1/leases/{id}`, and
+//! `DELETE /v1/leases` with a list of ids, which ends many in one request.
 //!
 //! `POST /v1/courses/{course}/ensure` answers with `lease: {id, expires_at, ttl_ms}`: the
 //! chunks it names and the version directory stay on disk until `expires_at` (Unix
@@ -96,4 +97,61 @@ pub(crate) async fn release(
     let id = lease_id(id)?;
     st.cache.release_lease(&id)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The most ids one bulk release takes.
+const MAX_RELEASE: usize = 50_000;
+
+/// The body of a bulk release.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseRequest {
+    /// The leases to end (32 hex digits each), at most 50,000 (within the 2 MB body limit).
+    #[schema(max_items = 50_000)]
+    ids: Vec<String>,
+}
+
+/// What a bulk release ended.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Released {
+    /// Leases ended by this call.
+    released: usize,
+    /// The ids asked for that had ended already (released, expired or never taken).
+    ended: Vec<String>,
+}
+
+/// `DELETE /v1/leases`: ends every lease the body lists, under one lock.
+#[utoipa::path(delete, path = "/v1/leases", tag = "leases",
+    request_body(content = ReleaseRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Released: their chunks may be evicted", body = Released),
+        (status = 400, description = "A bad body or id, naming it; nothing is released", body = crate::error::Body)))]
+pub(crate) async fn release_many(
+    State(st): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Released>, ApiError> {
+    let req: ReleaseRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("invalid release request body: {e}")))?;
+    if req.ids.len() > MAX_RELEASE {
+        return Err(ApiError::invalid(format!(
+            "invalid release request body: {} ids, at most {MAX_RELEASE} per call",
+            req.ids.len()
+        )));
+    }
+    let ids = req
+        .ids
+        .iter()
+        .map(|s| s.parse::<LeaseId>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let live = st.cache.release_leases(&ids);
+    let ended = ids
+        .iter()
+        .zip(&live)
+        .filter(|(_, live)| !**live)
+        .map(|(id, _)| id.to_string())
+        .collect();
+    Ok(Json(Released {
+        released: live.iter().filter(|l| **l).count(),
+        ended,
+    }))
 }

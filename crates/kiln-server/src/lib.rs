@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/courses/{course}/files/{*path}", get(files::get_file))
         .route("/v1/leases/{id}/renew", post(leases::renew))
         .route("/v1/leases/{id}", delete(leases::release))
+        .route("/v1/leases", delete(leases::release_many))
         .route("/metrics", get(metrics::render))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

@@ -196,9 +196,9 @@ mod tests {
     async fn a_socket_never_appears_with_a_wider_mode_than_asked() {
         // Under umask 000 a socket bound in place is 0777 until it is chmod'ed; another user
         // connecting in that moment is in. A watcher looks for the path all along.
+        use std::os::unix::fs::MetadataExt;
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, Ordering};
-        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.sock");
         // SAFETY: umask only sets the process's file creation mask.

@@ -28,6 +28,7 @@ use crate::auth::{Access, ROUTES};
         crate::files::get_file,
         crate::leases::renew,
         crate::leases::release,
+        crate::leases::release_many,
         crate::reheat_routes::start_build,
         crate::reheat_routes::show_run,
         crate::reheat_routes::cancel_run,

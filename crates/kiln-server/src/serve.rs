@@ -20,11 +20,11 @@
 //!   clients sit idle; only when every connection is being served does the loop stop
 //!   accepting (new clients wait in the kernel's backlog) until one closes.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};

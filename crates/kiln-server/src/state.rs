@@ -8,8 +8,8 @@ use kiln_load::ChunkCache;
 use prometheus_client::registry::Registry;
 
 use crate::auth::Auth;
-use crate::hosts::Hosts;
 use crate::files::SmallFiles;
+use crate::hosts::Hosts;
 use crate::metrics::{HttpMetrics, LoadCollector};
 use crate::reheat_routes::ReheatState;
 use crate::sampler::Sampler;

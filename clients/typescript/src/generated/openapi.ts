@@ -312,6 +312,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/leases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** `DELETE /v1/leases`: ends every lease the body lists, under one lock. */
+        delete: operations["release_many"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/leases/{id}": {
         parameters: {
             query?: never;
@@ -951,6 +968,18 @@ export interface components {
              * @description Dead letters made ready again.
              */
             redriven: number;
+        };
+        /** @description The body of a bulk release. */
+        ReleaseRequest: {
+            /** @description The leases to end (32 hex digits each), at most 50,000 (within the 2 MB body limit). */
+            ids: string[];
+        };
+        /** @description What a bulk release ended. */
+        Released: {
+            /** @description The ids asked for that had ended already (released, expired or never taken). */
+            ended: string[];
+            /** @description Leases ended by this call. */
+            released: number;
         };
         /** @description The body of a renew; an empty body renews for the default duration. */
         RenewRequest: {
@@ -1771,7 +1800,25 @@ export interface operations {
                 };
             };
             415: components["responses"]["UnsupportedMediaType"];
+            /** @description The server or the token holds as many leases as it may: release some (`DELETE /v1/leases`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             503: components["responses"]["Unavailable"];
+            /** @description Leases keep as many bytes as they may (the token's, or the cache's past its budget) */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     get_file: {
@@ -2088,6 +2135,42 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    release_many: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReleaseRequest"];
+            };
+        };
+        responses: {
+            /** @description Released: their chunks may be evicted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Released"];
+                };
+            };
+            /** @description A bad body or id, naming it; nothing is released */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             503: components["responses"]["Unavailable"];
         };
     };

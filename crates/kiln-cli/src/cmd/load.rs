@@ -52,6 +52,17 @@ async fn open_cache_with(
     if let Some(d) = load.lease_max_ttl {
         config.lease_max_ttl = d;
     }
+    let limits = &mut config.lease_limits;
+    if let Some(n) = load.lease_max_count {
+        limits.max_count = n.get();
+    }
+    if let Some(n) = load.lease_max_count_per_token {
+        limits.max_count_per_holder = n.get();
+    }
+    limits.max_over_budget = load.lease_max_over_budget.or(limits.max_over_budget);
+    limits.max_bytes_per_holder = load
+        .lease_max_bytes_per_token
+        .or(limits.max_bytes_per_holder);
     Ok(ChunkCache::open(config, content, store).await?)
 }
 

@@ -191,11 +191,11 @@ fn under_a_low_descriptor_limit_the_server_fits_its_connections_and_health_check
         });
     }
     let (_server, base) = start_server(&mut serve, None);
-    let said = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        said.contains("max_connections lowered from 1024 to 128"),
-        "{said}"
-    );
+    let said = || std::fs::read_to_string(&log).unwrap();
+    let lowered = crate::support::wait_until(std::time::Duration::from_secs(30), || {
+        said().contains("max_connections lowered from 1024 to 128")
+    });
+    assert!(lowered, "{}", said());
     let addr = base.trim_start_matches("http://").to_string();
     let mut stuck = Vec::new();
     for _ in 0..300 {

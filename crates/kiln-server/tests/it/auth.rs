@@ -247,7 +247,12 @@ async fn without_tokens_a_rebound_name_is_refused_and_addresses_are_answered() {
         ("POST", "/v1/libraries/pages/pause"),
     ] {
         let resp = env
-            .send(from_browser(method, uri, evil, Some("http://attacker.example:7878")))
+            .send(from_browser(
+                method,
+                uri,
+                evil,
+                Some("http://attacker.example:7878"),
+            ))
             .await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{method} {uri}");
         let v = json(resp).await;
@@ -257,7 +262,9 @@ async fn without_tokens_a_rebound_name_is_refused_and_addresses_are_answered() {
     }
     assert_eq!(env.store.gets(), 0, "a refused ensure downloads nothing");
     for host in ["127.0.0.1:7878", "localhost:7878", "[::1]:7878"] {
-        let resp = env.send(from_browser("GET", "/v1/courses/demo", host, None)).await;
+        let resp = env
+            .send(from_browser("GET", "/v1/courses/demo", host, None))
+            .await;
         assert_eq!(resp.status(), StatusCode::OK, "{host}");
     }
     // A configured name is answered.
@@ -265,12 +272,21 @@ async fn without_tokens_a_rebound_name_is_refused_and_addresses_are_answered() {
     named.state = named
         .state
         .clone()
-        .with_hosts(kiln_server::hosts::Hosts::named(["kiln.internal".to_string()]));
+        .with_hosts(kiln_server::hosts::Hosts::named([
+            "kiln.internal".to_string()
+        ]));
     let resp = named
-        .send(from_browser("GET", "/v1/courses/demo", "kiln.internal:7878", None))
+        .send(from_browser(
+            "GET",
+            "/v1/courses/demo",
+            "kiln.internal:7878",
+            None,
+        ))
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let resp = named.send(from_browser("GET", "/v1/courses/demo", evil, None)).await;
+    let resp = named
+        .send(from_browser("GET", "/v1/courses/demo", evil, None))
+        .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 }
 
@@ -280,7 +296,12 @@ async fn a_state_change_from_another_origin_is_refused_with_or_without_tokens() 
     let env = Env::new().await;
     for origin in ["http://evil.example", "null", "http://127.0.0.1:9999"] {
         let resp = env
-            .send(from_browser("POST", "/v1/courses/demo/ensure", host, Some(origin)))
+            .send(from_browser(
+                "POST",
+                "/v1/courses/demo/ensure",
+                host,
+                Some(origin),
+            ))
             .await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{origin}");
         let v = json(resp).await;
@@ -291,14 +312,24 @@ async fn a_state_change_from_another_origin_is_refused_with_or_without_tokens() 
     // kiln's own pages (same origin) and programs (no Origin) may.
     for origin in [Some("http://127.0.0.1:7878"), None] {
         let resp = env
-            .send(from_browser("POST", "/v1/courses/demo/ensure", host, origin))
+            .send(from_browser(
+                "POST",
+                "/v1/courses/demo/ensure",
+                host,
+                origin,
+            ))
             .await;
         assert_eq!(resp.status(), StatusCode::OK, "{origin:?}");
     }
     // With tokens any Host is answered (a rebinding page has no token), but a foreign
     // origin still changes nothing, even with a token.
     let env = env_with_tokens().await;
-    let mut req = from_browser("POST", "/v1/courses/demo/ensure", "kiln.example", Some("null"));
+    let mut req = from_browser(
+        "POST",
+        "/v1/courses/demo/ensure",
+        "kiln.example",
+        Some("null"),
+    );
     req.headers_mut().insert(
         header::AUTHORIZATION,
         format!("Bearer {ENSURER}").parse().unwrap(),

@@ -587,7 +587,15 @@ async fn an_entry_is_served_sandboxed_whatever_type_it_was_stored_with() {
         let resp = c.env.get(&format!("/v1/cache/pages/{key}")).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(header(&resp, "content-type"), Some(ct));
-        assert_eq!(header(&resp, "content-security-policy"), Some("sandbox"), "{key}");
-        assert_eq!(header(&resp, "x-content-type-options"), Some("nosniff"), "{key}");
+        assert_eq!(
+            header(&resp, "content-security-policy"),
+            Some("sandbox"),
+            "{key}"
+        );
+        assert_eq!(
+            header(&resp, "x-content-type-options"),
+            Some("nosniff"),
+            "{key}"
+        );
     }
 }

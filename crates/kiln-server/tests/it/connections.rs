@@ -206,5 +206,8 @@ async fn too_many_header_fields_get_a_json_431_naming_the_count() {
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["error"], "header_fields_too_large");
     let msg = v["message"].as_str().unwrap();
-    assert!(msg.contains("203 header fields") && msg.contains("200 of them"), "{msg}");
+    assert!(
+        msg.contains("203 header fields") && msg.contains("200 of them"),
+        "{msg}"
+    );
 }

@@ -119,8 +119,14 @@ impl Env {
     }
 
     pub(crate) async fn post_json(&self, uri: &str, body: &str) -> Response<Body> {
+        self.send_json("POST", uri, body).await
+    }
+
+    pub(crate) async fn send_json(&self, method: &str, uri: &str, body: &str) -> Response<Body> {
         self.send(
-            Request::post(uri)
+            Request::builder()
+                .method(method)
+                .uri(uri)
                 .header("content-type", "application/json")
                 .body(Body::from(body.to_string()))
                 .unwrap(),
