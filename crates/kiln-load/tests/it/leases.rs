@@ -16,6 +16,16 @@ fn chunks(n: u64) -> Vec<TestChunk> {
         .collect()
 }
 
+/// Leases that may keep any number of bytes: what these tests hold past the budget on
+/// purpose (the limits have their own tests in kiln-server's).
+fn unbounded_bytes() -> kiln_load::LeaseLimits {
+    kiln_load::LeaseLimits {
+        max_over_budget: Some(u64::MAX),
+        max_bytes_per_holder: Some(u64::MAX),
+        ..kiln_load::LeaseLimits::default()
+    }
+}
+
 #[tokio::test]
 async fn a_lease_holds_chunks_past_the_budget_until_released() {
     let env = Env::new();
@@ -25,6 +35,7 @@ async fn a_lease_holds_chunks_past_the_budget_until_released() {
     let cache = env
         .open(LoadConfig {
             budget_bytes: budget,
+            lease_limits: unbounded_bytes(),
             ..env.config()
         })
         .await;
@@ -76,6 +87,7 @@ async fn a_lease_expires_unless_renewed() {
         .open(LoadConfig {
             budget_bytes: 1,
             lease_ttl: Duration::from_secs(10),
+            lease_limits: unbounded_bytes(),
             ..env.config()
         })
         .await;
