@@ -136,7 +136,8 @@ pub(crate) struct EnsureResponse {
         (status = 400, description = "A bad course id, chunk or body", body = crate::error::Body),
         (status = 404, description = "No such course, version or question", body = crate::error::Body),
         (status = 429, description = "The server or the token holds as many leases as it may: release some (`DELETE /v1/leases`)", body = crate::error::Body),
-        (status = 507, description = "Leases keep as many bytes as they may (the token's, or the cache's past its budget)", body = crate::error::Body)))]
+        (status = 500, description = "The server's disk refused the chunk (`disk`: the message names the chunk and the OS error)", body = crate::error::Body),
+        (status = 507, description = "Leases keep as many bytes as they may (the token's, or the cache's past its budget), or the server's disk is full", body = crate::error::Body)))]
 pub(crate) async fn ensure(
     State(st): State<AppState>,
     caller: Option<Extension<Caller>>,

@@ -195,7 +195,7 @@ impl Collector for LoadCollector {
         for (name, help, v) in [
             (
                 "kiln_load_cache_bytes",
-                "Bytes of the chunk directories",
+                "Disk bytes of the chunk directories (allocated blocks plus 512 per inode)",
                 m.cache_bytes,
             ),
             (

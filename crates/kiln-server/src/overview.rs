@@ -58,7 +58,7 @@ pub(crate) async fn whoami(State(st): State<AppState>, headers: HeaderMap) -> Js
 /// This server's chunk cache.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ServerView {
-    /// Bytes of chunks on disk.
+    /// What the chunk directories take on disk (allocated blocks plus 512 bytes per inode).
     cache_bytes: u64,
     /// The byte budget.
     budget_bytes: u64,

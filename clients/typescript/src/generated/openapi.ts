@@ -1125,7 +1125,7 @@ export interface components {
             bytes_downloaded: number;
             /**
              * Format: int64
-             * @description Bytes of chunks on disk.
+             * @description What the chunk directories take on disk (allocated blocks plus 512 bytes per inode).
              */
             cache_bytes: number;
             /**
@@ -1809,8 +1809,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description The server's disk refused the chunk (`disk`: the message names the chunk and the OS error) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             503: components["responses"]["Unavailable"];
-            /** @description Leases keep as many bytes as they may (the token's, or the cache's past its budget) */
+            /** @description Leases keep as many bytes as they may (the token's, or the cache's past its budget), or the server's disk is full */
             507: {
                 headers: {
                     [name: string]: unknown;
