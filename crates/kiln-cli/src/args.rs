@@ -122,9 +122,14 @@ pub(crate) enum Command {
         /// re-rendered at live priority; no run is started.
         #[arg(long, conflicts_with_all = ["build", "wait"])]
         key: Vec<String>,
-        /// Wait for the run to end, with a progress bar.
+        /// Wait for the run to end, with a progress bar. A backend that is unavailable for
+        /// a while is tried again (saying so on stderr) until the run ends or `--timeout`.
         #[arg(long)]
         wait: bool,
+        /// With `--wait`: stop waiting after this long (e.g. `30m`) and fail; the run goes
+        /// on. By default, wait as long as the run takes.
+        #[arg(long, requires = "wait", value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
         /// Also run jobs in this process (no separate `kiln worker` needed).
         #[arg(long)]
         work: bool,

@@ -24,6 +24,7 @@ pub mod payload;
 pub mod read;
 pub mod reheat;
 pub mod schedule;
+pub mod wait;
 pub mod worker;
 
 pub use config::{LibraryConfig, LibrarySettings, Prune, parse_libraries};
@@ -32,4 +33,5 @@ pub use library::{Libraries, Library};
 pub use read::ReadThrough;
 pub use reheat::{Invalidated, PutEntry, Reheat, RunStatus, StartOptions};
 pub use schedule::Schedule;
+pub use wait::{WaitEvent, WaitOptions};
 pub use worker::{Worker, WorkerOptions, WorkerState};

@@ -1,7 +1,7 @@
 //! The `Reheat` service: starting runs (generation, fence, floor, marks, the new-build job),
-//! finishing them (state and pruning), their status and waiting for them; the render cache
-//! as a service (writes, deletes, listings, soft invalidation); reads and renders go to the
-//! [`ReadThrough`] it composes.
+//! finishing them (state and pruning) and their status (waiting for them is `wait`); the
+//! render cache as a service (writes, deletes, listings, soft invalidation); reads and
+//! renders go to the [`ReadThrough`] it composes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,9 +87,6 @@ fn mark_time(run: &Run, ttl: Duration) -> kiln_core::time::Timestamp {
 pub fn seconds_to_ms(s: f64) -> Option<f64> {
     s.is_finite().then_some(s * 1000.0)
 }
-
-/// How often [`Reheat::wait`] looks at its run.
-const WAIT_POLL: Duration = Duration::from_millis(100);
 
 /// Runs reheats over a runs ledger, a queue and a render cache; cheap to clone.
 #[derive(Debug, Clone)]
@@ -566,28 +563,5 @@ impl Reheat {
             self.emit(lib, id).await;
         }
         Ok(ledger.run(id).await?.state)
-    }
-
-    /// Waits until run `run` is no longer running, calling `on_progress` with its status
-    /// every 100 ms and once at the end, and returns the final status. A run whose jobs
-    /// are all settled is finished here (finishing is idempotent), so that waiting does
-    /// not depend on a worker having done it.
-    pub async fn wait(
-        &self,
-        run: RunId,
-        mut on_progress: impl FnMut(&RunStatus),
-    ) -> Result<RunStatus> {
-        loop {
-            let s = self.status(run).await?;
-            on_progress(&s);
-            if s.run.state != RunState::Running {
-                return Ok(s);
-            }
-            if s.tally.pending() == 0 {
-                self.finalize(run).await?;
-                continue;
-            }
-            tokio::time::sleep(WAIT_POLL).await;
-        }
     }
 }

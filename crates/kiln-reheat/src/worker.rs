@@ -8,11 +8,14 @@
 //! This file is the runtime (batches, lanes, heartbeat, shutdown). One job is run in
 //! `execute` (decoding, permits, render jobs) and `spawn` (new-build and producer jobs:
 //! the jobs they ask for); each ends as an `Outcome` (lease, run, action), and `outcome`
-//! settles a batch of them.
+//! settles a batch of them, adding to the runs' stats before the acks (`stats`). A batch
+//! that a backend outage kept from settling gives its leases back (`give_back`).
 
 mod execute;
+mod give_back;
 mod outcome;
 mod spawn;
+mod stats;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -179,28 +182,54 @@ impl Worker {
         // memory stays under `concurrency × max_render_bytes` rendering plus the budget.
         let mut outcomes = Vec::new();
         let mut held_bytes = 0usize;
-        let mut settled = Ok(());
+        let mut unsettled = Vec::new();
+        let mut failed = None;
         while let Some(o) = running.next().await {
             if let Action::Put { entry, .. } = &o.action {
                 held_bytes += entry.bytes.len();
             }
             outcomes.push(o);
             if held_bytes > self.opts.put_budget {
-                settled = settled.and(self.settle(std::mem::take(&mut outcomes)).await);
+                if let Err(u) = self.settle(std::mem::take(&mut outcomes)).await {
+                    unsettled.extend(u.leases);
+                    failed.get_or_insert(u.error);
+                }
                 held_bytes = 0;
             }
         }
         drop(running);
-        let settled = settled.and(self.settle(outcomes).await);
-        // Settled, or failed to settle (the leases then expire and the jobs come back):
-        // either way this worker no longer holds them. A cancelled batch leaves them here
-        // for `run` to give back.
+        if let Err(u) = self.settle(outcomes).await {
+            unsettled.extend(u.leases);
+            failed.get_or_insert(u.error);
+        }
+        // A backend that failed for a while: the unsettled jobs are given back (their
+        // leases stay held, and renewed, until then). Any other failure leaves them to
+        // expire, which spends an attempt.
+        if let Some(e) = &failed {
+            let given_back = if e.is_transient() {
+                self.give_back(&unsettled).await
+            } else {
+                None
+            };
+            match given_back {
+                Some(n) => tracing::info!(jobs = n, "gave a failed batch's jobs back"),
+                None => tracing::info!(
+                    jobs = unsettled.len(),
+                    "a failed batch's jobs come back after the visibility timeout"
+                ),
+            }
+        }
+        // Settled, given back or left to expire: either way this worker no longer holds
+        // them. A cancelled batch leaves them here for `run` to give back.
         let mut held = self.held();
         for l in &leases {
             held.remove(&l.job);
         }
         drop(held);
-        settled.map(|()| WorkerState::Busy)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(WorkerState::Busy),
+        }
     }
 
     /// Handles batches until no job is ready, waiting out the libraries' limits; returns how
@@ -269,7 +298,7 @@ impl Worker {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "worker batch failed; its jobs come back after the visibility timeout");
+                    tracing::warn!(error = %e, "worker batch failed");
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
                         () = stopping.cancelled() => {}

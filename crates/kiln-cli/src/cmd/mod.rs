@@ -84,9 +84,13 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             build,
             group,
             wait,
+            timeout,
             work,
             ..
-        } => reheat::reheat(&env, &library, build, group, wait, work, json).await,
+        } => {
+            let wait = wait.then(|| reheat::waiting(timeout));
+            reheat::reheat(&env, &library, build, group, wait, work, json).await
+        }
         Command::Cancel { run } => reheat::cancel(&env, run, json).await,
         Command::Pause { library } => reheat::pause(&env, &library, true, json).await,
         Command::Resume { library } => reheat::pause(&env, &library, false, json).await,

@@ -6,7 +6,7 @@ use anyhow::Context;
 use kiln_core::ids::{CourseId, JobId, LibraryName, RunId};
 use kiln_core::ledger::RunState;
 use kiln_core::time::{Clock, SystemClock};
-use kiln_reheat::{Libraries, Reheat, StartOptions, Worker, WorkerOptions};
+use kiln_reheat::{Libraries, Reheat, StartOptions, WaitEvent, WaitOptions, Worker, WorkerOptions};
 use serde_json::json;
 
 use crate::args::DlqCommand;
@@ -83,7 +83,7 @@ pub(crate) async fn after_sync(
     Ok(first)
 }
 
-/// `kiln reheat LIBRARY [--build ID] [--group G] [--wait] [--work]`.
+/// `kiln reheat LIBRARY [--build ID] [--group G] [--wait [--timeout D]] [--work]`.
 /// `kiln reheat LIBRARY --key K...`: a targeted reheat of some keys (soft invalidation:
 /// marked stale, still served, re-rendered at live priority); with `--work`, this process
 /// renders them before it exits.
@@ -130,12 +130,21 @@ pub(crate) async fn reheat_keys(
     Ok(())
 }
 
+/// How `kiln reheat --wait` waits: until the run ends, or `timeout` from now.
+pub(crate) fn waiting(timeout: Option<Duration>) -> WaitOptions {
+    WaitOptions {
+        deadline: timeout.map(|t| tokio::time::Instant::now() + t),
+        ..WaitOptions::default()
+    }
+}
+
+/// `kiln reheat LIBRARY`: starts a run; with `wait`, waits for it to end (see [`waiting`]).
 pub(crate) async fn reheat(
     env: &Env,
     library: &str,
     build: Option<String>,
     group: Option<String>,
-    wait: bool,
+    wait: Option<WaitOptions>,
     work: bool,
     as_json: bool,
 ) -> anyhow::Result<()> {
@@ -154,17 +163,35 @@ pub(crate) async fn reheat(
         anyhow::Ok(())
     };
     let watch = async {
-        let status = if wait {
+        let status = if let Some(opts) = &wait {
             let bar = bar("{spinner} {msg} [{bar:40}] {pos}/{len} jobs {per_sec} ETA {eta}");
             bar.set_message(format!("run {}", run.id));
             let s = reheat
-                .wait(run.id, |s| {
-                    bar.set_length(s.tally.enqueued);
-                    bar.set_position(s.tally.done + s.tally.dead + s.tally.dropped);
+                .wait(run.id, opts, |e| match e {
+                    WaitEvent::Progress(s) => {
+                        bar.set_length(s.tally.enqueued);
+                        bar.set_position(s.tally.done + s.tally.dead + s.tally.dropped);
+                    }
+                    WaitEvent::Retrying {
+                        error,
+                        failures,
+                        after,
+                    } => {
+                        let after = Duration::from_millis(after.as_millis() as u64);
+                        bar.suspend(|| {
+                            eprintln!(
+                                "kiln: waiting for run {}: {error}; trying again in {} \
+                                 ({failures} failed in a row)",
+                                run.id,
+                                humantime::format_duration(after)
+                            )
+                        });
+                    }
                 })
-                .await?;
+                .await
+                .with_context(|| format!("waiting for run {}", run.id));
             bar.finish_and_clear();
-            s
+            s?
         } else {
             reheat.status(run.id).await?
         };
@@ -203,7 +230,13 @@ pub(crate) async fn reheat(
             )
         },
     );
-    if wait && s.run.state == RunState::Failed {
+    if wait.is_some() && s.run.state == RunState::Running {
+        anyhow::bail!(
+            "run {} is still running at the --timeout; it goes on (see `kiln runs`)",
+            s.run.id
+        );
+    }
+    if wait.is_some() && s.run.state == RunState::Failed {
         anyhow::bail!(
             "run {} failed: {} dead letters (see `kiln dlq list`)",
             s.run.id,

@@ -6,6 +6,7 @@ mod fleet;
 mod mount;
 mod multinode;
 mod processes;
+mod reheat_outage;
 mod secure;
 mod serve;
 mod support;

@@ -1,11 +1,13 @@
 //! How a job ends: an [`Outcome`] is the job's lease, its run and the [`Action`] that
-//! settles it; [`Worker::settle`] settles a batch of outcomes (store, ack, retry, fail, in
-//! that order) and then finishes the runs they belong to.
+//! settles it; [`Worker::settle`] settles a batch of outcomes (store, add to the runs'
+//! stats, ack, retry, fail, in that order) and then finishes the runs they belong to. A
+//! batch that fails part way says which of its jobs it left unsettled ([`Unsettled`]),
+//! so that their leases can be given back.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use kiln_core::Result;
+use kiln_core::Error;
 use kiln_core::ids::{LibraryName, RunId};
 use kiln_core::ledger::RunStats;
 use kiln_core::queue::{Lease, RetryOptions, RetryOutcome};
@@ -48,10 +50,32 @@ pub(super) enum Action {
     Fail(String),
 }
 
+/// A batch that could not be settled whole.
+#[derive(Debug)]
+pub(super) struct Unsettled {
+    /// What failed.
+    pub(super) error: Error,
+    /// The leases of the jobs it left unsettled: neither stored and acked, retried nor
+    /// failed (some may have been, if the failed call took effect before it failed).
+    pub(super) leases: Vec<Lease>,
+}
+
+impl Unsettled {
+    fn of(error: Error, left: &HashSet<Lease>) -> Unsettled {
+        Unsettled {
+            error,
+            leases: left.iter().copied().collect(),
+        }
+    }
+}
+
 impl Worker {
-    /// Stores, acks, retries and fails a batch's outcomes, in that order (a job is
-    /// acked only once its result is stored or its jobs are enqueued), then finishes runs.
-    pub(super) async fn settle(&self, outcomes: Vec<Outcome>) -> Result<()> {
+    /// Stores a batch's results, adds its stats to its runs, then acks, retries and fails
+    /// its outcomes, in that order (a job is acked only once its result is stored or its
+    /// jobs are enqueued, and its stats are written), then finishes the runs. On a failure,
+    /// says which jobs are left unsettled.
+    pub(super) async fn settle(&self, outcomes: Vec<Outcome>) -> Result<(), Unsettled> {
+        let mut left: HashSet<Lease> = outcomes.iter().map(|o| o.lease).collect();
         let mut runs = BTreeSet::new();
         let mut puts: HashMap<LibraryName, (Vec<Lease>, Vec<CacheEntry>)> = HashMap::new();
         let mut to_ack = Vec::new();
@@ -89,15 +113,32 @@ impl Worker {
         }
         for (library, (leases, entries)) in puts {
             let t = Instant::now();
-            let outcomes = self.reheat.cache().put(&library, entries).await?;
+            let outcomes = self
+                .reheat
+                .cache()
+                .put(&library, entries)
+                .await
+                .map_err(|e| Unsettled::of(e, &left))?;
             self.metrics.record_backend(BackendCall::Put, t);
             let stale = outcomes.iter().filter(|o| **o == PutOutcome::Stale).count();
             self.metrics.add_stale(stale as u64);
             to_ack.extend(leases);
         }
+        // The stats go before the acks: a run ends when its last job is acked, and must not
+        // end with a batch's stats still to be written.
+        self.write_stats(&stats)
+            .await
+            .map_err(|e| Unsettled::of(e, &left))?;
         if !to_ack.is_empty() {
             let t = Instant::now();
-            let acked = self.queue().ack(&to_ack).await?;
+            let acked = self
+                .queue()
+                .ack(&to_ack)
+                .await
+                .map_err(|e| Unsettled::of(e, &left))?;
+            for l in &to_ack {
+                left.remove(l);
+            }
             self.metrics.record_backend(BackendCall::Ack, t);
             self.metrics.add_done(acked);
             self.metrics
@@ -105,7 +146,7 @@ impl Worker {
         }
         for (lease, delay, reason) in retries {
             tracing::debug!(job = %lease.job, %reason, "retrying");
-            match self
+            let retried = self
                 .queue()
                 .retry(
                     lease,
@@ -114,8 +155,10 @@ impl Worker {
                         error: reason,
                     },
                 )
-                .await?
-            {
+                .await
+                .map_err(|e| Unsettled::of(e, &left))?;
+            left.remove(&lease);
+            match retried {
                 RetryOutcome::Retrying => self.metrics.add_retried(),
                 RetryOutcome::Dead => self.metrics.add_dead(),
                 RetryOutcome::LeaseLost => self.metrics.add_lost(1),
@@ -123,19 +166,16 @@ impl Worker {
         }
         for (lease, reason) in fails {
             tracing::warn!(job = %lease.job, %reason, "job failed permanently");
-            if self.queue().fail(lease, &reason).await? {
+            let failed = self
+                .queue()
+                .fail(lease, &reason)
+                .await
+                .map_err(|e| Unsettled::of(e, &left))?;
+            left.remove(&lease);
+            if failed {
                 self.metrics.add_dead();
             } else {
                 self.metrics.add_lost(1);
-            }
-        }
-        for (run, s) in stats {
-            if s.is_empty() {
-                continue;
-            }
-            // Stats inform; a failure to add them must not fail the settled batch.
-            if let Err(e) = self.reheat.ledger().add_run_stats(run, &s).await {
-                tracing::warn!(%run, error = %e, "adding the run's stats failed");
             }
         }
         let t = Instant::now();

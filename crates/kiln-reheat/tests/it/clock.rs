@@ -12,7 +12,7 @@ use kiln_core::ledger::RunState;
 use kiln_core::time::{Clock, SharedClock};
 use kiln_reheat::{
     BuildContext, Handler, Libraries, Library, LibrarySettings, Prune, RenderError, RenderItem,
-    Rendered, StartOptions, Work,
+    Rendered, StartOptions, WaitEvent, WaitOptions, Work,
 };
 use kiln_testkit::clock::{ManualClock, TokioClock};
 use serde_json::Value;
@@ -98,8 +98,10 @@ async fn wait_reports_progress_until_the_run_completes() {
     let mut seen = Vec::new();
     let s = h
         .reheat
-        .wait(run.id, |s| {
-            seen.push((s.run.state, s.tally.done + s.tally.dead + s.tally.dropped))
+        .wait(run.id, &WaitOptions::default(), |e| {
+            if let WaitEvent::Progress(s) = e {
+                seen.push((s.run.state, s.tally.done + s.tally.dead + s.tally.dropped))
+            }
         })
         .await
         .unwrap();
@@ -140,7 +142,12 @@ async fn the_injected_clock_stamps_build_labels_entries_and_expiry_marks() {
         .unwrap();
     assert_eq!(run1.build, format!("manual-{}", t1.0));
     assert_eq!(
-        h.reheat.wait(run1.id, |_| {}).await.unwrap().run.state,
+        h.reheat
+            .wait(run1.id, &WaitOptions::default(), |_| {})
+            .await
+            .unwrap()
+            .run
+            .state,
         RunState::Complete
     );
     for k in ["key-000", "key-001", "key-002"] {
@@ -159,7 +166,12 @@ async fn the_injected_clock_stamps_build_labels_entries_and_expiry_marks() {
         .await
         .unwrap();
     assert_eq!(
-        h.reheat.wait(run2.id, |_| {}).await.unwrap().run.state,
+        h.reheat
+            .wait(run2.id, &WaitOptions::default(), |_| {})
+            .await
+            .unwrap()
+            .run
+            .state,
         RunState::Complete
     );
     let dropped = h
@@ -214,7 +226,12 @@ async fn a_ttl_shorter_than_the_last_run_is_refused_with_the_numbers() {
         .unwrap();
     clock.advance(Duration::from_secs(28));
     assert_eq!(
-        h.reheat.wait(run1.id, |_| {}).await.unwrap().run.state,
+        h.reheat
+            .wait(run1.id, &WaitOptions::default(), |_| {})
+            .await
+            .unwrap()
+            .run
+            .state,
         RunState::Complete
     );
     let err = h

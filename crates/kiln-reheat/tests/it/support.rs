@@ -64,6 +64,35 @@ impl Backends {
         }
     }
 
+    /// The PostgreSQL backends, on a fresh schema of the server at `TEST_POSTGRES_URL`, or
+    /// `None` (the test is skipped, saying so) without it.
+    pub(crate) async fn postgres() -> Option<Backends> {
+        let url = kiln_testkit::services::service_env("TEST_POSTGRES_URL")?;
+        Some(Self::postgres_at(&url).await)
+    }
+
+    /// The PostgreSQL backends, on a fresh schema of the server at `url`.
+    pub(crate) async fn postgres_at(url: &str) -> Backends {
+        let schema = format!("kiln_test_{:016x}", rand::random::<u64>());
+        let db = kiln_postgres::PgDb::connect(url, Some(&schema))
+            .await
+            .expect("connecting to TEST_POSTGRES_URL");
+        let catalog = kiln_postgres::PgCatalog::new(db.clone());
+        Backends {
+            ledger: Arc::new(catalog.ledger()),
+            catalog: Arc::new(catalog),
+            queue: Arc::new(kiln_postgres::PgQueue::new(db.clone())),
+            cache: Arc::new(kiln_postgres::PgRenderCache::new(db)),
+            _dir: None,
+        }
+    }
+
+    /// These backends, keeping alive what `other` kept (its data directory).
+    pub(crate) fn keeping(mut self, other: Backends) -> Backends {
+        self._dir = other._dir;
+        self
+    }
+
     pub(crate) fn mem() -> Backends {
         Backends {
             ledger: Arc::new(MemLedger::new()),
