@@ -86,6 +86,11 @@ async fn worker_process_entry() {
         WorkerOptions {
             visibility: Duration::from_secs(visibility),
             liveness: Duration::from_secs(1),
+            // One lane: each batch leases the next page's producer with the renders of the
+            // page before it (a page's renders are enqueued just before its next producer,
+            // so a second, idle lane could take them alone), and the batch held at the gate
+            // when the child is killed holds a producer that has enqueued its jobs.
+            lanes: std::num::NonZeroUsize::new(1).unwrap(),
             ..crate::support::test_worker_options()
         },
     );
