@@ -374,12 +374,14 @@ fn fault_rounds(backends: Backends, rounds: u64) {
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let reader_tally = Arc::new(Tally::default());
-    // Two servers, each with a budget well below the working set (~40 questions x 8 kB).
+    // Two servers, each with a budget well below the working set: about 8 of its ~40
+    // questions, at some 25 kB each on disk (4 kB blocks and an inode per file), so that
+    // its three readers' leases fit while most questions are evicted and fetched again.
     let mut servers = Vec::new();
     let mut readers = Vec::new();
     for i in 0..2 {
         let mut cmd = rig.kiln();
-        cmd.env("KILN_LOAD_BUDGET", "60000");
+        cmd.env("KILN_LOAD_BUDGET", "200000");
         let (p, base) = start_server(&mut cmd, Some(&rig.tmp.path().join(format!("cache{i}"))));
         readers.extend(start_readers(
             base,
