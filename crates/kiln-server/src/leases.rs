@@ -107,9 +107,15 @@ const MAX_RELEASE: usize = 50_000;
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReleaseRequest {
     /// The leases to end (32 hex digits each), at most 50,000 (within the 2 MB body limit).
-    #[schema(max_items = 50_000)]
+    #[schema(max_items = 50_000, value_type = Vec<LeaseIdText>)]
     ids: Vec<String>,
 }
+
+/// A lease's id as the body writes it.
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = r"^[0-9a-f]{32}$")]
+#[allow(dead_code)]
+pub(crate) struct LeaseIdText(String);
 
 /// What a bulk release ended.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

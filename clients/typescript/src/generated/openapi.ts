@@ -856,6 +856,8 @@ export interface components {
             queued: number;
             run?: null | components["schemas"]["RunView"];
         };
+        /** @description A lease's id as the body writes it. */
+        LeaseIdText: string;
         /** @description A lease: what an ensure named stays on disk until `expires_at`. */
         LeaseView: {
             /**
@@ -972,7 +974,7 @@ export interface components {
         /** @description The body of a bulk release. */
         ReleaseRequest: {
             /** @description The leases to end (32 hex digits each), at most 50,000 (within the 2 MB body limit). */
-            ids: string[];
+            ids: components["schemas"]["LeaseIdText"][];
         };
         /** @description What a bulk release ended. */
         Released: {
