@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kiln_core::ids::{JobId, RunId};
 use kiln_core::queue::{
-    DeadLetter, Depth, Enqueued, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob, RetryOptions,
-    RetryOutcome, Tally,
+    DeadLetter, Depth, Enqueued, Job, JobQueue, Lease, LeaseOptions, Leased, Liveness, NewJob,
+    RetryOptions, RetryOutcome, Tally,
 };
 use kiln_core::time::{SharedClock, SystemClock, Timestamp};
 use kiln_core::{Error, Result};

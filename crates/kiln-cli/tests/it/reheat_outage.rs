@@ -143,7 +143,11 @@ page_size = {PAGE_SIZE}
     let lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     std::thread::spawn({
         let stderr = stderr.clone();
-        move || lines.map_while(Result::ok).for_each(|l| stderr.lock().unwrap().push(l))
+        move || {
+            lines
+                .map_while(Result::ok)
+                .for_each(|l| stderr.lock().unwrap().push(l))
+        }
     });
     let retries = || {
         let lines = stderr.lock().unwrap();
@@ -151,7 +155,9 @@ page_size = {PAGE_SIZE}
     };
 
     assert!(
-        wait_until(Duration::from_secs(60), || listing.waiting.load(Ordering::SeqCst)),
+        wait_until(Duration::from_secs(60), || listing
+            .waiting
+            .load(Ordering::SeqCst)),
         "the run never asked for its first page: {:?}",
         stderr.lock().unwrap()
     );
