@@ -143,7 +143,7 @@ pub struct Token {
 /// The tokens a server accepts; without any, every route is open. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
-    tokens: Arc<HashMap<TokenHash, (String, Scopes)>>,
+    tokens: Arc<HashMap<TokenHash, (Arc<str>, Scopes)>>,
 }
 
 impl Auth {
@@ -162,7 +162,7 @@ impl Auth {
                     t.name
                 )));
             }
-            map.insert(t.hash, (t.name, t.scopes));
+            map.insert(t.hash, (Arc::from(t.name), t.scopes));
         }
         Ok(Auth {
             tokens: Arc::new(map),
@@ -177,16 +177,18 @@ impl Auth {
     /// The name and scopes of the token `headers` present, if it is known.
     pub(crate) fn identify(&self, headers: &HeaderMap) -> Option<(&str, Scopes)> {
         let (name, scopes) = self.tokens.get(&hash_token(bearer(headers)?))?;
-        Some((name.as_str(), *scopes))
+        Some((name, *scopes))
     }
 
-    /// Admits a request with `headers` to a route that needs `access`, or says why not.
-    fn admit(&self, headers: &HeaderMap, access: Access) -> Result<(), Refusal> {
+    /// Admits a request with `headers` to a route that needs `access`, or says why not; the
+    /// caller is the token it was admitted with (nobody on an open route or server).
+    fn admit(&self, headers: &HeaderMap, access: Access) -> Result<Caller, Refusal> {
+        let nobody = || Caller(Arc::from(""));
         let Access::Needs(scope) = access else {
-            return Ok(());
+            return Ok(nobody());
         };
         if self.is_open() {
-            return Ok(());
+            return Ok(nobody());
         }
         let presented = bearer(headers).ok_or(Refusal::NoToken)?;
         let (name, scopes) = self
@@ -195,10 +197,10 @@ impl Auth {
             .ok_or(Refusal::UnknownToken)?;
         match scope {
             Some(s) if !scopes.contains(s) => Err(Refusal::LacksScope {
-                token: name.clone(),
+                token: name.to_string(),
                 scope: s,
             }),
-            _ => Ok(()),
+            _ => Ok(Caller(name.clone())),
         }
     }
 }
@@ -431,30 +433,24 @@ pub(crate) async fn check(State(st): State<AppState>, req: Request, next: Next) 
         return json_error(StatusCode::FORBIDDEN, r.code(), r.message());
     }
     let access = access(req.method(), route);
-    let mut refusal = st.auth.admit(req.headers(), access).err();
-    if refusal.is_none()
-        && req.method() == Method::POST
+    let refused = |r: Refusal| {
+        let route = route.unwrap_or(req.uri().path());
+        r.into_response(req.method(), route)
+    };
+    let caller = match st.auth.admit(req.headers(), access) {
+        Ok(caller) => caller,
+        Err(r) => return refused(r),
+    };
+    if req.method() == Method::POST
         && !req.headers().contains_key(header::AUTHORIZATION)
         && !is_json(req.headers())
     {
-        refusal = Some(Refusal::NotJson);
+        return refused(Refusal::NotJson);
     }
-    match refusal {
-        None => {
-            // Who asks, for what they may hold (leases): the token's name, or nobody.
-            let caller = match st.auth.identify(req.headers()) {
-                Some((name, _)) => Caller(name.into()),
-                None => Caller(Arc::from("")),
-            };
-            let mut req = req;
-            req.extensions_mut().insert(caller);
-            next.run(req).await
-        }
-        Some(r) => {
-            let route = route.unwrap_or(req.uri().path());
-            r.into_response(req.method(), route)
-        }
-    }
+    // Who asks, for what they may hold (leases): the token's name, or nobody.
+    let mut req = req;
+    req.extensions_mut().insert(caller);
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -104,19 +104,15 @@ pub(crate) fn check(hosts: &Hosts, method: &Method, headers: &HeaderMap) -> Resu
         return Ok(());
     };
     let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+    // Same origin: the origin's host and port are the request's `Host`.
     let same = origin
         .split_once("://")
-        .is_some_and(|(_, authority)| host.is_some_and(|h| same_authority(authority, h)));
+        .is_some_and(|(_, authority)| host.is_some_and(|h| authority.eq_ignore_ascii_case(h)));
     if same {
         Ok(())
     } else {
         Err(Refused::Origin(origin))
     }
-}
-
-/// Whether an origin's authority and a `Host` header name the same host and port.
-fn same_authority(origin: &str, host: &str) -> bool {
-    origin.eq_ignore_ascii_case(host)
 }
 
 /// The name of `host[:port]` (`[v6]` keeps its brackets off).

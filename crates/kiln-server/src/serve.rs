@@ -123,26 +123,44 @@ pub(crate) fn fit_connections(wanted: usize, soft_nofile: u64) -> (usize, Option
     (fits, Some(why))
 }
 
-/// Connections no handler works for, by accept order: what the loop sheds at the limit.
+/// The open connections by accept order, each with its activity: at the limit the loop
+/// sheds the oldest one no handler works for. A connection enters at accept and leaves when
+/// it closes; requests take no lock.
 #[derive(Default)]
-struct Sheddable {
+struct Conns {
     next: AtomicU64,
-    conns: Mutex<BTreeMap<u64, Arc<Notify>>>,
+    open: Mutex<BTreeMap<u64, Open>>,
 }
 
-impl Sheddable {
-    fn id(&self) -> u64 {
-        self.next.fetch_add(1, Ordering::Relaxed)
+/// An open connection as [`Conns`] holds it: how to close it, and whether a handler works.
+type Open = (Arc<Notify>, Arc<Activity>);
+
+impl Conns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Open>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Notify>>> {
-        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    /// Registers a connection; it leaves when the returned [`Conn`] is dropped.
+    fn enter(self: &Arc<Conns>, activity: &Arc<Activity>) -> Conn {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let close = Arc::new(Notify::new());
+        self.lock().insert(id, (close.clone(), activity.clone()));
+        Conn {
+            id,
+            close,
+            conns: self.clone(),
+        }
     }
 
     /// Tells the oldest connection no handler works for to close; whether there was one.
     fn shed_oldest(&self) -> bool {
-        match self.lock().pop_first() {
-            Some((_, close)) => {
+        let mut open = self.lock();
+        let oldest = open
+            .iter()
+            .find(|(_, (_, a))| a.busy.load(Ordering::Relaxed) == 0)
+            .map(|(id, _)| *id);
+        match oldest.and_then(|id| open.remove(&id)) {
+            Some((close, _)) => {
                 close.notify_one();
                 true
             }
@@ -151,46 +169,32 @@ impl Sheddable {
     }
 }
 
-/// One connection's place in [`Sheddable`].
+/// One connection's place in [`Conns`].
 struct Conn {
     id: u64,
     close: Arc<Notify>,
-    sheddable: Arc<Sheddable>,
-}
-
-impl Conn {
-    fn idle(&self) {
-        self.sheddable.lock().insert(self.id, self.close.clone());
-    }
-
-    fn working(&self) {
-        self.sheddable.lock().remove(&self.id);
-    }
+    conns: Arc<Conns>,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.working();
+        self.conns.lock().remove(&self.id);
     }
 }
 
 /// Counts a running handler for as long as it lives.
-struct Busy(Arc<Activity>, Arc<Conn>);
+struct Busy(Arc<Activity>);
 
 impl Busy {
-    fn enter(a: &Arc<Activity>, conn: &Arc<Conn>) -> Busy {
-        if a.busy.fetch_add(1, Ordering::Relaxed) == 0 {
-            conn.working();
-        }
-        Busy(a.clone(), conn.clone())
+    fn enter(a: &Arc<Activity>) -> Busy {
+        a.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(a.clone())
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if self.0.busy.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.1.idle();
-        }
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
         self.0.touch();
     }
 }
@@ -289,7 +293,7 @@ pub(crate) async fn serve<L: Listener>(
         tracing::warn!("{why}");
     }
     let limit = Arc::new(Semaphore::new(max));
-    let sheddable = Arc::new(Sheddable::default());
+    let conns = Arc::new(Conns::default());
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -308,7 +312,7 @@ pub(crate) async fn serve<L: Listener>(
             Ok(p) => p,
             Err(_) => {
                 // At the limit: the oldest connection nobody works for makes room.
-                if sheddable.shed_oldest() {
+                if conns.shed_oldest() {
                     state.http.shed.inc();
                 }
                 tokio::select! {
@@ -325,18 +329,13 @@ pub(crate) async fn serve<L: Listener>(
             let _ = tcp.set_nodelay(true);
         }
         let activity = Activity::new();
-        let conn = Arc::new(Conn {
-            id: sheddable.id(),
-            close: Arc::new(Notify::new()),
-            sheddable: sheddable.clone(),
-        });
-        conn.idle();
+        let conn = conns.enter(&activity);
         let served = http.serve_connection(
             TokioIo::new(Watched {
                 inner: stream,
                 activity: activity.clone(),
             }),
-            service(app.clone(), activity.clone(), conn.clone()),
+            service(app.clone(), activity.clone()),
         );
         let served = graceful.watch(served);
         let gauge = state.http.connections.clone();
@@ -386,7 +385,6 @@ where
 fn service(
     app: Router,
     activity: Arc<Activity>,
-    conn: Arc<Conn>,
 ) -> TowerToHyperService<
     impl tower::Service<
         Request<hyper::body::Incoming>,
@@ -398,7 +396,7 @@ fn service(
     TowerToHyperService::new(tower::service_fn(
         move |req: Request<hyper::body::Incoming>| {
             let (app, activity) = (app.clone(), activity.clone());
-            let busy = Busy::enter(&activity, &conn);
+            let busy = Busy::enter(&activity);
             async move {
                 let _busy = busy;
                 let req = req.map(|inner| {
